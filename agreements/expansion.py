@@ -1,0 +1,187 @@
+"""From agreement + directory to the concrete task occurrences the engine tracks.
+
+Pure and deterministic: the same files always give the same occurrences, in the same order,
+with the same IDs. Recurring rules are expanded with APScheduler's `CronTrigger` in the
+agreement's time zone (only its date arithmetic is used here; nothing is scheduled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from agreements.models import (
+    Agreement,
+    ContentItem,
+    Deliverable,
+    Directory,
+    EscalationStep,
+    FixedDue,
+    Indicator,
+    NoDue,
+    Obligation,
+    Owners,
+    RecurringDue,
+    RelativeDue,
+    ReminderPolicy,
+)
+
+
+class TaskOccurrence(BaseModel):
+    """One task: an agency owes a deliverable for a reporting period by a due instant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str = Field(description="'{agreement}/{obligation}/{agency}/{period}'.")
+    agreement_id: str
+    item_number: str | None
+    obligation_id: str
+    deliverable: Deliverable
+    title: str
+    agency: str
+    recipient: str | None
+    period_label: str
+    due_at: AwareDatetime | None = Field(description="Due instant (first late moment), local.")
+    reminders: ReminderPolicy
+    escalation: list[EscalationStep]
+    indicators: list[Indicator] = Field(default_factory=list)
+
+
+def task_id(agreement_id: str, obligation_id: str, agency: str, period_label: str) -> str:
+    return f"{agreement_id}/{obligation_id}/{agency}/{period_label}"
+
+
+def resolve_owners(owners: Owners, directory: Directory) -> list[str]:
+    """Agency codes an `Owners` block names, in directory order, without duplicates."""
+    wanted = set(owners.agencies)
+    for group in owners.groups:
+        wanted.update(a.code for a in directory.members(group))
+    wanted.difference_update(owners.excluding)
+    return [a.code for a in directory.agencies if a.code in wanted]
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (31, 30, 29, 28):
+        if day.day <= candidate:
+            try:
+                return date(year, month, min(day.day, candidate))
+            except ValueError:
+                continue
+    raise AssertionError("unreachable")
+
+
+def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> Iterator[datetime]:
+    """Local midnights the rule produces between `start` and `end` inclusive."""
+    first = max(start, rule.starting) if rule.starting else start
+    last = min(end, rule.until) if rule.until else end
+    if last < first:
+        return
+    trigger = CronTrigger(
+        month=str(rule.month),
+        day=str(rule.day),
+        hour=0,
+        minute=0,
+        second=0,
+        timezone=zone,
+        start_date=local_midnight(first, zone),
+        end_date=local_midnight(last, zone),
+    )
+    now = local_midnight(first, zone)
+    previous: datetime | None = None
+    while True:
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            return
+        yield fire
+        previous = fire
+        now = fire + timedelta(seconds=1)
+
+
+def due_instants(
+    obligation: Obligation, agreement: Agreement
+) -> list[tuple[str, datetime | None]]:
+    """(period label, due instant) pairs for one obligation."""
+    zone = agreement.zone
+    due = obligation.due
+    default_label = str(agreement.period.start.year)
+    if isinstance(due, FixedDue):
+        return [(due.label or str(due.before.year), local_midnight(due.before, zone))]
+    if isinstance(due, RelativeDue):
+        day = add_months(agreement.period.start, due.years * 12 + due.months)
+        day += timedelta(days=due.days)
+        return [(due.label or str(day.year), local_midnight(day, zone))]
+    if isinstance(due, RecurringDue):
+        return [
+            (due.label.format(year=at.year, month=at.month, day=at.day), at)
+            for at in cron_dates(due, agreement.period.start, agreement.period.end, zone)
+        ]
+    assert isinstance(due, NoDue)
+    return [(due.label or default_label, None)]
+
+
+def effective_policy(
+    obligation: Obligation, agreement: Agreement
+) -> tuple[ReminderPolicy, list[EscalationStep]]:
+    """Per-obligation overrides on top of the agreement's defaults. Undated tasks get neither."""
+    if isinstance(obligation.due, NoDue):
+        return ReminderPolicy(), []
+    override = obligation.notifications
+    reminders = (override.reminders if override else None) or agreement.defaults.reminders
+    escalation = override.escalation if override and override.escalation is not None else None
+    if escalation is None:
+        escalation = agreement.defaults.escalation or []
+    return reminders or ReminderPolicy(), list(escalation)
+
+
+def _agency_active(directory: Directory, code: str, due_at: datetime | None, start: date) -> bool:
+    agency = directory.agency(code)
+    if agency is None or agency.active_until is None:
+        return True
+    day = due_at.date() if due_at else start
+    return day <= agency.active_until
+
+
+def expand(agreement: Agreement, directory: Directory) -> list[TaskOccurrence]:
+    """Every task occurrence of the agreement, ordered by due instant (undated last), then ID."""
+    occurrences: list[TaskOccurrence] = []
+    for item, obligation in agreement.all_obligations():
+        occurrences.extend(_expand_obligation(agreement, directory, item, obligation))
+    far_future = datetime.max.replace(tzinfo=agreement.zone)
+    occurrences.sort(key=lambda o: (o.due_at or far_future, o.task_id))
+    return occurrences
+
+
+def _expand_obligation(
+    agreement: Agreement, directory: Directory, item: ContentItem | None, obligation: Obligation
+) -> Iterator[TaskOccurrence]:
+    reminders, escalation = effective_policy(obligation, agreement)
+    agencies = resolve_owners(obligation.owners, directory)
+    for label, due_at in due_instants(obligation, agreement):
+        for agency in agencies:
+            if not _agency_active(directory, agency, due_at, agreement.period.start):
+                continue
+            yield TaskOccurrence(
+                task_id=task_id(agreement.agreement_id, obligation.id, agency, label),
+                agreement_id=agreement.agreement_id,
+                item_number=item.number if item else None,
+                obligation_id=obligation.id,
+                deliverable=obligation.deliverable,
+                title=obligation.title,
+                agency=agency,
+                recipient=obligation.recipient,
+                period_label=label,
+                due_at=due_at,
+                reminders=reminders,
+                escalation=escalation,
+                indicators=list(obligation.indicators),
+            )

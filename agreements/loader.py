@@ -1,0 +1,612 @@
+"""Load agreement and directory YAML files, reporting every mistake at once.
+
+Each problem is reported as `FILE:LINE:COL: field.path: message`, pointing at the YAML node
+that is wrong (or, for a missing field, at the mapping that lacks it). The loader either
+returns complete, validated models or raises `LoadError`; it never returns a partial result.
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agreements.expansion import TaskOccurrence, due_instants, effective_policy, expand
+from agreements.models import (
+    Agreement,
+    Directory,
+    EscalationStep,
+    FixedDue,
+    NoDue,
+    Obligation,
+    OfficerRole,
+    Owners,
+    RecipientRole,
+    RecurringDue,
+)
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
+
+
+class LoadError(Exception):
+    """One or more problems in agreement or directory files."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class LoadedAgreement:
+    path: Path
+    agreement: Agreement
+    directory: Directory
+    occurrences: list[TaskOccurrence]
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with positions
+
+
+@dataclass
+class _Doc:
+    """A parsed YAML document: plain data plus the node tree that knows line and column."""
+
+    file: str
+    data: Any
+    root: yaml.Node | None
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, loc: Loc, message: str, *, at_key: bool = False) -> Problem:
+        line, col = self.position(loc, at_key=at_key)
+        return Problem(self.file, line, col, format_loc(loc), message)
+
+    def position(self, loc: Loc, *, at_key: bool = False) -> tuple[int, int]:
+        node = self.root
+        if node is None:
+            return 1, 1
+        for index, part in enumerate(loc):
+            last = index == len(loc) - 1
+            if isinstance(node, yaml.MappingNode):
+                found = None
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                        found = key_node if (last and at_key) else value_node
+                        break
+                if found is None:
+                    # pydantic puts a discriminated union's tag into the location: skip it.
+                    if isinstance(part, str) and _mapping_kind(node) == part:
+                        continue
+                    break
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if not 0 <= part < len(node.value):
+                    break
+                node = node.value[part]
+            else:
+                break
+        mark = node.start_mark
+        return mark.line + 1, mark.column + 1
+
+
+def _mapping_kind(node: yaml.MappingNode) -> str | None:
+    for key_node, value_node in node.value:
+        if getattr(key_node, "value", None) == "kind" and isinstance(value_node, yaml.ScalarNode):
+            return str(value_node.value)
+    return None
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _mark_problem(file: str, mark: yaml.Mark | None, message: str) -> Problem:
+    if mark is None:
+        return Problem(file, 1, 1, "", message)
+    return Problem(file, mark.line + 1, mark.column + 1, "", message)
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain Python data, collecting problems as it goes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.constructor = yaml.SafeLoader("")
+        self._active: set[int] = set()
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        if depth > 60:
+            self.problems.append(_mark_problem(self.file, node.start_mark, "nesting too deep"))
+            return None
+        if id(node) in self._active:
+            self.problems.append(
+                _mark_problem(self.file, node.start_mark, "recursive YAML alias is not allowed")
+            )
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                value = self.constructor.construct_object(node, deep=True)
+            except Exception as exc:  # a scalar YAML cannot turn into a value, e.g. 2025-02-30
+                self.problems.append(
+                    _mark_problem(self.file, node.start_mark, f"invalid value: {exc}")
+                )
+                return None
+            if isinstance(value, str):
+                value = unicodedata.normalize("NFC", value)
+            return value
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(child, depth + 1) for child in node.value]
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, depth)
+        finally:
+            self._active.discard(id(node))
+        self.problems.append(_mark_problem(self.file, node.start_mark, "unsupported YAML node"))
+        return None
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.problems.append(
+                    _mark_problem(self.file, key_node.start_mark, "YAML merge keys (<<) are not supported")
+                )
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(
+                    _mark_problem(self.file, key_node.start_mark, "a mapping key must be plain text")
+                )
+                continue
+            key = str(key_node.value)
+            if key in result:
+                self.problems.append(
+                    _mark_problem(self.file, key_node.start_mark, f"duplicate key {key!r}")
+                )
+                continue
+            result[key] = self.build(value_node, depth + 1)
+        return result
+
+
+def parse_yaml(text: str, file: str) -> _Doc:
+    """Parse one YAML document; syntax problems go into the returned `_Doc`."""
+    text = unicodedata.normalize("NFC", text)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        return _Doc(file, None, None, [_mark_problem(file, mark, message)])
+    except yaml.YAMLError as exc:
+        return _Doc(file, None, None, [Problem(file, 1, 1, "", f"YAML error: {exc}")])
+    except RecursionError:
+        return _Doc(file, None, None, [Problem(file, 1, 1, "", "YAML nesting too deep")])
+    if root is None:
+        return _Doc(file, None, None, [Problem(file, 1, 1, "", "the file is empty")])
+    builder = _Builder(file)
+    try:
+        data = builder.build(root)
+    except RecursionError:
+        return _Doc(file, None, root, [Problem(file, 1, 1, "", "YAML nesting too deep")])
+    return _Doc(file, data, root, builder.problems)
+
+
+def read_text(path: Path) -> tuple[str | None, Problem | None]:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, Problem(name, 1, 1, "", f"cannot read file: {exc.strerror or exc}")
+    if len(raw) > MAX_FILE_BYTES:
+        return None, Problem(name, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, Problem(name, line, col, "", "file is not valid UTF-8")
+
+
+def _validate(doc: _Doc, model: type[M]) -> M | None:
+    if doc.problems or doc.data is None:
+        return None
+    if not isinstance(doc.data, dict):
+        doc.problems.append(Problem(doc.file, 1, 1, "", "the file must be a YAML mapping"))
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            at_key = error["type"] == "extra_forbidden"
+            message = _message(error)
+            doc.problems.append(doc.problem(_strip_tags(loc, doc), message, at_key=at_key))
+        return None
+
+
+def _strip_tags(loc: Loc, doc: _Doc) -> Loc:
+    """Drop discriminated-union tags (e.g. 'recurring' in due.recurring.month) from a location."""
+    kinds = {"fixed", "recurring", "relative", "none"}
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part in kinds and i > 0 and loc[i - 1] == "due":
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "field required"
+    if kind == "union_tag_invalid":
+        return (
+            "unknown kind "
+            f"{error.get('ctx', {}).get('tag')!r}; expected one of fixed, recurring, relative, none"
+        )
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def load_directory(path: Path) -> Directory:
+    problems: list[Problem] = []
+    directory = _load_directory(path, problems)
+    if directory is None or problems:
+        raise LoadError(problems)
+    return directory
+
+
+def load_agreement(path: Path) -> LoadedAgreement:
+    """Load and fully validate an agreement and its directory. Raises `LoadError`."""
+    path = Path(path)
+    text, problem = read_text(path)
+    if problem:
+        raise LoadError([problem])
+    assert text is not None
+    doc = parse_yaml(text, str(path))
+    agreement = _validate(doc, Agreement)
+    problems = list(doc.problems)
+    if agreement is None:
+        raise LoadError(problems)
+    directory_path = (path.parent / agreement.directory).resolve()
+    if not directory_path.is_file():
+        problems.append(
+            doc.problem(("directory",), f"directory file not found: {agreement.directory}")
+        )
+        raise LoadError(problems)
+    directory = _load_directory(directory_path, problems)
+    if directory is None:
+        raise LoadError(problems)
+    problems.extend(check_agreement(agreement, directory, doc))
+    if problems:
+        raise LoadError(problems)
+    occurrences = expand(agreement, directory)
+    return LoadedAgreement(path, agreement, directory, occurrences)
+
+
+def parse_agreement(text: str, file: str, directory: Directory) -> Agreement:
+    """Validate agreement text against a given directory (used by tests and fuzzing)."""
+    doc = parse_yaml(text, file)
+    agreement = _validate(doc, Agreement)
+    problems = list(doc.problems)
+    if agreement is not None:
+        problems.extend(check_agreement(agreement, directory, doc))
+    if problems or agreement is None:
+        raise LoadError(problems)
+    return agreement
+
+
+def _load_directory(path: Path, problems: list[Problem]) -> Directory | None:
+    text, problem = read_text(path)
+    if problem:
+        problems.append(problem)
+        return None
+    assert text is not None
+    doc = parse_yaml(text, str(path))
+    directory = _validate(doc, Directory)
+    problems.extend(doc.problems)
+    if directory is None:
+        return None
+    found = check_directory(directory, doc)
+    problems.extend(found)
+    return None if found else directory
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-reference rules
+
+
+def _unknown(kind: str, value: str, known: Iterable[str]) -> str:
+    known_sorted = sorted(set(known))
+    close = difflib.get_close_matches(value, known_sorted, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {value!r}{hint}; known {kind}s: {', '.join(known_sorted)}"
+
+
+def check_directory(directory: Directory, doc: _Doc) -> list[Problem]:
+    problems: list[Problem] = []
+    codes = [a.code for a in directory.agencies]
+    seen: set[str] = set()
+    for i, agency in enumerate(directory.agencies):
+        if agency.code in seen:
+            problems.append(
+                doc.problem(("agencies", i, "code"), f"duplicate agency code {agency.code!r}")
+            )
+        seen.add(agency.code)
+        for attr in ("parent", "successor"):
+            ref = getattr(agency, attr)
+            if ref is not None and ref not in codes:
+                problems.append(doc.problem(("agencies", i, attr), _unknown("agency", ref, codes)))
+    officer_ids: set[str] = set()
+    emails: set[str] = set()
+    for i, officer in enumerate(directory.officers):
+        if officer.id in officer_ids:
+            problems.append(doc.problem(("officers", i, "id"), f"duplicate officer {officer.id!r}"))
+        officer_ids.add(officer.id)
+        if officer.email.lower() in emails:
+            problems.append(
+                doc.problem(("officers", i, "email"), f"duplicate e-mail {officer.email!r}")
+            )
+        emails.add(officer.email.lower())
+        if officer.agency not in codes:
+            problems.append(
+                doc.problem(("officers", i, "agency"), _unknown("agency", officer.agency, codes))
+            )
+    return problems
+
+
+def check_agreement(agreement: Agreement, directory: Directory, doc: _Doc) -> list[Problem]:
+    """Rules that span fields and files: references, uniqueness, dates, ladders, roles."""
+    problems: list[Problem] = []
+    codes = [a.code for a in directory.agencies]
+    groups = directory.groups
+
+    def check_owners(owners: Owners | None, loc: Loc) -> None:
+        if owners is None:
+            return
+        for attr in ("agencies", "excluding"):
+            for j, code in enumerate(getattr(owners, attr)):
+                if code not in codes:
+                    problems.append(doc.problem((*loc, attr, j), _unknown("agency", code, codes)))
+        for j, group in enumerate(owners.groups):
+            if group not in groups:
+                problems.append(
+                    doc.problem((*loc, "groups", j), _unknown("group", group, groups))
+                )
+
+    for i, party in enumerate(agreement.parties):
+        if party.agency not in codes:
+            problems.append(
+                doc.problem(("parties", i, "agency"), _unknown("agency", party.agency, codes))
+            )
+
+    numbers: dict[str, int] = {}
+    for i, item in enumerate(agreement.items):
+        if item.number in numbers:
+            problems.append(
+                doc.problem(
+                    ("items", i, "number"),
+                    f"duplicate item number {item.number!r} (also items[{numbers[item.number]}])",
+                )
+            )
+        else:
+            numbers[item.number] = i
+        check_owners(item.lead, ("items", i, "lead"))
+        check_owners(item.coordinating, ("items", i, "coordinating"))
+
+    problems.extend(_check_ladder(agreement.defaults.escalation, ("defaults", "escalation"), doc))
+
+    obligation_ids: dict[str, str] = {}
+    for loc, obligation in _obligations_with_loc(agreement):
+        where = format_loc(loc)
+        if obligation.id in obligation_ids:
+            problems.append(
+                doc.problem(
+                    (*loc, "id"),
+                    f"duplicate obligation id {obligation.id!r} (also {obligation_ids[obligation.id]})",
+                )
+            )
+        else:
+            obligation_ids[obligation.id] = where
+        check_owners(obligation.owners, (*loc, "owners"))
+        if obligation.recipient is not None and obligation.recipient not in codes:
+            problems.append(
+                doc.problem((*loc, "recipient"), _unknown("agency", obligation.recipient, codes))
+            )
+        if obligation.notifications is not None:
+            problems.extend(
+                _check_ladder(
+                    obligation.notifications.escalation, (*loc, "notifications", "escalation"), doc
+                )
+            )
+        problems.extend(_check_due(agreement, obligation, loc, doc))
+        problems.extend(_check_roles(agreement, directory, obligation, loc, doc))
+    if not problems:
+        problems.extend(_check_unique_tasks(agreement, directory, doc))
+    return problems
+
+
+def _obligations_with_loc(agreement: Agreement) -> Iterable[tuple[Loc, Obligation]]:
+    for i, item in enumerate(agreement.items):
+        for j, obligation in enumerate(item.obligations):
+            yield ("items", i, "obligations", j), obligation
+    for j, obligation in enumerate(agreement.reporting):
+        yield ("reporting", j), obligation
+
+
+def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: _Doc) -> list[Problem]:
+    problems: list[Problem] = []
+    for k in range(1, len(steps or [])):
+        assert steps is not None
+        if steps[k].after.minutes <= steps[k - 1].after.minutes:
+            problems.append(
+                doc.problem(
+                    (*loc, k, "after"),
+                    f"escalation steps must be in increasing order: {steps[k].after} "
+                    f"does not come after {steps[k - 1].after}",
+                )
+            )
+    return problems
+
+
+def _check_due(agreement: Agreement, obligation: Obligation, loc: Loc, doc: _Doc) -> list[Problem]:
+    due = obligation.due
+    period = agreement.period
+    # A due instant is the first late moment, so 'before: <day after the end>' is still inside.
+    latest = date.fromordinal(period.end.toordinal() + 1)
+    if isinstance(due, NoDue):
+        return []
+    if isinstance(due, FixedDue):
+        if not period.start <= due.before <= latest:
+            return [
+                doc.problem(
+                    (*loc, "due", "before"),
+                    f"due date {due.before} is outside the agreement's period "
+                    f"{period.start}..{period.end}",
+                )
+            ]
+        return []
+    if isinstance(due, RecurringDue):
+        for attr in ("starting", "until"):
+            day = getattr(due, attr)
+            if day is not None and not period.start <= day <= latest:
+                return [
+                    doc.problem(
+                        (*loc, "due", attr),
+                        f"{day} is outside the agreement's period {period.start}..{period.end}",
+                    )
+                ]
+        try:
+            instants = due_instants(obligation, agreement)
+        except ValueError as exc:
+            return [doc.problem((*loc, "due"), f"invalid recurring rule: {exc}")]
+        if not instants:
+            return [
+                doc.problem(
+                    (*loc, "due"),
+                    f"the rule gives no due date inside the period {period.start}..{period.end}",
+                )
+            ]
+        return []
+    (label, instant), = due_instants(obligation, agreement)
+    assert instant is not None
+    if not period.start <= instant.date() <= latest:
+        return [
+            doc.problem(
+                (*loc, "due"),
+                f"due date {instant.date()} is outside the agreement's period "
+                f"{period.start}..{period.end}",
+            )
+        ]
+    return []
+
+
+_ROLE_HOLDERS = {
+    RecipientRole.FOCAL_POINT: OfficerRole.FOCAL_POINT,
+    RecipientRole.HEAD_OF_AGENCY: OfficerRole.HEAD,
+    RecipientRole.AGGREGATOR: OfficerRole.FOCAL_POINT,
+    RecipientRole.PROVINCIAL_LEADERSHIP: OfficerRole.PROVINCIAL_LEADERSHIP,
+}
+
+
+def _check_roles(
+    agreement: Agreement, directory: Directory, obligation: Obligation, loc: Loc, doc: _Doc
+) -> list[Problem]:
+    reminders, escalation = effective_policy(obligation, agreement)
+    used: list[tuple[RecipientRole, Loc]] = []
+    override = obligation.notifications
+    reminder_loc: Loc = (
+        (*loc, "notifications", "reminders", "notify")
+        if override and override.reminders
+        else ("defaults", "reminders", "notify")
+    )
+    escalation_loc: Loc = (
+        (*loc, "notifications", "escalation")
+        if override and override.escalation is not None
+        else ("defaults", "escalation")
+    )
+    if reminders.before:
+        used.extend((role, (*reminder_loc, k)) for k, role in enumerate(reminders.notify))
+    for s, step in enumerate(escalation):
+        used.extend((role, (*escalation_loc, s, "notify", k)) for k, role in enumerate(step.notify))
+    problems: list[Problem] = []
+    for role, role_loc in used:
+        holder = _ROLE_HOLDERS[role]
+        if role is RecipientRole.AGGREGATOR:
+            if obligation.recipient is None:
+                problems.append(
+                    doc.problem(
+                        (*loc, "recipient"),
+                        f"obligation {obligation.id!r} notifies the aggregator "
+                        f"(at {format_loc(role_loc)}) but names no recipient agency",
+                    )
+                )
+                continue
+            holders = [
+                o for o in directory.officers
+                if o.agency == obligation.recipient and holder in o.roles
+            ]
+        else:
+            holders = [o for o in directory.officers if holder in o.roles]
+        if not holders:
+            problems.append(
+                doc.problem(
+                    role_loc,
+                    f"recipient role {role.value!r} (used by obligation {obligation.id!r}) is "
+                    f"held by nobody in the directory: no officer has role {holder.value!r}"
+                    + (f" in {obligation.recipient}" if role is RecipientRole.AGGREGATOR else ""),
+                )
+            )
+    return sorted(set(problems))
+
+
+def _check_unique_tasks(agreement: Agreement, directory: Directory, doc: _Doc) -> list[Problem]:
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    locs = dict((ob.id, loc) for loc, ob in _obligations_with_loc(agreement))
+    for occurrence in expand(agreement, directory):
+        if occurrence.task_id in seen:
+            problems.append(
+                doc.problem(
+                    (*locs[occurrence.obligation_id], "due", "label"),
+                    f"the period label gives the same task ID twice: {occurrence.task_id}",
+                )
+            )
+        seen.add(occurrence.task_id)
+    return problems

@@ -1,0 +1,551 @@
+"""The agreement schema: what an officer writes in an agreement or directory YAML file.
+
+Every model forbids unknown keys so that a typo is an error, not a silently ignored setting.
+Strings are NFC-normalised on the way in, so that Vietnamese text typed with combining
+diacritics compares equal to the same text typed with precomposed letters.
+
+Deadline convention. Vietnamese plans say "Trước ngày 15/5" ("before 15 May"). Accord reads
+that as a **due instant of 15 May 00:00 in the agreement's time zone**: the last day to submit
+is 14 May, and a report stamped on 15 May is late. Every dated obligation below follows this
+convention (`before`, recurring `month`/`day`, and relative offsets all name the first day that
+is already too late).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+
+def _nfc(value: Any) -> Any:
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value).strip()
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_nfc), StringConstraints(min_length=1, max_length=20_000)]
+"""Free Vietnamese text, NFC-normalised."""
+
+Name = Annotated[str, BeforeValidator(_nfc), StringConstraints(min_length=1, max_length=300)]
+
+AgencyCode = Annotated[
+    str,
+    BeforeValidator(_nfc),
+    StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,39}$"),
+]
+"""Agency code: upper-case ASCII, digits and underscores, e.g. `SNV`, `UBND_LE_THUY`."""
+
+GroupCode = Annotated[
+    str,
+    BeforeValidator(_nfc),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$"),
+]
+"""Agency group code: lower-case ASCII, e.g. `so_ban_nganh`, `ubnd_cap_huyen`."""
+
+Slug = Annotated[
+    str,
+    BeforeValidator(_nfc),
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,59}$"),
+]
+"""Readable identifier used in task IDs: lower-case ASCII letters, digits and hyphens."""
+
+ItemNumber = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    BeforeValidator(_nfc),
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.]{0,19}$"),
+]
+"""Content item number as printed in the document, e.g. `1`, `II.3`, `III.7`."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Durations
+
+
+_OFFSET_RE = re.compile(r"^\s*(\d{1,5})\s*(m|h|d|wd)\s*$")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "wd": 1440}
+
+
+class OffsetUnit(StrEnum):
+    MINUTES = "m"
+    HOURS = "h"
+    DAYS = "d"
+    WORKING_DAYS = "wd"
+
+
+class Offset(Model):
+    """A distance from a due instant, written in YAML as `7d`, `5wd`, `12h` or `30m`."""
+
+    amount: int = Field(ge=0, le=99_999)
+    unit: OffsetUnit
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _OFFSET_RE.match(value)
+            if not match:
+                raise ValueError(
+                    f"offset {value!r} is not of the form <number><unit> with unit "
+                    "m (minutes), h (hours), d (calendar days) or wd (working days), e.g. '7d'"
+                )
+            return {"amount": int(match.group(1)), "unit": match.group(2)}
+        return value
+
+    @property
+    def minutes(self) -> int:
+        """Length in minutes; a working day counts as at least one calendar day."""
+        return self.amount * _UNIT_MINUTES[self.unit.value]
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit.value}"
+
+
+OffsetText = Annotated[
+    Offset,
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*\d{1,5}\s*(m|h|d|wd)\s*$"}),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Reminders and escalation
+
+
+class RecipientRole(StrEnum):
+    """Who receives a reminder or an escalation step, resolved from the directory at send time."""
+
+    FOCAL_POINT = "focal_point"
+    """The owing agency's focal-point officer (đầu mối)."""
+    HEAD_OF_AGENCY = "head_of_agency"
+    """The head of the owing agency (thủ trưởng, người đứng đầu)."""
+    AGGREGATOR = "aggregator"
+    """The focal point of the agency the deliverable goes to (e.g. Sở Nội vụ)."""
+    PROVINCIAL_LEADERSHIP = "provincial_leadership"
+    """Officers with the provincial-leadership role (lãnh đạo UBND tỉnh)."""
+
+
+class ReminderPolicy(Model):
+    """Reminders sent before the due instant (đôn đốc)."""
+
+    before: list[OffsetText] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Offsets before the due instant at which to remind, e.g. ['7d', '3d', '1d'].",
+    )
+    notify: list[RecipientRole] = Field(
+        default_factory=lambda: [RecipientRole.FOCAL_POINT],
+        min_length=1,
+        description="Roles that receive each reminder.",
+    )
+
+    @field_validator("before")
+    @classmethod
+    def _distinct(cls, value: list[Offset]) -> list[Offset]:
+        minutes = [o.minutes for o in value]
+        if len(set(minutes)) != len(minutes):
+            raise ValueError("reminder offsets must be distinct")
+        return value
+
+
+class EscalationStep(Model):
+    """One rung of the escalation ladder, counted from the due instant."""
+
+    after: OffsetText = Field(description="Offset after the due instant, e.g. '1d', '5wd'.")
+    notify: list[RecipientRole] = Field(
+        min_length=1, description="Roles that receive this escalation step."
+    )
+
+
+class NotificationPolicy(Model):
+    """Reminder policy and escalation ladder; agreement-wide defaults or per-obligation overrides."""
+
+    reminders: ReminderPolicy | None = Field(
+        default=None, description="Reminders before the due instant."
+    )
+    escalation: list[EscalationStep] | None = Field(
+        default=None,
+        max_length=10,
+        description="Escalation ladder after the due instant, in increasing order of offset.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Obligations
+
+
+class Deliverable(StrEnum):
+    REPORT = "report"
+    PLAN = "plan"
+    INSPECTION = "inspection"
+    OTHER = "other"
+
+
+class IndicatorKind(StrEnum):
+    COUNT = "count"
+    """A whole number, e.g. citizens received."""
+    RATIO = "ratio"
+    """Done out of total, e.g. complaints resolved 29 / 39."""
+    BREAKDOWN = "breakdown"
+    """Counts by category, e.g. "Dân vận khéo" models by field."""
+    TEXT = "text"
+
+
+class Indicator(Model):
+    """A structured figure the report must carry."""
+
+    code: Slug = Field(description="Identifier, e.g. `cong-dan-duoc-tiep`.")
+    label: Name = Field(description="Vietnamese label shown to officers.")
+    kind: IndicatorKind = IndicatorKind.COUNT
+    categories: list[Name] | None = Field(
+        default=None, description="For `breakdown`: the categories, in display order."
+    )
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _categories_only_for_breakdown(self) -> Indicator:
+        if self.kind is IndicatorKind.BREAKDOWN and not self.categories:
+            raise ValueError("a breakdown indicator needs `categories`")
+        if self.kind is not IndicatorKind.BREAKDOWN and self.categories:
+            raise ValueError("only a breakdown indicator has `categories`")
+        return self
+
+
+class Owners(Model):
+    """Who owes the deliverable: named agencies and/or whole groups from the directory."""
+
+    agencies: list[AgencyCode] = Field(default_factory=list, description="Agency codes.")
+    groups: list[GroupCode] = Field(
+        default_factory=list,
+        description="Directory groups, e.g. `so_ban_nganh` (every department).",
+    )
+    excluding: list[AgencyCode] = Field(
+        default_factory=list, description="Agencies removed from the groups above."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Owners:
+        if not self.agencies and not self.groups:
+            raise ValueError("name at least one agency or group")
+        return self
+
+
+class FixedDue(Model):
+    """One due date: `before: 2025-05-15` means due at 15 May 00:00 (last day 14 May)."""
+
+    kind: Literal["fixed"]
+    before: date = Field(description="First day that is already late.")
+    label: Slug | None = Field(
+        default=None, description="Reporting-period label in task IDs; default: the year."
+    )
+
+
+class RecurringDue(Model):
+    """Due dates that repeat, expanded with a cron rule in the agreement's time zone.
+
+    `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
+    """
+
+    kind: Literal["recurring"]
+    month: int | str = Field(description="Cron month field, e.g. 5 or '5,11'.")
+    day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
+    label: str = Field(
+        description=(
+            "Reporting-period label template for task IDs, e.g. '{year}-6t'. "
+            "Placeholders: {year}, {month}, {day}."
+        ),
+        max_length=60,
+    )
+    starting: date | None = Field(
+        default=None, description="First date the rule may produce (default: period start)."
+    )
+    until: date | None = Field(
+        default=None, description="Last date the rule may produce (default: period end)."
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_template(cls, value: str) -> str:
+        try:
+            rendered = value.format(year=2000, month=1, day=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"label template {value!r} may only use {{year}}, {{month}}, {{day}}"
+            ) from exc
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", rendered):
+            raise ValueError(
+                f"label {value!r} must render to lower-case letters, digits and hyphens"
+            )
+        return value
+
+
+class RelativeDue(Model):
+    """Due a fixed distance after the agreement's start, e.g. `after_start: {years: 5}`."""
+
+    kind: Literal["relative"]
+    years: int = Field(default=0, ge=0, le=50)
+    months: int = Field(default=0, ge=0, le=600)
+    days: int = Field(default=0, ge=0, le=20_000)
+    label: Slug | None = None
+
+    @model_validator(mode="after")
+    def _some_distance(self) -> RelativeDue:
+        if not (self.years or self.months or self.days):
+            raise ValueError("give years, months or days after the start")
+        return self
+
+
+class NoDue(Model):
+    """No date in the text: tracked and listed, never reminded nor escalated."""
+
+    kind: Literal["none"]
+    label: Slug | None = None
+
+
+Due = Annotated[FixedDue | RecurringDue | RelativeDue | NoDue, Field(discriminator="kind")]
+
+
+class Obligation(Model):
+    """Something an agency must deliver: a report, a plan, an inspection, or another action."""
+
+    id: Slug = Field(description="Identifier unique within the agreement, e.g. `bao-cao-6-thang`.")
+    title: Text = Field(description="What is owed, in Vietnamese.")
+    deliverable: Deliverable = Field(description="report, plan, inspection or other.")
+    owners: Owners = Field(description="Who owes it.")
+    recipient: AgencyCode | None = Field(
+        default=None, description="Agency it is delivered to (the aggregator), e.g. `SNV`."
+    )
+    due: Due = Field(description="When it is due; see the deadline convention.")
+    indicators: list[Indicator] = Field(
+        default_factory=list, description="Figures the report must carry."
+    )
+    notifications: NotificationPolicy | None = Field(
+        default=None, description="Overrides of the agreement's reminder and escalation defaults."
+    )
+    source: Text | None = Field(
+        default=None, description="Where the text says so (section, quotation)."
+    )
+    assumed: Text | None = Field(
+        default=None,
+        description="Set when the date or owner is not in the source: explains the assumption.",
+    )
+
+
+class ContentItem(Model):
+    """A numbered content item (nội dung phối hợp) or key task of the agreement."""
+
+    number: ItemNumber = Field(description="Number as printed, e.g. `II.3`.")
+    title: Text
+    text: Text | None = Field(default=None, description="The item's text, quoted or summarised.")
+    lead: Owners | None = Field(default=None, description="Lead agencies (cơ quan chủ trì).")
+    coordinating: Owners | None = Field(
+        default=None, description="Coordinating agencies (cơ quan phối hợp)."
+    )
+    obligations: list[Obligation] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# The agreement
+
+
+class AgreementKind(StrEnum):
+    MULTI_YEAR_PROGRAMME = "multi_year_programme"
+    """Chương trình phối hợp, e.g. 2021–2026."""
+    YEARLY_PLAN = "yearly_plan"
+    """Kế hoạch phối hợp hằng năm."""
+    IMPLEMENTATION_PLAN = "implementation_plan"
+    """Kế hoạch of the People's Committee with numbered tasks."""
+
+
+class Party(Model):
+    """A signing party."""
+
+    agency: AgencyCode = Field(description="The party's agency code in the directory.")
+    signatory_title: Name | None = Field(
+        default=None, description="Title of the person who signs, e.g. 'Chủ tịch UBND tỉnh'."
+    )
+
+
+class Period(Model):
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class SourceNote(Model):
+    """Where the agreement's text comes from."""
+
+    document: Text = Field(description="Seed file, URL or archive reference.")
+    notes: Text | None = None
+    declared_item_count: int | None = Field(
+        default=None,
+        ge=1,
+        description="Number of content items the source says exist, when not all are encoded.",
+    )
+
+
+class Agreement(Model):
+    """A signed coordination agreement, programme or plan."""
+
+    schema_version: Literal[1] = 1
+    id: Slug | None = Field(
+        default=None,
+        description="Stable ID used in workflow IDs; default: document number and signing year.",
+    )
+    document_number: Name = Field(description="Official number, e.g. `289/KH-UBND`.")
+    kind: AgreementKind
+    title: Text = Field(description="Vietnamese title.")
+    province: Name
+    issuer: Name | None = Field(default=None, description="Issuing body as printed.")
+    parties: list[Party] = Field(min_length=1)
+    signed_on: date
+    period: Period
+    time_zone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone.")
+    legal_bases: list[Text] = Field(default_factory=list, description="Căn cứ.")
+    directory: str = Field(
+        description="Path of the agency directory file, relative to this file.", max_length=300
+    )
+    defaults: NotificationPolicy = Field(
+        default_factory=NotificationPolicy,
+        description="Agreement-wide reminder policy and escalation ladder.",
+    )
+    items: list[ContentItem] = Field(default_factory=list)
+    reporting: list[Obligation] = Field(
+        default_factory=list,
+        description="The agreement's reporting regime (chế độ báo cáo), not tied to one item.",
+    )
+    source: SourceNote | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def agreement_id(self) -> str:
+        if self.id:
+            return self.id
+        slug = re.sub(r"[^a-z0-9]+", "-", _ascii_fold(self.document_number).lower()).strip("-")
+        return f"{slug}-{self.signed_on.year}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def all_obligations(self) -> list[tuple[ContentItem | None, Obligation]]:
+        pairs: list[tuple[ContentItem | None, Obligation]] = [
+            (item, ob) for item in self.items for ob in item.obligations
+        ]
+        pairs.extend((None, ob) for ob in self.reporting)
+        return pairs
+
+
+def _ascii_fold(text: str) -> str:
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# --------------------------------------------------------------------------------------------
+# Directory
+
+
+class AgencyKind(StrEnum):
+    PARTY_BODY = "party_body"
+    PEOPLES_COMMITTEE = "peoples_committee"
+    DEPARTMENT = "department"
+    INSPECTORATE = "inspectorate"
+    PUBLIC_SERVICE_UNIT = "public_service_unit"
+    MEDIA = "media"
+    ARMED_FORCES = "armed_forces"
+    DISTRICT_PEOPLES_COMMITTEE = "district_peoples_committee"
+    MASS_ORGANISATION = "mass_organisation"
+
+
+class Agency(Model):
+    code: AgencyCode
+    name: Name = Field(description="Vietnamese name, e.g. 'Sở Nội vụ'.")
+    kind: AgencyKind
+    groups: list[GroupCode] = Field(default_factory=list)
+    parent: AgencyCode | None = None
+    active_until: date | None = Field(
+        default=None,
+        description="Last day the agency exists (2025 reorganisation); later tasks are not issued.",
+    )
+    successor: AgencyCode | None = Field(
+        default=None, description="Agency that took over its duties after a merger."
+    )
+
+
+class OfficerRole(StrEnum):
+    FOCAL_POINT = "focal_point"
+    HEAD = "head"
+    DEPUTY_HEAD = "deputy_head"
+    PROVINCIAL_LEADERSHIP = "provincial_leadership"
+    ADMIN = "admin"
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(_nfc),
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", max_length=254
+    ),
+]
+
+
+class Officer(Model):
+    id: Slug = Field(description="Stable identifier, used for sign-in and audit.")
+    name: Name
+    email: Email = Field(description="Demo data uses reserved `*.example` domains only.")
+    agency: AgencyCode
+    roles: list[OfficerRole] = Field(min_length=1)
+    locale: Literal["vi", "en"] = "vi"
+
+
+class Directory(Model):
+    """Agencies and officers of one province."""
+
+    schema_version: Literal[1] = 1
+    province: Name
+    agencies: list[Agency] = Field(min_length=1)
+    officers: list[Officer] = Field(default_factory=list)
+
+    def agency(self, code: str) -> Agency | None:
+        return next((a for a in self.agencies if a.code == code), None)
+
+    def members(self, group: str) -> list[Agency]:
+        return [a for a in self.agencies if group in a.groups]
+
+    @property
+    def groups(self) -> set[str]:
+        return {g for a in self.agencies for g in a.groups}
