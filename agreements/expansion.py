@@ -7,6 +7,7 @@ agreement's time zone (only its date arithmetic is used here; nothing is schedul
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -69,15 +70,10 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def add_months(day: date, months: int) -> date:
+    """Same day `months` later, clamped to the end of a shorter month (31 Jan + 1 → 28/29 Feb)."""
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
-    for candidate in (31, 30, 29, 28):
-        if day.day <= candidate:
-            try:
-                return date(year, month, min(day.day, candidate))
-            except ValueError:
-                continue
-    raise AssertionError("unreachable")
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> Iterator[datetime]:
