@@ -1,0 +1,275 @@
+"""The relational store: the agency directory, submissions, the mail outbox and the audit log.
+
+One schema for SQLite (a file in the data folder, the default) and PostgreSQL (by URL).
+Datetimes are stored in UTC and always come back timezone-aware, whatever the backend.
+
+Repository functions take the session first and everything else by keyword. They run in the
+caller's session; `upsert_directory` commits because it is a complete unit of work on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    make_url,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from agreements.models import Directory, OfficerRole
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC.
+
+    SQLite has no time zone type and hands back naive values; converting to UTC on the way in
+    and marking UTC on the way out keeps instants exact on every backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Accord stores aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        date: Date(),
+        list[str]: JSON(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class AgencyRow(Base):
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    province: Mapped[str] = mapped_column(String(300), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(40))
+    groups: Mapped[list[str]] = mapped_column(default=list)
+    parent: Mapped[str | None] = mapped_column(String(40))
+    active_until: Mapped[date | None]
+    successor: Mapped[str | None] = mapped_column(String(40))
+
+
+class OfficerRow(Base):
+    __tablename__ = "officers"
+
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str] = mapped_column(String(254))
+    agency_code: Mapped[str] = mapped_column(String(40), ForeignKey("agencies.code"), index=True)
+    roles: Mapped[list[str]] = mapped_column(default=list)
+    locale: Mapped[str] = mapped_column(String(5), default="vi")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def has_role(self, role: OfficerRole) -> bool:
+        return role.value in self.roles
+
+
+class SubmissionRow(Base):
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(300), unique=True)
+    agreement_id: Mapped[str] = mapped_column(String(100), index=True)
+    agency: Mapped[str] = mapped_column(String(40))
+    officer_id: Mapped[str] = mapped_column(String(60))
+    submitted_at: Mapped[datetime]
+    late: Mapped[bool] = mapped_column(Boolean)
+    summary: Mapped[str] = mapped_column(Text)
+    indicators: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attachments: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxRow(Base):
+    """One e-mail to one recipient. The unique business key makes a retried send idempotent:
+    the row is written before the SMTP conversation and marked sent right after it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("business_key", "recipient_email", name="uq_outbox_key_recipient"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{status}'" for status in OutboxStatus) + ")",
+            name="ck_outbox_status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    business_key: Mapped[str] = mapped_column(String(400), index=True)
+    recipient_email: Mapped[str] = mapped_column(String(254))
+    recipient_officer_id: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(40))
+    task_id: Mapped[str] = mapped_column(String(300), index=True)
+    agreement_id: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(500), unique=True)
+    at: Mapped[datetime]
+    agreement_id: Mapped[str] = mapped_column(String(100), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    actor: Mapped[str | None] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Engine and sessions
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets the CLI read while a worker writes; the busy timeout turns short lock waits
+        # into waiting instead of "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a SQLAlchemy URL; for a SQLite file, its folder is created if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Rows handed to callers stay readable after commit without another round trip.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Directory repository
+
+
+def upsert_directory(session: Session, *, directory: Directory) -> None:
+    """Make the stored agencies and officers of `directory.province` match the file, and commit.
+
+    Officers of that province who are no longer in the file are deactivated, not deleted, so
+    that outbox and audit rows keep pointing at someone. Agencies are never deleted either:
+    `active_until` and `successor` describe agencies that ceased to exist.
+    """
+    for agency in directory.agencies:
+        row = session.get(AgencyRow, agency.code)
+        if row is None:
+            row = AgencyRow(code=agency.code)
+            session.add(row)
+        row.province = directory.province
+        row.name = agency.name
+        row.kind = agency.kind.value
+        row.groups = list(agency.groups)
+        row.parent = agency.parent
+        row.active_until = agency.active_until
+        row.successor = agency.successor
+    session.flush()
+
+    in_file = {officer.id for officer in directory.officers}
+    for officer in directory.officers:
+        officer_row = session.get(OfficerRow, officer.id)
+        if officer_row is None:
+            officer_row = OfficerRow(id=officer.id)
+            session.add(officer_row)
+        officer_row.name = officer.name
+        officer_row.email = officer.email
+        officer_row.agency_code = officer.agency
+        officer_row.roles = [role.value for role in officer.roles]
+        officer_row.locale = officer.locale
+        officer_row.active = True
+    session.flush()
+
+    province_agencies = select(AgencyRow.code).where(AgencyRow.province == directory.province)
+    gone = session.scalars(
+        select(OfficerRow).where(
+            OfficerRow.agency_code.in_(province_agencies),
+            OfficerRow.active.is_(True),
+        )
+    ).all()
+    for officer_row in gone:
+        if officer_row.id not in in_file:
+            officer_row.active = False
+    session.commit()
+
+
+def officers_for(session: Session, *, agency: str | None, role: OfficerRole) -> list[OfficerRow]:
+    """Active officers holding `role`, in one agency or (agency None) in any, ordered by ID."""
+    query = select(OfficerRow).where(OfficerRow.active.is_(True)).order_by(OfficerRow.id)
+    if agency is not None:
+        query = query.where(OfficerRow.agency_code == agency)
+    # Roles are a JSON list; filtering in Python keeps one query for SQLite and PostgreSQL.
+    return [row for row in session.scalars(query) if row.has_role(role)]
+
+
+def get_officer(session: Session, *, officer_id: str) -> OfficerRow | None:
+    return session.get(OfficerRow, officer_id)
+
+
+def agency_names(session: Session, *, codes: set[str]) -> dict[str, str]:
+    """Names of the given agency codes; unknown codes are left out."""
+    if not codes:
+        return {}
+    rows = session.execute(select(AgencyRow.code, AgencyRow.name).where(AgencyRow.code.in_(codes)))
+    return {code: name for code, name in rows}

@@ -1,0 +1,129 @@
+"""Payloads of the activities: one pydantic model in, one out.
+
+This module imports no I/O library, so workflow code can import it (passed through the
+sandbox) without pulling SQLAlchemy or SMTP into workflow code. Payloads never carry e-mail
+addresses or names: recipients are resolved from the directory at send time, and workflow
+history keeps only codes and counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from agreements.models import Deliverable, OfficerRole, RecipientRole
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskRef(Payload):
+    """What a message or a row needs to know about a task; codes only, no personal data."""
+
+    task_id: str
+    agreement_id: str
+    document_number: str
+    agreement_title: str
+    item_number: str | None
+    obligation_id: str
+    deliverable: Deliverable
+    title: str
+    agency: str
+    recipient: str | None
+    period_label: str
+    due_at: AwareDatetime | None
+    time_zone: str = "Asia/Ho_Chi_Minh"
+
+
+class NotificationKind(StrEnum):
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    RECEIPT = "receipt"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DECIDED = "extension_decided"
+    WAIVED = "waived"
+
+
+class NotificationRequest(Payload):
+    """Send one notification of a task to the officers holding `roles` at send time."""
+
+    business_key: str = Field(
+        description="agreement/item/agency/period/kind/step[/due date]: unique per message."
+    )
+    kind: NotificationKind
+    task: TaskRef
+    roles: list[RecipientRole] = Field(min_length=1)
+    step: int | None = Field(default=None, description="Reminder or escalation step, from 1.")
+    offset: str | None = Field(default=None, description="The policy offset, e.g. '3d'.")
+    scheduled_at: AwareDatetime = Field(description="Workflow time of the event (Date header).")
+    late: bool | None = Field(default=None, description="Receipt: was the submission late?")
+    approved: bool | None = Field(default=None, description="Extension decision.")
+    new_due_at: AwareDatetime | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class NotificationResult(Payload):
+    recipients: int = Field(description="Officers the roles resolved to.")
+    sent: int = Field(description="Messages accepted by the SMTP server in this attempt.")
+    already_sent: int = Field(description="Messages a previous attempt had already sent.")
+    failed_permanently: int = Field(description="Recipients refused with a 5xx reply.")
+
+
+class Ratio(Payload):
+    done: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
+IndicatorValue = int | Ratio | dict[str, int] | str
+
+
+class RecordSubmission(Payload):
+    task: TaskRef
+    officer_id: str
+    submitted_at: AwareDatetime
+    late: bool
+    summary: str = Field(max_length=20_000)
+    indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
+    attachments: list[str] = Field(default_factory=list, max_length=20)
+
+
+class SubmissionStored(Payload):
+    submission_id: int
+    created: bool = Field(description="False when an earlier attempt had stored it already.")
+
+
+class AuditEntry(Payload):
+    """One state change or decision. `event_key` makes the write idempotent."""
+
+    event_key: str
+    at: AwareDatetime
+    agreement_id: str
+    task_id: str | None = None
+    actor: str | None = Field(default=None, description="Officer ID, or 'system'.")
+    action: str
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class AuditStored(Payload):
+    created: bool
+
+
+class Actor(Payload):
+    """Who asks for an update. The client (CLI or API) authenticates the officer and fills this
+    from the directory; the workflow's validators enforce who may do what."""
+
+    officer_id: str
+    agency: str
+    roles: list[OfficerRole]
+
+    @property
+    def is_admin(self) -> bool:
+        return OfficerRole.ADMIN in self.roles
+
+
+def naive_local(at: datetime) -> str:
+    """'dd/mm/yyyy HH:MM' in the timestamp's own zone, for messages and logs."""
+    return at.strftime("%d/%m/%Y %H:%M")

@@ -1,0 +1,693 @@
+"""What a notification says: subject, plain text and HTML, in Vietnamese (default) or English.
+
+Pure functions, no I/O: the caller looks up the recipient and the agency names and passes
+them in. Every piece of data (titles, names, reasons) is untrusted text: it is folded onto one
+line before it reaches a header, and escaped before it reaches HTML.
+
+Due dates follow the agreement convention: `due_at` is the first late moment, so a due instant
+of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from activities.models import NotificationKind, NotificationRequest, TaskRef
+from agreements.models import Deliverable, RecipientRole
+
+Locale = Literal["vi", "en"]
+
+SUBJECT_MAX = 200
+DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One officer a notification goes to, and the role they receive it in."""
+
+    officer_id: str
+    name: str
+    email: str
+    role: RecipientRole
+    locale: Locale = "vi"
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str
+
+
+# --------------------------------------------------------------------------------------------
+# Text hygiene
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Collapse every whitespace run (CR and LF included) to one space; drop control chars."""
+    return _CONTROL.sub("", " ".join(text.split()))
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def _ascii_header(value: str) -> str:
+    return one_line(value).encode("ascii", "replace").decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------
+# Dates
+
+
+def _zone(task: TaskRef) -> ZoneInfo:
+    try:
+        return ZoneInfo(task.time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ZoneInfo("Asia") raises IsADirectoryError; a bad zone must not stop a reminder.
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def _day(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+    local = at.astimezone(zone)
+    return f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
+
+
+def _due_long(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight."""
+    local = due_at.astimezone(zone)
+    if local.time() == time.min:
+        last_day = local.date() - timedelta(days=1)
+        if locale == "en":
+            return f"before {_day(local.date())} (last day: {_day(last_day)})"
+        return f"trước ngày {_day(local.date())} (ngày cuối: {_day(last_day)})"
+    if locale == "en":
+        return f"before {local:%H:%M} on {_day(local.date())}"
+    return f"trước {local:%H:%M} ngày {_day(local.date())}"
+
+
+def _due_short(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+    """The due date in a subject: 'hạn trước 15/05/2025'."""
+    local = due_at.astimezone(zone)
+    when = _day(local.date()) if local.time() == time.min else _moment(local, zone, locale)
+    return f"due before {when}" if locale == "en" else f"hạn trước {when}"
+
+
+def _days(delta: timedelta, locale: Locale) -> str:
+    days = delta.days
+    if locale == "en":
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{days} ngày"
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+
+_DELIVERABLE: dict[Locale, dict[Deliverable, str]] = {
+    "vi": {
+        Deliverable.REPORT: "báo cáo",
+        Deliverable.PLAN: "kế hoạch",
+        Deliverable.INSPECTION: "kết quả kiểm tra",
+        Deliverable.OTHER: "kết quả thực hiện",
+    },
+    "en": {
+        Deliverable.REPORT: "report",
+        Deliverable.PLAN: "plan",
+        Deliverable.INSPECTION: "inspection results",
+        Deliverable.OTHER: "deliverable",
+    },
+}
+
+_LABELS: dict[Locale, dict[str, str]] = {
+    "vi": {
+        "agreement": "Văn bản",
+        "item": "Nội dung",
+        "obligation": "Nhiệm vụ",
+        "period": "Kỳ báo cáo",
+        "agency": "Cơ quan thực hiện",
+        "recipient": "Nơi nhận",
+        "due": "Hạn nộp",
+        "new_due": "Hạn mới",
+        "task": "Mã nhiệm vụ",
+        "reason": "Lý do",
+        "no_due": "không có hạn cụ thể",
+        "greeting": "Kính gửi đồng chí {name},",
+        "footer": (
+            "Thư này do hệ thống Accord gửi tự động để theo dõi việc thực hiện chương trình, "
+            "kế hoạch phối hợp. Vui lòng không trả lời thư này."
+        ),
+    },
+    "en": {
+        "agreement": "Agreement",
+        "item": "Item",
+        "obligation": "Obligation",
+        "period": "Reporting period",
+        "agency": "Agency",
+        "recipient": "Delivered to",
+        "due": "Due",
+        "new_due": "New due date",
+        "task": "Task ID",
+        "reason": "Reason",
+        "no_due": "no fixed due date",
+        "greeting": "Dear {name},",
+        "footer": (
+            "This message was sent automatically by Accord, which tracks coordination "
+            "agreements. Please do not reply."
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a template needs, already folded to one line and localised."""
+
+    request: NotificationRequest
+    recipient: Recipient
+    locale: Locale
+    zone: ZoneInfo
+    title: str
+    agency: str
+    deliverable: str
+    period: str
+    due: str | None
+    due_short: str | None
+    now: str
+    reason: str | None
+
+
+@dataclass
+class _Content:
+    subject_prefix: str
+    subject_suffix: list[str] = field(default_factory=list)
+    paragraphs: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    command: tuple[str, str] | None = None
+    """A label and the command line that does what the message asks."""
+
+
+def _agency_label(code: str, names: Mapping[str, str]) -> str:
+    name = names.get(code)
+    return f"{one_line(name)} ({code})" if name else code
+
+
+def _context(
+    request: NotificationRequest, recipient: Recipient, names: Mapping[str, str]
+) -> _Context:
+    task = request.task
+    locale: Locale = "en" if recipient.locale == "en" else "vi"
+    zone = _zone(task)
+    return _Context(
+        request=request,
+        recipient=recipient,
+        locale=locale,
+        zone=zone,
+        title=one_line(task.title),
+        agency=one_line(names.get(task.agency) or task.agency),
+        deliverable=_DELIVERABLE[locale][task.deliverable],
+        period=one_line(task.period_label),
+        due=_due_long(task.due_at, zone, locale) if task.due_at else None,
+        due_short=_due_short(task.due_at, zone, locale) if task.due_at else None,
+        now=_moment(request.scheduled_at, zone, locale),
+        reason=one_line(request.reason) if request.reason else None,
+    )
+
+
+def _submit_command(ctx: _Context) -> tuple[str, str]:
+    command = f"accord submit {ctx.request.task.task_id} --file report.yaml"
+    if ctx.locale == "en":
+        return "Submit with:", command
+    return f"Nộp {ctx.deliverable} bằng lệnh:", command
+
+
+def _owing_agency(role: RecipientRole) -> bool:
+    return role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
+
+
+def _for_information(ctx: _Context) -> str:
+    role = ctx.recipient.role
+    if ctx.locale == "en":
+        if role is RecipientRole.AGGREGATOR:
+            return "For your information as the receiving agency, to follow up and consolidate."
+        return "For your information and direction."
+    if role is RecipientRole.AGGREGATOR:
+        return "Thông báo để đồng chí nắm, theo dõi và tổng hợp."
+    return "Kính báo cáo để đồng chí nắm và chỉ đạo."
+
+
+def _reminder(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    content = _Content("[Accord] Reminder: " if en else "[Accord] Nhắc hạn: ")
+    if ctx.due_short:
+        content.subject_suffix.append(ctx.due_short)
+    due = ctx.due or _LABELS[ctx.locale]["no_due"]
+    if en:
+        content.paragraphs.append(
+            f"Reminder: {ctx.agency} must submit the {ctx.deliverable} “{ctx.title}” "
+            f"(period {ctx.period}), due {due}."
+        )
+    else:
+        content.paragraphs.append(
+            f"Nhắc hạn: {ctx.agency} cần nộp {ctx.deliverable} “{ctx.title}” "
+            f"(kỳ {ctx.period}), hạn nộp {due}."
+        )
+    due_at = ctx.request.task.due_at
+    if due_at is not None and due_at - ctx.request.scheduled_at >= timedelta(days=1):
+        left = _days(due_at - ctx.request.scheduled_at, ctx.locale)
+        content.paragraphs.append(f"{left} left." if en else f"Còn {left} đến hạn.")
+    _owing_actions(ctx, content, urgent=False)
+    return content
+
+
+def _escalation(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    step = ctx.request.step
+    if en:
+        prefix = f"[Accord] Overdue (step {step}): " if step else "[Accord] Overdue: "
+    else:
+        prefix = f"[Accord] Quá hạn (bậc {step}): " if step else "[Accord] Quá hạn: "
+    content = _Content(prefix)
+    if ctx.due_short:
+        content.subject_suffix.append(ctx.due_short)
+    due = ctx.due or _LABELS[ctx.locale]["no_due"]
+    if en:
+        content.paragraphs.append(
+            f"Overdue: as of {ctx.now}, {ctx.agency} has not submitted the {ctx.deliverable} "
+            f"“{ctx.title}” (period {ctx.period}), due {due}."
+        )
+    else:
+        content.paragraphs.append(
+            f"Quá hạn: đến {ctx.now}, {ctx.agency} chưa nộp {ctx.deliverable} “{ctx.title}” "
+            f"(kỳ {ctx.period}), hạn nộp {due}."
+        )
+    due_at = ctx.request.task.due_at
+    if due_at is not None and ctx.request.scheduled_at - due_at >= timedelta(days=1):
+        late = _days(ctx.request.scheduled_at - due_at, ctx.locale)
+        content.paragraphs.append(f"{late} overdue." if en else f"Đã quá hạn {late}.")
+    if step:
+        content.paragraphs.append(
+            f"This is escalation step {step}." if en else f"Đây là thông báo quá hạn bậc {step}."
+        )
+    _owing_actions(ctx, content, urgent=True)
+    return content
+
+
+def _owing_actions(ctx: _Context, content: _Content, *, urgent: bool) -> None:
+    en = ctx.locale == "en"
+    role = ctx.recipient.role
+    if role is RecipientRole.FOCAL_POINT:
+        if en:
+            content.actions.append(
+                f"Please {'complete it without delay' if urgent else 'complete it on time'} "
+                f"and submit the {ctx.deliverable}."
+            )
+        else:
+            content.actions.append(
+                f"Đề nghị đồng chí {'khẩn trương hoàn thành' if urgent else 'hoàn thành'} "
+                f"và nộp {ctx.deliverable} {'ngay' if urgent else 'đúng hạn'}."
+            )
+    elif role is RecipientRole.HEAD_OF_AGENCY:
+        content.actions.append(
+            f"Please direct your focal point to submit the {ctx.deliverable}"
+            f"{' without delay' if urgent else ' on time'}."
+            if en
+            else f"Đề nghị đồng chí chỉ đạo bộ phận đầu mối "
+            f"{'khẩn trương ' if urgent else ''}hoàn thành và nộp {ctx.deliverable}."
+        )
+    else:
+        content.actions.append(_for_information(ctx))
+    if _owing_agency(role):
+        content.command = _submit_command(ctx)
+
+
+def _receipt(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    late = ctx.request.late
+    if en:
+        content = _Content(f"[Accord] {ctx.deliverable.capitalize()} received: ")
+        state = None if late is None else ("late" if late else "on time")
+    else:
+        content = _Content(f"[Accord] Đã nhận {ctx.deliverable}: ")
+        state = None if late is None else ("quá hạn" if late else "đúng hạn")
+    if state:
+        content.subject_suffix.append(state)
+    if en:
+        content.paragraphs.append(
+            f"Accord received the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
+            f"from {ctx.agency} at {ctx.now}" + (f" – {state}." if state else ".")
+        )
+    else:
+        content.paragraphs.append(
+            f"Accord đã nhận {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) "
+            f"của {ctx.agency} lúc {ctx.now}" + (f" – {state}." if state else ".")
+        )
+    if _owing_agency(ctx.recipient.role):
+        content.actions.append(
+            "No further action is needed." if en else "Đơn vị không cần thao tác thêm."
+        )
+    else:
+        content.actions.append(_for_information(ctx))
+    return content
+
+
+def _extension_requested(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    content = _Content("[Accord] Extension requested: " if en else "[Accord] Đề nghị gia hạn: ")
+    new_due = ctx.request.new_due_at
+    until = _due_long(new_due, ctx.zone, ctx.locale) if new_due else None
+    if en:
+        content.paragraphs.append(
+            f"{ctx.agency} requests an extension for the {ctx.deliverable} “{ctx.title}” "
+            f"(period {ctx.period})" + (f", proposing a new due date {until}." if until else ".")
+        )
+    else:
+        content.paragraphs.append(
+            f"{ctx.agency} đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period})"
+            + (f", đề nghị hạn mới: {until}." if until else ".")
+        )
+    if _owing_agency(ctx.recipient.role):
+        content.actions.append(
+            "Until a decision is made, the current due date stands."
+            if en
+            else "Trong khi chờ quyết định, hạn nộp hiện hành vẫn giữ nguyên."
+        )
+    else:
+        content.actions.append(
+            "Please review the request and decide."
+            if en
+            else "Đề nghị đồng chí xem xét, quyết định."
+        )
+    return content
+
+
+def _extension_decided(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    approved = ctx.request.approved
+    new_due = ctx.request.new_due_at
+    if approved:
+        content = _Content(
+            "[Accord] Extension approved: " if en else "[Accord] Chấp thuận gia hạn: "
+        )
+        if new_due:
+            content.subject_suffix.append(
+                ("new " if en else "mới: ") + _due_short(new_due, ctx.zone, ctx.locale)
+            )
+            until = _due_long(new_due, ctx.zone, ctx.locale)
+            content.paragraphs.append(
+                f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
+                f"of {ctx.agency} was approved. New due date: {until}."
+                if en
+                else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
+                f"{ctx.agency} đã được chấp thuận. Hạn mới: {until}."
+            )
+        else:
+            content.paragraphs.append(
+                f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
+                f"of {ctx.agency} was approved."
+                if en
+                else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
+                f"{ctx.agency} đã được chấp thuận."
+            )
+    else:
+        declined = approved is False
+        if en:
+            verb = "Extension declined" if declined else "Extension decision"
+        else:
+            verb = "Không chấp thuận gia hạn" if declined else "Quyết định gia hạn"
+        content = _Content(f"[Accord] {verb}: ")
+        due = ctx.due or _LABELS[ctx.locale]["no_due"]
+        if en:
+            outcome = "was declined" if declined else "was decided"
+            content.paragraphs.append(
+                f"The extension request for the {ctx.deliverable} “{ctx.title}” "
+                f"(period {ctx.period}) of {ctx.agency} {outcome}. The due date stays: {due}."
+            )
+        else:
+            outcome = "không được chấp thuận" if declined else "đã được xem xét"
+            content.paragraphs.append(
+                f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
+                f"{ctx.agency} {outcome}. Hạn nộp giữ nguyên: {due}."
+            )
+    if _owing_agency(ctx.recipient.role):
+        content.actions.append(
+            f"Please submit the {ctx.deliverable} by the due date."
+            if en
+            else f"Đề nghị đồng chí hoàn thành và nộp {ctx.deliverable} trong hạn."
+        )
+        content.command = _submit_command(ctx)
+    else:
+        content.actions.append(_for_information(ctx))
+    return content
+
+
+def _waived(ctx: _Context) -> _Content:
+    en = ctx.locale == "en"
+    content = _Content("[Accord] Waived: " if en else f"[Accord] Miễn {ctx.deliverable}: ")
+    content.paragraphs.append(
+        f"{ctx.agency} is exempted from the {ctx.deliverable} “{ctx.title}” "
+        f"(period {ctx.period}); nothing needs to be submitted."
+        if en
+        else f"{ctx.agency} được miễn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}); "
+        f"không cần nộp."
+    )
+    if _owing_agency(ctx.recipient.role):
+        content.actions.append("No action is needed." if en else "Đơn vị không cần thao tác thêm.")
+    else:
+        content.actions.append(_for_information(ctx))
+    return content
+
+
+_TEMPLATES = {
+    NotificationKind.REMINDER: _reminder,
+    NotificationKind.ESCALATION: _escalation,
+    NotificationKind.RECEIPT: _receipt,
+    NotificationKind.EXTENSION_REQUESTED: _extension_requested,
+    NotificationKind.EXTENSION_DECIDED: _extension_decided,
+    NotificationKind.WAIVED: _waived,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Assembly
+
+
+def _subject(ctx: _Context, content: _Content) -> str:
+    prefix = one_line(content.subject_prefix) + " "
+    tail = "".join(f" – {one_line(part)}" for part in [ctx.agency, *content.subject_suffix])
+    # A long obligation title gives way first, so the agency and the date stay visible.
+    room = SUBJECT_MAX - len(prefix) - len(tail)
+    title = _shorten(ctx.title, max(room, 20))
+    return _shorten(one_line(prefix + title + tail), SUBJECT_MAX)
+
+
+def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
+    labels = _LABELS[ctx.locale]
+    task = ctx.request.task
+    facts = [
+        (
+            labels["agreement"],
+            f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
+        ),
+    ]
+    if task.item_number:
+        facts.append((labels["item"], one_line(task.item_number)))
+    facts.append((labels["obligation"], ctx.title))
+    facts.append((labels["period"], ctx.period))
+    facts.append((labels["agency"], _agency_label(task.agency, names)))
+    if task.recipient:
+        facts.append((labels["recipient"], _agency_label(task.recipient, names)))
+    facts.append((labels["due"], ctx.due or labels["no_due"]))
+    if ctx.request.new_due_at is not None:
+        facts.append((labels["new_due"], _due_long(ctx.request.new_due_at, ctx.zone, ctx.locale)))
+    if ctx.reason:
+        facts.append((labels["reason"], ctx.reason))
+    facts.append((labels["task"], one_line(task.task_id)))
+    return facts
+
+
+def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer: str) -> str:
+    lines = [greeting, ""]
+    for paragraph in content.paragraphs:
+        lines += [paragraph, ""]
+    lines += [f"{label}: {value}" for label, value in facts]
+    lines.append("")
+    for action in content.actions:
+        lines += [action, ""]
+    if content.command:
+        label, command = content.command
+        lines += [f"{label} {command}", ""]
+    lines += ["--", footer, ""]
+    return "\n".join(lines)
+
+
+def _html(
+    ctx: _Context,
+    subject: str,
+    greeting: str,
+    content: _Content,
+    facts: list[tuple[str, str]],
+    footer: str,
+) -> str:
+    e = html.escape
+    rows = "\n".join(
+        f'<tr><th style="text-align:left;padding:2px 12px 2px 0;vertical-align:top">{e(label)}'
+        f"</th><td>{e(value)}</td></tr>"
+        for label, value in facts
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{ctx.locale}">',
+        f'<head><meta charset="utf-8"><title>{e(subject)}</title></head>',
+        '<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px">',
+        f"<p>{e(greeting)}</p>",
+        *(f"<p>{e(paragraph)}</p>" for paragraph in content.paragraphs),
+        f"<table>\n{rows}\n</table>",
+        *(f"<p><strong>{e(action)}</strong></p>" for action in content.actions),
+    ]
+    if content.command:
+        label, command = content.command
+        parts.append(f"<p>{e(label)} <code>{e(command)}</code></p>")
+    parts += [f'<p style="color:#666;font-size:12px">{e(footer)}</p>', "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def render(
+    request: NotificationRequest, *, recipient: Recipient, agency_names: Mapping[str, str]
+) -> RenderedMessage:
+    """Subject, plain text and HTML of `request` for one recipient, in their language.
+
+    `agency_names` maps agency codes (the task's agency and recipient) to their names; a
+    missing code is shown as the code itself.
+    """
+    ctx = _context(request, recipient, agency_names)
+    content = _TEMPLATES[request.kind](ctx)
+    labels = _LABELS[ctx.locale]
+    greeting = labels["greeting"].format(name=one_line(recipient.name))
+    subject = _subject(ctx, content)
+    facts = _facts(ctx, agency_names)
+    return RenderedMessage(
+        subject=subject,
+        text=_text(greeting, content, facts, labels["footer"]),
+        html=_html(ctx, subject, greeting, content, facts, labels["footer"]),
+    )
+
+
+def message_id(business_key: str, email: str) -> str:
+    """The same notification to the same address always has the same Message-ID, so a
+    message sent twice after a crash is recognisable as a duplicate by mail clients."""
+    digest = hashlib.sha256(f"{business_key}\n{email.lower()}".encode()).hexdigest()
+    # 128 bits are unique enough and keep the header on one line (no folded Message-ID).
+    return f"<{digest[:32]}@accord>"
+
+
+def sender_address(sender: str) -> Address:
+    """The `From` address of a setting such as 'Accord <accord@accord.example>'."""
+    name, addr_spec = parseaddr(one_line(sender))
+    if not addr_spec:
+        raise ValueError(f"sender {sender!r} has no e-mail address")
+    return Address(display_name=one_line(name), addr_spec=addr_spec)
+
+
+# Header encoding. EmailMessage folds non-ASCII headers itself, but its folder (CPython up to
+# 3.14, gh-144156) can drop the space between two encoded words ("kết quảcông tác") or add
+# one. Non-ASCII text is therefore encoded here, every space inside an encoded word, one word
+# per line, and stored pre-folded so that the policy has nothing left to refold.
+
+_WORD_BYTES = 42
+"""UTF-8 bytes per encoded word: 56 base64 characters, 68 with the `=?utf-8?b?...?=` frame,
+so that even `Subject: ` plus one word stays within the 78-character line limit."""
+
+_TOKENS = re.compile(r"\S+\s*|\s+")
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """Pieces of at most `limit` UTF-8 bytes, cut after a space where possible: decoders that
+    wrongly keep the fold between two encoded words then show a double space, not a split word.
+    """
+    chunks: list[str] = []
+    chunk = ""
+    for token in _TOKENS.findall(text):
+        if len((chunk + token).encode()) <= limit:
+            chunk += token
+            continue
+        if chunk:
+            chunks.append(chunk)
+            chunk = ""
+        for char in token:  # a single token longer than a word: cut between characters
+            if chunk and len((chunk + char).encode()) > limit:
+                chunks.append(chunk)
+                chunk = ""
+            chunk += char
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def encoded_words(text: str) -> str:
+    """`text` as RFC 2047 base64 encoded words, one per folded line."""
+    return "\n ".join(
+        f"=?utf-8?b?{base64.b64encode(chunk.encode()).decode('ascii')}?="
+        for chunk in _chunks(text, _WORD_BYTES)
+    )
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    if value.isascii():
+        message[name] = value
+    else:
+        message.set_raw(name, encoded_words(value))
+
+
+def _set_address_header(message: EmailMessage, name: str, address: Address) -> None:
+    # `Address` has validated the address and quotes an ASCII display name itself.
+    if address.display_name.isascii():
+        message[name] = address
+    else:
+        message.set_raw(name, f"{encoded_words(address.display_name)}\n <{address.addr_spec}>")
+
+
+def build_message(
+    request: NotificationRequest,
+    *,
+    recipient: Recipient,
+    agency_names: Mapping[str, str],
+    sender: str,
+) -> EmailMessage:
+    """A multipart/alternative (text + HTML) UTF-8 message to exactly one recipient."""
+    rendered = render(request, recipient=recipient, agency_names=agency_names)
+    message = EmailMessage(policy=SMTP)
+    _set_address_header(message, "From", sender_address(sender))
+    # The display name is folded to one line first: no name can smuggle in a header of its own.
+    to = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
+    _set_address_header(message, "To", to)
+    _set_text_header(message, "Subject", rendered.subject)
+    message["Date"] = format_datetime(request.scheduled_at)
+    message["Message-ID"] = message_id(request.business_key, recipient.email)
+    message["X-Accord-Key"] = _ascii_header(request.business_key)
+    message["X-Accord-Kind"] = request.kind.value
+    message["X-Accord-Task"] = _ascii_header(request.task.task_id)
+    message["X-Accord-Agency"] = _ascii_header(request.task.agency)
+    # Quoted-printable keeps the message 7-bit clean for any relay and the ASCII parts legible.
+    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message

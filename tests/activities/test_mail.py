@@ -1,0 +1,373 @@
+"""The mail a user receives, through a real SMTP server and a real SQLite outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+
+import pytest
+from activity_helpers import (
+    AGGREGATOR,
+    FOCAL,
+    HEAD,
+    LEADER,
+    ZONE,
+    MailServer,
+    demo_directory,
+    demo_task,
+    notification,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from accord.db import AuditRow, OutboxRow, upsert_directory
+from accord.settings import SmtpSettings
+from activities.mail import MailActivities
+from activities.models import NotificationKind, NotificationRequest, NotificationResult
+from agreements.models import Officer, OfficerRole, RecipientRole
+
+TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
+TASK_ID = "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
+
+
+@pytest.fixture
+def mail(sessions: sessionmaker[Session], smtp_settings: SmtpSettings) -> MailActivities:
+    return MailActivities(sessions, smtp_settings)
+
+
+async def send(mail: MailActivities, request: NotificationRequest) -> NotificationResult:
+    return await ActivityEnvironment().run(mail.send_notification, request)
+
+
+def outbox(sessions: sessionmaker[Session], request: NotificationRequest) -> dict[str, OutboxRow]:
+    with sessions() as session:
+        rows = session.scalars(
+            select(OutboxRow).where(OutboxRow.business_key == request.business_key)
+        )
+        return {row.recipient_email: row for row in rows}
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+BOTH_AT_STP = [RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY]
+
+
+async def test_reminder_reaches_the_focal_point(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification()
+
+    result = await send(mail, request)
+
+    assert result == NotificationResult(recipients=1, sent=1, already_sent=0, failed_permanently=0)
+    [received] = mail_server.received
+    assert received.rcpt_tos == [FOCAL.email]
+    assert received.mail_from == "accord@accord.example"
+    message = received.parsed()
+    assert message["Subject"] == (f"[Accord] Nhắc hạn: {TITLE} – Sở Tư pháp – hạn trước 15/05/2025")
+    assert message["To"].addresses[0].display_name == "Nguyễn Thị Hoa"
+    assert message["From"].addresses[0].display_name == "Accord Quảng Bình"
+    assert message["X-Accord-Key"] == request.business_key
+    assert message["X-Accord-Task"] == TASK_ID
+    assert message["X-Accord-Agency"] == "STP"
+    assert message["X-Accord-Kind"] == "reminder"
+    assert message["Date"].datetime == request.scheduled_at
+
+    text = body(message, "plain")
+    assert "Kính gửi đồng chí Nguyễn Thị Hoa," in text
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Cơ quan thực hiện: Sở Tư pháp (STP)" in text
+    assert f"accord submit {TASK_ID} --file report.yaml" in text
+    html = body(message, "html")
+    assert "Kính gửi đồng chí Nguyễn Thị Hoa," in html
+    assert "Nhắc hạn: Sở Tư pháp cần nộp báo cáo" in html
+    assert "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in html
+
+    row = outbox(sessions, request)[FOCAL.email]
+    assert row.status == "sent"
+    assert row.attempts == 1
+    assert row.recipient_officer_id == FOCAL.id
+    assert row.subject == message["Subject"]
+    assert row.message_id == message["Message-ID"]
+    assert row.sent_at is not None
+    with sessions() as session:
+        audit = session.scalar(
+            select(AuditRow).where(AuditRow.event_key == f"{request.business_key}/sent")
+        )
+    assert audit is not None
+    assert audit.detail["officers"] == FOCAL.id
+    assert audit.task_id == TASK_ID
+
+
+async def test_a_retry_sends_nothing_twice(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+
+    first = await send(mail, request)
+    retry = await send(mail, request)
+
+    assert first == NotificationResult(recipients=2, sent=2, already_sent=0, failed_permanently=0)
+    assert retry == NotificationResult(recipients=2, sent=0, already_sent=2, failed_permanently=0)
+    assert len(mail_server.received_by(FOCAL.email)) == 1
+    assert len(mail_server.received_by(HEAD.email)) == 1
+    assert len(mail_server.received) == 2
+    with sessions() as session:
+        audits = session.scalars(select(AuditRow)).all()
+    assert len(audits) == 1
+
+
+async def test_temporary_refusal_is_retried_until_delivered(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.defer_everyone = True
+
+    with pytest.raises(ApplicationError) as raised:
+        await send(mail, request)
+
+    assert raised.value.type == "SmtpDeferred"
+    assert not raised.value.non_retryable
+    assert "@" not in str(raised.value)
+    assert mail_server.received == []
+    rows = outbox(sessions, request)
+    assert {row.status for row in rows.values()} == {"pending"}
+    assert {row.attempts for row in rows.values()} == {1}
+    assert all("451" in (row.last_error or "") for row in rows.values())
+
+    mail_server.handler.defer_everyone = False
+    result = await send(mail, request)
+    again = await send(mail, request)
+
+    assert result == NotificationResult(recipients=2, sent=2, already_sent=0, failed_permanently=0)
+    assert again.sent == 0
+    assert len(mail_server.received_by(FOCAL.email)) == 1
+    assert len(mail_server.received_by(HEAD.email)) == 1
+    assert {row.attempts for row in outbox(sessions, request).values()} == {2}
+
+
+async def test_permanent_refusal_does_not_block_others(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.reject.add(FOCAL.email)
+
+    result = await send(mail, request)
+
+    assert result == NotificationResult(recipients=2, sent=1, already_sent=0, failed_permanently=1)
+    assert mail_server.received_by(FOCAL.email) == []
+    assert len(mail_server.received_by(HEAD.email)) == 1
+    rows = outbox(sessions, request)
+    assert rows[FOCAL.email].status == "failed"
+    assert "550" in (rows[FOCAL.email].last_error or "")
+    assert rows[HEAD.email].status == "sent"
+
+    # A retry neither re-sends nor re-tries the refused address.
+    retry = await send(mail, request)
+    assert retry == NotificationResult(recipients=2, sent=0, already_sent=1, failed_permanently=1)
+    assert len(mail_server.received) == 1
+
+
+async def test_one_deferred_recipient_is_retried_alone(
+    mail: MailActivities, mail_server: MailServer
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.defer.add(HEAD.email)
+
+    with pytest.raises(ApplicationError):
+        await send(mail, request)
+    assert len(mail_server.received_by(FOCAL.email)) == 1
+
+    mail_server.handler.defer.clear()
+    result = await send(mail, request)
+
+    assert result == NotificationResult(recipients=2, sent=1, already_sent=1, failed_permanently=0)
+    assert len(mail_server.received_by(FOCAL.email)) == 1
+    assert len(mail_server.received_by(HEAD.email)) == 1
+
+
+async def test_server_down_is_retryable(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification()
+    mail_server.stop()
+
+    with pytest.raises(ApplicationError) as raised:
+        await send(mail, request)
+
+    assert raised.value.type == "SmtpUnavailable"
+    assert not raised.value.non_retryable
+    row = outbox(sessions, request)[FOCAL.email]
+    assert row.status == "pending"
+    assert row.attempts == 1
+    with sessions() as session:
+        assert session.scalars(select(AuditRow)).all() == []
+
+    mail_server.start()
+    result = await send(mail, request)
+
+    assert result.sent == 1
+    assert len(mail_server.received_by(FOCAL.email)) == 1
+
+
+async def test_recipients_are_resolved_at_send_time(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    successor = Officer(
+        id="stp-dau-moi-moi",
+        name="Võ Thị Lan",
+        email="lan.vt@stp.quangbinh.example",
+        agency="STP",
+        roles=[OfficerRole.FOCAL_POINT],
+    )
+    first = notification(step=1)
+    second = notification(step=2, scheduled_at=datetime(2025, 5, 12, 8, 0, tzinfo=ZONE))
+
+    await send(mail, first)
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory([successor, HEAD, AGGREGATOR, LEADER]))
+    await send(mail, second)
+
+    [to_former] = mail_server.received_by(FOCAL.email)
+    [to_successor] = mail_server.received_by(successor.email)
+    assert to_former.parsed()["X-Accord-Key"] == first.business_key
+    assert to_successor.parsed()["X-Accord-Key"] == second.business_key
+    assert "Kính gửi đồng chí Võ Thị Lan," in body(to_successor.parsed(), "plain")
+
+
+async def test_escalation_reaches_head_and_leadership(
+    mail: MailActivities, mail_server: MailServer
+) -> None:
+    request = notification(
+        NotificationKind.ESCALATION,
+        [RecipientRole.HEAD_OF_AGENCY, RecipientRole.PROVINCIAL_LEADERSHIP],
+        step=2,
+        scheduled_at=datetime(2025, 5, 22, 8, 0, tzinfo=ZONE),
+    )
+
+    result = await send(mail, request)
+
+    assert result.recipients == 2
+    [to_head] = mail_server.received_by(HEAD.email)
+    [to_leader] = mail_server.received_by(LEADER.email)
+    subject = f"[Accord] Quá hạn (bậc 2): {TITLE} – Sở Tư pháp – hạn trước 15/05/2025"
+    assert to_head.parsed()["Subject"] == subject
+    assert to_leader.parsed()["Subject"] == subject
+    assert "Kính báo cáo để đồng chí nắm và chỉ đạo." in body(to_leader.parsed(), "plain")
+    assert "accord submit" not in body(to_leader.parsed(), "plain")
+
+
+async def test_receipt_to_the_aggregator(mail: MailActivities, mail_server: MailServer) -> None:
+    request = notification(
+        NotificationKind.RECEIPT, [RecipientRole.AGGREGATOR], step=None, late=True
+    )
+
+    await send(mail, request)
+
+    [received] = mail_server.received_by(AGGREGATOR.email)
+    message = received.parsed()
+    assert message["Subject"] == f"[Accord] Đã nhận báo cáo: {TITLE} – Sở Tư pháp – quá hạn"
+    assert "Thông báo để đồng chí nắm, theo dõi và tổng hợp." in body(message, "plain")
+
+
+async def test_one_message_per_address(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    # The same person is focal point and head: one message, not two.
+    both = Officer(
+        id="stp-kiem-nhiem",
+        name="Đỗ Văn An",
+        email="an.dv@stp.quangbinh.example",
+        agency="STP",
+        roles=[OfficerRole.FOCAL_POINT, OfficerRole.HEAD],
+    )
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory([both, AGGREGATOR, LEADER]))
+
+    result = await send(mail, notification(roles=BOTH_AT_STP))
+
+    assert result.recipients == 1
+    assert len(mail_server.received) == 1
+
+
+async def test_hostile_names_cannot_add_recipients_or_markup(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    hostile = Officer(
+        id="stp-dau-moi",
+        name='Hoa "QLVB", <b>Phòng</b>\r\nBcc: evil@x.example',
+        email=FOCAL.email,
+        agency="STP",
+        roles=[OfficerRole.FOCAL_POINT],
+    )
+    with sessions() as session:
+        upsert_directory(
+            session,
+            directory=demo_directory(
+                [hostile, HEAD, AGGREGATOR, LEADER],
+                stp_name="Sở <Tư pháp> & Co\r\nBcc: evil@x.example",
+            ),
+        )
+    task = demo_task(title='Báo cáo <script>alert("x")</script>\r\nBcc: evil@x.example')
+
+    await send(mail, notification(task=task))
+
+    [received] = mail_server.received
+    assert received.rcpt_tos == [FOCAL.email]
+    message = received.parsed()
+    assert message["Bcc"] is None
+    assert message["Cc"] is None
+    assert [a.addr_spec for a in message["To"].addresses] == [FOCAL.email]
+    assert "\n" not in message["Subject"]
+    assert "\r" not in message["Subject"]
+    raw_headers = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert "\nBcc:" not in raw_headers
+    html = body(message, "html")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;b&gt;Phòng&lt;/b&gt;" in html
+    assert "Sở &lt;Tư pháp&gt; &amp; Co" in html
+
+
+async def test_english_officer_gets_english(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    english = FOCAL.model_copy(update={"locale": "en"})
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory([english, HEAD, AGGREGATOR, LEADER]))
+
+    await send(mail, notification())
+
+    message = mail_server.received_by(FOCAL.email)[0].parsed()
+    assert message["Subject"] == f"[Accord] Reminder: {TITLE} – Sở Tư pháp – due before 15/05/2025"
+    text = body(message, "plain")
+    assert "Dear Nguyễn Thị Hoa," in text
+    assert "Due: before 15/05/2025 (last day: 14/05/2025)" in text
+    assert f"Submit with: accord submit {TASK_ID} --file report.yaml" in text
+
+
+async def test_no_recipient_is_a_permanent_failure(
+    mail: MailActivities, mail_server: MailServer
+) -> None:
+    # UBND_TINH has no focal point, and a task without a receiving agency has no aggregator.
+    request = notification(
+        roles=[RecipientRole.FOCAL_POINT, RecipientRole.AGGREGATOR],
+        task=demo_task(agency="UBND_TINH", recipient=None),
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        await send(mail, request)
+
+    assert raised.value.type == "NoRecipient"
+    assert raised.value.non_retryable
+    assert "focal_point, aggregator" in str(raised.value)
+    assert "UBND_TINH" in str(raised.value)
+    assert mail_server.received == []

@@ -1,0 +1,189 @@
+"""Submissions, audit entries and the directory, written to a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from activity_helpers import AGGREGATOR, FOCAL, HEAD, LEADER, ZONE, demo_directory, demo_task
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from accord.db import (
+    AuditRow,
+    SubmissionRow,
+    get_officer,
+    make_engine,
+    officers_for,
+    session_factory,
+    upsert_directory,
+)
+from activities.models import AuditEntry, Ratio, RecordSubmission
+from activities.store import StoreActivities, insert_once
+from agreements.models import Officer, OfficerRole
+
+
+def submission(**changes: object) -> RecordSubmission:
+    request = RecordSubmission(
+        task=demo_task(),
+        officer_id=FOCAL.id,
+        submitted_at=datetime(2025, 5, 14, 16, 30, tzinfo=ZONE),
+        late=False,
+        summary="Đã tiếp 1.901 lượt công dân; giải quyết 29/39 đơn thư.",
+        indicators={
+            "cong-dan-duoc-tiep": 1901,
+            "don-thu-giai-quyet": Ratio(done=29, total=39),
+            "mo-hinh-dan-van-kheo": {"Văn hóa – xã hội": 185, "Kinh tế": 86},
+            "ghi-chu": "Số liệu đến 14/5",
+        },
+        attachments=["bao-cao-6-thang.pdf"],
+    )
+    return request.model_copy(update=changes)
+
+
+async def test_submission_is_stored_once(sessions: sessionmaker[Session]) -> None:
+    store = StoreActivities(sessions)
+    env = ActivityEnvironment()
+
+    first = await env.run(store.record_submission, submission())
+    retry = await env.run(store.record_submission, submission())
+
+    assert first.created
+    assert not retry.created
+    assert retry.submission_id == first.submission_id
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SubmissionRow)) == 1
+        row = session.get_one(SubmissionRow, first.submission_id)
+    assert row.task_id == "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
+    assert row.agency == "STP"
+    assert row.officer_id == "stp-dau-moi"
+    # SQLite gives back naive datetimes: the store hands back the same instant, aware, in UTC.
+    assert row.submitted_at == datetime(2025, 5, 14, 9, 30, tzinfo=UTC)
+    assert row.submitted_at.tzinfo is UTC
+    assert row.created_at.tzinfo is UTC
+    assert row.summary.startswith("Đã tiếp 1.901 lượt công dân")
+    assert row.indicators == {
+        "cong-dan-duoc-tiep": 1901,
+        "don-thu-giai-quyet": {"done": 29, "total": 39},
+        "mo-hinh-dan-van-kheo": {"Văn hóa – xã hội": 185, "Kinh tế": 86},
+        "ghi-chu": "Số liệu đến 14/5",
+    }
+    assert row.attachments == ["bao-cao-6-thang.pdf"]
+
+
+async def test_audit_entry_is_stored_once(sessions: sessionmaker[Session]) -> None:
+    store = StoreActivities(sessions)
+    env = ActivityEnvironment()
+    entry = AuditEntry(
+        event_key="289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t/extension/1",
+        at=datetime(2025, 5, 10, 9, 0, tzinfo=ZONE),
+        agreement_id="289-kh-ubnd-2025",
+        task_id="289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t",
+        actor="snv-dau-moi",
+        action="extension_approved",
+        detail={"new_due": "2025-05-25"},
+    )
+
+    first = await env.run(store.record_audit, entry)
+    retry = await env.run(store.record_audit, entry)
+
+    assert first.created
+    assert not retry.created
+    with sessions() as session:
+        rows = session.scalars(select(AuditRow)).all()
+    assert len(rows) == 1
+    assert rows[0].at == datetime(2025, 5, 10, 2, 0, tzinfo=UTC)
+    assert rows[0].detail == {"new_due": "2025-05-25"}
+    assert rows[0].actor == "snv-dau-moi"
+
+
+def test_insert_race_reads_the_winner(sessions: sessionmaker[Session]) -> None:
+    """Two attempts both miss the lookup; the second insert hits the unique key and returns the
+    first attempt's row instead of failing."""
+
+    def row() -> AuditRow:
+        return AuditRow(
+            event_key="race",
+            at=datetime.now(UTC),
+            agreement_id="289-kh-ubnd-2025",
+            action="test",
+        )
+
+    lookups = 0
+
+    def blind_first_lookup(session: Session) -> AuditRow | None:
+        nonlocal lookups
+        lookups += 1
+        if lookups == 1:
+            return None  # the race: the other attempt committed after this lookup
+        return session.scalar(select(AuditRow).where(AuditRow.event_key == "race"))
+
+    with sessions() as session:
+        winner, created = insert_once(session, row(), existing=lambda s: None)
+        assert created
+    with sessions() as session:
+        loser, created = insert_once(session, row(), existing=blind_first_lookup)
+    assert not created
+    assert loser.id == winner.id
+    assert lookups == 2
+
+
+async def test_database_errors_propagate_for_temporal_to_retry(tmp_path: Path) -> None:
+    # A database whose schema is not there yet: the activity must fail (and be retried by
+    # Temporal), not report success.
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty' / 'accord.db'}")
+    store = StoreActivities(session_factory(engine))
+    with pytest.raises(OperationalError):
+        await ActivityEnvironment().run(store.record_submission, submission())
+    engine.dispose()
+
+
+def test_make_engine_prepares_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "folder" / "accord.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    assert path.parent.is_dir()
+    engine.dispose()
+
+
+def test_directory_upsert_deactivates_missing_officers(sessions: sessionmaker[Session]) -> None:
+    successor = Officer(
+        id="stp-dau-moi-moi",
+        name="Võ Thị Lan",
+        email="lan.vt@stp.quangbinh.example",
+        agency="STP",
+        roles=[OfficerRole.FOCAL_POINT],
+        locale="en",
+    )
+    with sessions() as session:
+        upsert_directory(
+            session,
+            directory=demo_directory(
+                [successor, HEAD, AGGREGATOR, LEADER], stp_name="Sở Tư pháp tỉnh Quảng Bình"
+            ),
+        )
+
+    with sessions() as session:
+        focal_points = officers_for(session, agency="STP", role=OfficerRole.FOCAL_POINT)
+        assert [o.id for o in focal_points] == ["stp-dau-moi-moi"]
+        assert focal_points[0].locale == "en"
+        former = get_officer(session, officer_id="stp-dau-moi")
+        assert former is not None
+        assert not former.active
+        leaders = officers_for(session, agency=None, role=OfficerRole.PROVINCIAL_LEADERSHIP)
+        assert [o.id for o in leaders] == ["ubnd-pho-chu-tich"]
+        assert officers_for(session, agency="STP", role=OfficerRole.HEAD)[0].id == "stp-giam-doc"
+        assert get_officer(session, officer_id="nobody") is None
+
+    # Back in the file: active again.
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory())
+    with sessions() as session:
+        officer = get_officer(session, officer_id="stp-dau-moi")
+        assert officer is not None
+        assert officer.active

@@ -1,0 +1,307 @@
+"""What officers read: subjects, bodies and headers of every notification kind."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import pytest
+from activity_helpers import ZONE, demo_task, notification
+
+from activities.models import NotificationKind, NotificationRequest
+from activities.templates import (
+    SUBJECT_MAX,
+    Recipient,
+    build_message,
+    message_id,
+    render,
+)
+from agreements.models import Deliverable, RecipientRole
+
+NAMES = {"STP": "Sở Tư pháp", "SNV": "Sở Nội vụ"}
+TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
+
+
+def officer(
+    role: RecipientRole = RecipientRole.FOCAL_POINT,
+    locale: str = "vi",
+    name: str = "Nguyễn Thị Hoa",
+) -> Recipient:
+    return Recipient(
+        officer_id="stp-dau-moi",
+        name=name,
+        email="hoa.nt@stp.quangbinh.example",
+        role=role,
+        locale="en" if locale == "en" else "vi",
+    )
+
+
+def subject_of(request: NotificationRequest, recipient: Recipient | None = None) -> str:
+    return render(request, recipient=recipient or officer(), agency_names=NAMES).subject
+
+
+def test_reminder_in_vietnamese() -> None:
+    rendered = render(notification(), recipient=officer(), agency_names=NAMES)
+
+    assert rendered.subject == f"[Accord] Nhắc hạn: {TITLE} – Sở Tư pháp – hạn trước 15/05/2025"
+    text = rendered.text
+    assert text.startswith("Kính gửi đồng chí Nguyễn Thị Hoa,\n")
+    assert "Văn bản: 289/KH-UBND – Kế hoạch thực hiện công tác dân vận năm 2025" in text
+    assert "Nội dung: III.7" in text
+    assert f"Nhiệm vụ: {TITLE}" in text
+    assert "Kỳ báo cáo: 2025-6t" in text
+    assert "Cơ quan thực hiện: Sở Tư pháp (STP)" in text
+    assert "Nơi nhận: Sở Nội vụ (SNV)" in text
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Còn 6 ngày đến hạn." in text
+    assert "Mã nhiệm vụ: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in text
+    assert (
+        "Nộp báo cáo bằng lệnh: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t "
+        "--file report.yaml"
+    ) in text
+    assert "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.html
+    assert '<html lang="vi">' in rendered.html
+
+
+def test_reminder_in_english() -> None:
+    rendered = render(notification(), recipient=officer(locale="en"), agency_names=NAMES)
+
+    assert rendered.subject == f"[Accord] Reminder: {TITLE} – Sở Tư pháp – due before 15/05/2025"
+    assert rendered.text.startswith("Dear Nguyễn Thị Hoa,\n")
+    assert "Due: before 15/05/2025 (last day: 14/05/2025)" in rendered.text
+    assert (
+        "Submit with: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t --file report.yaml"
+    ) in rendered.text
+    assert '<html lang="en">' in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("request_", "vi", "en"),
+    [
+        (
+            notification(NotificationKind.ESCALATION, step=2),
+            f"[Accord] Quá hạn (bậc 2): {TITLE} – Sở Tư pháp – hạn trước 15/05/2025",
+            f"[Accord] Overdue (step 2): {TITLE} – Sở Tư pháp – due before 15/05/2025",
+        ),
+        (
+            notification(NotificationKind.RECEIPT, step=None, late=False),
+            f"[Accord] Đã nhận báo cáo: {TITLE} – Sở Tư pháp – đúng hạn",
+            f"[Accord] Report received: {TITLE} – Sở Tư pháp – on time",
+        ),
+        (
+            notification(NotificationKind.RECEIPT, step=None, late=True),
+            f"[Accord] Đã nhận báo cáo: {TITLE} – Sở Tư pháp – quá hạn",
+            f"[Accord] Report received: {TITLE} – Sở Tư pháp – late",
+        ),
+        (
+            notification(
+                NotificationKind.EXTENSION_REQUESTED,
+                step=None,
+                new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+                reason="Chờ số liệu của các phòng",
+            ),
+            f"[Accord] Đề nghị gia hạn: {TITLE} – Sở Tư pháp",
+            f"[Accord] Extension requested: {TITLE} – Sở Tư pháp",
+        ),
+        (
+            notification(
+                NotificationKind.EXTENSION_DECIDED,
+                step=None,
+                approved=True,
+                new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+            ),
+            f"[Accord] Chấp thuận gia hạn: {TITLE} – Sở Tư pháp – mới: hạn trước 25/05/2025",
+            f"[Accord] Extension approved: {TITLE} – Sở Tư pháp – new due before 25/05/2025",
+        ),
+        (
+            notification(NotificationKind.EXTENSION_DECIDED, step=None, approved=False),
+            f"[Accord] Không chấp thuận gia hạn: {TITLE} – Sở Tư pháp",
+            f"[Accord] Extension declined: {TITLE} – Sở Tư pháp",
+        ),
+        (
+            notification(NotificationKind.WAIVED, step=None, reason="Đơn vị sáp nhập"),
+            f"[Accord] Miễn báo cáo: {TITLE} – Sở Tư pháp",
+            f"[Accord] Waived: {TITLE} – Sở Tư pháp",
+        ),
+    ],
+    ids=[
+        "escalation",
+        "receipt",
+        "receipt-late",
+        "ext-requested",
+        "ext-approved",
+        "ext-declined",
+        "waived",
+    ],
+)
+def test_subject_of_every_kind(request_: NotificationRequest, vi: str, en: str) -> None:
+    assert subject_of(request_) == vi
+    assert subject_of(request_, officer(locale="en")) == en
+
+
+@pytest.mark.parametrize("kind", list(NotificationKind))
+@pytest.mark.parametrize("role", list(RecipientRole))
+@pytest.mark.parametrize("locale", ["vi", "en"])
+def test_every_kind_role_and_locale_renders_the_task(
+    kind: NotificationKind, role: RecipientRole, locale: str
+) -> None:
+    rendered = render(
+        notification(kind, step=1, late=True, approved=True, reason="Lý do"),
+        recipient=officer(role, locale),
+        agency_names=NAMES,
+    )
+    for part in (rendered.text, rendered.html):
+        assert "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in part
+        assert "289/KH-UBND" in part
+        assert TITLE in part
+        assert "2025-6t" in part
+    assert rendered.subject.startswith("[Accord] ")
+    # Only the owing agency is told how to submit.
+    owing = role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
+    expects_command = owing and kind in (
+        NotificationKind.REMINDER,
+        NotificationKind.ESCALATION,
+        NotificationKind.EXTENSION_DECIDED,
+    )
+    assert ("accord submit" in rendered.text) == expects_command
+
+
+def test_escalation_counts_days_overdue() -> None:
+    request = notification(
+        NotificationKind.ESCALATION,
+        [RecipientRole.HEAD_OF_AGENCY],
+        step=2,
+        scheduled_at=datetime(2025, 5, 22, 0, 0, tzinfo=ZONE),
+    )
+    text = render(request, recipient=officer(RecipientRole.HEAD_OF_AGENCY), agency_names=NAMES).text
+    assert "Quá hạn: đến 00:00 ngày 22/05/2025, Sở Tư pháp chưa nộp báo cáo" in text
+    assert "Đã quá hạn 7 ngày." in text
+    assert "Đây là thông báo quá hạn bậc 2." in text
+    assert "Đề nghị đồng chí chỉ đạo bộ phận đầu mối khẩn trương hoàn thành và nộp báo cáo." in text
+
+
+def test_due_shown_in_task_time_zone() -> None:
+    # 17:00 UTC on 14 May is midnight on 15 May in Hà Nội time.
+    task = demo_task(due_at=datetime(2025, 5, 14, 17, 0, tzinfo=UTC))
+    rendered = render(notification(task=task), recipient=officer(), agency_names=NAMES)
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.text
+
+    afternoon = demo_task(due_at=datetime(2025, 5, 15, 17, 0, tzinfo=ZONE))
+    rendered = render(notification(task=afternoon), recipient=officer(), agency_names=NAMES)
+    assert "Hạn nộp: trước 17:00 ngày 15/05/2025" in rendered.text
+    assert rendered.subject.endswith("hạn trước 17:00 ngày 15/05/2025")
+
+
+def test_task_without_due_date() -> None:
+    task = demo_task(due_at=None)
+    rendered = render(
+        notification(NotificationKind.RECEIPT, step=None, task=task, late=False),
+        recipient=officer(),
+        agency_names=NAMES,
+    )
+    assert "Hạn nộp: không có hạn cụ thể" in rendered.text
+
+
+def test_other_deliverables_are_named() -> None:
+    task = demo_task(deliverable=Deliverable.PLAN)
+    request = notification(NotificationKind.RECEIPT, step=None, task=task, late=False)
+    assert subject_of(request).startswith("[Accord] Đã nhận kế hoạch: ")
+
+
+def test_unknown_agency_falls_back_to_code() -> None:
+    rendered = render(notification(), recipient=officer(), agency_names={})
+    assert " – STP – " in rendered.subject
+    assert "Cơ quan thực hiện: STP" in rendered.text
+
+
+def test_subject_is_one_short_line() -> None:
+    title = "Báo cáo\r\nBcc: evil@x.example\n" + "rất dài " * 60
+    request = notification(task=demo_task(title=title))
+    subject = subject_of(request)
+    assert "\r" not in subject
+    assert "\n" not in subject
+    assert len(subject) <= SUBJECT_MAX
+    assert "  " not in subject
+    # The title gives way, the agency and the date stay.
+    assert subject.endswith("… – Sở Tư pháp – hạn trước 15/05/2025")
+
+
+def test_html_escapes_data() -> None:
+    task = demo_task(title='Báo cáo <script>alert("x")</script> & "dân vận"')
+    rendered = render(
+        notification(task=task),
+        recipient=officer(name="<b>Hoa</b>"),
+        agency_names={"STP": "Sở <i>Tư pháp</i> & Co"},
+    )
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;dân vận&quot;" in (
+        rendered.html
+    )
+    assert "&lt;b&gt;Hoa&lt;/b&gt;" in rendered.html
+    assert "Sở &lt;i&gt;Tư pháp&lt;/i&gt; &amp; Co" in rendered.html
+    assert "<b>" not in rendered.html
+    assert "<i>" not in rendered.html
+
+
+def test_message_headers() -> None:
+    request = notification()
+    recipient = officer(name='Hoa, "Phòng QLVB"\r\nBcc: evil@x.example')
+    message = build_message(
+        request,
+        recipient=recipient,
+        agency_names=NAMES,
+        sender="Accord <accord@accord.example>",
+    )
+    assert message["Bcc"] is None
+    to = message["To"]
+    assert len(to.addresses) == 1
+    assert to.addresses[0].addr_spec == "hoa.nt@stp.quangbinh.example"
+    assert to.addresses[0].display_name == 'Hoa, "Phòng QLVB" Bcc: evil@x.example'
+    assert message["From"].addresses[0].addr_spec == "accord@accord.example"
+    assert message["Subject"] == f"[Accord] Nhắc hạn: {TITLE} – Sở Tư pháp – hạn trước 15/05/2025"
+    assert parsedate_to_datetime(message["Date"]) == request.scheduled_at
+    assert message["Message-ID"] == message_id(request.business_key, recipient.email)
+    assert message["X-Accord-Key"] == request.business_key
+    assert message["X-Accord-Kind"] == "reminder"
+    assert message["X-Accord-Task"] == "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
+    assert message["X-Accord-Agency"] == "STP"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    # Every line on the wire is ASCII: nothing depends on the relay supporting 8BITMIME.
+    wire = message.as_bytes().decode("ascii")
+    headers = wire.split("\r\n\r\n", 1)[0].split("\r\n")
+    assert all(len(line) <= 78 for line in headers)
+
+
+def test_message_id_is_deterministic_per_recipient() -> None:
+    key = "289-kh-ubnd-2025/III.7/STP/2025-6t/reminder/1"
+    assert message_id(key, "a@x.example") == message_id(key, "A@x.example")
+    assert message_id(key, "a@x.example") != message_id(key, "b@x.example")
+    assert message_id(key, "a@x.example") != message_id(key + "x", "a@x.example")
+    assert message_id(key, "a@x.example").endswith("@accord>")
+
+
+def test_long_vietnamese_subject_survives_the_wire() -> None:
+    """Folded encoded words must keep every space (CPython's own folder can lose them)."""
+    title = "Báo cáo kết quả thực hiện Quy chế dân chủ ở cơ sở và phong trào thi đua Dân vận khéo"
+    request = notification(task=demo_task(title=title))
+    message = build_message(
+        request, recipient=officer(), agency_names=NAMES, sender="Accord <accord@accord.example>"
+    )
+    received = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert received["Subject"] == (
+        f"[Accord] Nhắc hạn: {title} – Sở Tư pháp – hạn trước 15/05/2025"
+    )
+    assert received["To"].addresses[0].display_name == "Nguyễn Thị Hoa"
+
+
+@pytest.mark.parametrize("zone", ["Asia", "No/Such_Zone", "../etc"])
+def test_a_broken_time_zone_falls_back_to_vietnam(zone: str) -> None:
+    task = demo_task(due_at=datetime(2025, 5, 14, 17, 0, tzinfo=UTC), time_zone=zone)
+    rendered = render(notification(task=task), recipient=officer(), agency_names=NAMES)
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.text
