@@ -1,0 +1,138 @@
+"""Turn a validated agreement into the workflow input, and start it idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from agreements import LoadedAgreement
+from agreements.expansion import TaskOccurrence, effective_policy, local_midnight
+from agreements.models import Offset, OffsetUnit
+from workflows.agreement import AgreementWorkflow
+from workflows.payloads import (
+    AgreementInput,
+    AgreementPlan,
+    ObligationPlan,
+    PlannedTask,
+    agreement_workflow_id,
+)
+
+CLOSE_GRACE = timedelta(days=30)
+"""How long after the period ends unfinished tasks are still chased before they close."""
+OPEN_LEAD = timedelta(days=1)
+"""A task's workflow starts this long before its first reminder."""
+
+
+def _lead_minutes(offset: Offset) -> int:
+    # A working-day offset can span weekends and Tết: open its window generously.
+    if offset.unit is OffsetUnit.WORKING_DAYS:
+        return offset.amount * 1440 * 3
+    return offset.minutes
+
+
+def opens_at(occurrence: TaskOccurrence, starts_at: datetime) -> datetime:
+    if occurrence.due_at is None:
+        return starts_at
+    longest = max((_lead_minutes(o) for o in occurrence.reminders.before), default=0)
+    return max(starts_at, occurrence.due_at - timedelta(minutes=longest) - OPEN_LEAD)
+
+
+def build_input(loaded: LoadedAgreement) -> AgreementInput:
+    agreement = loaded.agreement
+    zone = agreement.zone
+    starts_at = local_midnight(agreement.period.start, zone)
+    ends_at = local_midnight(agreement.period.end, zone) + timedelta(days=1)
+    obligations: dict[str, ObligationPlan] = {}
+    for item, obligation in agreement.all_obligations():
+        reminders, escalation = effective_policy(obligation, agreement)
+        obligations[obligation.id] = ObligationPlan(
+            obligation_id=obligation.id,
+            item_number=item.number if item else None,
+            title=obligation.title,
+            deliverable=obligation.deliverable,
+            recipient=obligation.recipient,
+            reminders=reminders,
+            escalation=escalation,
+            indicators=obligation.indicators,
+        )
+    tasks = [
+        PlannedTask(
+            task_id=o.task_id,
+            obligation_id=o.obligation_id,
+            agency=o.agency,
+            period_label=o.period_label,
+            due_at=o.due_at,
+            opens_at=opens_at(o, starts_at),
+        )
+        for o in loaded.occurrences
+    ]
+    plan = AgreementPlan(
+        agreement_id=agreement.agreement_id,
+        document_number=agreement.document_number,
+        title=agreement.title,
+        time_zone=agreement.time_zone,
+        period_start=agreement.period.start,
+        period_end=agreement.period.end,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        closes_at=ends_at + CLOSE_GRACE,
+        obligations=obligations,
+    )
+    return AgreementInput(plan=plan, waiting=tasks)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    workflow_id: str
+    run_id: str | None
+    created: bool
+    note: str
+
+
+async def start_agreement(client: Client, input: AgreementInput, *, task_queue: str) -> Deployed:
+    """Start the agreement workflow; a second call for the same agreement creates nothing."""
+    workflow_id = agreement_workflow_id(input.plan.agreement_id)
+    try:
+        existing = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        if existing.status is WorkflowExecutionStatus.RUNNING:
+            return Deployed(workflow_id, existing.run_id, False, "already running")
+        status = existing.status.name.lower() if existing.status else "closed"
+        return Deployed(workflow_id, existing.run_id, False, f"already {status}")
+    try:
+        # USE_EXISTING makes a concurrent second deploy harmless; REJECT_DUPLICATE keeps a
+        # finished agreement from being run again by mistake.
+        handle = await client.start_workflow(
+            AgreementWorkflow.run,
+            input,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=_clip(f"{input.plan.document_number} · {input.plan.title}"),
+            static_details=(
+                f"**{input.plan.document_number} — {input.plan.title}**\n\n"
+                f"- Thời gian: {input.plan.period_start:%d/%m/%Y} – "
+                f"{input.plan.period_end:%d/%m/%Y}\n"
+                f"- Số nhiệm vụ: {len(input.waiting)}\n"
+                f"- Số nghĩa vụ: {len(input.plan.obligations)}"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return Deployed(workflow_id, None, False, "already completed earlier; not started again")
+    return Deployed(workflow_id, handle.result_run_id, True, "started")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "…"

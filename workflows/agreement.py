@@ -1,0 +1,298 @@
+"""Agreement workflow: one per signed agreement, for the whole of its period.
+
+It starts an obligation workflow (child) for each task when the task's window opens, keeps a
+compact ledger of their states (children report changes by signal, so the ledger survives
+continue-as-new), answers an overview query, continues-as-new before history limits and at
+every change of reporting year, and completes once the period has ended and every task closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import AuditEntry, TaskRef
+    from workflows.obligation import ObligationWorkflow
+    from workflows.payloads import (
+        SA_AGREEMENT,
+        SA_KIND,
+        SA_STATE,
+        STATE_LABELS_VI,
+        TASK_CHANGED_SIGNAL,
+        AgreementInput,
+        AgreementOverview,
+        AgreementSummary,
+        Deadline,
+        LedgerEntry,
+        ObligationInput,
+        PlannedTask,
+        TaskChange,
+        TaskState,
+        before_day_text,
+        local_text,
+        task_workflow_id,
+    )
+
+# Continue-as-new well before the server's 10,240-event warning.
+HISTORY_EVENT_BUDGET = 8_000
+MAX_STARTS_PER_WAKE = 200
+
+
+@workflow.defn(name="Agreement")
+class AgreementWorkflow:
+    @workflow.init
+    def __init__(self, input: AgreementInput) -> None:
+        self._plan = input.plan
+        self._waiting: list[PlannedTask] = sorted(
+            input.waiting, key=lambda t: (t.opens_at, t.task_id)
+        )
+        self._ledger: dict[str, LedgerEntry] = dict(input.ledger)
+        self._runs = input.runs
+        self._changed = False
+        self._finished = False
+        self._published_state = ""
+
+    @workflow.run
+    async def run(self, input: AgreementInput) -> AgreementSummary:
+        plan = self._plan
+        zone = plan.starts_at.tzinfo
+        run_year = workflow.now().astimezone(zone).year
+        self._publish()
+        while True:
+            await self._start_open_tasks()
+            now = workflow.now()
+            if not self._waiting and now >= plan.ends_at and self._all_closed():
+                break
+            if self._should_continue_as_new(run_year):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    AgreementInput(
+                        plan=plan,
+                        waiting=self._waiting,
+                        ledger=self._ledger,
+                        runs=self._runs + 1,
+                    )
+                )
+            wake_at = self._next_wake(now)
+            self._changed = False
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._changed,
+                    timeout=wake_at - now,
+                    timeout_summary="mở nhiệm vụ tiếp theo / sang năm mới",
+                )
+        self._finished = True
+        counts = self._counts()
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{plan.agreement_id}/completed",
+                at=workflow.now(),
+                agreement_id=plan.agreement_id,
+                actor="system",
+                action="agreement_completed",
+                detail={state: str(n) for state, n in counts.items()},
+            ),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary="tổng kết",
+        )
+        self._publish()
+        return AgreementSummary(
+            agreement_id=plan.agreement_id,
+            counts=counts,
+            total=len(self._ledger),
+            finished_at=workflow.now(),
+        )
+
+    # ----------------------------------------------------------------------------------------
+
+    def _next_wake(self, now: datetime) -> datetime:
+        plan = self._plan
+        candidates = [now + timedelta(days=366)]
+        if self._waiting:
+            candidates.append(self._waiting[0].opens_at)
+        if now < plan.ends_at:
+            candidates.append(plan.ends_at)
+        local = now.astimezone(plan.starts_at.tzinfo)
+        candidates.append(
+            local.replace(
+                year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+            )
+        )
+        return max(min(candidates), now + timedelta(seconds=1))
+
+    def _should_continue_as_new(self, run_year: int) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        if info.get_current_history_length() > HISTORY_EVENT_BUDGET:
+            return True
+        local_year = workflow.now().astimezone(self._plan.starts_at.tzinfo).year
+        return local_year != run_year and bool(self._waiting or not self._all_closed())
+
+    def _all_closed(self) -> bool:
+        return all(entry.closed for entry in self._ledger.values())
+
+    async def _start_open_tasks(self) -> None:
+        now = workflow.now()
+        started = 0
+        while self._waiting and self._waiting[0].opens_at <= now:
+            if started >= MAX_STARTS_PER_WAKE:
+                # Give the history a chance to be checked against its budget between batches.
+                self._changed = True
+                return
+            task = self._waiting.pop(0)
+            await self._start_task(task)
+            started += 1
+        if started:
+            self._publish()
+
+    async def _start_task(self, task: PlannedTask) -> None:
+        plan = self._plan
+        obligation = plan.obligations[task.obligation_id]
+        ref = TaskRef(
+            task_id=task.task_id,
+            agreement_id=plan.agreement_id,
+            document_number=plan.document_number,
+            agreement_title=plan.title,
+            item_number=obligation.item_number,
+            obligation_id=obligation.obligation_id,
+            deliverable=obligation.deliverable,
+            title=obligation.title,
+            agency=task.agency,
+            recipient=obligation.recipient,
+            period_label=task.period_label,
+            due_at=task.due_at,
+            time_zone=plan.time_zone,
+        )
+        self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
+        try:
+            await workflow.start_child_workflow(
+                ObligationWorkflow.run,
+                ObligationInput(
+                    task=ref,
+                    reminders=obligation.reminders,
+                    escalation=obligation.escalation,
+                    indicators=obligation.indicators,
+                    period_end=plan.period_end,
+                    closes_at=plan.closes_at,
+                    parent_workflow_id=workflow.info().workflow_id,
+                ),
+                id=task_workflow_id(task.task_id),
+                # Children outlive each run of this workflow (continue-as-new) and report back
+                # by signal, so closing a run must not touch them.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=_summary(obligation.title, task.agency, task.period_label),
+                static_details=(
+                    f"**{obligation.title}**\n\n"
+                    f"- Văn bản: {plan.document_number} — {plan.title}\n"
+                    f"- Nội dung: {obligation.item_number or 'chế độ báo cáo'}\n"
+                    f"- Cơ quan thực hiện: `{task.agency}`\n"
+                    f"- Nơi nhận: `{obligation.recipient or '—'}`\n"
+                    f"- Kỳ: {task.period_label}\n"
+                    f"- Hạn: {before_day_text(task.due_at)}\n"
+                    f"- Mã nhiệm vụ: `{task.task_id}`"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            # Started by an earlier run whose record of it was lost; the child reports by signal.
+            workflow.logger.info("task %s already started", task.task_id)
+
+    @workflow.signal(name=TASK_CHANGED_SIGNAL)
+    def task_changed(self, change: TaskChange) -> None:
+        previous = self._ledger.get(change.task_id)
+        if previous is not None and previous.closed:
+            return
+        self._ledger[change.task_id] = LedgerEntry(
+            state=change.state,
+            due_at=change.due_at,
+            escalation_level=change.escalation_level,
+            closed=change.closed,
+        )
+        if change.closed:
+            self._changed = True
+
+    @workflow.query
+    def overview(self) -> AgreementOverview:
+        open_entries = [
+            (task_id, entry) for task_id, entry in self._ledger.items() if entry.state.is_open
+        ]
+        dated = sorted(
+            (e.due_at, task_id, e) for task_id, e in open_entries if e.due_at is not None
+        )
+        return AgreementOverview(
+            agreement_id=self._plan.agreement_id,
+            document_number=self._plan.document_number,
+            counts=self._counts(),
+            waiting=len(self._waiting),
+            started=len(self._ledger),
+            closed=sum(1 for e in self._ledger.values() if e.closed),
+            next_deadlines=[
+                _deadline(task_id, e) for _, task_id, e in dated if e.state is TaskState.PENDING
+            ][:10],
+            overdue=[
+                _deadline(task_id, e) for _, task_id, e in dated if e.state is TaskState.OVERDUE
+            ],
+            runs=self._runs,
+            finished=self._finished,
+        )
+
+    def _counts(self) -> dict[str, int]:
+        counter = Counter(entry.state.value for entry in self._ledger.values())
+        return {state.value: counter.get(state.value, 0) for state in TaskState}
+
+    def _publish(self) -> None:
+        state = "finished" if self._finished else "running"
+        if state != self._published_state:
+            # Each upsert is a history event: only when the value changes.
+            self._published_state = state
+            workflow.upsert_search_attributes(
+                [
+                    SA_KIND.value_set("agreement"),
+                    SA_AGREEMENT.value_set(self._plan.agreement_id),
+                    SA_STATE.value_set(state),
+                ]
+            )
+        counts = self._counts()
+        lines = [
+            f"**{self._plan.document_number} — {self._plan.title}**",
+            "",
+            f"- Thời gian: {self._plan.period_start:%d/%m/%Y} – {self._plan.period_end:%d/%m/%Y}",
+            f"- Nhiệm vụ đã mở: {len(self._ledger)}, chưa đến kỳ: {len(self._waiting)}",
+        ]
+        lines.extend(
+            f"- {STATE_LABELS_VI[s]}: {counts[s.value]}" for s in TaskState if counts[s.value]
+        )
+        lines.append(
+            f"- Cập nhật: {local_text(workflow.now().astimezone(self._plan.starts_at.tzinfo))}"
+        )
+        workflow.set_current_details("\n".join(lines))
+
+
+def _deadline(task_id: str, entry: LedgerEntry) -> Deadline:
+    assert entry.due_at is not None
+    agency = task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+    return Deadline(
+        task_id=task_id,
+        agency=agency,
+        due_at=entry.due_at,
+        state=entry.state,
+        escalation_level=entry.escalation_level,
+    )
+
+
+def _summary(title: str, agency: str, period: str) -> str:
+    text = f"{agency} · {period} · {title}"
+    encoded = text.encode("utf-8")
+    if len(encoded) <= 200:
+        return text
+    return encoded[:196].decode("utf-8", errors="ignore") + "…"

@@ -1,0 +1,623 @@
+"""Obligation workflow: one agency owes one deliverable for one period by one due instant.
+
+It sleeps until the next reminder, the due instant or the next escalation step, whichever comes
+first, and wakes early when an update changes the picture (a report, an extension, a waiver).
+All time comes from `workflow.now()`; recipients are resolved by the mail activity at send time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        AuditEntry,
+        IndicatorValue,
+        NotificationKind,
+        NotificationRequest,
+        Ratio,
+        RecordSubmission,
+    )
+    from agreements.models import IndicatorKind, RecipientRole
+    from workflows.payloads import (
+        SA_AGENCY,
+        SA_AGREEMENT,
+        SA_DUE_AT,
+        SA_ESCALATION_LEVEL,
+        SA_ITEM,
+        SA_KIND,
+        SA_OBLIGATION,
+        SA_PERIOD,
+        SA_STATE,
+        STATE_LABELS_VI,
+        TASK_CHANGED_SIGNAL,
+        Decision,
+        ExtensionDecision,
+        ExtensionRequest,
+        ObligationInput,
+        SentNotice,
+        SubmitReport,
+        TaskChange,
+        TaskOutcome,
+        TaskState,
+        TaskStatus,
+        UpdateResult,
+        Waiver,
+        before_day_text,
+        local_text,
+    )
+
+ACTIVITY_TIMEOUT = timedelta(minutes=2)
+MAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["NoRecipient"],
+)
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+
+
+@dataclass(frozen=True)
+class _Action:
+    key: str
+    kind: str  # "reminder" | "overdue" | "escalation" | "close"
+    step: int
+    offset: str
+    at: datetime
+
+
+@workflow.defn(name="Obligation")
+class ObligationWorkflow:
+    @workflow.init
+    def __init__(self, input: ObligationInput) -> None:
+        self._input = input
+        self._task = input.task
+        self._due_at = input.task.due_at
+        self._state = TaskState.PENDING
+        self._escalation_level = 0
+        self._notices: list[SentNotice] = []
+        self._decisions: list[Decision] = []
+        self._pending_extension: ExtensionRequest | None = None
+        self._submitted_at: datetime | None = None
+        self._closed = False
+        self._changed = False
+        self._parent_dirty = False
+        self._published = ""
+        # Reminders and escalation steps already in the past when the schedule was (re)computed
+        # are skipped rather than sent late in a burst.
+        self._schedule_from = workflow.now()
+
+    # ----------------------------------------------------------------------------------------
+    # Main loop
+
+    @workflow.run
+    async def run(self, input: ObligationInput) -> TaskOutcome:
+        self._publish()
+        while not self._closed:
+            await self._tell_parent()
+            action = self._next_action()
+            wait = action.at - workflow.now()
+            if wait > timedelta(0):
+                self._changed = False
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._changed,
+                        timeout=wait,
+                        timeout_summary=f"{action.kind} {action.offset}".strip(),
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            if self._closed or self._next_action() != action:
+                continue
+            await self._fire(action)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._tell_parent()
+        return TaskOutcome(
+            task_id=self._task.task_id,
+            state=self._state,
+            escalation_level=self._escalation_level,
+            closed_at=workflow.now(),
+        )
+
+    def _done_keys(self) -> set[str]:
+        return {n.key for n in self._notices}
+
+    def _closes_at(self) -> datetime:
+        closes_at = self._input.closes_at
+        if self._due_at is not None and self._input.escalation:
+            last_step = self._due_at + _offset(self._input.escalation[-1].after.minutes)
+            closes_at = max(closes_at, last_step + timedelta(days=1))
+        return closes_at
+
+    def _next_action(self) -> _Action:
+        """The earliest thing still to do; closing is always last."""
+        close = _Action("close", "close", 0, "", self._closes_at())
+        if not self._state.is_open or self._due_at is None:
+            return close
+        done = self._done_keys()
+        due_key = f"{self._due_at:%Y%m%d%H%M}"
+        candidates: list[_Action] = []
+        if self._state is TaskState.PENDING:
+            offsets = sorted(self._input.reminders.before, key=lambda o: -o.minutes)
+            for index, offset in enumerate(offsets, start=1):
+                key = f"reminder/{index}/{due_key}"
+                at = self._due_at - _offset(offset.minutes)
+                if key not in done:
+                    candidates.append(_Action(key, "reminder", index, str(offset), at))
+            candidates.append(_Action(f"overdue/{due_key}", "overdue", 0, "", self._due_at))
+        else:
+            for index, step in enumerate(self._input.escalation, start=1):
+                key = f"escalation/{index}/{due_key}"
+                if index > self._escalation_level and key not in done:
+                    at = self._due_at + _offset(step.after.minutes)
+                    candidates.append(_Action(key, "escalation", index, str(step.after), at))
+        candidates = [c for c in candidates if c.at <= close.at]
+        return min(candidates, key=lambda c: (c.at, c.step), default=close)
+
+    async def _fire(self, action: _Action) -> None:
+        if action.kind == "close":
+            self._closed = True
+            await self._audit("closed", {"state": self._state.value})
+            self._publish()
+            return
+        if action.kind == "overdue":
+            self._state = TaskState.OVERDUE
+            self._notices.append(
+                SentNotice(key=action.key, kind="overdue", step=0, offset="", at=workflow.now())
+            )
+            await self._audit("overdue", {"due_at": local_text(self._due_at)})
+            self._publish()
+            return
+        if self._is_stale(action) or workflow.now() >= self._closes_at():
+            self._notices.append(
+                SentNotice(
+                    key=action.key,
+                    kind=action.kind,
+                    step=action.step,
+                    offset=action.offset,
+                    at=workflow.now(),
+                    skipped=True,
+                )
+            )
+            return
+        if action.kind == "reminder":
+            roles = list(self._input.reminders.notify)
+            kind = NotificationKind.REMINDER
+        else:
+            roles = list(self._input.escalation[action.step - 1].notify)
+            kind = NotificationKind.ESCALATION
+            self._escalation_level = action.step
+        await self._notify(kind, roles, key=action.key, step=action.step, offset=action.offset)
+        self._notices.append(
+            SentNotice(
+                key=action.key,
+                kind=action.kind,
+                step=action.step,
+                offset=action.offset,
+                at=workflow.now(),
+            )
+        )
+        self._publish()
+
+    def _is_stale(self, action: _Action) -> bool:
+        """A reminder whose time had passed when the schedule was made is not worth sending;
+        of several escalation steps already passed, only the highest is sent."""
+        if action.at >= self._schedule_from:
+            return False
+        if action.kind == "reminder":
+            return True
+        assert self._due_at is not None
+        now = workflow.now()
+        later_steps = self._input.escalation[action.step :]
+        return any(self._due_at + _offset(s.after.minutes) <= now for s in later_steps)
+
+    # ----------------------------------------------------------------------------------------
+    # Updates
+
+    @workflow.update
+    async def submit_report(self, report: SubmitReport) -> UpdateResult:
+        now = workflow.now()
+        late = self._due_at is not None and now >= self._due_at
+        self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
+        self._submitted_at = now
+        self._decisions.append(
+            Decision(
+                at=now,
+                kind="submitted",
+                actor=report.actor.officer_id,
+                detail="nộp muộn" if late else "nộp đúng hạn",
+            )
+        )
+        self._wake()
+        await workflow.execute_activity(
+            "record_submission",
+            RecordSubmission(
+                task=self._task,
+                officer_id=report.actor.officer_id,
+                submitted_at=now,
+                late=late,
+                summary=report.summary,
+                indicators=report.indicators,
+                attachments=report.attachments,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="lưu báo cáo",
+        )
+        await self._audit("submitted", {"late": str(late).lower()}, actor=report.actor.officer_id)
+        roles = [RecipientRole.FOCAL_POINT]
+        if self._task.recipient:
+            roles.append(RecipientRole.AGGREGATOR)
+        await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
+        self._closed = True
+        self._publish()
+        return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
+
+    @submit_report.validator
+    def _validate_submit(self, report: SubmitReport) -> None:
+        self._require_open()
+        actor = report.actor
+        if not (actor.is_admin or actor.agency == self._task.agency):
+            raise ValueError(
+                f"rule: only an officer of {self._task.agency} or an admin may submit "
+                f"(officer {actor.officer_id} belongs to {actor.agency})"
+            )
+        problems = _indicator_problems(self._input, report.indicators)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @workflow.update
+    async def request_extension(self, request: ExtensionRequest) -> UpdateResult:
+        self._pending_extension = request
+        self._decisions.append(
+            Decision(
+                at=workflow.now(),
+                kind="extension_requested",
+                actor=request.actor.officer_id,
+                detail=f"xin gia hạn đến trước ngày {request.new_due:%d/%m/%Y}: {request.reason}",
+            )
+        )
+        await self._audit(
+            "extension_requested",
+            {"new_due": request.new_due.isoformat(), "reason": request.reason},
+            actor=request.actor.officer_id,
+        )
+        if self._task.recipient:
+            await self._notify(
+                NotificationKind.EXTENSION_REQUESTED,
+                [RecipientRole.AGGREGATOR],
+                key=f"extension-request/{len(self._decisions)}",
+                new_due_at=self._local_midnight(request.new_due),
+                reason=request.reason,
+            )
+        self._publish()
+        return self._result("Đã ghi nhận đề nghị gia hạn")
+
+    @request_extension.validator
+    def _validate_extension(self, request: ExtensionRequest) -> None:
+        self._require_open()
+        actor = request.actor
+        if not (actor.is_admin or actor.agency == self._task.agency):
+            raise ValueError(
+                f"rule: only an officer of {self._task.agency} or an admin may request an "
+                f"extension (officer {actor.officer_id} belongs to {actor.agency})"
+            )
+        if self._due_at is None:
+            raise ValueError("rule: a task without a due date cannot be extended")
+        if self._pending_extension is not None:
+            raise ValueError("rule: an extension request is already waiting for a decision")
+        if request.new_due <= self._due_at.date():
+            raise ValueError(
+                f"rule: the new date {request.new_due} must be after the current due date "
+                f"{self._due_at.date()}"
+            )
+        latest = self._input.period_end + timedelta(days=1)
+        if request.new_due > latest:
+            raise ValueError(
+                f"rule: the new date {request.new_due} is outside the agreement's period "
+                f"(ends {self._input.period_end})"
+            )
+
+    @workflow.update
+    async def decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
+        request = self._pending_extension
+        assert request is not None
+        self._pending_extension = None
+        now = workflow.now()
+        new_due_at = self._local_midnight(request.new_due)
+        verdict = "approved" if decision.approve else "rejected"
+        self._decisions.append(
+            Decision(
+                at=now,
+                kind=f"extension_{verdict}",
+                actor=decision.actor.officer_id,
+                detail=(
+                    f"{'chấp thuận' if decision.approve else 'không chấp thuận'} gia hạn đến "
+                    f"trước ngày {request.new_due:%d/%m/%Y}"
+                    + (f": {decision.note}" if decision.note else "")
+                ),
+            )
+        )
+        if decision.approve:
+            self._due_at = new_due_at
+            self._escalation_level = 0
+            self._state = TaskState.PENDING if now < new_due_at else TaskState.OVERDUE
+            self._schedule_from = now
+            self._wake()
+        await self._audit(
+            f"extension_{verdict}",
+            {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
+            actor=decision.actor.officer_id,
+        )
+        await self._notify(
+            NotificationKind.EXTENSION_DECIDED,
+            [RecipientRole.FOCAL_POINT],
+            key=f"extension-decision/{len(self._decisions)}",
+            approved=decision.approve,
+            new_due_at=new_due_at,
+            reason=decision.note,
+        )
+        self._publish()
+        return self._result(
+            "Đã chấp thuận gia hạn" if decision.approve else "Không chấp thuận gia hạn"
+        )
+
+    @decide_extension.validator
+    def _validate_decision(self, decision: ExtensionDecision) -> None:
+        self._require_open()
+        if self._pending_extension is None:
+            raise ValueError("rule: there is no extension request to decide")
+        actor = decision.actor
+        if not (actor.is_admin or (self._task.recipient and actor.agency == self._task.recipient)):
+            raise ValueError(
+                "rule: only the aggregator "
+                f"({self._task.recipient or 'none named'}) or an admin may decide an extension "
+                f"(officer {actor.officer_id} belongs to {actor.agency})"
+            )
+
+    @workflow.update
+    async def waive(self, waiver: Waiver) -> UpdateResult:
+        self._state = TaskState.WAIVED
+        self._decisions.append(
+            Decision(
+                at=workflow.now(),
+                kind="waived",
+                actor=waiver.actor.officer_id,
+                detail=waiver.reason,
+            )
+        )
+        self._wake()
+        await self._audit("waived", {"reason": waiver.reason}, actor=waiver.actor.officer_id)
+        await self._notify(
+            NotificationKind.WAIVED, [RecipientRole.FOCAL_POINT], key="waived", reason=waiver.reason
+        )
+        self._closed = True
+        self._publish()
+        return self._result("Đã miễn nhiệm vụ")
+
+    @waive.validator
+    def _validate_waive(self, waiver: Waiver) -> None:
+        self._require_open()
+        if not waiver.actor.is_admin:
+            raise ValueError(
+                f"rule: only an admin may waive a task (officer {waiver.actor.officer_id} is not)"
+            )
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        action = None if self._closed else self._next_action()
+        return TaskStatus(
+            task=self._task,
+            state=self._state,
+            state_label=STATE_LABELS_VI[self._state],
+            due_at=self._due_at,
+            original_due_at=self._task.due_at,
+            escalation_level=self._escalation_level,
+            notices=list(self._notices),
+            decisions=list(self._decisions),
+            pending_extension=self._pending_extension,
+            submitted_at=self._submitted_at,
+            next_action=f"{action.kind} {action.offset}".strip() if action else None,
+            next_action_at=action.at if action else None,
+            closed=self._closed,
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Helpers
+
+    def _require_open(self) -> None:
+        if self._closed or not self._state.is_open:
+            raise ValueError(f"rule: the task is closed ({STATE_LABELS_VI[self._state]})")
+
+    def _wake(self) -> None:
+        self._changed = True
+
+    def _local_midnight(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self._zone())
+
+    def _result(self, message: str) -> UpdateResult:
+        return UpdateResult(
+            task_id=self._task.task_id, state=self._state, due_at=self._due_at, message=message
+        )
+
+    async def _notify(
+        self,
+        kind: NotificationKind,
+        roles: list[RecipientRole],
+        *,
+        key: str,
+        step: int | None = None,
+        offset: str | None = None,
+        late: bool | None = None,
+        approved: bool | None = None,
+        new_due_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        task = self._task.model_copy(update={"due_at": self._due_at})
+        request = NotificationRequest(
+            business_key=f"{self._task.task_id}/{key}",
+            kind=kind,
+            task=task,
+            roles=roles,
+            step=step,
+            offset=offset,
+            scheduled_at=workflow.now().astimezone(self._zone()),
+            late=late,
+            approved=approved,
+            new_due_at=new_due_at,
+            reason=reason,
+        )
+        try:
+            await workflow.execute_activity(
+                "send_notification",
+                request,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=MAIL_RETRY,
+                summary=f"{kind.value} {offset or ''}".strip(),
+            )
+        except Exception as err:
+            # A permanent mail failure (nobody holds the role) must not stop the task: record it
+            # for the admin and carry on with the schedule.
+            cause = getattr(err, "cause", None)
+            if not isinstance(cause, ApplicationError) or not cause.non_retryable:
+                raise
+            self._decisions.append(
+                Decision(
+                    at=workflow.now(), kind="notification_failed", actor="system", detail=str(cause)
+                )
+            )
+            await self._audit("notification_failed", {"key": key, "error": str(cause)[:500]})
+
+    async def _audit(self, action: str, detail: dict[str, str], actor: str = "system") -> None:
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{self._task.task_id}/{action}/{len(self._decisions)}/"
+                f"{len(self._notices)}",
+                at=workflow.now(),
+                agreement_id=self._task.agreement_id,
+                task_id=self._task.task_id,
+                actor=actor,
+                action=action,
+                detail=detail,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary=f"audit {action}",
+        )
+
+    def _zone(self) -> tzinfo | None:
+        return (self._due_at or self._input.closes_at).tzinfo
+
+    def _publish(self) -> None:
+        """Search attributes and current details for the Temporal UI; signal the parent."""
+        attributes: list[SearchAttributeUpdate[Any]] = [
+            SA_KIND.value_set("task"),
+            SA_AGREEMENT.value_set(self._task.agreement_id),
+            SA_AGENCY.value_set(self._task.agency),
+            SA_OBLIGATION.value_set(self._task.obligation_id),
+            SA_PERIOD.value_set(self._task.period_label),
+            SA_STATE.value_set(self._state.value),
+            SA_ESCALATION_LEVEL.value_set(self._escalation_level),
+        ]
+        if self._task.item_number:
+            attributes.append(SA_ITEM.value_set(self._task.item_number))
+        if self._due_at is not None:
+            attributes.append(SA_DUE_AT.value_set(self._due_at))
+        signature = repr([(a.key.name, a.value) for a in attributes])
+        if signature != self._published:
+            # Each upsert is a history event: only when a value changed.
+            self._published = signature
+            workflow.upsert_search_attributes(attributes)
+        workflow.set_current_details(self._details())
+        self._parent_dirty = self._input.parent_workflow_id is not None
+        self._changed = True
+
+    async def _tell_parent(self) -> None:
+        """Send the parent the latest state; changes made meanwhile are coalesced."""
+        parent = self._input.parent_workflow_id
+        if not parent or not self._parent_dirty:
+            return
+        self._parent_dirty = False
+        change = TaskChange(
+            task_id=self._task.task_id,
+            state=self._state,
+            escalation_level=self._escalation_level,
+            due_at=self._due_at,
+            closed=self._closed,
+        )
+        try:
+            await workflow.get_external_workflow_handle(parent).signal(TASK_CHANGED_SIGNAL, change)
+        except Exception as err:
+            # The agreement may have been terminated by an admin; the task stays correct alone.
+            workflow.logger.warning("could not tell %s about %s: %s", parent, change.state, err)
+
+    def _details(self) -> str:
+        task = self._task
+        lines = [
+            f"**{task.title}**",
+            "",
+            f"- Trạng thái: **{STATE_LABELS_VI[self._state]}**",
+            f"- Cơ quan thực hiện: `{task.agency}`",
+            f"- Kỳ báo cáo: {task.period_label}",
+            f"- Hạn: {before_day_text(self._due_at)}",
+            f"- Mức đôn đốc quá hạn: {self._escalation_level}",
+            f"- Văn bản: {task.document_number}"
+            + (f", nội dung {task.item_number}" if task.item_number else ""),
+        ]
+        if self._pending_extension:
+            lines.append(
+                f"- Đang chờ quyết định gia hạn đến trước ngày "
+                f"{self._pending_extension.new_due:%d/%m/%Y}"
+            )
+        sent = [n for n in self._notices if not n.skipped and n.kind != "overdue"]
+        if sent:
+            lines.append(f"- Đã gửi {len(sent)} thông báo, gần nhất lúc {local_text(sent[-1].at)}")
+        return "\n".join(lines)
+
+
+def _offset(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+def _indicator_problems(input: ObligationInput, values: dict[str, IndicatorValue]) -> list[str]:
+    known = {i.code: i for i in input.indicators}
+    problems = [
+        f"unknown indicator {code!r}; known: {', '.join(sorted(known)) or 'none'}"
+        for code in values
+        if code not in known
+    ]
+    for code, indicator in known.items():
+        value = values.get(code)
+        if value is None:
+            if indicator.required:
+                problems.append(f"indicator {code!r} ({indicator.label}) is required")
+            continue
+        kind = indicator.kind
+        if kind is IndicatorKind.COUNT and not (isinstance(value, int) and value >= 0):
+            problems.append(f"indicator {code!r} must be a whole number ≥ 0")
+        elif kind is IndicatorKind.RATIO and not (
+            isinstance(value, Ratio) and value.done <= value.total
+        ):
+            problems.append(f"indicator {code!r} must be {{done, total}} with done ≤ total")
+        elif kind is IndicatorKind.BREAKDOWN:
+            categories = set(indicator.categories or [])
+            if not isinstance(value, dict) or not set(value) <= categories:
+                problems.append(
+                    f"indicator {code!r} must map categories ({', '.join(sorted(categories))}) "
+                    "to whole numbers"
+                )
+            elif any(v < 0 for v in value.values()):
+                problems.append(f"indicator {code!r} has a negative count")
+        elif kind is IndicatorKind.TEXT and not (isinstance(value, str) and len(value) <= 5000):
+            problems.append(f"indicator {code!r} must be text of at most 5000 characters")
+    return problems

@@ -1,0 +1,277 @@
+"""Inputs, updates, queries and results of the workflows, plus their search attributes.
+
+Kept apart from the workflow classes so that the sandbox passes this module through instead of
+re-importing it for every workflow run. Only standard library, pydantic, temporalio and the
+project's pure model modules are imported here.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from temporalio.common import SearchAttributeKey
+
+from activities.models import Actor, IndicatorValue, TaskRef
+from agreements.models import Deliverable, EscalationStep, Indicator, ReminderPolicy
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Search attributes: codes and dates only, never names, e-mails or report text.
+
+SA_KIND = SearchAttributeKey.for_keyword("AccordKind")
+SA_AGREEMENT = SearchAttributeKey.for_keyword("AccordAgreement")
+SA_ITEM = SearchAttributeKey.for_keyword("AccordItem")
+SA_AGENCY = SearchAttributeKey.for_keyword("AccordAgency")
+SA_OBLIGATION = SearchAttributeKey.for_keyword("AccordObligation")
+SA_PERIOD = SearchAttributeKey.for_keyword("AccordPeriod")
+SA_STATE = SearchAttributeKey.for_keyword("AccordState")
+SA_DUE_AT = SearchAttributeKey.for_datetime("AccordDueAt")
+SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("AccordEscalationLevel")
+
+TASK_CHANGED_SIGNAL = "task_changed"
+
+
+def agreement_workflow_id(agreement_id: str) -> str:
+    return f"agreement:{agreement_id}"
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"task:{task_id}"
+
+
+class TaskState(StrEnum):
+    """The status matrix Vietnamese government trackers use, plus waived."""
+
+    PENDING = "pending"
+    """Chưa hoàn thành, còn trong hạn (not done, within deadline)."""
+    OVERDUE = "overdue"
+    """Chưa hoàn thành, quá hạn (not done and overdue)."""
+    DONE_ON_TIME = "done_on_time"
+    """Hoàn thành đúng hạn."""
+    DONE_LATE = "done_late"
+    """Hoàn thành quá hạn."""
+    WAIVED = "waived"
+    """Được miễn (waived by an admin)."""
+
+    @property
+    def is_open(self) -> bool:
+        return self in (TaskState.PENDING, TaskState.OVERDUE)
+
+
+STATE_LABELS_VI = {
+    TaskState.PENDING: "Chưa hoàn thành, còn trong hạn",
+    TaskState.OVERDUE: "Chưa hoàn thành, quá hạn",
+    TaskState.DONE_ON_TIME: "Hoàn thành đúng hạn",
+    TaskState.DONE_LATE: "Hoàn thành quá hạn",
+    TaskState.WAIVED: "Được miễn",
+}
+STATE_LABELS_EN = {
+    TaskState.PENDING: "Not done, within deadline",
+    TaskState.OVERDUE: "Not done, overdue",
+    TaskState.DONE_ON_TIME: "Done on time",
+    TaskState.DONE_LATE: "Done late",
+    TaskState.WAIVED: "Waived",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Obligation workflow
+
+
+class ObligationInput(Payload):
+    task: TaskRef
+    reminders: ReminderPolicy
+    escalation: list[EscalationStep]
+    indicators: list[Indicator] = Field(default_factory=list)
+    period_end: date = Field(description="Last day of the agreement; bounds extensions.")
+    closes_at: AwareDatetime = Field(
+        description="When an unfinished task stops being chased and closes as not done."
+    )
+    parent_workflow_id: str | None = Field(
+        default=None, description="Agreement workflow to tell about state changes."
+    )
+
+
+class SubmitReport(Payload):
+    actor: Actor
+    summary: str = Field(min_length=1, max_length=20_000)
+    indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
+    attachments: list[str] = Field(default_factory=list, max_length=20)
+
+
+class ExtensionRequest(Payload):
+    actor: Actor
+    new_due: date = Field(description="New first-late day, same convention as `before`.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExtensionDecision(Payload):
+    actor: Actor
+    approve: bool
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Waiver(Payload):
+    actor: Actor
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class UpdateResult(Payload):
+    task_id: str
+    state: TaskState
+    due_at: AwareDatetime | None
+    message: str
+
+
+class SentNotice(Payload):
+    key: str
+    kind: str
+    step: int
+    offset: str
+    at: AwareDatetime
+    skipped: bool = False
+
+
+class Decision(Payload):
+    at: AwareDatetime
+    kind: str
+    actor: str
+    detail: str
+
+
+class TaskStatus(Payload):
+    task: TaskRef
+    state: TaskState
+    state_label: str
+    due_at: AwareDatetime | None
+    original_due_at: AwareDatetime | None
+    escalation_level: int
+    notices: list[SentNotice]
+    decisions: list[Decision]
+    pending_extension: ExtensionRequest | None
+    submitted_at: AwareDatetime | None
+    next_action: str | None
+    next_action_at: AwareDatetime | None
+    closed: bool
+
+
+class TaskOutcome(Payload):
+    task_id: str
+    state: TaskState
+    escalation_level: int
+    closed_at: AwareDatetime
+
+
+class TaskChange(Payload):
+    """Child → parent: a task's state moved."""
+
+    task_id: str
+    state: TaskState
+    escalation_level: int
+    due_at: AwareDatetime | None
+    closed: bool
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement workflow
+
+
+class ObligationPlan(Payload):
+    """Everything shared by the tasks of one obligation, stored once per agreement."""
+
+    obligation_id: str
+    item_number: str | None
+    title: str
+    deliverable: Deliverable
+    recipient: str | None
+    reminders: ReminderPolicy
+    escalation: list[EscalationStep]
+    indicators: list[Indicator] = Field(default_factory=list)
+
+
+class PlannedTask(Payload):
+    task_id: str
+    obligation_id: str
+    agency: str
+    period_label: str
+    due_at: AwareDatetime | None
+    opens_at: AwareDatetime = Field(description="When the obligation workflow is started.")
+
+
+class AgreementPlan(Payload):
+    """The validated agreement as the engine needs it: expanded outside the workflow."""
+
+    agreement_id: str
+    document_number: str
+    title: str
+    time_zone: str
+    period_start: date
+    period_end: date
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime = Field(description="End of the period (first moment after it).")
+    closes_at: AwareDatetime = Field(description="Unfinished tasks close at this instant.")
+    obligations: dict[str, ObligationPlan]
+
+
+class LedgerEntry(Payload):
+    state: TaskState
+    due_at: AwareDatetime | None
+    escalation_level: int = 0
+    closed: bool = False
+
+
+class AgreementInput(Payload):
+    plan: AgreementPlan
+    waiting: list[PlannedTask] = Field(description="Tasks not started yet, by opening time.")
+    ledger: dict[str, LedgerEntry] = Field(default_factory=dict)
+    runs: int = Field(default=1, description="How many runs (continue-as-new) so far.")
+
+
+class Deadline(Payload):
+    task_id: str
+    agency: str
+    due_at: AwareDatetime
+    state: TaskState
+    escalation_level: int
+
+
+class AgreementOverview(Payload):
+    agreement_id: str
+    document_number: str
+    counts: dict[str, int]
+    waiting: int
+    started: int
+    closed: int
+    next_deadlines: list[Deadline]
+    overdue: list[Deadline]
+    runs: int
+    finished: bool
+
+
+class AgreementSummary(Payload):
+    agreement_id: str
+    counts: dict[str, int]
+    total: int
+    finished_at: AwareDatetime
+
+
+def local_text(at: datetime | None) -> str:
+    return at.strftime("%d/%m/%Y %H:%M") if at else "—"
+
+
+def before_day_text(due_at: datetime | None) -> str:
+    """'trước ngày 15/05/2025' for a due instant at local midnight."""
+    if due_at is None:
+        return "không có hạn"
+    if due_at.hour == 0 and due_at.minute == 0:
+        return f"trước ngày {due_at:%d/%m/%Y}"
+    return f"trước {due_at:%H:%M} ngày {due_at:%d/%m/%Y}"
+
+
+ONE_DAY = timedelta(days=1)
