@@ -103,9 +103,7 @@ def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> It
         now = fire + timedelta(seconds=1)
 
 
-def due_instants(
-    obligation: Obligation, agreement: Agreement
-) -> list[tuple[str, datetime | None]]:
+def due_instants(obligation: Obligation, agreement: Agreement) -> list[tuple[str, datetime | None]]:
     """(period label, due instant) pairs for one obligation."""
     zone = agreement.zone
     due = obligation.due

@@ -36,6 +36,10 @@ Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_YAML_VALUES = 200_000
+"""Aliases can make a small file expand to billions of values ("billion laughs"): stop early."""
+
+_PLAIN_COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 
 
 @dataclass(frozen=True, order=True)
@@ -48,7 +52,12 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
+        # One problem per line, even when a YAML key or value carries a line break.
+        text = f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
+        return text.translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x85\u2028\u2029"}
 
 
 class LoadError(Exception):
@@ -135,6 +144,10 @@ def _mark_problem(file: str, mark: yaml.Mark | None, message: str) -> Problem:
     return Problem(file, mark.line + 1, mark.column + 1, "", message)
 
 
+class _TooManyValues(Exception):
+    pass
+
+
 class _Builder:
     """Turns composed YAML nodes into plain Python data, collecting problems as it goes."""
 
@@ -143,8 +156,12 @@ class _Builder:
         self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")
         self._active: set[int] = set()
+        self._count = 0
 
     def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self._count += 1
+        if self._count > MAX_YAML_VALUES:
+            raise _TooManyValues
         if depth > 60:
             self.problems.append(_mark_problem(self.file, node.start_mark, "nesting too deep"))
             return None
@@ -157,13 +174,25 @@ class _Builder:
             try:
                 value = self.constructor.construct_object(node, deep=True)
             except Exception as exc:  # a scalar YAML cannot turn into a value, e.g. 2025-02-30
-                self.problems.append(
-                    _mark_problem(self.file, node.start_mark, f"invalid value: {exc}")
-                )
+                # A marked error's str() spans several lines and repeats the position.
+                reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else None
+                message = f"invalid value {_shown(node.value)}: {reason or exc}"
+                self.problems.append(_mark_problem(self.file, node.start_mark, message))
                 return None
             if isinstance(value, str):
                 value = unicodedata.normalize("NFC", value)
             return value
+        if node.tag not in _PLAIN_COLLECTION_TAGS:
+            # The builder only makes plain lists and dicts: a tag such as !!python/object,
+            # !!set or !custom would otherwise be silently dropped.
+            self.problems.append(
+                _mark_problem(
+                    self.file,
+                    node.start_mark,
+                    f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')!r}",
+                )
+            )
+            return None
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -180,12 +209,16 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.problems.append(
-                    _mark_problem(self.file, key_node.start_mark, "YAML merge keys (<<) are not supported")
+                    _mark_problem(
+                        self.file, key_node.start_mark, "YAML merge keys (<<) are not supported"
+                    )
                 )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(
-                    _mark_problem(self.file, key_node.start_mark, "a mapping key must be plain text")
+                    _mark_problem(
+                        self.file, key_node.start_mark, "a mapping key must be plain text"
+                    )
                 )
                 continue
             key = str(key_node.value)
@@ -207,6 +240,11 @@ def parse_yaml(text: str, file: str) -> _Doc:
         mark = exc.problem_mark or exc.context_mark
         message = f"YAML syntax error: {exc.problem or exc.context}"
         return _Doc(file, None, None, [_mark_problem(file, mark, message)])
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"YAML syntax error: special character U+{exc.character:04X} is not allowed"
+        return _Doc(file, None, None, [Problem(file, line, col, "", message)])
     except yaml.YAMLError as exc:
         return _Doc(file, None, None, [Problem(file, 1, 1, "", f"YAML error: {exc}")])
     except RecursionError:
@@ -218,6 +256,9 @@ def parse_yaml(text: str, file: str) -> _Doc:
         data = builder.build(root)
     except RecursionError:
         return _Doc(file, None, root, [Problem(file, 1, 1, "", "YAML nesting too deep")])
+    except _TooManyValues:
+        message = f"the YAML expands to more than {MAX_YAML_VALUES} values (through aliases?)"
+        return _Doc(file, None, root, [Problem(file, 1, 1, "", message)])
     return _Doc(file, data, root, builder.problems)
 
 
@@ -229,18 +270,22 @@ def read_text(path: Path) -> tuple[str | None, Problem | None]:
         return None, Problem(name, 1, 1, "", f"cannot read file: {exc.strerror or exc}")
     if len(raw) > MAX_FILE_BYTES:
         return None, Problem(name, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes")
+    # Strip a byte-order mark first: error offsets then index the same bytes as `body`.
+    body = raw.removeprefix(b"\xef\xbb\xbf")
     try:
-        return raw.decode("utf-8-sig"), None
+        return body.decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line = body[: exc.start].count(b"\n") + 1
+        line_start = body.rfind(b"\n", 0, exc.start) + 1
+        # Columns count characters, as YAML positions do.
+        col = len(body[line_start : exc.start].decode("utf-8", errors="replace")) + 1
         return None, Problem(name, line, col, "", "file is not valid UTF-8")
 
 
 def _validate(doc: _Doc, model: type[M]) -> M | None:
-    if doc.problems or doc.data is None:
+    if doc.problems:
         return None
-    if not isinstance(doc.data, dict):
+    if not isinstance(doc.data, dict):  # also a document that is only `~` or `---`
         doc.problems.append(Problem(doc.file, 1, 1, "", "the file must be a YAML mapping"))
         return None
     try:
@@ -265,12 +310,51 @@ def _strip_tags(loc: Loc, doc: _Doc) -> Loc:
     return tuple(out)
 
 
+_PATTERN_HINTS = {
+    r"^[A-Z][A-Z0-9_]{0,39}$": (
+        "is not an agency code: use upper-case letters, digits and underscores, e.g. SNV"
+    ),
+    r"^[a-z][a-z0-9_]{0,39}$": (
+        "is not a group code: use lower-case letters, digits and underscores, e.g. so_ban_nganh"
+    ),
+    r"^[a-z0-9][a-z0-9-]{0,59}$": (
+        "is not an identifier: use lower-case letters, digits and hyphens, e.g. bao-cao-6-thang"
+    ),
+    r"^[A-Za-z0-9][A-Za-z0-9.]{0,19}$": (
+        "is not an item number: use letters, digits and dots, e.g. 3 or II.3"
+    ),
+    r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$": (
+        "is not an e-mail address, e.g. ten.ho@snv.example"
+    ),
+}
+
+_DATE_ERRORS = {"date_type", "date_parsing", "date_from_datetime_parsing"}
+
+
+def _shown(value: Any) -> str:
+    """The offending value as the officer wrote it: quoted text, a date as 2025-05-15."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
+    ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":
         return "field required"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERN_HINTS:
+        return f"{_shown(error['input'])} {_PATTERN_HINTS[ctx['pattern']]}"
+    if kind in _DATE_ERRORS:
+        reason = f" ({ctx['error']})" if ctx.get("error") else ""
+        return f"{_shown(error['input'])} is not a date{reason}: write YYYY-MM-DD, e.g. 2025-05-15"
+    if kind == "date_from_datetime_inexact":
+        return f"{_shown(error['input'])} is not a date: give the day only, e.g. 2025-05-15"
+    if kind == "too_short" and isinstance(error["input"], str) and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind in {"enum", "literal_error"} and "expected" in ctx:
+        return f"{_shown(error['input'])} is not one of {ctx['expected']}"
     if kind == "union_tag_invalid":
         return (
             "unknown kind "
@@ -304,10 +388,14 @@ def load_agreement(path: Path) -> LoadedAgreement:
     problems = list(doc.problems)
     if agreement is None:
         raise LoadError(problems)
-    directory_path = (path.parent / agreement.directory).resolve()
-    if not directory_path.is_file():
+    try:
+        directory_path = (path.parent / agreement.directory).resolve()
+        found = directory_path.is_file()
+    except (OSError, ValueError):  # e.g. a name longer than the file system allows
+        found = False
+    if not found:
         problems.append(
-            doc.problem(("directory",), f"directory file not found: {agreement.directory}")
+            doc.problem(("directory",), f"directory file not found: {agreement.directory!r}")
         )
         raise LoadError(problems)
     directory = _load_directory(directory_path, problems)
@@ -352,11 +440,15 @@ def _load_directory(path: Path, problems: list[Problem]) -> Directory | None:
 # Cross-reference rules
 
 
+_PLURALS = {"agency": "agencies"}
+
+
 def _unknown(kind: str, value: str, known: Iterable[str]) -> str:
     known_sorted = sorted(set(known))
     close = difflib.get_close_matches(value, known_sorted, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {kind} {value!r}{hint}; known {kind}s: {', '.join(known_sorted)}"
+    plural = _PLURALS.get(kind, f"{kind}s")
+    return f"unknown {kind} {value!r}{hint}; known {plural}: {', '.join(known_sorted)}"
 
 
 def check_directory(directory: Directory, doc: _Doc) -> list[Problem]:
@@ -406,9 +498,7 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: _Doc) -> li
                     problems.append(doc.problem((*loc, attr, j), _unknown("agency", code, codes)))
         for j, group in enumerate(owners.groups):
             if group not in groups:
-                problems.append(
-                    doc.problem((*loc, "groups", j), _unknown("group", group, groups))
-                )
+                problems.append(doc.problem((*loc, "groups", j), _unknown("group", group, groups)))
 
     for i, party in enumerate(agreement.parties):
         if party.agency not in codes:
@@ -431,6 +521,8 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: _Doc) -> li
         check_owners(item.coordinating, ("items", i, "coordinating"))
 
     problems.extend(_check_ladder(agreement.defaults.escalation, ("defaults", "escalation"), doc))
+    period_problems = _check_period(agreement, doc)
+    problems.extend(period_problems)
 
     obligation_ids: dict[str, str] = {}
     for loc, obligation in _obligations_with_loc(agreement):
@@ -439,7 +531,8 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: _Doc) -> li
             problems.append(
                 doc.problem(
                     (*loc, "id"),
-                    f"duplicate obligation id {obligation.id!r} (also {obligation_ids[obligation.id]})",
+                    f"duplicate obligation id {obligation.id!r} "
+                    f"(also {obligation_ids[obligation.id]})",
                 )
             )
         else:
@@ -455,7 +548,8 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: _Doc) -> li
                     obligation.notifications.escalation, (*loc, "notifications", "escalation"), doc
                 )
             )
-        problems.extend(_check_due(agreement, obligation, loc, doc))
+        if not period_problems:  # date arithmetic near year 1 or 9999 overflows
+            problems.extend(_check_due(agreement, obligation, loc, doc))
         problems.extend(_check_roles(agreement, directory, obligation, loc, doc))
     if not problems:
         problems.extend(_check_unique_tasks(agreement, directory, doc))
@@ -480,6 +574,25 @@ def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: _Doc) -> li
                     (*loc, k, "after"),
                     f"escalation steps must be in increasing order: {steps[k].after} "
                     f"does not come after {steps[k - 1].after}",
+                )
+            )
+    return problems
+
+
+SUPPORTED_YEARS = range(2000, 2200)
+"""Years a period may touch: catches typos such as 2205, and keeps date arithmetic in range."""
+
+
+def _check_period(agreement: Agreement, doc: _Doc) -> list[Problem]:
+    problems: list[Problem] = []
+    for attr in ("start", "end"):
+        day: date = getattr(agreement.period, attr)
+        if day.year not in SUPPORTED_YEARS:
+            problems.append(
+                doc.problem(
+                    ("period", attr),
+                    f"year {day.year} is outside the supported years "
+                    f"{SUPPORTED_YEARS.start}..{SUPPORTED_YEARS.stop - 1}",
                 )
             )
     return problems
@@ -524,7 +637,7 @@ def _check_due(agreement: Agreement, obligation: Obligation, loc: Loc, doc: _Doc
                 )
             ]
         return []
-    (label, instant), = due_instants(obligation, agreement)
+    ((_label, instant),) = due_instants(obligation, agreement)
     assert instant is not None
     if not period.start <= instant.date() <= latest:
         return [
@@ -579,7 +692,8 @@ def _check_roles(
                 )
                 continue
             holders = [
-                o for o in directory.officers
+                o
+                for o in directory.officers
                 if o.agency == obligation.recipient and holder in o.roles
             ]
         else:

@@ -178,7 +178,8 @@ class EscalationStep(Model):
 
 
 class NotificationPolicy(Model):
-    """Reminder policy and escalation ladder; agreement-wide defaults or per-obligation overrides."""
+    """Reminder policy and escalation ladder: agreement-wide defaults or per-obligation
+    overrides."""
 
     reminders: ReminderPolicy | None = Field(
         default=None, description="Reminders before the due instant."
