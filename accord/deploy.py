@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from agreements import LoadedAgreement
+from accord import db
+from agreements import LoadedAgreement, LoadError, load_agreement
 from agreements.expansion import TaskOccurrence, effective_policy, local_midnight
+from agreements.loader import agreement_files
 from agreements.models import Offset, OffsetUnit
 from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
     AgreementInput,
     AgreementPlan,
+    AgreementSummary,
     ObligationPlan,
     PlannedTask,
     agreement_workflow_id,
@@ -92,10 +98,20 @@ class Deployed:
     run_id: str | None
     created: bool
     note: str
+    handle: WorkflowHandle[Any, AgreementSummary] | None = None
 
 
-async def start_agreement(client: Client, input: AgreementInput, *, task_queue: str) -> Deployed:
-    """Start the agreement workflow; a second call for the same agreement creates nothing."""
+async def start_agreement(
+    client: Client,
+    input: AgreementInput,
+    *,
+    task_queue: str,
+    execution_timeout: timedelta | None = None,
+) -> Deployed:
+    """Start the agreement workflow; a second call for the same agreement creates nothing.
+
+    `execution_timeout` is for the time-skipping test server only, whose default caps a
+    workflow at ten years; real servers let an agreement run as long as it needs."""
     workflow_id = agreement_workflow_id(input.plan.agreement_id)
     try:
         existing = await client.get_workflow_handle(workflow_id).describe()
@@ -117,6 +133,7 @@ async def start_agreement(client: Client, input: AgreementInput, *, task_queue: 
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=execution_timeout,
             static_summary=_clip(f"{input.plan.document_number} · {input.plan.title}"),
             static_details=(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"
@@ -128,7 +145,7 @@ async def start_agreement(client: Client, input: AgreementInput, *, task_queue: 
         )
     except WorkflowAlreadyStartedError:
         return Deployed(workflow_id, None, False, "already completed earlier; not started again")
-    return Deployed(workflow_id, handle.result_run_id, True, "started")
+    return Deployed(workflow_id, handle.result_run_id, True, "started", handle)
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -136,3 +153,57 @@ def _clip(text: str, limit: int = 200) -> str:
     if len(encoded) <= limit:
         return text
     return encoded[: limit - 3].decode("utf-8", errors="ignore") + "…"
+
+
+async def deploy_loaded(
+    client: Client,
+    loaded: LoadedAgreement,
+    *,
+    session_factory: sessionmaker[Session],
+    task_queue: str,
+) -> Deployed:
+    """Load the directory into the database, then start the agreement's workflow."""
+    with session_factory() as session:
+        db.upsert_directory(session, directory=loaded.directory)
+    return await start_agreement(client, build_input(loaded), task_queue=task_queue)
+
+
+async def deploy_paths(
+    client: Client,
+    paths: list[Path],
+    *,
+    session_factory: sessionmaker[Session],
+    task_queue: str,
+) -> tuple[list[str], bool]:
+    """Deploy every agreement file given (folders are expanded). Returns report lines and
+    whether all were valid. An invalid file is reported and skipped; the others still deploy."""
+    lines: list[str] = []
+    ok = True
+    files: list[Path] = []
+    for path in paths:
+        files.extend(agreement_files(path) if path.is_dir() else [path])
+    for file in files:
+        try:
+            loaded = load_agreement(file)
+        except LoadError as err:
+            ok = False
+            lines.append(f"INVALID {file}: not deployed")
+            lines.extend(f"  {problem}" for problem in err.problems)
+            continue
+        result = await deploy_loaded(
+            client, loaded, session_factory=session_factory, task_queue=task_queue
+        )
+        verb = "deployed" if result.created else "unchanged"
+        lines.append(
+            f"{verb} {result.workflow_id}: {len(loaded.occurrences)} tasks ({result.note})"
+        )
+    return lines, ok
+
+
+async def deploy_folder(
+    client: Client, folder: Path, *, session_factory: sessionmaker[Session], task_queue: str
+) -> list[str]:
+    lines, _ = await deploy_paths(
+        client, [folder], session_factory=session_factory, task_queue=task_queue
+    )
+    return lines

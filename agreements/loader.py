@@ -724,3 +724,37 @@ def _check_unique_tasks(agreement: Agreement, directory: Directory, doc: _Doc) -
             )
         seen.add(occurrence.task_id)
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Finding agreement files
+
+
+def agreement_files(folder: Path) -> list[Path]:
+    """The agreement files in a folder and its subfolders, in a stable order."""
+    return [
+        path
+        for path in sorted(folder.rglob("*.yaml"))
+        if path.is_file()
+        and "directory" not in path.relative_to(folder).parts[:-1]
+        and not looks_like_directory(path)
+    ]
+
+
+def looks_like_directory(path: Path) -> bool:
+    """True for a file whose top-level mapping has `agencies:` but no `document_number:`.
+
+    Anything unreadable or broken counts as an agreement, so that its problems get reported.
+    """
+    text, _ = read_text(path)
+    if text is None:
+        return False
+    try:
+        # Composing builds nodes only: no values are constructed and aliases are not expanded.
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return False
+    if not isinstance(root, yaml.MappingNode):
+        return False
+    keys = {key.value for key, _ in root.value if isinstance(key, yaml.ScalarNode)}
+    return "agencies" in keys and "document_number" not in keys

@@ -1,0 +1,189 @@
+"""Composition root: the one place that builds settings, the database engine, activities, the
+Temporal client and the worker. `accord run` calls `serve`; `python worker.py` runs only the
+worker against the configured Temporal cluster, for production deployments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from accord import db
+from accord.settings import Settings, SmtpSettings
+from activities.mail import MailActivities
+from activities.store import StoreActivities
+from workflows.agreement import AgreementWorkflow
+from workflows.obligation import ObligationWorkflow
+
+log = logging.getLogger("accord")
+
+WORKFLOWS: Sequence[type] = (AgreementWorkflow, ObligationWorkflow)
+
+
+def build_activities(
+    session_factory: sessionmaker[Session], smtp: SmtpSettings
+) -> list[Callable[..., Any]]:
+    store = StoreActivities(session_factory)
+    mail = MailActivities(session_factory, smtp)
+    return [store.record_submission, store.record_audit, mail.send_notification]
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings,
+    max_concurrent_activities: int = 50,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=build_activities(session_factory, smtp),
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def connect(settings: Settings, address: str | None = None) -> Client:
+    """Client with the pydantic converter; TLS or API key from settings for a real cluster."""
+    temporal = settings.temporal
+    tls: TLSConfig | bool = False
+    if temporal.tls or temporal.api_key is not None:
+        tls = TLSConfig(
+            server_root_ca_cert=_read(temporal.tls_server_ca),
+            client_cert=_read(temporal.tls_client_cert),
+            client_private_key=_read(temporal.tls_client_key),
+        )
+    return await Client.connect(
+        address or temporal.address or f"127.0.0.1:{temporal.dev_port}",
+        namespace=temporal.namespace,
+        data_converter=pydantic_data_converter,
+        tls=tls,
+        api_key=temporal.api_key.get_secret_value() if temporal.api_key else None,
+    )
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    engine = db.make_engine(settings.resolved_database_url)
+    db.create_schema(engine)
+    return db.session_factory(engine)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
+    """Run the whole service on embedded defaults (or on the parts the settings name)."""
+    from accord.demo import start_demo
+
+    from accord.deploy import deploy_folder
+    from accord.embedded import DevServer, MailSink
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = _stop_event()
+    async with AsyncExitStack() as stack:
+        address = settings.temporal.address
+        ui_url = None
+        if address is None:
+            server = DevServer(
+                settings.data_dir,
+                port=settings.temporal.dev_port,
+                ui_port=settings.temporal.ui_port,
+                namespace=settings.temporal.namespace,
+                retention_days=settings.temporal.retention_days,
+            )
+            await stack.enter_async_context(server)
+            address, ui_url = server.address, server.ui_url
+        smtp = settings.smtp
+        if smtp.embedded:
+            sink = MailSink(settings.mail_dir, port=smtp.port)
+            await stack.enter_async_context(sink)
+            smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
+        session_factory = open_database(settings)
+        client = await connect(settings, address)
+        worker = build_worker(
+            client,
+            task_queue=settings.temporal.task_queue,
+            session_factory=session_factory,
+            smtp=smtp,
+        )
+        async with worker:
+            print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
+            if ui_url:
+                print(f"Web UI:   {ui_url}", flush=True)
+            where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
+            print(f"Mail:     {where}", flush=True)
+            print(f"Database: {_safe_url(settings.resolved_database_url)}", flush=True)
+            if deploy:
+                for line in await deploy_folder(
+                    client,
+                    settings.agreements_dir,
+                    session_factory=session_factory,
+                    task_queue=settings.temporal.task_queue,
+                ):
+                    print(line, flush=True)
+            demo_task: asyncio.Task[None] | None = None
+            if demo:
+                demo_task = asyncio.create_task(
+                    start_demo(
+                        client,
+                        settings.agreements_dir,
+                        session_factory=session_factory,
+                        task_queue=settings.temporal.task_queue,
+                    )
+                )
+            print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
+            await stop.wait()
+            print("Stopping: waiting for running activities to finish…", flush=True)
+            if demo_task is not None:
+                demo_task.cancel()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def run_worker_only(settings: Settings) -> None:
+    """Production: a worker process against the configured cluster, database and SMTP relay."""
+    session_factory = open_database(settings)
+    client = await connect(settings)
+    stop = _stop_event()
+    worker = build_worker(
+        client,
+        task_queue=settings.temporal.task_queue,
+        session_factory=session_factory,
+        smtp=settings.smtp,
+    )
+    async with worker:
+        log.info("worker polling %s", settings.temporal.task_queue)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run_worker_only(Settings()))
