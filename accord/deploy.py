@@ -30,8 +30,9 @@ from workflows.payloads import (
 
 CLOSE_GRACE = timedelta(days=30)
 """How long after the period ends unfinished tasks are still chased before they close."""
-OPEN_LEAD = timedelta(days=1)
-"""A task's workflow starts this long before its first reminder."""
+OPEN_LEAD = timedelta(days=60)
+"""A task's workflow starts this long before its first reminder (or at the agreement's start),
+so that early reports can be submitted, without keeping years of idle workflows open."""
 
 
 def _lead_minutes(offset: Offset) -> int:

@@ -1,0 +1,167 @@
+"""Real parts for workflow tests: the time-skipping Temporal test server, a SQLite database
+loaded with the Quảng Bình directory, the .eml mail sink on loopback, and the real worker."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from accord import db
+from accord.embedded import MailSink, find_binary, register_search_attributes
+from accord.settings import SmtpSettings
+from accord.simulate import start_test_server
+from activities.models import Actor, TaskRef
+from agreements import load_directory
+from agreements.models import (
+    Deliverable,
+    Directory,
+    EscalationStep,
+    Indicator,
+    OfficerRole,
+    ReminderPolicy,
+)
+from worker import build_worker
+from workflows.obligation import ObligationWorkflow
+from workflows.payloads import ObligationInput, TaskOutcome, task_workflow_id
+
+ROOT = Path(__file__).resolve().parents[2]
+QUANG_BINH = ROOT / "agreements" / "directory" / "quang-binh.yaml"
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    sessions: sessionmaker[Session]
+    mail_dir: Path
+    task_queue: str
+    directory: Directory
+
+    def mails(self) -> list[EmailMessage]:
+        """Every message the SMTP server accepted, oldest first (by Date, then recipient)."""
+        messages = []
+        for path in self.mail_dir.glob("*.eml"):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            messages.append(message)
+        return sorted(messages, key=lambda m: (sent_at(m), str(m["To"])))
+
+    def actor(self, agency: str, role: OfficerRole = OfficerRole.FOCAL_POINT) -> Actor:
+        officer = next(o for o in self.directory.officers if o.agency == agency and role in o.roles)
+        return Actor(officer_id=officer.id, agency=agency, roles=list(officer.roles))
+
+    async def start_obligation(
+        self, input: ObligationInput
+    ) -> WorkflowHandle[ObligationWorkflow, TaskOutcome]:
+        return await self.env.client.start_workflow(
+            ObligationWorkflow.run,
+            input,
+            id=task_workflow_id(input.task.task_id),
+            task_queue=self.task_queue,
+        )
+
+
+def sent_at(message: EmailMessage) -> datetime:
+    return email.utils.parsedate_to_datetime(str(message["Date"])).astimezone(ZONE)
+
+
+def recipients(message: EmailMessage) -> list[str]:
+    return [a.addr_spec for a in getattr(message["To"], "addresses", ())]
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """The real dev server (in memory), for behaviour the test server does not share."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    await register_search_attributes(env.client)
+    return env
+
+
+@asynccontextmanager
+async def harness(tmp_path: Path, *, dev_server: bool = False) -> AsyncIterator[Harness]:
+    directory = load_directory(QUANG_BINH)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
+    db.create_schema(engine)
+    sessions = db.session_factory(engine)
+    with sessions() as session:
+        db.upsert_directory(session, directory=directory)
+    env = await (start_dev_server() if dev_server else start_test_server())
+    try:
+        async with MailSink(tmp_path / "mail", port=0) as sink:
+            smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
+            task_queue = f"test-{uuid.uuid4()}"
+            async with build_worker(
+                env.client, task_queue=task_queue, session_factory=sessions, smtp=smtp
+            ):
+                yield Harness(env, sessions, tmp_path / "mail", task_queue, directory)
+    finally:
+        await env.shutdown()
+        engine.dispose()
+
+
+def obligation_input(
+    *,
+    due_at: datetime,
+    agency: str = "STP",
+    reminders: tuple[str, ...] = ("7d", "3d", "1d"),
+    escalation: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("1d", ("focal_point", "head_of_agency")),
+        ("5d", ("head_of_agency", "aggregator")),
+        ("10d", ("provincial_leadership",)),
+    ),
+    indicators: tuple[Indicator, ...] = (),
+    period_end: date | None = None,
+    task_suffix: str = "",
+) -> ObligationInput:
+    """One 'báo cáo 6 tháng' task of Sở Tư pháp (or `agency`), to Sở Nội vụ."""
+    label = f"{due_at.year}-6t{task_suffix}"
+    task = TaskRef(
+        task_id=f"test-2025/bao-cao-6-thang/{agency}/{label}",
+        agreement_id="test-2025",
+        document_number="289/KH-UBND",
+        agreement_title="Thực hiện công tác dân vận chính quyền năm 2025",
+        item_number="III.7",
+        obligation_id="bao-cao-6-thang",
+        deliverable=Deliverable.REPORT,
+        title="Báo cáo 6 tháng đầu năm",
+        agency=agency,
+        recipient="SNV",
+        period_label=label,
+        due_at=due_at,
+    )
+    end = period_end or date(due_at.year, 12, 31)
+    return ObligationInput(
+        task=task,
+        reminders=ReminderPolicy.model_validate({"before": list(reminders)}),
+        escalation=[
+            EscalationStep.model_validate({"after": after, "notify": list(roles)})
+            for after, roles in escalation
+        ],
+        indicators=list(indicators),
+        period_end=end,
+        closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
+    )
+
+
+async def local_now(env: WorkflowEnvironment) -> datetime:
+    return (await env.get_current_time()).astimezone(ZONE)
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=ZONE)
