@@ -135,6 +135,7 @@ async def start_agreement(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=execution_timeout,
+            run_timeout=execution_timeout,
             static_summary=_clip(f"{input.plan.document_number} · {input.plan.title}"),
             static_details=(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"

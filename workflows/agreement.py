@@ -135,6 +135,7 @@ class AgreementWorkflow:
             return True
         if info.get_current_history_length() > HISTORY_EVENT_BUDGET:
             return True
+        # Also before the period starts: the time-skipping server caps a run at ten years.
         local_year = workflow.now().astimezone(self._plan.starts_at.tzinfo).year
         return local_year != run_year and bool(self._waiting or not self._all_closed())
 

@@ -1,0 +1,120 @@
+"""Record workflow histories from real runs, for the replay test.
+
+    .venv/bin/python tests/workflows/make_histories.py
+
+Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
+or to add scenarios. Never regenerate histories to make a failing replay test pass: that
+failure is the warning that running workflows would break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+
+from accord.simulate import simulate
+from agreements import load_agreement
+from workflows.obligation import ObligationWorkflow
+from workflows.payloads import ExtensionDecision, ExtensionRequest, SubmitReport
+
+HERE = Path(__file__).resolve().parent
+HISTORIES = HERE / "histories"
+ROOT = HERE.parents[1]
+
+
+async def _save_chain(client: Client, workflow_id: str, first_run_id: str, stem: str) -> int:
+    """Save the runs of a continue-as-new chain that did something: the first run, and every
+    run that started tasks or received their reports (idle yearly runs before the simulated
+    period are alike and left out)."""
+    run_id: str | None = first_run_id
+    runs = 0
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs += 1
+        busy = any(
+            e.HasField("start_child_workflow_execution_initiated_event_attributes")
+            or e.HasField("workflow_execution_signaled_event_attributes")
+            for e in history.events
+        )
+        if runs == 1 or busy:
+            path = HISTORIES / f"{stem}-run{runs:02d}.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+        last = history.events[-1]
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id or None
+    return runs
+
+
+async def record_obligation_with_extension() -> None:
+    from harness import harness, local_now, midnight, obligation_input
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp)) as h:
+            now = await local_now(h.env)
+            due = midnight(now.date() + timedelta(days=20))
+            handle = await h.start_obligation(
+                obligation_input(due_at=due, period_end=due.date() + timedelta(days=90))
+            )
+            await h.env.sleep(timedelta(days=14))
+            await handle.execute_update(
+                ObligationWorkflow.request_extension,
+                ExtensionRequest(
+                    actor=h.actor("STP"), new_due=(due + timedelta(days=10)).date(), reason="x"
+                ),
+            )
+            await handle.execute_update(
+                ObligationWorkflow.decide_extension,
+                ExtensionDecision(actor=h.actor("SNV"), approve=True),
+            )
+            await h.env.sleep(timedelta(days=18))  # overdue, first escalation step
+            await handle.execute_update(
+                ObligationWorkflow.submit_report,
+                SubmitReport(actor=h.actor("STP"), summary="Nộp sau gia hạn."),
+            )
+            await handle.result()
+            history = await handle.fetch_history()
+            path = HISTORIES / "obligation-extension-late.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def record_programme() -> None:
+    """Nghệ An 2021–2026: the agreement continues-as-new at every new reporting year."""
+    from accord.simulate import start_test_server
+
+    loaded = load_agreement(ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml")
+    env = await start_test_server()
+    try:
+        report = await simulate(loaded, env=env)
+        workflow_id = f"agreement:{loaded.agreement.agreement_id}"
+        first = await env.client.get_workflow_handle(workflow_id).describe()
+        # describe() gives the latest run; walk back through the chain's first run id.
+        first_run = first.raw_description.workflow_execution_info.first_run_id
+        runs = await _save_chain(env.client, workflow_id, first_run, "agreement-nghe-an")
+        task = next(t for t in loaded.occurrences if t.due_at is not None)
+        history = await env.client.get_workflow_handle(f"task:{task.task_id}").fetch_history()
+        (HISTORIES / "obligation-nghe-an-overdue.json").write_text(
+            json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+        )
+        print(f"Nghệ An: {runs} runs, {len(report.mails)} messages")
+    finally:
+        await env.shutdown()
+
+
+async def main() -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    await record_obligation_with_extension()
+    await record_programme()
+    for path in sorted(HISTORIES.glob("*.json")):
+        print(path.relative_to(ROOT), path.stat().st_size)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    asyncio.run(main())

@@ -1,0 +1,76 @@
+"""Replay committed histories of real runs against today's workflow code.
+
+A change to workflow logic that running workflows would replay differently fails here, before
+it reaches a server: guard such a change with `workflow.patched(...)` (see the README).
+Histories are recorded by `tests/workflows/make_histories.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.workflow import NondeterminismError
+
+from workflows.agreement import AgreementWorkflow
+from workflows.obligation import ObligationWorkflow
+from workflows.payloads import ObligationInput, TaskOutcome
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
+    names = {p.stem.split("-")[0] for p in HISTORIES}
+    assert names == {"agreement", "obligation"}
+    continued = [
+        p
+        for p in HISTORIES
+        if _history(p).events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    ]
+    assert continued, "no recorded history ends in continue-as-new"
+    updates = {
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for p in HISTORIES
+        for e in _history(p).events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    }
+    assert {"request_extension", "decide_extension", "submit_report"} <= updates
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_replay_committed_history(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[AgreementWorkflow, ObligationWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+    await replayer.replay_workflow(_history(path))
+
+
+@workflow.defn(name="Obligation")
+class ReorderedObligation(ObligationWorkflow):
+    """A careless change: wait a second before doing anything, without `workflow.patched`."""
+
+    @workflow.run
+    async def run(self, input: ObligationInput) -> TaskOutcome:
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(input)
+
+
+async def test_unversioned_change_fails_replay() -> None:
+    path = next(p for p in HISTORIES if p.stem == "obligation-extension-late")
+    replayer = Replayer(
+        workflows=[ReorderedObligation],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history(path))
