@@ -97,7 +97,6 @@ def _stop_event() -> asyncio.Event:
 async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
     """Run the whole service on embedded defaults (or on the parts the settings name)."""
     from accord.demo import start_demo
-
     from accord.deploy import deploy_folder
     from accord.embedded import DevServer, MailSink
 

@@ -103,9 +103,11 @@ async def start_demo(
     deployed = await start_agreement(client, input, task_queue=task_queue)
     due_at = input.waiting[0].due_at
     assert due_at is not None
+    submit_at = (now + SUBMIT_AFTER).astimezone(due_at.tzinfo)
     print(
-        f"demo {deployed.workflow_id}: 2 tasks due {due_at:%H:%M}; {ON_TIME_AGENCY} submits at "
-        f"{now + SUBMIT_AFTER:%H:%M}, {LATE_AGENCY} never does (escalation at +1, +2, +3 min)",
+        f"demo {deployed.workflow_id}: 2 tasks due {due_at:%H:%M} ({agreement.time_zone}); "
+        f"{ON_TIME_AGENCY} submits at {submit_at:%H:%M}, {LATE_AGENCY} never does "
+        "(escalation 1, 2 and 3 minutes after the due time)",
         flush=True,
     )
     await asyncio.sleep(SUBMIT_AFTER.total_seconds())

@@ -209,16 +209,11 @@ class ObligationWorkflow:
         self._publish()
 
     def _is_stale(self, action: _Action) -> bool:
-        """A reminder whose time had passed when the schedule was made is not worth sending;
-        of several escalation steps already passed, only the highest is sent."""
-        if action.at >= self._schedule_from:
-            return False
-        if action.kind == "reminder":
-            return True
-        assert self._due_at is not None
-        now = workflow.now()
-        later_steps = self._input.escalation[action.step :]
-        return any(self._due_at + _offset(s.after.minutes) <= now for s in later_steps)
+        """A reminder or escalation step whose time had already passed when the schedule was
+        made (a task deployed late, or an extension granted after the fact) is recorded as
+        skipped, not sent in a burst. Timers that fire late because a worker was down are
+        not stale: their time was still ahead when the schedule was made."""
+        return action.at < self._schedule_from
 
     # ----------------------------------------------------------------------------------------
     # Updates
