@@ -38,9 +38,11 @@ from activities.models import Actor, IndicatorValue, Ratio
 from agreements import LoadedAgreement
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from worker import build_worker
+from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     AgreementInput,
+    AgreementOverview,
     AgreementSummary,
     SubmitReport,
     TaskStatus,
@@ -97,6 +99,7 @@ class SimulationReport:
     mails: list[DeliveredMail]
     summary: AgreementSummary
     statuses: dict[str, TaskStatus]
+    overview: AgreementOverview
     database_url: str
     warnings: list[str] = field(default_factory=list)
 
@@ -250,6 +253,7 @@ async def _simulate(
                     await _submit(env, client, loaded, input, scripted, years, session_factory)
                 )
             summary = await handle.result()
+            overview = await handle.query(AgreementWorkflow.overview)
             statuses: dict[str, TaskStatus] = {}
             for task in input.waiting:
                 statuses[task.task_id] = await client.get_workflow_handle(
@@ -264,6 +268,7 @@ async def _simulate(
         mails=mails,
         summary=summary,
         statuses=statuses,
+        overview=overview,
         database_url=database_url,
         warnings=warnings,
     )

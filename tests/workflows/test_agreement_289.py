@@ -83,6 +83,14 @@ async def test_nobody_submits_every_task_gets_every_reminder_and_escalation() ->
     assert all(report.statuses[t.task_id].escalation_level == 3 for t in dated)
     assert all(report.statuses[t.task_id].closed for t in loaded.occurrences)
 
+    overview = report.overview
+    assert overview.finished
+    assert overview.counts == report.summary.counts
+    assert overview.closed == overview.started == 69 and overview.waiting == 0
+    assert sorted(d.task_id for d in overview.overdue) == sorted(t.task_id for t in dated)
+    assert {d.escalation_level for d in overview.overdue} == {3}
+    assert overview.runs >= 2  # continued-as-new at least once (at each new year)
+
 
 async def test_on_time_reports_get_receipts_and_no_escalation(tmp_path: Path) -> None:
     loaded = load_agreement(PLAN)
