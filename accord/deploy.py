@@ -35,18 +35,18 @@ OPEN_LEAD = timedelta(days=60)
 so that early reports can be submitted, without keeping years of idle workflows open."""
 
 
-def _lead_minutes(offset: Offset) -> int:
+def _lead(offset: Offset) -> timedelta:
     # A working-day offset can span weekends and Tết: open its window generously.
     if offset.unit is OffsetUnit.WORKING_DAYS:
-        return offset.amount * 1440 * 3
-    return offset.minutes
+        return offset.duration * 3
+    return offset.duration
 
 
 def opens_at(occurrence: TaskOccurrence, starts_at: datetime) -> datetime:
     if occurrence.due_at is None:
         return starts_at
-    longest = max((_lead_minutes(o) for o in occurrence.reminders.before), default=0)
-    return max(starts_at, occurrence.due_at - timedelta(minutes=longest) - OPEN_LEAD)
+    longest = max((_lead(o) for o in occurrence.reminders.before), default=timedelta(0))
+    return max(starts_at, occurrence.due_at - longest - OPEN_LEAD)
 
 
 def build_input(loaded: LoadedAgreement) -> AgreementInput:

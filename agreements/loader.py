@@ -568,7 +568,7 @@ def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: _Doc) -> li
     problems: list[Problem] = []
     for k in range(1, len(steps or [])):
         assert steps is not None
-        if steps[k].after.minutes <= steps[k - 1].after.minutes:
+        if steps[k].after.seconds <= steps[k - 1].after.seconds:
             problems.append(
                 doc.problem(
                     (*loc, k, "after"),

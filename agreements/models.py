@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,11 +82,12 @@ class Model(BaseModel):
 # Durations
 
 
-_OFFSET_RE = re.compile(r"^\s*(\d{1,5})\s*(m|h|d|wd)\s*$")
-_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "wd": 1440}
+_OFFSET_RE = re.compile(r"^\s*(\d{1,5})\s*(s|m|h|d|wd)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "wd": 86_400}
 
 
 class OffsetUnit(StrEnum):
+    SECONDS = "s"
     MINUTES = "m"
     HOURS = "h"
     DAYS = "d"
@@ -107,15 +108,20 @@ class Offset(Model):
             if not match:
                 raise ValueError(
                     f"offset {value!r} is not of the form <number><unit> with unit "
-                    "m (minutes), h (hours), d (calendar days) or wd (working days), e.g. '7d'"
+                    "s (seconds), m (minutes), h (hours), d (calendar days) or wd (working days), "
+                    "e.g. '7d'"
                 )
             return {"amount": int(match.group(1)), "unit": match.group(2)}
         return value
 
     @property
-    def minutes(self) -> int:
-        """Length in minutes; a working day counts as at least one calendar day."""
-        return self.amount * _UNIT_MINUTES[self.unit.value]
+    def seconds(self) -> int:
+        """Length in seconds; a working day counts as at least one calendar day."""
+        return self.amount * _UNIT_SECONDS[self.unit.value]
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
 
     def __str__(self) -> str:
         return f"{self.amount}{self.unit.value}"
@@ -124,7 +130,7 @@ class Offset(Model):
 OffsetText = Annotated[
     Offset,
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\s*\d{1,5}\s*(m|h|d|wd)\s*$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*\d{1,5}\s*(s|m|h|d|wd)\s*$"}),
 ]
 
 
@@ -162,8 +168,8 @@ class ReminderPolicy(Model):
     @field_validator("before")
     @classmethod
     def _distinct(cls, value: list[Offset]) -> list[Offset]:
-        minutes = [o.minutes for o in value]
-        if len(set(minutes)) != len(minutes):
+        seconds = [o.seconds for o in value]
+        if len(set(seconds)) != len(seconds):
             raise ValueError("reminder offsets must be distinct")
         return value
 

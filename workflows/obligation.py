@@ -134,7 +134,7 @@ class ObligationWorkflow:
     def _closes_at(self) -> datetime:
         closes_at = self._input.closes_at
         if self._due_at is not None and self._input.escalation:
-            last_step = self._due_at + _offset(self._input.escalation[-1].after.minutes)
+            last_step = self._due_at + self._input.escalation[-1].after.duration
             closes_at = max(closes_at, last_step + timedelta(days=1))
         return closes_at
 
@@ -147,10 +147,10 @@ class ObligationWorkflow:
         due_key = f"{self._due_at:%Y%m%d%H%M}"
         candidates: list[_Action] = []
         if self._state is TaskState.PENDING:
-            offsets = sorted(self._input.reminders.before, key=lambda o: -o.minutes)
+            offsets = sorted(self._input.reminders.before, key=lambda o: -o.seconds)
             for index, offset in enumerate(offsets, start=1):
                 key = f"reminder/{index}/{due_key}"
-                at = self._due_at - _offset(offset.minutes)
+                at = self._due_at - offset.duration
                 if key not in done:
                     candidates.append(_Action(key, "reminder", index, str(offset), at))
             candidates.append(_Action(f"overdue/{due_key}", "overdue", 0, "", self._due_at))
@@ -158,7 +158,7 @@ class ObligationWorkflow:
             for index, step in enumerate(self._input.escalation, start=1):
                 key = f"escalation/{index}/{due_key}"
                 if index > self._escalation_level and key not in done:
-                    at = self._due_at + _offset(step.after.minutes)
+                    at = self._due_at + step.after.duration
                     candidates.append(_Action(key, "escalation", index, str(step.after), at))
         candidates = [c for c in candidates if c.at <= close.at]
         return min(candidates, key=lambda c: (c.at, c.step), default=close)
@@ -578,10 +578,6 @@ class ObligationWorkflow:
         if sent:
             lines.append(f"- Đã gửi {len(sent)} thông báo, gần nhất lúc {local_text(sent[-1].at)}")
         return "\n".join(lines)
-
-
-def _offset(minutes: int) -> timedelta:
-    return timedelta(minutes=minutes)
 
 
 def _indicator_problems(input: ObligationInput, values: dict[str, IndicatorValue]) -> list[str]:

@@ -4,7 +4,7 @@ database and SMTP server, from 1 January to the end of the plan, on the time-ski
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from harness import ROOT
@@ -47,14 +47,14 @@ def expected_mail(loaded: LoadedAgreement) -> Counter[tuple[datetime, str, str, 
                 for address in _emails(loaded.directory, role, task.agency, task.recipient):
                     expected[
                         (
-                            task.due_at - timedelta(minutes=offset.minutes),
+                            task.due_at - offset.duration,
                             "reminder",
                             task.task_id,
                             address,
                         )
                     ] += 1
         for step in task.escalation:
-            at = task.due_at + timedelta(minutes=step.after.minutes)
+            at = task.due_at + step.after.duration
             addresses = set().union(
                 *(_emails(loaded.directory, r, task.agency, task.recipient) for r in step.notify)
             )
