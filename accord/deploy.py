@@ -15,7 +15,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accord import db
 from agreements import LoadedAgreement, LoadError, load_agreement
-from agreements.expansion import TaskOccurrence, effective_policy, local_midnight
+from agreements.expansion import (
+    TaskOccurrence,
+    cached_calendar,
+    calendar_years,
+    effective_policy,
+    local_midnight,
+)
 from agreements.loader import agreement_files
 from agreements.models import Offset, OffsetUnit
 from workflows.agreement import AgreementWorkflow
@@ -66,6 +72,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             reminders=reminders,
             escalation=escalation,
             indicators=obligation.indicators,
+            deadline_rule=obligation.deadline_rule or agreement.deadline_rule,
         )
     tasks = [
         PlannedTask(
@@ -74,6 +81,9 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             agency=o.agency,
             period_label=o.period_label,
             due_at=o.due_at,
+            written_due_at=o.written_due_at,
+            due_note_vi=o.due_note_vi,
+            due_note_en=o.due_note_en,
             opens_at=opens_at(o, starts_at),
         )
         for o in loaded.occurrences
@@ -89,6 +99,8 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
         ends_at=ends_at,
         closes_at=ends_at + CLOSE_GRACE,
         obligations=obligations,
+        calendar=cached_calendar(calendar_years(agreement)),
+        sending_time=agreement.sending_time,
     )
     return AgreementInput(plan=plan, waiting=tasks)
 

@@ -36,6 +36,7 @@ from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.settings import SmtpSettings
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements import LoadedAgreement
+from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from worker import build_worker
 from workflows.agreement import AgreementWorkflow
@@ -137,8 +138,12 @@ def shift_input(input: AgreementInput, years: int) -> AgreementInput:
     """The same plan `years` later (a multiple of 28 keeps weekdays and 29 February)."""
     if years == 0:
         return input
+    calendar = input.plan.calendar
+    if calendar is not None:
+        calendar = shift_calendar(calendar, years)
     plan = input.plan.model_copy(
         update={
+            "calendar": calendar,
             "period_start": _shift_date(input.plan.period_start, years),
             "period_end": _shift_date(input.plan.period_end, years),
             "starts_at": _shift(input.plan.starts_at, years),
@@ -156,6 +161,22 @@ def shift_input(input: AgreementInput, years: int) -> AgreementInput:
         for t in input.waiting
     ]
     return input.model_copy(update={"plan": plan, "waiting": waiting})
+
+
+def shift_calendar(calendar: WorkingCalendar, years: int) -> WorkingCalendar:
+    """The same working days `years` later: with a multiple of 28, every weekday matches."""
+
+    def moved(days: tuple[CalendarDay, ...]) -> tuple[CalendarDay, ...]:
+        return tuple(d.model_copy(update={"day": _shift_date(d.day, years)}) for d in days)
+
+    return WorkingCalendar(
+        first_year=calendar.first_year + years,
+        last_year=calendar.last_year + years,
+        weekend=calendar.weekend,
+        days_off=moved(calendar.days_off),
+        make_up_working_days=moved(calendar.make_up_working_days),
+        source=f"{calendar.source} (simulated {years} years later)",
+    )
 
 
 _DATE_IN_TEXT = re.compile(r"\b(\d{1,2}/\d{1,2}/)(\d{4})\b")

@@ -36,6 +36,10 @@ class TaskRef(Payload):
     period_label: str
     due_at: AwareDatetime | None
     time_zone: str = "Asia/Ho_Chi_Minh"
+    due_note_vi: str | None = Field(
+        default=None, description="Why the deadline is not the written one (working calendar)."
+    )
+    due_note_en: str | None = None
 
 
 class NotificationKind(StrEnum):

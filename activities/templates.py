@@ -147,6 +147,7 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "agency": "Cơ quan thực hiện",
         "recipient": "Nơi nhận",
         "due": "Hạn nộp",
+        "due_note": "Ghi chú về hạn",
         "new_due": "Hạn mới",
         "task": "Mã nhiệm vụ",
         "reason": "Lý do",
@@ -165,6 +166,7 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "agency": "Agency",
         "recipient": "Delivered to",
         "due": "Due",
+        "due_note": "About the deadline",
         "new_due": "New due date",
         "task": "Task ID",
         "reason": "Reason",
@@ -517,6 +519,9 @@ def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
     if task.recipient:
         facts.append((labels["recipient"], _agency_label(task.recipient, names)))
     facts.append((labels["due"], ctx.due or labels["no_due"]))
+    note = task.due_note_en if ctx.locale == "en" else task.due_note_vi
+    if note:
+        facts.append((labels["due_note"], one_line(note)))
     if ctx.request.new_due_at is not None:
         facts.append((labels["new_due"], _due_long(ctx.request.new_due_at, ctx.zone, ctx.locale)))
     if ctx.reason:

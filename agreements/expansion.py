@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from agreements.calendar import WorkingCalendar, apply_deadline_rule, load_calendar
 from agreements.models import (
     Agreement,
     ContentItem,
+    DeadlineRule,
     Deliverable,
     Directory,
     EscalationStep,
@@ -46,10 +48,32 @@ class TaskOccurrence(BaseModel):
     agency: str
     recipient: str | None
     period_label: str
-    due_at: AwareDatetime | None = Field(description="Due instant (first late moment), local.")
+    due_at: AwareDatetime | None = Field(
+        description="Due instant (first late moment), local, after the deadline rule."
+    )
+    written_due_at: AwareDatetime | None = Field(
+        default=None, description="Due instant as the document writes it, before the rule."
+    )
+    deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
+    due_note_vi: str | None = Field(default=None, description="Why the deadline moved.")
+    due_note_en: str | None = None
     reminders: ReminderPolicy
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
+
+
+_CALENDARS: dict[tuple[range, float], WorkingCalendar] = {}
+
+
+def cached_calendar(years: range) -> WorkingCalendar:
+    """The working calendar for `years`, rebuilt when the overrides file changes."""
+    from agreements.calendar import DEFAULT_OVERRIDES
+
+    stamp = DEFAULT_OVERRIDES.stat().st_mtime if DEFAULT_OVERRIDES.exists() else 0.0
+    key = (years, stamp)
+    if key not in _CALENDARS:
+        _CALENDARS[key] = load_calendar(years)
+    return _CALENDARS[key]
 
 
 def task_id(agreement_id: str, obligation_id: str, agency: str, period_label: str) -> str:
@@ -145,22 +169,48 @@ def _agency_active(directory: Directory, code: str, due_at: datetime | None, sta
     return day <= agency.active_until
 
 
-def expand(agreement: Agreement, directory: Directory) -> list[TaskOccurrence]:
-    """Every task occurrence of the agreement, ordered by due instant (undated last), then ID."""
+def calendar_years(agreement: Agreement) -> range:
+    """Years a working calendar must cover for this agreement (one year of margin each side)."""
+    return range(agreement.period.start.year - 1, agreement.period.end.year + 2)
+
+
+def expand(
+    agreement: Agreement, directory: Directory, calendar: WorkingCalendar | None = None
+) -> list[TaskOccurrence]:
+    """Every task occurrence of the agreement, ordered by due instant (undated last), then ID.
+
+    Due instants go through the deadline rule (by default Civil Code art. 148: a last day on a
+    weekend or holiday moves to the next working day) against the working calendar, which is
+    built from the `holidays` package and the overrides file unless one is given."""
+    if calendar is None:
+        calendar = cached_calendar(calendar_years(agreement))
     occurrences: list[TaskOccurrence] = []
     for item, obligation in agreement.all_obligations():
-        occurrences.extend(_expand_obligation(agreement, directory, item, obligation))
+        occurrences.extend(_expand_obligation(agreement, directory, item, obligation, calendar))
     far_future = datetime.max.replace(tzinfo=agreement.zone)
     occurrences.sort(key=lambda o: (o.due_at or far_future, o.task_id))
     return occurrences
 
 
 def _expand_obligation(
-    agreement: Agreement, directory: Directory, item: ContentItem | None, obligation: Obligation
+    agreement: Agreement,
+    directory: Directory,
+    item: ContentItem | None,
+    obligation: Obligation,
+    calendar: WorkingCalendar,
 ) -> Iterator[TaskOccurrence]:
     reminders, escalation = effective_policy(obligation, agreement)
     agencies = resolve_owners(obligation.owners, directory)
-    for label, due_at in due_instants(obligation, agreement):
+    rule = obligation.deadline_rule or agreement.deadline_rule
+    for label, written in due_instants(obligation, agreement):
+        due_at, note_vi, note_en = written, None, None
+        if written is not None:
+            adjusted = apply_deadline_rule(written, rule, calendar, agreement.zone)
+            due_at, note_vi, note_en = (
+                adjusted.adjusted,
+                adjusted.explanation_vi,
+                adjusted.explanation_en,
+            )
         for agency in agencies:
             if not _agency_active(directory, agency, due_at, agreement.period.start):
                 continue
@@ -175,6 +225,10 @@ def _expand_obligation(
                 recipient=obligation.recipient,
                 period_label=label,
                 due_at=due_at,
+                written_due_at=written,
+                deadline_rule=rule,
+                due_note_vi=note_vi,
+                due_note_en=note_en,
                 reminders=reminders,
                 escalation=escalation,
                 indicators=list(obligation.indicators),

@@ -579,7 +579,8 @@ def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: _Doc) -> li
     return problems
 
 
-SUPPORTED_YEARS = range(2000, 2200)
+# The working calendar covers 2000–2100; a period needs a year of margin on each side.
+SUPPORTED_YEARS = range(2001, 2100)
 """Years a period may touch: catches typos such as 2205, and keeps date arithmetic in range."""
 
 
@@ -736,7 +737,7 @@ def agreement_files(folder: Path) -> list[Path]:
         path
         for path in sorted(folder.rglob("*.yaml"))
         if path.is_file()
-        and "directory" not in path.relative_to(folder).parts[:-1]
+        and not {"directory", "calendars"} & set(path.relative_to(folder).parts[:-1])
         and not looks_like_directory(path)
     ]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -332,6 +332,32 @@ class NoDue(Model):
 Due = Annotated[FixedDue | RecurringDue | RelativeDue | NoDue, Field(discriminator="kind")]
 
 
+class DeadlineRule(StrEnum):
+    """What happens when the last day of a time limit is not a working day."""
+
+    NEXT_WORKING_DAY = "next_working_day"
+    """Civil Code 2015, art. 148: the limit ends at the end of the next working day (default)."""
+    PREVIOUS_WORKING_DAY = "previous_working_day"
+    """The limit ends at the end of the last working day before it."""
+    AS_WRITTEN = "as_written"
+    """The date stays as the document wrote it, weekend or holiday."""
+
+
+class ReportingPeriodPreset(StrEnum):
+    """Data cut-off windows of Decree 09/2019/NĐ-CP, art. 12 (the period a report covers)."""
+
+    MONTHLY = "monthly"
+    """15th of the previous month to the 14th of the reporting month."""
+    QUARTERLY = "quarterly"
+    """15th of the month before the quarter to the 14th of the quarter's last month."""
+    SIX_MONTH = "six_month"
+    """15 Dec of the previous year to 14 Jun."""
+    NINE_MONTH = "nine_month"
+    """15 Dec of the previous year to 14 Sep."""
+    ANNUAL = "annual"
+    """15 Dec of the previous year to 14 Dec."""
+
+
 class Obligation(Model):
     """Something an agency must deliver: a report, a plan, an inspection, or another action."""
 
@@ -355,6 +381,19 @@ class Obligation(Model):
     assumed: Text | None = Field(
         default=None,
         description="Set when the date or owner is not in the source: explains the assumption.",
+    )
+    deadline_rule: DeadlineRule | None = Field(
+        default=None,
+        description=(
+            "When the last day is a weekend or holiday: overrides the agreement's deadline_rule."
+        ),
+    )
+    reporting_period: ReportingPeriodPreset | None = Field(
+        default=None,
+        description=(
+            "Decree 09/2019/NĐ-CP data cut-off window the report covers (monthly, quarterly, "
+            "six_month, nine_month, annual), separate from the submission due date."
+        ),
     )
 
 
@@ -447,6 +486,21 @@ class Agreement(Model):
         description="The agreement's reporting regime (chế độ báo cáo), not tied to one item.",
     )
     source: SourceNote | None = None
+    deadline_rule: DeadlineRule = Field(
+        default=DeadlineRule.NEXT_WORKING_DAY,
+        description=(
+            "When a deadline's last day is a weekend or holiday: next_working_day (Civil Code "
+            "2015 art. 148, the default), previous_working_day or as_written."
+        ),
+    )
+    sending_time: time = Field(
+        default=time(7, 30),
+        description=(
+            "Local time of the sending window: reminders and escalations counted in days or "
+            "working days go out at this time on working days only (never at night, on a "
+            "weekend or a holiday). Offsets in hours, minutes or seconds are sent as computed."
+        ),
+    )
 
     @field_validator("time_zone")
     @classmethod

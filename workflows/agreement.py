@@ -19,6 +19,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import AuditEntry, TaskRef
+    from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
         SA_AGREEMENT,
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         AgreementInput,
         AgreementOverview,
         AgreementSummary,
+        CalendarUpdate,
         Deadline,
         LedgerEntry,
         ObligationInput,
@@ -173,6 +175,8 @@ class AgreementWorkflow:
             period_label=task.period_label,
             due_at=task.due_at,
             time_zone=plan.time_zone,
+            due_note_vi=task.due_note_vi,
+            due_note_en=task.due_note_en,
         )
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
         try:
@@ -186,6 +190,10 @@ class AgreementWorkflow:
                     period_end=plan.period_end,
                     closes_at=plan.closes_at,
                     parent_workflow_id=workflow.info().workflow_id,
+                    written_due_at=task.written_due_at,
+                    deadline_rule=obligation.deadline_rule,
+                    calendar=self._task_calendar(task),
+                    sending_time=plan.sending_time,
                 ),
                 id=task_workflow_id(task.task_id),
                 # Children outlive each run of this workflow (continue-as-new) and report back
@@ -207,6 +215,22 @@ class AgreementWorkflow:
         except WorkflowAlreadyStartedError:
             # Started by an earlier run whose record of it was lost; the child reports by signal.
             workflow.logger.info("task %s already started", task.task_id)
+
+    def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
+        """The plan's calendar cut to the years around the task, to keep child inputs small."""
+        calendar = self._plan.calendar
+        if calendar is None:
+            return None
+        year = (task.due_at or self._plan.starts_at).year
+        if not calendar.first_year <= year <= calendar.last_year:
+            return None
+        return calendar.between_years(year - 1, year + 1)
+
+    @workflow.signal
+    def calendar_changed(self, update: CalendarUpdate) -> None:
+        """A newly published calendar, for the tasks not started yet. (Running tasks get it
+        by their own signal; see `accord calendar --publish`.)"""
+        self._plan = self._plan.model_copy(update={"calendar": update.calendar})
 
     @workflow.signal(name=TASK_CHANGED_SIGNAL)
     def task_changed(self, change: TaskChange) -> None:

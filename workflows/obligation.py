@@ -8,7 +8,7 @@ All time comes from `workflow.now()`; recipients are resolved by the mail activi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
@@ -24,7 +24,14 @@ with workflow.unsafe.imports_passed_through():
         Ratio,
         RecordSubmission,
     )
-    from agreements.models import IndicatorKind, RecipientRole
+    from agreements.calendar import (
+        CalendarRangeError,
+        SendingWindow,
+        apply_deadline_rule,
+        offset_after,
+        offset_before,
+    )
+    from agreements.models import IndicatorKind, Offset, RecipientRole
     from workflows.payloads import (
         SA_AGENCY,
         SA_AGREEMENT,
@@ -37,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         SA_STATE,
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
+        CalendarUpdate,
         Decision,
         ExtensionDecision,
         ExtensionRequest,
@@ -54,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
+CALENDAR_PATCH = "working-calendar"
+"""Marks runs that apply the working calendar (deadline rule, sending window)."""
+_DAY_UNITS = frozenset({"d", "wd"})
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -81,6 +92,13 @@ class ObligationWorkflow:
         self._input = input
         self._task = input.task
         self._due_at = input.task.due_at
+        # The due instant as written (or as extended), before the deadline rule: business keys
+        # use it, so a calendar change that moves the deadline never re-sends a notice.
+        self._written_due = input.written_due_at or input.task.due_at
+        self._due_note: str | None = input.task.due_note_vi
+        self._due_note_en: str | None = input.task.due_note_en
+        self._calendar = input.calendar
+        self._calendar_logic = False
         self._state = TaskState.PENDING
         self._escalation_level = 0
         self._notices: list[SentNotice] = []
@@ -100,6 +118,8 @@ class ObligationWorkflow:
 
     @workflow.run
     async def run(self, input: ObligationInput) -> TaskOutcome:
+        if self._calendar is not None:
+            self._calendar_logic = workflow.patched(CALENDAR_PATCH)
         self._publish()
         while not self._closed:
             await self._tell_parent()
@@ -144,24 +164,110 @@ class ObligationWorkflow:
         if not self._state.is_open or self._due_at is None:
             return close
         done = self._done_keys()
-        due_key = f"{self._due_at:%Y%m%d%H%M}"
+        due_key = f"{self._written_due or self._due_at:%Y%m%d%H%M}"
         candidates: list[_Action] = []
         if self._state is TaskState.PENDING:
             offsets = sorted(self._input.reminders.before, key=lambda o: -o.seconds)
+            previous: datetime | None = None
             for index, offset in enumerate(offsets, start=1):
                 key = f"reminder/{index}/{due_key}"
-                at = self._due_at - offset.duration
-                if key not in done:
+                at = self._reminder_at(offset)
+                # Two reminders pushed into the same sending window (a holiday) go out once.
+                merged = previous is not None and at <= previous
+                previous = at if previous is None else max(previous, at)
+                if key not in done and not merged:
                     candidates.append(_Action(key, "reminder", index, str(offset), at))
             candidates.append(_Action(f"overdue/{due_key}", "overdue", 0, "", self._due_at))
         else:
             for index, step in enumerate(self._input.escalation, start=1):
                 key = f"escalation/{index}/{due_key}"
                 if index > self._escalation_level and key not in done:
-                    at = self._due_at + step.after.duration
+                    at = self._escalation_at(step.after)
                     candidates.append(_Action(key, "escalation", index, str(step.after), at))
         candidates = [c for c in candidates if c.at <= close.at]
         return min(candidates, key=lambda c: (c.at, c.step), default=close)
+
+    def _window(self) -> SendingWindow | None:
+        if not self._calendar_logic or self._calendar is None:
+            return None
+        return SendingWindow(
+            calendar=self._calendar,
+            time_zone=self._task.time_zone,
+            opens_at=self._input.sending_time,
+        )
+
+    def _reminder_at(self, offset: Offset) -> datetime:
+        """Due instant minus the offset; day offsets go to the latest sending window before."""
+        assert self._due_at is not None
+        window = self._window()
+        if window is None or offset.unit not in _DAY_UNITS:
+            return self._due_at - offset.duration
+        try:
+            planned = offset_before(self._due_at, offset, window.calendar)
+            # The morning of the planned day, or of the working day before it.
+            return window.previous_window(window.opening(planned.date()))
+        except CalendarRangeError:
+            return self._due_at - offset.duration
+
+    def _escalation_at(self, offset: Offset) -> datetime:
+        """Due instant plus the offset; day offsets go to the next sending window."""
+        assert self._due_at is not None
+        window = self._window()
+        if window is None or offset.unit not in _DAY_UNITS:
+            return self._due_at + offset.duration
+        try:
+            return window.next_window(offset_after(self._due_at, offset, window.calendar))
+        except CalendarRangeError:
+            return self._due_at + offset.duration
+
+    def _apply_rule(self, written: datetime) -> datetime:
+        """Set the due instant for a written one under the task's deadline rule and calendar,
+        with the explanation when it moved."""
+        self._due_note = self._due_note_en = None
+        if not self._calendar_logic or self._calendar is None:
+            return written
+        try:
+            adjusted = apply_deadline_rule(
+                written, self._input.deadline_rule, self._calendar, written.tzinfo or UTC
+            )
+        except CalendarRangeError:
+            return written
+        self._due_note, self._due_note_en = adjusted.explanation_vi, adjusted.explanation_en
+        return adjusted.adjusted
+
+    @workflow.signal
+    async def calendar_changed(self, update: CalendarUpdate) -> None:
+        """A newly published working calendar: recompute the deadline and the timers. Notices
+        already sent keep their business keys, so none is sent again."""
+        if self._closed or not self._state.is_open:
+            return
+        self._calendar = update.calendar.between_years(
+            (self._due_at or workflow.now()).year - 1, (self._due_at or workflow.now()).year + 1
+        )
+        if not self._calendar_logic:
+            self._calendar_logic = workflow.patched(CALENDAR_PATCH)
+        if self._written_due is None or self._due_at is None:
+            return
+        new_due = self._apply_rule(self._written_due)
+        note = self._due_note
+        now = workflow.now()
+        self._schedule_from = now
+        if new_due != self._due_at:
+            detail = (
+                f"lịch làm việc thay đổi{': ' + update.note if update.note else ''}; "
+                f"hạn mới {before_day_text(new_due)}" + (f" ({note})" if note else "")
+            )
+            self._decisions.append(
+                Decision(at=now, kind="calendar_changed", actor="system", detail=detail)
+            )
+            self._due_at = new_due
+            if self._state is TaskState.OVERDUE and now < new_due:
+                self._state = TaskState.PENDING
+                self._escalation_level = 0
+            await self._audit(
+                "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
+            )
+        self._publish()
 
     async def _fire(self, action: _Action) -> None:
         if action.kind == "close":
@@ -343,9 +449,10 @@ class ObligationWorkflow:
             )
         )
         if decision.approve:
-            self._due_at = new_due_at
+            self._written_due = new_due_at
+            self._due_at = self._apply_rule(new_due_at)
             self._escalation_level = 0
-            self._state = TaskState.PENDING if now < new_due_at else TaskState.OVERDUE
+            self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
             self._schedule_from = now
             self._wake()
         await self._audit(
@@ -415,6 +522,7 @@ class ObligationWorkflow:
             state=self._state,
             state_label=STATE_LABELS_VI[self._state],
             due_at=self._due_at,
+            due_note=self._due_note,
             original_due_at=self._task.due_at,
             escalation_level=self._escalation_level,
             notices=list(self._notices),
@@ -457,7 +565,13 @@ class ObligationWorkflow:
         new_due_at: datetime | None = None,
         reason: str | None = None,
     ) -> None:
-        task = self._task.model_copy(update={"due_at": self._due_at})
+        task = self._task.model_copy(
+            update={
+                "due_at": self._due_at,
+                "due_note_vi": self._due_note,
+                "due_note_en": self._due_note_en,
+            }
+        )
         request = NotificationRequest(
             business_key=f"{self._task.task_id}/{key}",
             kind=kind,
@@ -565,6 +679,7 @@ class ObligationWorkflow:
             f"- Cơ quan thực hiện: `{task.agency}`",
             f"- Kỳ báo cáo: {task.period_label}",
             f"- Hạn: {before_day_text(self._due_at)}",
+            *([f"- Ghi chú về hạn: {self._due_note}"] if self._due_note else []),
             f"- Mức đôn đốc quá hạn: {self._escalation_level}",
             f"- Văn bản: {task.document_number}"
             + (f", nội dung {task.item_number}" if task.item_number else ""),

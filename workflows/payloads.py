@@ -7,14 +7,21 @@ project's pure model modules are imported here.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio.common import SearchAttributeKey
 
 from activities.models import Actor, IndicatorValue, TaskRef
-from agreements.models import Deliverable, EscalationStep, Indicator, ReminderPolicy
+from agreements.calendar import WorkingCalendar
+from agreements.models import (
+    DeadlineRule,
+    Deliverable,
+    EscalationStep,
+    Indicator,
+    ReminderPolicy,
+)
 
 
 class Payload(BaseModel):
@@ -89,6 +96,15 @@ class ObligationInput(Payload):
     reminders: ReminderPolicy
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
+    written_due_at: AwareDatetime | None = Field(
+        default=None, description="Due instant as written, before the deadline rule."
+    )
+    deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
+    calendar: WorkingCalendar | None = Field(
+        default=None,
+        description="Working calendar around the due date; None: calendar days, no window.",
+    )
+    sending_time: time = Field(default=time(7, 30), description="Sending window, local time.")
     period_end: date = Field(description="Last day of the agreement; bounds extensions.")
     closes_at: AwareDatetime = Field(
         description="When an unfinished task stops being chased and closes as not done."
@@ -145,11 +161,19 @@ class Decision(Payload):
     detail: str
 
 
+class CalendarUpdate(Payload):
+    """A newly published working calendar (e.g. the government's Tết schedule)."""
+
+    calendar: WorkingCalendar
+    note: str = Field(default="", max_length=500)
+
+
 class TaskStatus(Payload):
     task: TaskRef
     state: TaskState
     state_label: str
     due_at: AwareDatetime | None
+    due_note: str | None = None
     original_due_at: AwareDatetime | None
     escalation_level: int
     notices: list[SentNotice]
@@ -193,6 +217,7 @@ class ObligationPlan(Payload):
     reminders: ReminderPolicy
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
+    deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
 
 
 class PlannedTask(Payload):
@@ -201,6 +226,9 @@ class PlannedTask(Payload):
     agency: str
     period_label: str
     due_at: AwareDatetime | None
+    written_due_at: AwareDatetime | None = None
+    due_note_vi: str | None = None
+    due_note_en: str | None = None
     opens_at: AwareDatetime = Field(description="When the obligation workflow is started.")
 
 
@@ -217,6 +245,10 @@ class AgreementPlan(Payload):
     ends_at: AwareDatetime = Field(description="End of the period (first moment after it).")
     closes_at: AwareDatetime = Field(description="Unfinished tasks close at this instant.")
     obligations: dict[str, ObligationPlan]
+    calendar: WorkingCalendar | None = Field(
+        default=None, description="Working calendar for the period (see agreements.calendar)."
+    )
+    sending_time: time = time(7, 30)
 
 
 class LedgerEntry(Payload):

@@ -263,9 +263,18 @@ def test_nghe_an_dates_are_marked_as_assumed() -> None:
     loaded = load_agreement(NGHE_AN_PROGRAMME)
     tasks = by_id(loaded)
     assert tasks[f"{ID_NGHE_AN}/ke-hoach-nam/SNV/2022"].due_at == at_midnight(2022, 3, 31)
-    assert tasks[f"{ID_NGHE_AN}/bao-cao-ket-qua-nam/SNV/2026"].due_at == at_midnight(2026, 12, 27)
+    # "Before 27/12/2026": the last day, 26/12/2026, is a Saturday, so under Civil Code art. 148
+    # the limit ends with Monday 28/12/2026 and the due instant is 29/12/2026 00:00.
+    report_2026 = tasks[f"{ID_NGHE_AN}/bao-cao-ket-qua-nam/SNV/2026"]
+    assert report_2026.written_due_at == at_midnight(2026, 12, 27)
+    assert report_2026.due_at == at_midnight(2026, 12, 29)
+    assert report_2026.due_note_vi == (
+        "Hạn 26/12/2026 rơi vào thứ Bảy; theo Điều 148 Bộ luật Dân sự, "
+        "hạn chuyển sang hết ngày 28/12/2026"
+    )
     summary = tasks[f"{ID_NGHE_AN}/tong-ket-chuong-trinh/BDV_TU/2026"]
-    assert summary.due_at == at_midnight(2026, 12, 27)
+    assert summary.written_due_at == at_midnight(2026, 12, 27)
+    assert summary.due_at == at_midnight(2026, 12, 29)
     assert [str(o) for o in summary.reminders.before] == ["14d", "7d", "1d"]
     for _, obligation in loaded.agreement.all_obligations():
         assert obligation.assumed, obligation.id

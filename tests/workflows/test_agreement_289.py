@@ -4,8 +4,9 @@ database and SMTP server, from 1 January to the end of the plan, on the time-ski
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from harness import ROOT
 from sqlalchemy import create_engine, select
@@ -14,10 +15,13 @@ from sqlalchemy.orm import Session
 from accord import db
 from accord.simulate import ScriptedSubmission, simulate
 from agreements import LoadedAgreement, load_agreement
+from agreements.calendar import WorkingCalendar
+from agreements.expansion import cached_calendar, calendar_years
 from agreements.models import Directory, OfficerRole, RecipientRole
 from workflows.payloads import TaskState
 
 PLAN = ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def _emails(directory: Directory, role: RecipientRole, agency: str, recipient: str) -> set[str]:
@@ -34,27 +38,32 @@ def _emails(directory: Directory, role: RecipientRole, agency: str, recipient: s
     }
 
 
+def _window(day: date, calendar: WorkingCalendar, step: int) -> datetime:
+    """07:30 on `day` if it is a working day, else on the nearest working day in direction
+    `step` (-1: before, for reminders; +1: after, for escalations)."""
+    while not calendar.is_working_day(day):
+        day += timedelta(days=step)
+    return datetime.combine(day, time(7, 30), tzinfo=ZONE)
+
+
 def expected_mail(loaded: LoadedAgreement) -> Counter[tuple[datetime, str, str, str]]:
     """(local time, kind, task, recipient) for every reminder and escalation step, derived
-    from the plan's policy and the directory, not from the engine."""
+    from the plan's policy, the directory and the sending-window rule, not from the engine:
+    a reminder goes out at 07:30 on its planned day, or on the working day before; an
+    escalation at 07:30 on its day, or on the next working day."""
+    calendar = cached_calendar(calendar_years(loaded.agreement))
     expected: Counter[tuple[datetime, str, str, str]] = Counter()
     for task in loaded.occurrences:
         if task.due_at is None:
             continue
         assert task.recipient is not None
         for offset in task.reminders.before:
+            at = _window((task.due_at - offset.duration).date(), calendar, -1)
             for role in task.reminders.notify:
                 for address in _emails(loaded.directory, role, task.agency, task.recipient):
-                    expected[
-                        (
-                            task.due_at - offset.duration,
-                            "reminder",
-                            task.task_id,
-                            address,
-                        )
-                    ] += 1
+                    expected[(at, "reminder", task.task_id, address)] += 1
         for step in task.escalation:
-            at = task.due_at + step.after.duration
+            at = _window((task.due_at + step.after.duration).date(), calendar, +1)
             addresses = set().union(
                 *(_emails(loaded.directory, r, task.agency, task.recipient) for r in step.notify)
             )
@@ -73,7 +82,11 @@ async def test_nobody_submits_every_task_gets_every_reminder_and_escalation() ->
     # two recipients each (focal point + head; head + Sở Nội vụ; leadership + head).
     assert Counter(m.kind for m in report.mails) == {"reminder": 84, "escalation": 168}
     first = report.mails[0]
-    assert first.at.isoformat() == "2025-05-08T00:00:00+07:00"
+    assert first.at.isoformat() == "2025-05-08T07:30:00+07:00"  # Thursday, 7 days before
+    # No mail at night, on a weekend or on a holiday.
+    calendar = cached_calendar(calendar_years(loaded.agreement))
+    assert all(m.at.time() == time(7, 30) for m in report.mails)
+    assert all(calendar.is_working_day(m.at.date()) for m in report.mails)
     assert first.subject.endswith("hạn trước 15/05/2025")
 
     dated = [t for t in loaded.occurrences if t.due_at is not None]
@@ -104,13 +117,12 @@ async def test_on_time_reports_get_receipts_and_no_escalation(tmp_path: Path) ->
     )
     assert report.warnings == []
     kinds = Counter(m.kind for m in report.mails)
-    # 6-month reports arrive before the first reminder (8/5); annual reports on 10/11, after
-    # the 7-day reminder of 8/11 and before the 3-day one. Each receipt goes to the agency's
-    # focal point and to Sở Nội vụ.
+    # 6-month reports arrive before the first reminder (8/5); annual reports on Monday 10/11,
+    # after the 7-day reminder (planned for Saturday 8/11, so sent Friday 7/11 07:30) and
+    # before the 3-day one (12/11). Each receipt goes to the focal point and to Sở Nội vụ.
     assert kinds == {"reminder": 14, "receipt": 56}
-    assert all(
-        m.at.date().isoformat() == "2025-11-08" for m in report.mails if m.kind == "reminder"
-    )
+    reminder_times = {m.at.isoformat() for m in report.mails if m.kind == "reminder"}
+    assert reminder_times == {"2025-11-07T07:30:00+07:00"}
     assert report.summary.counts[TaskState.DONE_ON_TIME] == 28
 
     engine = create_engine(report.database_url)
