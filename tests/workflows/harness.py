@@ -25,6 +25,7 @@ from accord.settings import SmtpSettings
 from accord.simulate import start_test_server
 from activities.models import Actor, TaskRef
 from agreements import load_directory
+from agreements.calendar import WorkingCalendar
 from agreements.models import (
     Deliverable,
     Directory,
@@ -128,6 +129,7 @@ def obligation_input(
     indicators: tuple[Indicator, ...] = (),
     period_end: date | None = None,
     task_suffix: str = "",
+    calendar: WorkingCalendar | None = None,
 ) -> ObligationInput:
     """One 'báo cáo 6 tháng' task of Sở Tư pháp (or `agency`), to Sở Nội vụ."""
     label = f"{due_at.year}-6t{task_suffix}"
@@ -156,6 +158,8 @@ def obligation_input(
         indicators=list(indicators),
         period_end=end,
         closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
+        written_due_at=due_at,
+        calendar=calendar,
     )
 
 

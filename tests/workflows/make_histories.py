@@ -1,6 +1,6 @@
 """Record workflow histories from real runs, for the replay test.
 
-    .venv/bin/python tests/workflows/make_histories.py
+    .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar ...]
 
 Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
 or to add scenarios. Never regenerate histories to make a failing replay test pass: that
@@ -82,6 +82,38 @@ async def record_obligation_with_extension() -> None:
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
+async def record_calendar_change() -> None:
+    """A task whose deadline moves when a new working calendar is published."""
+    from harness import harness, local_now, midnight, obligation_input
+
+    from agreements.calendar import CalendarDay, WorkingCalendar
+    from agreements.expansion import cached_calendar
+    from workflows.payloads import CalendarUpdate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp)) as h:
+            now = await local_now(h.env)
+            calendar = cached_calendar(range(now.year - 1, now.year + 3))
+            last_day = now.date() + timedelta(days=30)
+            while not calendar.is_working_day(last_day):
+                last_day += timedelta(days=1)
+            due = midnight(last_day + timedelta(days=1))
+            handle = await h.start_obligation(obligation_input(due_at=due, calendar=calendar))
+            await h.env.sleep(timedelta(days=25))
+            extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ", name_en="Day off", source="x")
+            days_off = tuple(sorted((*calendar.days_off, extra), key=lambda d: d.day))
+            changed = WorkingCalendar.model_validate(
+                {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
+            )
+            await handle.signal(
+                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
+            )
+            await handle.result()
+            history = await handle.fetch_history()
+            path = HISTORIES / "obligation-calendar-change.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
 async def record_programme() -> None:
     """Nghệ An 2021–2026: the agreement continues-as-new at every new reporting year."""
     from accord.simulate import start_test_server
@@ -105,10 +137,18 @@ async def record_programme() -> None:
         await env.shutdown()
 
 
-async def main() -> None:
+SCENARIOS = {
+    "extension": record_obligation_with_extension,
+    "programme": record_programme,
+    "calendar": record_calendar_change,
+}
+
+
+async def main(names: list[str]) -> None:
+    """Record the named scenarios (all when none is named)."""
     HISTORIES.mkdir(exist_ok=True)
-    await record_obligation_with_extension()
-    await record_programme()
+    for name in names or list(SCENARIOS):
+        await SCENARIOS[name]()
     for path in sorted(HISTORIES.glob("*.json")):
         print(path.relative_to(ROOT), path.stat().st_size)
 
@@ -117,4 +157,4 @@ if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, str(HERE))
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

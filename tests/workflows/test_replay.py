@@ -44,6 +44,13 @@ def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
         if e.HasField("workflow_execution_update_accepted_event_attributes")
     }
     assert {"request_extension", "decide_extension", "submit_report"} <= updates
+    signals = {
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for p in HISTORIES
+        for e in _history(p).events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    }
+    assert {"calendar_changed", "task_changed"} <= signals
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
