@@ -16,7 +16,7 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -24,7 +24,10 @@ from email.utils import format_datetime, parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from icalendar import Calendar, Event
+
 from activities.models import NotificationKind, NotificationRequest, TaskRef
+from agreements.calendar import last_day_of
 from agreements.models import Deliverable, RecipientRole
 
 Locale = Literal["vi", "en"]
@@ -695,4 +698,47 @@ def build_message(
     # Quoted-printable keeps the message 7-bit clean for any relay and the ASCII parts legible.
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if request.kind is NotificationKind.REMINDER and request.task.due_at is not None:
+        message.add_attachment(
+            due_date_event(request, agency_names).decode("utf-8"),
+            subtype="calendar",
+            charset="utf-8",
+            cte="base64",
+            filename="han-nop.ics",
+            params={"method": "PUBLISH"},
+        )
     return message
+
+
+def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]) -> bytes:
+    """An iCalendar all-day event on the task's last day, so an officer can add the deadline to
+    any calendar app. The UID is the task's, so a moved deadline updates the same event."""
+    task = request.task
+    assert task.due_at is not None
+    zone = _zone(task)
+    last_day = last_day_of(task.due_at, zone)
+    agency = one_line(agency_names.get(task.agency) or task.agency)
+    calendar = Calendar()
+    calendar.add("prodid", "-//Accord//Hạn nộp báo cáo//VI")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"{hashlib.sha256(task.task_id.encode()).hexdigest()[:32]}@accord")
+    event.add("dtstamp", request.scheduled_at.astimezone(UTC))
+    # Later notices of the same task carry a higher sequence, so calendar apps take the update.
+    event.add("sequence", int(request.scheduled_at.timestamp() // 60) % 2**31)
+    event.add("dtstart", last_day)
+    event.add("dtend", last_day + timedelta(days=1))
+    event.add("summary", one_line(f"Hạn nộp: {task.title} – {agency}"))
+    description = [
+        f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
+        f"Kỳ báo cáo: {one_line(task.period_label)}",
+        f"Hạn nộp: trước ngày {task.due_at.astimezone(zone):%d/%m/%Y} "
+        f"(ngày cuối: {last_day:%d/%m/%Y})",
+        f"Mã nhiệm vụ: {task.task_id}",
+    ]
+    if task.due_note_vi:
+        description.append(one_line(task.due_note_vi))
+    event.add("description", "\n".join(description))
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())

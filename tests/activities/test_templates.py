@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
 from activity_helpers import ZONE, demo_task, notification
+from icalendar import Calendar
 
 from activities.models import NotificationKind, NotificationRequest
 from activities.templates import (
@@ -267,11 +269,14 @@ def test_message_headers() -> None:
     assert message["X-Accord-Kind"] == "reminder"
     assert message["X-Accord-Task"] == "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
     assert message["X-Accord-Agency"] == "STP"
-    assert message.get_content_type() == "multipart/alternative"
-    assert [part.get_content_type() for part in message.iter_parts()] == [
+    # A reminder: the text and HTML alternatives, plus the deadline as an iCalendar event.
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, ics = message.iter_parts()
+    assert [part.get_content_type() for part in alternative.iter_parts()] == [
         "text/plain",
         "text/html",
     ]
+    assert ics.get_content_type() == "text/calendar"
     # Every line on the wire is ASCII: nothing depends on the relay supporting 8BITMIME.
     wire = message.as_bytes().decode("ascii")
     headers = wire.split("\r\n\r\n", 1)[0].split("\r\n")
@@ -305,3 +310,40 @@ def test_a_broken_time_zone_falls_back_to_vietnam(zone: str) -> None:
     task = demo_task(due_at=datetime(2025, 5, 14, 17, 0, tzinfo=UTC), time_zone=zone)
     rendered = render(notification(task=task), recipient=officer(), agency_names=NAMES)
     assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.text
+
+
+def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
+    moved = demo_task(
+        due_at=datetime(2026, 11, 17, tzinfo=ZONE),
+        due_note_vi=(
+            "Hạn 14/11/2026 rơi vào thứ Bảy; theo Điều 148 Bộ luật Dân sự, "
+            "hạn chuyển sang hết ngày 16/11/2026"
+        ),
+    )
+    message = build_message(
+        notification(task=moved),
+        recipient=officer(),
+        agency_names=NAMES,
+        sender="Accord <accord@accord.example>",
+    )
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    parts = [p for p in parsed.iter_attachments() if p.get_content_type() == "text/calendar"]
+    assert len(parts) == 1
+    assert parts[0].get_filename() == "han-nop.ics"
+    event = next(iter(Calendar.from_ical(parts[0].get_content()).walk("VEVENT")))
+    assert event.decoded("dtstart") == date(2026, 11, 16)  # the last day, after art. 148
+    assert event.decoded("dtend") == date(2026, 11, 17)
+    assert str(event["summary"]) == f"Hạn nộp: {TITLE} – Sở Tư pháp"
+    assert "hạn chuyển sang hết ngày 16/11/2026" in str(event["description"])
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "Ghi chú về hạn: Hạn 14/11/2026 rơi vào thứ Bảy" in body.get_content()
+
+    escalation = build_message(
+        notification(NotificationKind.ESCALATION),
+        recipient=officer(),
+        agency_names=NAMES,
+        sender="Accord <accord@accord.example>",
+    )
+    assert not list(escalation.iter_attachments())
