@@ -4,11 +4,13 @@ and nothing already sent is sent again."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from harness import ZONE, harness, local_now, midnight, obligation_input, sent_at
 
+from accord.calendars import RUNNING_TASKS, Published, publish_calendar
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import cached_calendar
 from workflows.obligation import ObligationWorkflow
@@ -84,3 +86,41 @@ async def test_published_calendar_moves_deadline_and_timers(tmp_path: Path) -> N
         assert all(changed.is_working_day(sent_at(m).date()) for m in mails)
         note = mails[-1].get_body(preferencelist=("plain",))
         assert note is not None and "rơi vào ngày nghỉ bổ sung" in note.get_content()
+
+
+async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path) -> None:
+    async with harness(tmp_path, dev_server=True) as h:
+        now = await local_now(h.env)
+        calendar = cached_calendar(range(now.year - 1, now.year + 3))
+        last_day = _working_run(calendar, now.date() + timedelta(days=25), 3) + timedelta(days=1)
+        handles = [
+            await h.start_obligation(
+                obligation_input(
+                    due_at=midnight(last_day + timedelta(days=1)),
+                    calendar=calendar,
+                    agency=agency,
+                )
+            )
+            for agency in ("STP", "SNV")
+        ]
+        extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ bổ sung", name_en="Extra", source="t")
+        changed = WorkingCalendar.model_validate(
+            {
+                **calendar.model_dump(),
+                "days_off": [
+                    d.model_dump() for d in sorted((*calendar.days_off, extra), key=lambda d: d.day)
+                ],
+            }
+        )
+        # Visibility on the dev server is eventually consistent: wait until both are listed.
+        for _ in range(50):
+            listed = [w.id async for w in h.env.client.list_workflows(RUNNING_TASKS)]
+            if len(listed) == 2:
+                break
+            await asyncio.sleep(0.1)
+        published = await publish_calendar(h.env.client, changed, "Thông báo nghỉ bổ sung")
+        assert published == Published(tasks=2, agreements=0)
+        for handle in handles:
+            status = await handle.query(ObligationWorkflow.status)
+            assert status.due_at is not None and status.due_at.date() > last_day + timedelta(days=1)
+            assert status.decisions[-1].kind == "calendar_changed"
