@@ -97,8 +97,8 @@ class OffsetUnit(StrEnum):
 class Offset(Model):
     """A distance from a due instant, written in YAML as `7d`, `5wd`, `12h` or `30m`."""
 
-    amount: int = Field(ge=0, le=99_999)
-    unit: OffsetUnit
+    amount: int = Field(ge=0, le=99_999, description="How many units.")
+    unit: OffsetUnit = Field(description="s, m, h, d (calendar days) or wd (working days).")
 
     @model_validator(mode="before")
     @classmethod
@@ -223,11 +223,13 @@ class Indicator(Model):
 
     code: Slug = Field(description="Identifier, e.g. `cong-dan-duoc-tiep`.")
     label: Name = Field(description="Vietnamese label shown to officers.")
-    kind: IndicatorKind = IndicatorKind.COUNT
+    kind: IndicatorKind = Field(
+        default=IndicatorKind.COUNT, description="count, ratio, breakdown or text."
+    )
     categories: list[Name] | None = Field(
         default=None, description="For `breakdown`: the categories, in display order."
     )
-    required: bool = True
+    required: bool = Field(default=True, description="Whether a report must carry it.")
 
     @model_validator(mode="after")
     def _categories_only_for_breakdown(self) -> Indicator:
@@ -260,7 +262,7 @@ class Owners(Model):
 class FixedDue(Model):
     """One due date: `before: 2025-05-15` means due at 15 May 00:00 (last day 14 May)."""
 
-    kind: Literal["fixed"]
+    kind: Literal["fixed"] = Field(description="'fixed'.")
     before: date = Field(description="First day that is already late.")
     label: Slug | None = Field(
         default=None, description="Reporting-period label in task IDs; default: the year."
@@ -273,7 +275,7 @@ class RecurringDue(Model):
     `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
     """
 
-    kind: Literal["recurring"]
+    kind: Literal["recurring"] = Field(description="'recurring'.")
     month: int | str = Field(description="Cron month field, e.g. 5 or '5,11'.")
     day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
     label: str = Field(
@@ -309,11 +311,13 @@ class RecurringDue(Model):
 class RelativeDue(Model):
     """Due a fixed distance after the agreement's start, e.g. `after_start: {years: 5}`."""
 
-    kind: Literal["relative"]
-    years: int = Field(default=0, ge=0, le=50)
-    months: int = Field(default=0, ge=0, le=600)
-    days: int = Field(default=0, ge=0, le=20_000)
-    label: Slug | None = None
+    kind: Literal["relative"] = Field(description="'relative'.")
+    years: int = Field(default=0, ge=0, le=50, description="Years after the start.")
+    months: int = Field(default=0, ge=0, le=600, description="Months after the start.")
+    days: int = Field(default=0, ge=0, le=20_000, description="Days after the start.")
+    label: Slug | None = Field(
+        default=None, description="Reporting-period label in task IDs; default: the year."
+    )
 
     @model_validator(mode="after")
     def _some_distance(self) -> RelativeDue:
@@ -325,8 +329,10 @@ class RelativeDue(Model):
 class NoDue(Model):
     """No date in the text: tracked and listed, never reminded nor escalated."""
 
-    kind: Literal["none"]
-    label: Slug | None = None
+    kind: Literal["none"] = Field(description="'none'.")
+    label: Slug | None = Field(
+        default=None, description="Label in task IDs; default: the agreement's first year."
+    )
 
 
 Due = Annotated[FixedDue | RecurringDue | RelativeDue | NoDue, Field(discriminator="kind")]
@@ -401,13 +407,15 @@ class ContentItem(Model):
     """A numbered content item (nội dung phối hợp) or key task of the agreement."""
 
     number: ItemNumber = Field(description="Number as printed, e.g. `II.3`.")
-    title: Text
+    title: Text = Field(description="Title of the item, in Vietnamese.")
     text: Text | None = Field(default=None, description="The item's text, quoted or summarised.")
     lead: Owners | None = Field(default=None, description="Lead agencies (cơ quan chủ trì).")
     coordinating: Owners | None = Field(
         default=None, description="Coordinating agencies (cơ quan phối hợp)."
     )
-    obligations: list[Obligation] = Field(default_factory=list)
+    obligations: list[Obligation] = Field(
+        default_factory=list, description="What agencies must deliver under this item."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,8 +441,8 @@ class Party(Model):
 
 
 class Period(Model):
-    start: date
-    end: date
+    start: date = Field(description="First day of the period.")
+    end: date = Field(description="Last day of the period.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:
@@ -447,7 +455,9 @@ class SourceNote(Model):
     """Where the agreement's text comes from."""
 
     document: Text = Field(description="Seed file, URL or archive reference.")
-    notes: Text | None = None
+    notes: Text | None = Field(
+        default=None, description="Anything a reader of the file should know about the source."
+    )
     declared_item_count: int | None = Field(
         default=None,
         ge=1,
@@ -458,19 +468,23 @@ class SourceNote(Model):
 class Agreement(Model):
     """A signed coordination agreement, programme or plan."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1] = Field(default=1, description="Version of this file format; 1.")
     id: Slug | None = Field(
         default=None,
         description="Stable ID used in workflow IDs; default: document number and signing year.",
     )
     document_number: Name = Field(description="Official number, e.g. `289/KH-UBND`.")
-    kind: AgreementKind
+    kind: AgreementKind = Field(
+        description="multi_year_programme, yearly_plan or implementation_plan."
+    )
     title: Text = Field(description="Vietnamese title.")
-    province: Name
+    province: Name = Field(description="Province the agreement applies to, e.g. 'Quảng Bình'.")
     issuer: Name | None = Field(default=None, description="Issuing body as printed.")
-    parties: list[Party] = Field(min_length=1)
-    signed_on: date
-    period: Period
+    parties: list[Party] = Field(min_length=1, description="The signing parties.")
+    signed_on: date = Field(description="Date of signature (ngày ký).")
+    period: Period = Field(
+        description="First and last day the agreement runs (thời gian thực hiện)."
+    )
     time_zone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone.")
     legal_bases: list[Text] = Field(default_factory=list, description="Căn cứ.")
     directory: str = Field(
@@ -480,12 +494,16 @@ class Agreement(Model):
         default_factory=NotificationPolicy,
         description="Agreement-wide reminder policy and escalation ladder.",
     )
-    items: list[ContentItem] = Field(default_factory=list)
+    items: list[ContentItem] = Field(
+        default_factory=list, description="Numbered content items (nội dung) and key tasks."
+    )
     reporting: list[Obligation] = Field(
         default_factory=list,
         description="The agreement's reporting regime (chế độ báo cáo), not tied to one item.",
     )
-    source: SourceNote | None = None
+    source: SourceNote | None = Field(
+        default=None, description="Where the text comes from, and what is not encoded."
+    )
     deadline_rule: DeadlineRule = Field(
         default=DeadlineRule.NEXT_WORKING_DAY,
         description=(
@@ -553,11 +571,14 @@ class AgencyKind(StrEnum):
 
 
 class Agency(Model):
-    code: AgencyCode
+    code: AgencyCode = Field(description="Unique code used everywhere else, e.g. 'SNV'.")
     name: Name = Field(description="Vietnamese name, e.g. 'Sở Nội vụ'.")
-    kind: AgencyKind
-    groups: list[GroupCode] = Field(default_factory=list)
-    parent: AgencyCode | None = None
+    kind: AgencyKind = Field(description="What kind of body it is.")
+    groups: list[GroupCode] = Field(
+        default_factory=list,
+        description="Groups it belongs to, e.g. so_ban_nganh, ubnd_cap_huyen.",
+    )
+    parent: AgencyCode | None = Field(default=None, description="Agency it belongs to, if any.")
     active_until: date | None = Field(
         default=None,
         description="Last day the agency exists (2025 reorganisation); later tasks are not issued.",
@@ -586,20 +607,27 @@ Email = Annotated[
 
 class Officer(Model):
     id: Slug = Field(description="Stable identifier, used for sign-in and audit.")
-    name: Name
+    name: Name = Field(description="Full name (or a role title for demo data).")
     email: Email = Field(description="Demo data uses reserved `*.example` domains only.")
-    agency: AgencyCode
-    roles: list[OfficerRole] = Field(min_length=1)
-    locale: Literal["vi", "en"] = "vi"
+    agency: AgencyCode = Field(description="Code of the officer's agency.")
+    roles: list[OfficerRole] = Field(
+        min_length=1,
+        description="focal_point, head, deputy_head, provincial_leadership, admin.",
+    )
+    locale: Literal["vi", "en"] = Field(
+        default="vi", description="Language of mail: vi (default) or en."
+    )
 
 
 class Directory(Model):
     """Agencies and officers of one province."""
 
-    schema_version: Literal[1] = 1
-    province: Name
-    agencies: list[Agency] = Field(min_length=1)
-    officers: list[Officer] = Field(default_factory=list)
+    schema_version: Literal[1] = Field(default=1, description="Version of this file format; 1.")
+    province: Name = Field(description="Province whose agencies these are.")
+    agencies: list[Agency] = Field(min_length=1, description="Agencies (cơ quan, đơn vị).")
+    officers: list[Officer] = Field(
+        default_factory=list, description="Officers who receive mail and may act on tasks."
+    )
 
     def agency(self, code: str) -> Agency | None:
         return next((a for a in self.agencies if a.code == code), None)

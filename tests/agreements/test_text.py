@@ -7,14 +7,16 @@ bytes that are not UTF-8 must be reported at the line where they are.
 
 from __future__ import annotations
 
+import typing
 import unicodedata
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from agreements.expansion import TaskOccurrence
 from agreements.loader import LoadError, load_agreement
-from agreements.models import Agreement
+from agreements.models import Agreement, Directory
 
 SHARED_DIRECTORY = Path(__file__).parent / "broken" / "directory.yaml"
 
@@ -148,3 +150,32 @@ def test_invalid_utf8_after_byte_order_mark_counts_no_mark(tmp_path: Path) -> No
 
     (problem,) = caught.value.problems
     assert (problem.line, problem.col) == (1, 19)
+
+
+def test_every_field_a_person_edits_is_documented() -> None:
+    """The JSON Schema gives an editor completion with help: every field says what it is."""
+    seen: set[type[BaseModel]] = set()
+    undocumented: list[str] = []
+
+    def walk(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if not field.description:
+                undocumented.append(f"{model.__name__}.{name}")
+            for part in (field.annotation, *_flatten(field.annotation)):
+                if isinstance(part, type) and issubclass(part, BaseModel):
+                    walk(part)
+
+    walk(Agreement)
+    walk(Directory)
+    assert undocumented == []
+
+
+def _flatten(annotation: object) -> list[object]:
+    parts: list[object] = []
+    for arg in typing.get_args(annotation):
+        parts.append(arg)
+        parts.extend(_flatten(arg))
+    return parts
