@@ -1,0 +1,974 @@
+"""The engine commands of `accord` (run, deploy, status, submit, extend, decide, waive,
+simulate), run as a user runs them, against real components: a Temporal dev server, a worker
+with the real workflows and activities, an SMTP server keeping `.eml` files and a SQLite
+database. Nothing is mocked.
+
+The dev server keeps real time, and today (late 2026) nine of the Nghệ An programme's yearly
+plans and reports of 2022-2026 are past due: deploying it starts them overdue, and they stay
+open until the programme ends. Its last two tasks, due at the end of December, start a few
+weeks before they are due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import io
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+import worker
+from accord import db
+from accord.cli import main, status_query
+from accord.embedded import DevServer, MailSink, find_binary
+from accord.settings import Settings, SmtpSettings
+from agreements.loader import load_agreement
+
+ROOT = Path(__file__).resolve().parents[1]
+NGHE_AN = ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml"
+QUANG_BINH_289 = ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"
+BROKEN = ROOT / "tests" / "agreements" / "broken" / "unknown-owner-agency.yaml"
+NGHE_AN_ID = "nghe-an-ctph-dan-van-2021-2026"
+NGHE_AN_TITLE = "Chương trình phối hợp 2021-2026 (số hiệu chưa rõ)"
+ACCORD = str(Path(sys.executable).parent / "accord")
+
+# Officers of the Nghệ An directory. The programme's yearly tasks are owed by Sở Nội vụ (SNV)
+# and reported to Ban Dân vận Tỉnh ủy (BDV_TU), which aggregates them.
+SNV_FOCAL_POINT = "dau-moi-snv"
+BDV_FOCAL_POINT = "dau-moi-bdv-tu"
+ADMIN = "quan-tri-snv"
+
+OVERDUE = "Chưa hoàn thành, quá hạn"
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+T = TypeVar("T")
+
+
+def nghe_an_task(obligation: str, year: int, agency: str = "SNV") -> str:
+    return f"{NGHE_AN_ID}/{obligation}/{agency}/{year}"
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports free on 127.0.0.1 right now (all sockets held until all are chosen)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+
+
+def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
+    """`check()` once it stops failing: visibility (search attributes) lags a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine: dev server, mail sink and worker on their own thread
+
+
+@dataclass(frozen=True)
+class Engine:
+    address: str
+    task_queue: str
+    database_url: str
+    mail_dir: Path
+    data_dir: Path
+
+    def mails(self, task_id: str, kind: str) -> list[email.message.EmailMessage]:
+        found = []
+        for path in sorted(self.mail_dir.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, email.message.EmailMessage)
+            if message["X-Accord-Task"] == task_id and message["X-Accord-Kind"] == kind:
+                found.append(message)
+        return found
+
+
+class EngineThread(threading.Thread):
+    """The server side of Accord on its own event loop. The CLI under test calls
+    `asyncio.run` on the test's thread; the worker must keep polling meanwhile."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(name="accord-engine", daemon=True)
+        self.data_dir = data_dir
+        self.task_queue = f"cli-engine-{uuid.uuid4()}"
+        self.database_url = f"sqlite:///{data_dir / 'accord.db'}"
+        self.ready = threading.Event()
+        self.engine: Engine | None = None
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:
+            self.error = error
+        finally:
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        port, ui_port = free_ports(2)
+        server = DevServer(self.data_dir / "temporal", port=port, ui_port=ui_port)
+        sink = MailSink(self.data_dir / "mail", port=0)
+        async with server, sink:
+            settings = Settings(database_url=self.database_url, data_dir=self.data_dir)
+            client = await worker.connect(settings, server.address)
+            engine_worker = worker.build_worker(
+                client,
+                task_queue=self.task_queue,
+                session_factory=worker.open_database(settings),
+                smtp=SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False),
+            )
+            async with engine_worker:
+                self._loop = asyncio.get_running_loop()
+                self._stopping = asyncio.Event()
+                self.engine = Engine(
+                    address=server.address,
+                    task_queue=self.task_queue,
+                    database_url=self.database_url,
+                    mail_dir=sink.mail_dir,
+                    data_dir=self.data_dir,
+                )
+                self.ready.set()
+                await self._stopping.wait()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    thread = EngineThread(tmp_path_factory.mktemp("engine"))
+    thread.start()
+    thread.ready.wait(timeout=120)
+    if thread.engine is None:
+        thread.stop()
+        raise RuntimeError(f"the engine did not start: {thread.error!r}")
+    yield thread.engine
+    thread.stop()
+
+
+def point_cli_at(patch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """What a user's environment would say; `Settings()` in the CLI reads it."""
+    patch.setenv("ACCORD_TEMPORAL__ADDRESS", engine.address)
+    patch.setenv("ACCORD_TEMPORAL__TASK_QUEUE", engine.task_queue)
+    patch.setenv("ACCORD_DATABASE_URL", engine.database_url)
+    patch.setenv("ACCORD_DATA_DIR", str(engine.data_dir / "cli"))
+
+
+@pytest.fixture(scope="module")
+def first_deploy(engine: Engine) -> list[str]:
+    """Nghệ An deployed once through `accord deploy`; the output, for the deploy test."""
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output):
+        point_cli_at(patch, engine)
+        code = main(["deploy", str(NGHE_AN)])
+    assert code == 0, output.getvalue()
+    return output.getvalue().splitlines()
+
+
+@pytest.fixture
+def nghe_an(engine: Engine, first_deploy: list[str], monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Nghệ An deployed, and the CLI pointed at the engine."""
+    point_cli_at(monkeypatch, engine)
+    return engine
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def accord(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
+def status_json(capsys: pytest.CaptureFixture[str], *filters: str) -> dict[str, dict[str, Any]]:
+    run = accord(capsys, "status", "--json", *filters)
+    assert run.code == 0, run.err
+    tasks = [json.loads(line) for line in run.lines]
+    return {task["task"]: task for task in tasks}
+
+
+OPENED = re.compile(r"Nhiệm vụ đã mở: (\d+) \(\d+ đã đóng\), chưa đến kỳ: (\d+)")
+"""The overview's line on tasks started and waiting."""
+
+
+def wait_until_started(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    """Nghệ An's tasks once every started one is in the search index and the nine past ones
+    have noticed they are overdue."""
+
+    def started() -> dict[str, dict[str, Any]]:
+        overview = accord(capsys, "status", "--agreement", NGHE_AN_ID)
+        opened = OPENED.search(overview.out)
+        assert opened, overview.out + overview.err
+        tasks = status_json(capsys, "--agreement", NGHE_AN_ID)
+        assert len(tasks) == int(opened[1]) >= 9
+        now = datetime.now(UTC)
+        for task in tasks.values():
+            if datetime.fromisoformat(task["due_at"]) < now:
+                assert task["state"] != "pending", task
+        return tasks
+
+    return eventually(started)
+
+
+def recipients(messages: list[email.message.EmailMessage]) -> set[str]:
+    return {address.addr_spec for m in messages for address in m["To"].addresses}
+
+
+def write_report(folder: Path, text: str) -> Path:
+    path = folder / "bao-cao.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+REPORT = """\
+summary: >-
+  Sở Nội vụ đã xây dựng và ban hành kế hoạch phối hợp về công tác dân vận năm 2026.
+attachments:
+  - ke-hoach-phoi-hop-dan-van-2026.pdf
+"""
+
+
+async def count_workflows(address: str, query: str) -> int:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    return (await client.count_workflows(query)).count
+
+
+# --------------------------------------------------------------------------------------------
+# accord deploy
+
+
+def test_deploy_twice_starts_one_agreement_workflow(
+    nghe_an: Engine, first_deploy: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    again = accord(capsys, "deploy", str(NGHE_AN))
+
+    assert first_deploy == [f"deployed agreement:{NGHE_AN_ID}: 11 tasks (started)"]
+    assert again.code == 0
+    assert again.lines == [f"unchanged agreement:{NGHE_AN_ID}: 11 tasks (already running)"]
+    query = f"WorkflowId = 'agreement:{NGHE_AN_ID}'"
+    assert asyncio.run(count_workflows(nghe_an.address, query)) == 1
+
+
+def test_deploy_reports_an_invalid_file_and_deploys_the_others(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = accord(capsys, "deploy", str(BROKEN), str(NGHE_AN))
+
+    assert run.code == 1
+    assert run.lines[0] == f"INVALID {BROKEN}: not deployed"
+    assert run.lines[1].startswith(f"  {BROKEN}:")
+    assert run.lines[-1] == f"unchanged agreement:{NGHE_AN_ID}: 11 tasks (already running)"
+
+
+# --------------------------------------------------------------------------------------------
+# Search attributes and accord status
+
+
+def test_search_attributes_find_a_task_with_the_temporal_cli(nghe_an: Engine) -> None:
+    task_id = nghe_an_task("ke-hoach-nam", 2023)
+    command = [
+        find_binary("temporal"),
+        "workflow",
+        "list",
+        "--address",
+        nghe_an.address,
+        "--query",
+        "AccordKind='task' AND AccordAgency='SNV'",
+        "--disable-config-file",
+        "--disable-config-env",
+    ]
+
+    def listed() -> str:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+        assert f"task:{task_id}" in result.stdout
+        return result.stdout
+
+    output = eventually(listed)
+    assert f"agreement:{NGHE_AN_ID}" not in output
+
+
+def test_status_of_an_agreement_prints_its_overview_then_a_table(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = wait_until_started(capsys)
+    plan_2023 = nghe_an_task("ke-hoach-nam", 2023)
+    report_2023 = nghe_an_task("bao-cao-ket-qua-nam", 2023)
+
+    run = accord(capsys, "status", "--agreement", NGHE_AN_ID)
+
+    assert run.code == 0, run.err
+    lines = run.lines
+    assert lines[0] == f"{NGHE_AN_TITLE} (agreement:{NGHE_AN_ID})"
+    opened = OPENED.fullmatch(lines[1])
+    assert opened, lines[1]
+    assert int(opened[1]) == len(started) and int(opened[1]) + int(opened[2]) == 11
+    assert "Quá hạn:" in lines
+    overdue = lines[lines.index("Quá hạn:") + 1 :]
+    assert any(line.startswith(f"  trước 31/03/2023  SNV  {plan_2023}") for line in overdue)
+
+    header = next(line for line in lines if line.startswith("Nhiệm vụ  "))
+    table = lines[lines.index(header) :]
+    columns = ["Nhiệm vụ", "Cơ quan", "Kỳ", "Trạng thái", "Hạn", "Mức đôn đốc"]
+    starts = [header.index(column) for column in columns]
+    assert starts == sorted(starts)
+    rows = {line.split()[0]: line for line in table[2:-1]}
+    assert set(rows) == set(started)
+    for task_id, period, due in (
+        (plan_2023, "2023", "31/03/2023"),
+        (report_2023, "2023", "27/12/2023"),
+    ):
+        row = rows[task_id]
+        cells = [
+            row[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)
+        ]
+        assert cells[:5] == [task_id, "SNV", period, OVERDUE, f"trước {due}"]
+        assert cells[5] == str(started[task_id]["escalation_level"])
+    assert table[-1].startswith(f"{len(started)} nhiệm vụ: ")
+
+
+def test_status_filters_and_json(nghe_an: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    wait_until_started(capsys)
+
+    tasks = status_json(capsys, "--agreement", NGHE_AN_ID, "--agency", "SNV", "--state", "overdue")
+
+    plan_2023 = tasks[nghe_an_task("ke-hoach-nam", 2023)]
+    assert isinstance(plan_2023.pop("escalation_level"), int)
+    assert plan_2023 == {
+        "task": nghe_an_task("ke-hoach-nam", 2023),
+        "agreement": NGHE_AN_ID,
+        "agency": "SNV",
+        "obligation": "ke-hoach-nam",
+        "period": "2023",
+        "state": "overdue",
+        "state_label": OVERDUE,
+        "due_at": "2023-03-31T00:00:00+07:00",
+        "closed": False,
+    }
+    assert {task["agency"] for task in tasks.values()} == {"SNV"}
+    assert {task["state"] for task in tasks.values()} == {"overdue"}
+    by_ban_dan_van = status_json(capsys, "--agreement", NGHE_AN_ID, "--agency", "BDV_TU")
+    assert {task["obligation"] for task in by_ban_dan_van.values()} <= {"tong-ket-chuong-trinh"}
+    assert len(status_json(capsys, "--agreement", NGHE_AN_ID, "--limit", "2")) == 2
+
+
+def test_status_query_takes_only_safe_values(capsys: pytest.CaptureFixture[str]) -> None:
+    assert status_query("nghe-an-2021", "SNV", "overdue") == (
+        "AccordKind = 'task' AND AccordAgreement = 'nghe-an-2021' AND AccordAgency = 'SNV' "
+        "AND AccordState = 'overdue'"
+    )
+    for argv in (
+        ["--agreement", "x' OR AccordKind = 'agreement"],
+        ["--agency", "SNV' OR 'a' = 'a"],
+        ["--state", "overdue' OR 'a' = 'a"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(["status", *argv])
+        assert exited.value.code == 2
+        assert f"argument {argv[0]}" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# accord submit
+
+
+def test_submit_records_the_report_and_sends_the_receipt(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("ke-hoach-nam", 2026)
+    report = write_report(tmp_path, REPORT)
+
+    run = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
+
+    assert run.code == 0, run.err
+    assert run.lines == [
+        f"Đã nhận báo cáo (quá hạn): {task_id} — Hoàn thành quá hạn, hạn trước 31/03/2026"
+    ]
+    engine = db.make_engine(nghe_an.database_url)
+    with db.session_factory(engine)() as session:
+        row = session.scalars(
+            select(db.SubmissionRow).where(db.SubmissionRow.task_id == task_id)
+        ).one()
+    engine.dispose()
+    assert (row.agreement_id, row.agency, row.officer_id, row.late) == (
+        NGHE_AN_ID,
+        "SNV",
+        SNV_FOCAL_POINT,
+        True,
+    )
+    assert row.summary.startswith("Sở Nội vụ đã xây dựng")
+    assert row.attachments == ["ke-hoach-phoi-hop-dan-van-2026.pdf"]
+    # The receipt goes to the agency's focal point and to the aggregator, Ban Dân vận.
+    receipts = recipients(nghe_an.mails(task_id, "receipt"))
+    assert "dau-moi.snv@nghean.example" in receipts
+    assert any(".bdv-tu@" in address for address in receipts)
+
+    def closed() -> None:
+        task = status_json(capsys, "--agreement", NGHE_AN_ID)[task_id]
+        assert (task["state_label"], task["closed"]) == ("Hoàn thành quá hạn", True)
+
+    eventually(closed)
+    again = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
+    assert again.code == 1
+    assert again.err.startswith("accord submit: ")
+    assert "Hoàn thành quá hạn" in again.err
+
+
+def test_submit_as_an_officer_of_another_agency_is_refused_by_the_rule(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    report = write_report(tmp_path, REPORT)
+
+    run = accord(capsys, "submit", task_id, "--file", str(report), "--as", BDV_FOCAL_POINT)
+
+    assert run.code == 1
+    assert run.out == ""
+    assert run.err == (
+        f"accord submit: {task_id}: refused: rule: only an officer of SNV or an admin may "
+        f"submit (officer {BDV_FOCAL_POINT} belongs to BDV_TU)\n"
+    )
+    assert "Traceback" not in run.err
+    assert status_json(capsys, "--agreement", NGHE_AN_ID)[task_id]["state"] == "overdue"
+
+
+def test_submit_an_indicator_the_obligation_does_not_have_is_refused(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    report = write_report(tmp_path, REPORT + "indicators:\n  cong-dan-duoc-tiep: 12\n")
+
+    run = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
+
+    assert run.code == 1
+    assert "refused: unknown indicator 'cong-dan-duoc-tiep'; known: none" in run.err
+
+
+def test_submit_by_an_unknown_officer_or_to_an_unknown_task(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = write_report(tmp_path, REPORT)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+
+    unknown_officer = accord(capsys, "submit", task_id, "--file", str(report), "--as", "khong-co")
+    unknown_task = accord(
+        capsys,
+        "submit",
+        f"{NGHE_AN_ID}/khong-co/SNV/2024",
+        "--file",
+        str(report),
+        "--as",
+        SNV_FOCAL_POINT,
+    )
+
+    assert unknown_officer.code == 2
+    assert unknown_officer.err.startswith("accord submit: unknown officer 'khong-co'")
+    assert unknown_task.code == 1
+    assert unknown_task.err.startswith(
+        f"accord submit: no task '{NGHE_AN_ID}/khong-co/SNV/2024': check the ID with "
+        "`accord status`"
+    )
+
+
+def test_submit_reports_every_problem_of_the_report_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = write_report(
+        tmp_path,
+        "tom_tat: Báo cáo\nindicators:\n  cong-dan-duoc-tiep: [1, 2]\nattachments: ke-hoach.pdf\n",
+    )
+
+    run = accord(capsys, "submit", "x/y/SNV/2024", "--file", str(report), "--as", SNV_FOCAL_POINT)
+
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        f"accord submit: {report}:1:1: tom_tat: unknown key 'tom_tat'; a report has summary, "
+        "indicators, attachments",
+        f"{report}:1:1: summary: required: the report's text",
+        f"{report}:3:23: indicators.cong-dan-duoc-tiep: expected a whole number, {{done, "
+        "total}, {category: number} or text",
+        f"{report}:4:14: attachments: must be a list of file names or links",
+    ]
+
+
+def test_submit_refuses_yaml_tags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    report = write_report(tmp_path, "summary: !!python/object:os.system echo\n")
+
+    run = accord(capsys, "submit", "x/y/SNV/2024", "--file", str(report), "--as", SNV_FOCAL_POINT)
+
+    assert run.code == 2
+    assert f"{report}:1:10: " in run.err
+    assert "python/object" in run.err
+
+
+# --------------------------------------------------------------------------------------------
+# accord extend, decide, waive
+
+
+def test_extension_approved_by_the_aggregator_moves_the_deadline(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2025)
+
+    requested = accord(
+        capsys,
+        "extend",
+        task_id,
+        "--until",
+        "2026-12-30",
+        "--reason",
+        "Chờ số liệu tổng kết của các huyện",
+        "--as",
+        SNV_FOCAL_POINT,
+    )
+    by_the_owner = accord(capsys, "decide", task_id, "approve", "--as", SNV_FOCAL_POINT)
+    approved = accord(
+        capsys, "decide", task_id, "approve", "--note", "Đồng ý", "--as", BDV_FOCAL_POINT
+    )
+
+    assert requested.code == 0, requested.err
+    assert requested.lines == [
+        f"Đã ghi nhận đề nghị gia hạn: {task_id} — {OVERDUE}, hạn trước 27/12/2025"
+    ]
+    assert by_the_owner.code == 1
+    assert "refused: rule: only the aggregator (BDV_TU) or an admin may decide" in by_the_owner.err
+    assert approved.code == 0, approved.err
+    assert approved.lines == [
+        f"Đã chấp thuận gia hạn: {task_id} — Chưa hoàn thành, còn trong hạn, hạn trước 30/12/2026"
+    ]
+
+    def moved() -> None:
+        task = status_json(capsys, "--agreement", NGHE_AN_ID)[task_id]
+        assert (task["state"], task["due_at"], task["escalation_level"]) == (
+            "pending",
+            "2026-12-30T00:00:00+07:00",
+            0,
+        )
+
+    eventually(moved)
+    table = accord(capsys, "status", "--agreement", NGHE_AN_ID, "--agency", "SNV")
+    row = next(line for line in table.lines if line.startswith(f"{task_id} "))
+    assert "  Chưa hoàn thành, còn trong hạn  trước 30/12/2026  0" in row
+    # The aggregator is told of the request, the agency of the decision.
+    assert any(".bdv-tu@" in a for a in recipients(nghe_an.mails(task_id, "extension_requested")))
+    assert "dau-moi.snv@nghean.example" in recipients(nghe_an.mails(task_id, "extension_decided"))
+
+
+def test_extension_beyond_the_programme_is_refused(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+
+    run = accord(
+        capsys,
+        "extend",
+        task_id,
+        "--until",
+        "2027-03-01",
+        "--reason",
+        "Chậm",
+        "--as",
+        SNV_FOCAL_POINT,
+    )
+
+    assert run.code == 1
+    assert "refused: rule: the new date 2027-03-01 is outside the agreement's period" in run.err
+
+
+def test_waive_is_for_admins(nghe_an: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("ke-hoach-nam", 2022)
+    reason = "Kế hoạch năm 2022 đã lồng ghép vào chương trình"
+
+    refused = accord(capsys, "waive", task_id, "--reason", reason, "--as", SNV_FOCAL_POINT)
+    waived = accord(capsys, "waive", task_id, "--reason", reason, "--as", ADMIN)
+
+    assert refused.code == 1
+    assert "refused: rule: only an admin may waive a task" in refused.err
+    assert waived.code == 0, waived.err
+    assert waived.lines == [f"Đã miễn nhiệm vụ: {task_id} — Được miễn, hạn trước 31/03/2022"]
+
+
+def test_bad_dates_and_verdicts_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["extend", "a/b/SNV/2024", "--until", "30/12/2026", "--reason", "x", "--as", "o"],
+        ["decide", "a/b/SNV/2024", "maybe", "--as", "o"],
+        ["waive", "a/b/SNV/2024", "--as", "o"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    assert "'30/12/2026' is not a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# An unreachable server
+
+
+def test_engine_commands_say_when_temporal_is_unreachable(
+    nghe_an: Engine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    (port,) = free_ports(1)
+    monkeypatch.setenv("ACCORD_TEMPORAL__ADDRESS", f"127.0.0.1:{port}")
+    report = write_report(tmp_path, REPORT)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+
+    for argv in (
+        ["status"],
+        ["deploy", str(NGHE_AN)],
+        ["submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT],
+        ["waive", task_id, "--reason", "x", "--as", ADMIN],
+    ):
+        run = accord(capsys, *argv)
+        assert run.code == 1, argv
+        assert run.err == (
+            f"accord {argv[0]}: cannot reach Temporal at 127.0.0.1:{port} (namespace default): "
+            "connection refused. Is `accord run` running? Otherwise point "
+            "ACCORD_TEMPORAL__ADDRESS at your Temporal server.\n"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# accord simulate (a subprocess each: a hung simulation must fail the test, not stop the run)
+
+
+def run_accord_process(
+    *argv: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    with subprocess.Popen(
+        [ACCORD, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # Its own process group, so a timeout also ends the test server it started.
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"`accord {' '.join(argv)}` did not finish within {timeout:.0f} s")
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_simulate_json_lists_every_mail_of_plan_289_with_nobody_submitting() -> None:
+    """Slow (~10 s): plan 289 from February to the end of 2025 on the time-skipping server."""
+    loaded = load_agreement(QUANG_BINH_289)
+    due = {o.task_id: o.due_at for o in loaded.occurrences}
+    dated = {task for task, at in due.items() if at is not None}
+
+    result = run_accord_process("simulate", str(QUANG_BINH_289), "--json", timeout=180)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = last["summary"]
+    assert summary["agreement"] == "289-kh-ubnd-2025"
+    assert summary["tasks"] == 69
+    assert summary["warnings"] == []
+    # 28 dated tasks: 3 reminders each; 3 escalation steps, each to 2 roles (one officer each).
+    assert len(dated) == 28
+    assert summary["by_kind"] == {"escalation": 28 * 3 * 2, "reminder": 28 * 3}
+    assert summary["messages"] == len(mails) == 252
+    assert summary["task_states"]["overdue"] == 28
+    assert Counter(m["task"] for m in mails if m["kind"] == "reminder") == dict.fromkeys(dated, 3)
+    for mail in mails:
+        at = datetime.fromisoformat(mail["at"])
+        due_at = due[mail["task"]]
+        assert due_at is not None
+        assert at < due_at if mail["kind"] == "reminder" else at >= due_at, mail
+        assert at.utcoffset() == due_at.utcoffset()
+        assert mail["to"] and all(address.endswith(".example") for address in mail["to"])
+        assert mail["subject"].startswith("[Accord] ")
+
+
+def test_simulate_with_every_report_submitted_on_time_sends_receipts_and_no_escalation() -> None:
+    """Slow (~8 s). A task opens 8 days before it is due (a day before its 7-day reminder),
+    so the submissions are scripted for days when the reports' tasks are open."""
+    dated = {o.task_id for o in load_agreement(QUANG_BINH_289).occurrences if o.due_at}
+
+    result = run_accord_process(
+        "simulate",
+        str(QUANG_BINH_289),
+        "--json",
+        "--submit",
+        "289-kh-ubnd-2025/bao-cao-6-thang/*@2025-05-10",
+        "--submit",
+        "289-kh-ubnd-2025/bao-cao-nam/*@2025-11-10",
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = last["summary"]
+    assert summary["warnings"] == []
+    assert summary["task_states"]["done_on_time"] == 28
+    assert summary["task_states"]["overdue"] == 0
+    # Only the 7-day reminder precedes the submission; each receipt goes to the agency's focal
+    # point and to the aggregator (Sở Nội vụ), at the scripted 09:00.
+    assert summary["by_kind"] == {"receipt": 28 * 2, "reminder": 28}
+    assert Counter(m["task"] for m in mails if m["kind"] == "reminder") == dict.fromkeys(dated, 1)
+    receipts = [m for m in mails if m["kind"] == "receipt"]
+    assert Counter(m["task"] for m in receipts) == dict.fromkeys(dated, 2)
+    assert {m["at"] for m in receipts} == {
+        "2025-05-10T09:00:00+07:00",
+        "2025-11-10T09:00:00+07:00",
+    }
+
+
+@pytest.mark.xfail(
+    run=False,
+    reason=(
+        "accord/simulate.py: after submissions to tasks without a due date succeed, the next "
+        "scripted day is never reached (the test server stops skipping time; RPCError "
+        "'Timeout expired' from env.sleep after ~30 s). Reported."
+    ),
+)
+def test_simulate_with_submissions_before_the_reports_open() -> None:
+    # On 1 May the six-month reports (due 15 May) are not open yet, nor on 1 November the
+    # yearly ones (due 15 November): a user is told, and the undated tasks are submitted.
+    result = run_accord_process(
+        "simulate",
+        str(QUANG_BINH_289),
+        "--json",
+        "--submit",
+        "289-kh-ubnd-2025/*@2025-05-01",
+        "--submit",
+        "289-kh-ubnd-2025/*@2025-11-01",
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    assert any("bao-cao-6-thang" in warning for warning in summary["warnings"])
+    assert summary["task_states"]["pending"] == 0
+
+
+SMALL_DIRECTORY = """\
+province: Quảng Bình
+agencies:
+  - code: SNV
+    name: Sở Nội vụ
+    kind: department
+officers:
+  - id: snv-dau-moi
+    name: Nguyễn Văn An
+    email: an.nguyen@snv.example
+    agency: SNV
+    roles: [focal_point]
+"""
+
+
+def small_agreement(folder: Path, *, start: date, due: date, end: date) -> Path:
+    """One report owed by Sở Nội vụ, with one reminder and one escalation step: two mails if
+    nobody submits. Its ID is 8-kh-snv-{start year}."""
+    (folder / "directory").mkdir(parents=True)
+    (folder / "directory" / "quang-binh.yaml").write_text(SMALL_DIRECTORY, encoding="utf-8")
+    path = folder / "ke-hoach-8.yaml"
+    path.write_text(
+        f"""\
+document_number: 8/KH-SNV
+kind: implementation_plan
+title: Kế hoạch báo cáo chuyên đề
+province: Quảng Bình
+parties:
+  - agency: SNV
+signed_on: {start}
+period:
+  start: {start}
+  end: {end}
+directory: directory/quang-binh.yaml
+defaults:
+  reminders:
+    before: [3d]
+    notify: [focal_point]
+  escalation:
+    - after: 1d
+      notify: [focal_point]
+reporting:
+  - id: bao-cao-chuyen-de
+    title: Báo cáo chuyên đề
+    deliverable: report
+    owners:
+      agencies: [SNV]
+    due:
+      kind: fixed
+      before: {due}
+      label: dot-1
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_simulate_prints_a_table_and_a_summary(tmp_path: Path) -> None:
+    agreement = small_agreement(
+        tmp_path, start=date(2025, 1, 1), due=date(2025, 7, 15), end=date(2025, 12, 31)
+    )
+    task_id = "8-kh-snv-2025/bao-cao-chuyen-de/SNV/dot-1"
+
+    result = run_accord_process("simulate", str(agreement), timeout=120)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["Lúc", "Loại", "Nhiệm", "vụ", "Gửi", "đến", "Tiêu", "đề"]
+    rows = lines[2:4]
+    assert [row.split()[2] for row in rows] == ["reminder", "escalation"]
+    assert all(f" {task_id} " in row and " an.nguyen@snv.example " in row for row in rows)
+    assert "/07/2025" in rows[0]
+    assert lines[4] == (
+        "2 messages (escalation 1, reminder 1) for 1 tasks; end states: 1 Chưa hoàn thành, quá hạn"
+    )
+    assert lines[5].startswith("(run 28 years later on the test server")
+
+
+def test_simulate_an_invalid_agreement_prints_its_problems(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = accord(capsys, "simulate", str(BROKEN))
+
+    assert run.code == 1
+    assert run.lines and all(line.startswith(f"{BROKEN}:") for line in run.lines)
+
+
+def test_simulate_submit_needs_glob_at_date(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("289-kh-ubnd-2025/*", "289-kh-ubnd-2025/*@15/05/2025", "@2025-05-10"):
+        with pytest.raises(SystemExit) as exited:
+            main(["simulate", str(QUANG_BINH_289), "--submit", bad])
+        assert exited.value.code == 2
+        assert "argument --submit" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# accord run
+
+
+def test_run_serves_the_agreements_folder_until_interrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow (seconds): the README's `accord run` on embedded defaults, then `accord status`
+    from another process finds its task through the same settings."""
+    today = datetime.now(UTC).astimezone(VIETNAM).date()
+    start = today - timedelta(days=10)
+    agreement = small_agreement(
+        tmp_path / "agreements",
+        start=start,
+        due=today + timedelta(days=3),
+        end=start + timedelta(days=60),
+    )
+    agreement_id = f"8-kh-snv-{start.year}"
+    dev_port, ui_port, smtp_port = free_ports(3)
+    settings = {
+        "ACCORD_DATA_DIR": str(tmp_path / "data"),
+        "ACCORD_AGREEMENTS_DIR": str(agreement.parent),
+        "ACCORD_TEMPORAL__DEV_PORT": str(dev_port),
+        "ACCORD_TEMPORAL__UI_PORT": str(ui_port),
+        "ACCORD_SMTP__PORT": str(smtp_port),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")} | settings
+    lines: queue.Queue[str] = queue.Queue()
+    process = subprocess.Popen(
+        [ACCORD, "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    reader = threading.Thread(target=copy_lines, args=(process.stdout, lines))
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any(line.startswith("Accord is running") for line in seen):
+            assert time.monotonic() < deadline and process.poll() is None, "".join(seen)
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1))
+        assert f"Temporal: 127.0.0.1:{dev_port} (namespace default)\n" in seen
+        assert f"deployed agreement:{agreement_id}: 1 tasks (started)\n" in seen
+
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("ACCORD_TEMPORAL__ADDRESS", raising=False)
+        listed = eventually(lambda: status_task(capsys, agreement_id))
+        assert (listed["task"], listed["state"]) == (
+            f"{agreement_id}/bao-cao-chuyen-de/SNV/dot-1",
+            "pending",
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            reader.join(timeout=10)
+    while not lines.empty():
+        seen.append(lines.get())
+    assert code == 0, "".join(seen)
+    assert "Stopping: waiting for running activities to finish…\n" in seen
+
+
+def copy_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def status_task(capsys: pytest.CaptureFixture[str], agreement_id: str) -> dict[str, Any]:
+    tasks = list(status_json(capsys, "--agreement", agreement_id).values())
+    assert len(tasks) == 1, tasks
+    return tasks[0]
