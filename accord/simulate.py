@@ -314,6 +314,12 @@ async def _submit(
         return [f"--submit {scripted.pattern}@{scripted.on}: no task matches"]
     warnings = []
     for task in matched:
+        if task.due_at is None:
+            # Known limitation: after a report to an undated task, the time-skipping test
+            # server stops advancing its clock (the run would hang), so such tasks are not
+            # scripted. They are tracked and submitted normally on a real server.
+            warnings.append(f"{task.task_id}: undated tasks cannot be submitted in a simulation")
+            continue
         obligation = input.plan.obligations[task.obligation_id]
         with session_factory() as session:
             officers = db.officers_for(session, agency=task.agency, role=OfficerRole.FOCAL_POINT)

