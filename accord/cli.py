@@ -60,6 +60,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accord.settings import Settings
 from activities.models import Actor, IndicatorValue, Ratio
+from agreements.calendar import WorkingCalendar
 from agreements.loader import (
     LoadError,
     agreement_files,
@@ -422,6 +423,58 @@ async def _deploy(paths: list[Path]) -> int:
     for line in lines:
         print(line)
     return 0 if ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------------------------
+# accord calendar
+
+
+def add_calendar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("year", type=int, metavar="YEAR", help="the year to print, e.g. 2026")
+    parser.add_argument(
+        "--lang", choices=("vi", "en"), default="vi", help="language of the listing (vi)"
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=(
+            "after printing, send the calendar (built from the holidays package and "
+            "agreements/calendars/vn-overrides.yaml) to every running task and agreement, "
+            "which recompute their deadlines and timers"
+        ),
+    )
+    parser.add_argument("--note", default="", help="why the calendar changed (with --publish)")
+
+
+def calendar(args: argparse.Namespace) -> int:
+    """Print the Vietnamese working calendar of a year: days off and make-up working days."""
+    from agreements.calendar import load_calendar, render_year
+
+    year: int = args.year
+    if not 2001 <= year <= 2099:
+        raise CommandError(f"year {year} is outside 2001..2099")
+    try:
+        working = load_calendar(range(year - 1, year + 7))
+    except LoadError as error:
+        for problem in error.problems:
+            print(problem)
+        return EXIT_FAILED
+    print(render_year(working, year, args.lang))
+    if args.publish:
+        return run_engine_command(_publish(working, args.note))
+    return 0
+
+
+async def _publish(working: WorkingCalendar, note: str) -> int:
+    from accord.calendars import publish_calendar
+
+    client = await connect(load_settings())
+    published = await publish_calendar(client, working, note)
+    print(
+        f"published to {published.tasks} running tasks and {published.agreements} "
+        "running agreements"
+    )
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1085,6 +1138,13 @@ COMMANDS = (
         "release an agency from a task (admin)",
         add_waive_arguments,
         waive,
+    ),
+    Command(
+        "calendar",
+        "print a year's working calendar (holidays, make-up working days); --publish sends it "
+        "to running workflows",
+        add_calendar_arguments,
+        calendar,
     ),
     Command(
         "simulate",

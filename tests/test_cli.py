@@ -251,3 +251,17 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 def test_console_script_is_installed() -> None:
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "accord"]
     assert script.value == "accord.cli:main"
+
+
+def test_calendar_prints_the_year_with_tet_and_make_up_days(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["calendar", "2026"]) == 0
+    out = capsys.readouterr().out
+    # Tết 2026: Monday 16/2 – Friday 20/2; Saturday 22/8 worked in exchange for Monday 31/8.
+    for day in ("16/02/2026", "17/02/2026", "18/02/2026", "19/02/2026", "20/02/2026"):
+        assert f"{day}  " in out
+    assert "22/08/2026  thứ Bảy" in out
+    assert "Số ngày làm việc: 249" in out
+    assert main(["calendar", "2026", "--lang", "en"]) == 0
+    assert "Working days: 249" in capsys.readouterr().out
