@@ -1,0 +1,175 @@
+"""Section 2: reminder lateness with many reminders due at the same instant.
+
+N synthetic obligations are started with one reminder each, all due at the same whole second
+(the due instants are an hour later, so nothing else happens meanwhile). Lateness of a
+reminder = the moment Accord's MailSink accepted the message minus the reminder's scheduled
+instant. The acceptance moment is the modification time of the message's `.eml` file: MailSink
+writes and fsyncs the file, links it into place and only then answers 250, so the figure is
+at most the fsync time early. The key of each file (X-Accord-Key) names its task.
+
+The histories split the lateness into its parts: the server's timer (TimerFired minus the
+instant), the workflow task that schedules the mail activity, the activity's wait in the task
+queue (at most 50 run at once per worker: `max_concurrent_activities`), and the activity
+itself (database, message building, SMTP) up to acceptance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.history.v1 import HistoryEvent
+
+from accord import db
+from agreements import load_directory
+from workflows.obligation import ObligationWorkflow
+from workflows.payloads import ObligationInput, task_workflow_id
+
+from common import (
+    QUANG_BINH,
+    CpuMeter,
+    connect,
+    dev_server,
+    event_name,
+    event_seconds,
+    fetch_events,
+    gather_limited,
+    say,
+    sink_process,
+    spread,
+    worker_process,
+)
+from profiling import Sampler
+from synthetic import obligation_input
+
+QUEUE = "bench-lateness"
+_HEADERS = BytesHeaderParser(policy=email.policy.default)
+
+
+def _accepted_times(folder: Path) -> dict[str, float]:
+    """X-Accord-Key → acceptance time (file modification time) of every reminder stored."""
+    times: dict[str, float] = {}
+    for path in folder.glob("*.eml"):
+        with path.open("rb") as message:
+            headers = _HEADERS.parsebytes(message.read(8192))
+        if str(headers.get("X-Accord-Kind")) == "reminder":
+            times[str(headers.get("X-Accord-Key"))] = path.stat().st_mtime_ns / 1e9
+    return times
+
+
+def _first(events: list[HistoryEvent], name: str) -> float | None:
+    return next((event_seconds(e) for e in events if event_name(e) == name), None)
+
+
+async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="accord-bench-s2-") as tmp:
+        folder = Path(tmp)
+        database_url = f"sqlite:///{folder / 'accord.db'}"
+        engine = db.make_engine(database_url)
+        db.create_schema(engine)
+        with db.session_factory(engine)() as session:
+            db.upsert_directory(session, directory=load_directory(QUANG_BINH))
+        engine.dispose()
+        sink = sink_process(folder, kind="eml")
+        async with sink, dev_server(folder / "temporal") as (server, server_pid):
+            worker = worker_process(
+                folder,
+                address=server.address,
+                task_queue=QUEUE,
+                database_url=database_url,
+                smtp_port=int(sink.ready["port"]),
+            )
+            async with worker:
+                client = await connect(server.address)
+                run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+                due_instant = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+                inputs = [
+                    obligation_input(
+                        run=f"s2-lateness-{run_id}",
+                        index=i,
+                        due_at=due_instant + timedelta(hours=1),
+                        reminders=["60m"],
+                    )
+                    for i in range(n)
+                ]
+
+                async def start(input: ObligationInput) -> Any:
+                    return await client.start_workflow(
+                        ObligationWorkflow.run,
+                        input,
+                        id=task_workflow_id(input.task.task_id),
+                        task_queue=QUEUE,
+                    )
+
+                began = time.monotonic()
+                await gather_limited(inputs, start, limit=50)
+                started = time.monotonic() - began
+                slack = (due_instant - datetime.now(UTC)).total_seconds()
+                say(f"  started {n} obligations in {started:.1f} s; reminders due in {slack:.0f} s")
+                meter = CpuMeter({"server": server_pid, "worker": worker.pid, "smtp": sink.pid})
+                await asyncio.sleep(max(0.0, slack - 2))
+                meter.start()
+                sampler = Sampler(worker.pid, profiles / "s2-worker.raw", enabled=profile)
+                async with sampler:
+                    deadline = time.monotonic() + 600
+                    while True:
+                        stats = await sink.ask("stats")
+                        if int(stats["by_kind"].get("reminder", 0)) >= n:
+                            break
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"only {stats} of {n} reminders arrived")
+                        await asyncio.sleep(0.5)
+                cpu = meter.stop()
+                summary = sampler.summary()
+                accepted = _accepted_times(folder / "mail-eml")
+                ids = [task_workflow_id(i.task.task_id) for i in inputs]
+                histories = await fetch_events(client, ids)
+    due = due_instant.timestamp()
+    lateness: list[float] = []
+    timer: list[float] = []
+    to_schedule: list[float] = []
+    queue_wait: list[float] = []
+    activity: list[float] = []
+    armed_late = 0
+    for input in inputs:
+        events = histories[task_workflow_id(input.task.task_id)]
+        key = next((k for k in accepted if k.startswith(f"{input.task.task_id}/reminder/")), None)
+        timer_started = _first(events, "TIMER_STARTED")
+        fired = _first(events, "TIMER_FIRED")
+        scheduled = _first(events, "ACTIVITY_TASK_SCHEDULED")
+        activity_started = _first(events, "ACTIVITY_TASK_STARTED")
+        if timer_started is None or timer_started > due:
+            armed_late += 1
+        if key is None or fired is None or scheduled is None or activity_started is None:
+            continue
+        lateness.append(accepted[key] - due)
+        timer.append(fired - due)
+        to_schedule.append(scheduled - fired)
+        queue_wait.append(activity_started - scheduled)
+        activity.append(accepted[key] - activity_started)
+    stats = spread(lateness)
+    say(
+        f"  {len(lateness)} reminders: lateness p50 {stats['p50']:.2f} s, "
+        f"p99 {stats['p99']:.2f} s, max {stats['max']:.2f} s"
+    )
+    return {
+        "reminders": n,
+        "start_s": round(started, 2),
+        "due_after_last_start_s": round(slack, 1),
+        "timers_armed_after_due_instant": armed_late,
+        "lateness_s": stats,
+        "parts_s": {
+            "timer_fired_after_due": spread(timer),
+            "timer_fired_to_activity_scheduled": spread(to_schedule),
+            "activity_queue_wait": spread(queue_wait),
+            "activity_started_to_smtp_accepted": spread(activity),
+        },
+        "burst_cpu": cpu,
+        "profile": summary.as_json() if summary else None,
+    }
