@@ -84,6 +84,8 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             written_due_at=o.written_due_at,
             due_note_vi=o.due_note_vi,
             due_note_en=o.due_note_en,
+            covers_from=o.covers_from,
+            covers_to=o.covers_to,
             opens_at=opens_at(o, starts_at),
         )
         for o in loaded.occurrences

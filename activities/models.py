@@ -8,7 +8,7 @@ history keeps only codes and counts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -40,6 +40,8 @@ class TaskRef(Payload):
         default=None, description="Why the deadline is not the written one (working calendar)."
     )
     due_note_en: str | None = None
+    covers_from: date | None = Field(default=None, description="Data window covered, from.")
+    covers_to: date | None = Field(default=None, description="Data window covered, to.")
 
 
 class NotificationKind(StrEnum):

@@ -151,6 +151,7 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "recipient": "Nơi nhận",
         "due": "Hạn nộp",
         "due_note": "Ghi chú về hạn",
+        "covers": "Kỳ số liệu",
         "new_due": "Hạn mới",
         "task": "Mã nhiệm vụ",
         "reason": "Lý do",
@@ -170,6 +171,7 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "recipient": "Delivered to",
         "due": "Due",
         "due_note": "About the deadline",
+        "covers": "Data period",
         "new_due": "New due date",
         "task": "Task ID",
         "reason": "Reason",
@@ -522,6 +524,8 @@ def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
     if task.recipient:
         facts.append((labels["recipient"], _agency_label(task.recipient, names)))
     facts.append((labels["due"], ctx.due or labels["no_due"]))
+    if task.covers_from and task.covers_to:
+        facts.append((labels["covers"], f"{task.covers_from:%d/%m/%Y} – {task.covers_to:%d/%m/%Y}"))
     note = task.due_note_en if ctx.locale == "en" else task.due_note_vi
     if note:
         facts.append((labels["due_note"], one_line(note)))

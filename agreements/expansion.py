@@ -15,7 +15,14 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from agreements.calendar import WorkingCalendar, apply_deadline_rule, load_calendar
+from agreements.calendar import (
+    WorkingCalendar,
+    apply_deadline_rule,
+    last_day_of,
+    load_calendar,
+    period_of_day,
+    period_window,
+)
 from agreements.models import (
     Agreement,
     ContentItem,
@@ -57,6 +64,10 @@ class TaskOccurrence(BaseModel):
     deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
     due_note_vi: str | None = Field(default=None, description="Why the deadline moved.")
     due_note_en: str | None = None
+    covers_from: date | None = Field(
+        default=None, description="First day of the data the report covers (Decree 09/2019)."
+    )
+    covers_to: date | None = Field(default=None, description="Last day of the data covered.")
     reminders: ReminderPolicy
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
@@ -204,6 +215,10 @@ def _expand_obligation(
     rule = obligation.deadline_rule or agreement.deadline_rule
     for label, written in due_instants(obligation, agreement):
         due_at, note_vi, note_en = written, None, None
+        covers: tuple[date, date] | tuple[None, None] = (None, None)
+        if written is not None and obligation.reporting_period is not None:
+            preset = obligation.reporting_period
+            covers = period_window(preset, *period_of_day(preset, last_day_of(written)))
         if written is not None:
             adjusted = apply_deadline_rule(written, rule, calendar, agreement.zone)
             due_at, note_vi, note_en = (
@@ -229,6 +244,8 @@ def _expand_obligation(
                 deadline_rule=rule,
                 due_note_vi=note_vi,
                 due_note_en=note_en,
+                covers_from=covers[0],
+                covers_to=covers[1],
                 reminders=reminders,
                 escalation=escalation,
                 indicators=list(obligation.indicators),

@@ -177,6 +177,8 @@ class AgreementWorkflow:
             time_zone=plan.time_zone,
             due_note_vi=task.due_note_vi,
             due_note_en=task.due_note_en,
+            covers_from=task.covers_from,
+            covers_to=task.covers_to,
         )
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
         try:

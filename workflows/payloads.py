@@ -229,6 +229,8 @@ class PlannedTask(Payload):
     written_due_at: AwareDatetime | None = None
     due_note_vi: str | None = None
     due_note_en: str | None = None
+    covers_from: date | None = None
+    covers_to: date | None = None
     opens_at: AwareDatetime = Field(description="When the obligation workflow is started.")
 
 

@@ -315,6 +315,8 @@ def test_a_broken_time_zone_falls_back_to_vietnam(zone: str) -> None:
 def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
     moved = demo_task(
         due_at=datetime(2026, 11, 17, tzinfo=ZONE),
+        covers_from=date(2025, 12, 15),
+        covers_to=date(2026, 12, 14),
         due_note_vi=(
             "Hạn 14/11/2026 rơi vào thứ Bảy; theo Điều 148 Bộ luật Dân sự, "
             "hạn chuyển sang hết ngày 16/11/2026"
@@ -339,6 +341,7 @@ def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
     body = parsed.get_body(preferencelist=("plain",))
     assert body is not None
     assert "Ghi chú về hạn: Hạn 14/11/2026 rơi vào thứ Bảy" in body.get_content()
+    assert "Kỳ số liệu: 15/12/2025 – 14/12/2026" in body.get_content()
 
     escalation = build_message(
         notification(NotificationKind.ESCALATION),

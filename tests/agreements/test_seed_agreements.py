@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -309,3 +309,15 @@ def test_quang_binh_2023_occurrence_count() -> None:
     inspection = tasks[f"{ID_QB_2023}/kiem-tra-dan-van-chinh-quyen-2023/BCSD_UBND/2023"]
     assert inspection.deliverable is Deliverable.INSPECTION
     assert all(o.due_at is None for o in loaded.occurrences)
+
+
+def test_289_reports_cover_the_decree_09_data_windows() -> None:
+    """Decree 09/2019/NĐ-CP: the six-month figures run 15/12 of the previous year to 14/6, the
+    annual ones 15/12 to 14/12, even though plan 289 asks for them by 15/5 and 15/11."""
+    tasks = by_id(load_agreement(PLAN_289))
+    six_month = tasks["289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"]
+    assert (six_month.covers_from, six_month.covers_to) == (date(2024, 12, 15), date(2025, 6, 14))
+    annual = tasks["289-kh-ubnd-2025/bao-cao-nam/STP/2025"]
+    assert (annual.covers_from, annual.covers_to) == (date(2024, 12, 15), date(2025, 12, 14))
+    undated = next(t for t in tasks.values() if t.due_at is None)
+    assert undated.covers_from is None
