@@ -383,6 +383,15 @@ def event_name(event: HistoryEvent) -> str:
     return EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
 
 
+def event_mix(events: Sequence[HistoryEvent]) -> dict[str, int]:
+    """How many events of each type, most frequent first."""
+    mix: dict[str, int] = {}
+    for event in events:
+        name = event_name(event)
+        mix[name] = mix.get(name, 0) + 1
+    return dict(sorted(mix.items(), key=lambda item: -item[1]))
+
+
 async def fetch_events(
     client: Client, workflow_ids: Sequence[str], *, limit: int = 20
 ) -> dict[str, list[HistoryEvent]]:

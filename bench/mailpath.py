@@ -12,7 +12,9 @@ recipient of that notification over it. So:
 The activity runs in this process under `temporalio.testing.ActivityEnvironment` (no Temporal
 server: this is the mail path alone) against a SQLite database of synthetic officers, and the
 SMTP server is a separate process: Accord's MailSink (one fsynced .eml file per message, as in
-`accord run`), then a server that accepts and discards (the activity's own cost).
+`accord run`), then a server that accepts and discards (the activity's own cost), then, as an
+experiment, the discarding server with the database opened with `PRAGMA synchronous=NORMAL`
+(WAL without an fsync per commit), to show what the outbox's commits cost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
@@ -127,23 +130,24 @@ async def _measure(
 
 
 async def _one_sink(
-    kind: str, m: int, sessions: sessionmaker[Session], folder: Path
+    kind: str, m: int, sessions: sessionmaker[Session], folder: Path, *, tag: str = ""
 ) -> dict[str, Any]:
+    tag = tag or kind
     sink = sink_process(folder, kind=kind)
     async with sink:
         smtp = SmtpSettings(host="127.0.0.1", port=int(sink.ready["port"]), embedded=False)
         mail = MailActivities(sessions, smtp)
         # A first message opens the database and imports the SMTP stack: not measured.
-        await _measure(mail, [_request("ONE0000", f"{kind}-warm")], concurrency=1)
+        await _measure(mail, [_request("ONE0000", f"{tag}-warm")], concurrency=1)
         meter = CpuMeter({"bench_with_activity": os.getpid(), "smtp": sink.pid})
         cases = {
-            "with_reuse": ([_request(BULK, f"{kind}-bulk")], 1),
+            "with_reuse": ([_request(BULK, f"{tag}-bulk")], 1),
             "without_reuse_sequential": (
-                [_request(f"ONE{i:04d}", f"{kind}-seq") for i in range(m)],
+                [_request(f"ONE{i:04d}", f"{tag}-seq") for i in range(m)],
                 1,
             ),
             "without_reuse_50_at_once": (
-                [_request(f"ONE{i:04d}", f"{kind}-par") for i in range(m)],
+                [_request(f"ONE{i:04d}", f"{tag}-par") for i in range(m)],
                 50,
             ),
         }
@@ -160,7 +164,7 @@ async def _one_sink(
                 "messages_per_s": round(sent / wall, 1),
                 "cpu_cores": cpu["cpu_cores"],
             }
-            say(f"  {kind} sink, {name.replace('_', ' ')}: {sent} messages, {sent / wall:.0f}/s")
+            say(f"  {tag}: {name.replace('_', ' ')}: {sent} messages, {sent / wall:.0f}/s")
         stats = await sink.ask("stats")
         figures["accepted_by_sink"] = stats["accepted"]
     return figures
@@ -180,9 +184,27 @@ async def run(m: int, *, profile: bool, profiles: Path) -> dict[str, Any]:
         summary = sampler.summary()
         null = await _one_sink("null", m, sessions, folder)
         engine.dispose()
+
+        # Experiment (not Accord's configuration): the same database without an fsync per
+        # commit (WAL with synchronous=NORMAL, as the embedded Temporal server runs its own).
+        relaxed = db.make_engine(f"sqlite:///{folder / 'accord.db'}")
+        event.listen(relaxed, "connect", _synchronous_normal)
+        experiment = await _one_sink(
+            "null", m, db.session_factory(relaxed), folder, tag="null-synchronous-normal"
+        )
+        relaxed.dispose()
     return {
         "recipients_per_notification": m,
         "mailsink_eml": eml,
         "discarding_sink": null,
+        "experiment_discarding_sink_sqlite_synchronous_normal": experiment,
         "profile": summary.as_json() if summary else None,
     }
+
+
+def _synchronous_normal(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

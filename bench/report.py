@@ -49,6 +49,11 @@ def _bytecode(cache: dict[str, Any]) -> str:
     return "as the environment says" + (" (off)" if not cache.get("enabled") else " (on)")
 
 
+def _mix(mix: dict[str, int]) -> str:
+    """Event types, most frequent first: 'WORKFLOW_TASK_SCHEDULED 7, …'."""
+    return ", ".join(f"{name} {count}" for name, count in mix.items())
+
+
 def _machine(results: dict[str, Any]) -> list[str]:
     m = results["machine"]
     start = results["load_average_start"]
@@ -168,6 +173,8 @@ def _throughput(s1: dict[str, Any]) -> list[str]:
             f"(min {a['events_escalating_to_step3']['min']}, "
             f"max {a['events_escalating_to_step3']['max']})",
         ),
+        _row("· on time, by event type", _mix(a["event_mix_on_time"])),
+        _row("· escalation to the 3rd step, by type", _mix(a["event_mix_escalating_to_step3"])),
         _row(
             "all reminders accepted after their instant", f"{a['reminders_accepted_after_due_s']} s"
         ),
@@ -293,6 +300,11 @@ def _simulated(s4: dict[str, Any]) -> list[str]:
             f"min {p['obligation_events']['min']}, median {p['obligation_events']['median']}, "
             f"max {p['obligation_events']['max']}",
         ),
+        _row("· one obligation, by event type", _mix(p.get("event_mix_obligation", {}))),
+        _row(
+            "· the largest agreement run, by event type",
+            _mix(p.get("event_mix_largest_agreement_run", {})),
+        ),
         _row(
             f"one year, {c['provinces_run']} provinces concurrently",
             f"{c['tasks']} tasks, {c['messages']} messages in {c['wall_s']} s; CPU cores: "
@@ -319,10 +331,17 @@ def _mail(s5: dict[str, Any]) -> list[str]:
         _row("SMTP server", "case", "calls = connections", "messages", "messages/s"),
         _row("---", "---", "---", "---", "---"),
     ]
-    for sink, label in (
+    sinks = (
         ("mailsink_eml", "MailSink (.eml, fsync)"),
         ("discarding_sink", "discarding"),
-    ):
+        (
+            "experiment_discarding_sink_sqlite_synchronous_normal",
+            "experiment: discarding, SQLite synchronous=NORMAL",
+        ),
+    )
+    for sink, label in sinks:
+        if sink not in s5:
+            continue
         for case in ("with_reuse", "without_reuse_sequential", "without_reuse_50_at_once"):
             f = s5[sink][case]
             lines.append(

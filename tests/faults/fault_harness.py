@@ -1085,7 +1085,11 @@ class FaultWorld:
                 )
             )
         }
-        failed = [m for m in refused_owed if (r := row_of.get(m)) and r.status == "failed"]
+        failed = [
+            m
+            for m in refused_owed
+            if (r := row_of.get(m)) and r.status == db.OutboxStatus.FAILED.value
+        ]
         for message in sorted(refused_owed - set(failed)):
             row = row_of.get(message)
             figures.lost += 1
@@ -1097,9 +1101,7 @@ class FaultWorld:
             figures.unexpected += 1
             figures.evidence.append(f"delivered despite 550: {message}")
         keys = {row_of[m].business_key for m in failed}
-        others = {
-            m for m in figures_owed_to_others(self.plan, keys, addresses) if m not in refused_owed
-        }
+        others = {m for m in _owed_to_others(self.plan, keys, addresses) if m not in refused_owed}
         counted = [
             a
             for a in audit
@@ -1416,7 +1418,7 @@ _ACTIVITY_CLOSED: Final = {
 }
 
 
-def figures_owed_to_others(plan: FaultPlan, keys: set[str], addresses: set[str]) -> set[MessageId]:
+def _owed_to_others(plan: FaultPlan, keys: set[str], addresses: set[str]) -> set[MessageId]:
     """Everything the plan owes under the given business keys to addresses not refused."""
     prefixes = {
         key.rsplit("/", 1)[0] if "/escalation/" in key or "/reminder/" in key else key
