@@ -213,12 +213,13 @@ def code_version() -> dict[str, Any]:
         done = subprocess.run(
             ["git", "-C", str(ROOT), *arguments], capture_output=True, text=True, check=False
         )
-        return done.stdout.strip() if done.returncode == 0 else ""
+        # Not stripped: a porcelain status line starts with a meaningful space.
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
 
     changed = [
         line[3:]
         for line in git("status", "--porcelain").splitlines()
-        if not line[3:].startswith("bench/")
+        if line[3:] and not line[3:].startswith("bench/")
     ]
     return {
         "root": str(ROOT),
