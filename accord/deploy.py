@@ -32,6 +32,7 @@ from workflows.payloads import (
     ObligationPlan,
     PlannedTask,
     agreement_workflow_id,
+    clip_summary,
 )
 
 CLOSE_GRACE = timedelta(days=30)
@@ -150,7 +151,7 @@ async def start_agreement(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=execution_timeout,
             run_timeout=execution_timeout,
-            static_summary=_clip(f"{input.plan.document_number} · {input.plan.title}"),
+            static_summary=clip_summary(f"{input.plan.document_number} · {input.plan.title}"),
             static_details=(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"
                 f"- Thời gian: {input.plan.period_start:%d/%m/%Y} – "
@@ -162,13 +163,6 @@ async def start_agreement(
     except WorkflowAlreadyStartedError:
         return Deployed(workflow_id, None, False, "already completed earlier; not started again")
     return Deployed(workflow_id, handle.result_run_id, True, "started", handle)
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
-    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "…"
 
 
 async def deploy_loaded(

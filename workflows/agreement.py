@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TaskChange,
         TaskState,
         before_day_text,
+        clip_summary,
         local_text,
         task_workflow_id,
     )
@@ -202,7 +203,9 @@ class AgreementWorkflow:
                 # by signal, so closing a run must not touch them.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=_summary(obligation.title, task.agency, task.period_label),
+                static_summary=clip_summary(
+                    f"{task.agency} · {task.period_label} · {obligation.title}"
+                ),
                 static_details=(
                     f"**{obligation.title}**\n\n"
                     f"- Văn bản: {plan.document_number} — {plan.title}\n"
@@ -315,11 +318,3 @@ def _deadline(task_id: str, entry: LedgerEntry) -> Deadline:
         state=entry.state,
         escalation_level=entry.escalation_level,
     )
-
-
-def _summary(title: str, agency: str, period: str) -> str:
-    text = f"{agency} · {period} · {title}"
-    encoded = text.encode("utf-8")
-    if len(encoded) <= 200:
-        return text
-    return encoded[:196].decode("utf-8", errors="ignore") + "…"

@@ -295,6 +295,14 @@ class AgreementSummary(Payload):
     finished_at: AwareDatetime
 
 
+def clip_summary(text: str, limit: int = 200) -> str:
+    """Text cut to the Web UI's summary limit in UTF-8 bytes, ending in '…' when cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
+
+
 def local_text(at: datetime | None) -> str:
     return at.strftime("%d/%m/%Y %H:%M") if at else "—"
 
