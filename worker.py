@@ -36,7 +36,12 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     store = StoreActivities(session_factory)
     mail = MailActivities(session_factory, smtp)
-    return [store.record_submission, store.record_audit, mail.send_notification]
+    return [
+        store.record_submission,
+        store.record_audit,
+        store.record_audits,
+        mail.send_notification,
+    ]
 
 
 def build_worker(

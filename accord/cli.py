@@ -891,6 +891,9 @@ class ReportFile:
                 summary=self.summary,
                 indicators=self.indicators,
                 attachments=self.attachments,
+                # On time or late is judged by when the officer sent it, not by when a worker
+                # got to it (the workflow bounds how far back it believes this clock).
+                sent_at=datetime.now(UTC),
             )
         except ValidationError as error:
             problems = [

@@ -51,6 +51,19 @@ class NotificationKind(StrEnum):
     EXTENSION_REQUESTED = "extension_requested"
     EXTENSION_DECIDED = "extension_decided"
     WAIVED = "waived"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class AuditEntry(Payload):
+    """One state change or decision. `event_key` makes the write idempotent."""
+
+    event_key: str
+    at: AwareDatetime
+    agreement_id: str
+    task_id: str | None = None
+    actor: str | None = Field(default=None, description="Officer ID, or 'system'.")
+    action: str
+    detail: dict[str, str] = Field(default_factory=dict)
 
 
 class NotificationRequest(Payload):
@@ -69,6 +82,11 @@ class NotificationRequest(Payload):
     approved: bool | None = Field(default=None, description="Extension decision.")
     new_due_at: AwareDatetime | None = None
     reason: str | None = Field(default=None, max_length=2000)
+    audit: list[AuditEntry] = Field(
+        default_factory=list,
+        description="Audit entries the workflow made since its last activity; written (once "
+        "each, by event key) in the transaction of this notification's audit row.",
+    )
 
 
 class NotificationResult(Payload):
@@ -94,6 +112,10 @@ class RecordSubmission(Payload):
     summary: str = Field(max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
     attachments: list[str] = Field(default_factory=list, max_length=20)
+    audit: list[AuditEntry] = Field(
+        default_factory=list,
+        description="Audit entries written (once each, by event key) in the same transaction.",
+    )
 
 
 class SubmissionStored(Payload):
@@ -101,16 +123,10 @@ class SubmissionStored(Payload):
     created: bool = Field(description="False when an earlier attempt had stored it already.")
 
 
-class AuditEntry(Payload):
-    """One state change or decision. `event_key` makes the write idempotent."""
+class AuditBatch(Payload):
+    """Several audit entries written in one transaction, each once by its event key."""
 
-    event_key: str
-    at: AwareDatetime
-    agreement_id: str
-    task_id: str | None = None
-    actor: str | None = Field(default=None, description="Officer ID, or 'system'.")
-    action: str
-    detail: dict[str, str] = Field(default_factory=dict)
+    entries: list[AuditEntry] = Field(min_length=1)
 
 
 class AuditStored(Payload):

@@ -9,7 +9,7 @@ Temporal retries the activity.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from accord.db import AuditRow, SubmissionRow
-from activities.models import AuditEntry, AuditStored, RecordSubmission, SubmissionStored
+from activities.models import (
+    AuditBatch,
+    AuditEntry,
+    AuditStored,
+    RecordSubmission,
+    SubmissionStored,
+)
 
 Row = TypeVar("Row", SubmissionRow, AuditRow)
 
@@ -47,6 +53,34 @@ def insert_once(
     return row, True
 
 
+def add_audit_entries(session: Session, entries: Sequence[AuditEntry]) -> int:
+    """Add the entries whose event key is not stored yet to the session (no commit); how many."""
+    if not entries:
+        return 0
+    keys = [entry.event_key for entry in entries]
+    stored = set(session.scalars(select(AuditRow.event_key).where(AuditRow.event_key.in_(keys))))
+    added = 0
+    for entry in entries:
+        if entry.event_key in stored:
+            continue
+        stored.add(entry.event_key)
+        session.add(_audit_row(entry))
+        added += 1
+    return added
+
+
+def _audit_row(entry: AuditEntry) -> AuditRow:
+    return AuditRow(
+        event_key=entry.event_key,
+        at=entry.at,
+        agreement_id=entry.agreement_id,
+        task_id=entry.task_id,
+        actor=entry.actor,
+        action=entry.action,
+        detail=dict(entry.detail),
+    )
+
+
 class StoreActivities:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -59,6 +93,10 @@ class StoreActivities:
     @activity.defn(name="record_audit")
     async def record_audit(self, entry: AuditEntry) -> AuditStored:
         return await asyncio.to_thread(self._record_audit, entry)
+
+    @activity.defn(name="record_audits")
+    async def record_audits(self, batch: AuditBatch) -> AuditStored:
+        return await asyncio.to_thread(self._record_audits, batch.entries)
 
     def _record_submission(self, request: RecordSubmission) -> SubmissionStored:
         payload = request.model_dump(mode="json", include={"indicators", "attachments"})
@@ -74,28 +112,46 @@ class StoreActivities:
             attachments=payload["attachments"],
             created_at=datetime.now(UTC),
         )
-        with self._session_factory() as session:
-            stored, created = insert_once(
-                session,
-                row,
-                existing=lambda s: s.scalar(
+        for attempt in range(2):
+            with self._session_factory() as session:
+                found = session.scalar(
                     select(SubmissionRow).where(SubmissionRow.task_id == request.task.task_id)
-                ),
-            )
-            if created:
-                activity.logger.info("stored submission of task %s", request.task.task_id)
-            return SubmissionStored(submission_id=stored.id, created=created)
+                )
+                created = found is None
+                if found is None:
+                    session.add(row)
+                add_audit_entries(session, request.audit)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    # Another attempt stored the same submission or entries first: read again.
+                    session.rollback()
+                    if attempt:
+                        raise
+                    row = _copy_submission(row)
+                    continue
+                stored = row if found is None else found
+                if created:
+                    activity.logger.info("stored submission of task %s", request.task.task_id)
+                return SubmissionStored(submission_id=stored.id, created=created)
+        raise AssertionError("unreachable")
+
+    def _record_audits(self, entries: Sequence[AuditEntry]) -> AuditStored:
+        for attempt in range(2):
+            with self._session_factory() as session:
+                added = add_audit_entries(session, entries)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    if attempt:
+                        raise
+                    continue
+                return AuditStored(created=added > 0)
+        raise AssertionError("unreachable")
 
     def _record_audit(self, entry: AuditEntry) -> AuditStored:
-        row = AuditRow(
-            event_key=entry.event_key,
-            at=entry.at,
-            agreement_id=entry.agreement_id,
-            task_id=entry.task_id,
-            actor=entry.actor,
-            action=entry.action,
-            detail=dict(entry.detail),
-        )
+        row = _audit_row(entry)
         with self._session_factory() as session:
             _, created = insert_once(
                 session,
@@ -105,3 +161,19 @@ class StoreActivities:
                 ),
             )
             return AuditStored(created=created)
+
+
+def _copy_submission(row: SubmissionRow) -> SubmissionRow:
+    """A fresh, unattached copy of a submission row (the old one belongs to a closed session)."""
+    return SubmissionRow(
+        task_id=row.task_id,
+        agreement_id=row.agreement_id,
+        agency=row.agency,
+        officer_id=row.officer_id,
+        submitted_at=row.submitted_at,
+        late=row.late,
+        summary=row.summary,
+        indicators=row.indicators,
+        attachments=row.attachments,
+        created_at=row.created_at,
+    )

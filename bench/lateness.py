@@ -46,7 +46,7 @@ from common import (
     worker_process,
 )
 from profiling import Sampler
-from synthetic import obligation_input
+from synthetic import obligation_input, start_attributes
 
 QUEUE = "bench-lateness"
 _HEADERS = BytesHeaderParser(policy=email.policy.default)
@@ -104,6 +104,7 @@ async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str
                         ObligationWorkflow.run,
                         input,
                         id=task_workflow_id(input.task.task_id),
+                        search_attributes=start_attributes(input),
                         task_queue=QUEUE,
                     )
 

@@ -43,7 +43,7 @@ from common import (
     say,
     worker_process,
 )
-from synthetic import obligation_input
+from synthetic import obligation_input, start_attributes
 
 QUEUE = "bench-memory"
 WARM_UP = 50
@@ -55,6 +55,7 @@ async def _start_all(client: Client, inputs: list[ObligationInput]) -> float:
             ObligationWorkflow.run,
             input,
             id=task_workflow_id(input.task.task_id),
+            search_attributes=start_attributes(input),
             task_queue=QUEUE,
         )
 

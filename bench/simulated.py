@@ -60,7 +60,7 @@ from common import (
     say,
 )
 from profiling import Sampler
-from synthetic import ESCALATION_LADDER, obligation_input, write_agreement
+from synthetic import ESCALATION_LADDER, obligation_input, start_attributes, write_agreement
 
 
 async def _chain(client: Client, workflow_id: str) -> list[list[HistoryEvent]]:
@@ -123,6 +123,7 @@ async def _escalation_through_close(env: WorkflowEnvironment, folder: Path) -> d
                 ObligationWorkflow.run,
                 input,
                 id=task_workflow_id(input.task.task_id),
+                search_attributes=start_attributes(input),
                 task_queue=queue,
             )
             await handle.result()

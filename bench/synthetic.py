@@ -13,10 +13,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
+from temporalio.common import TypedSearchAttributes
 
 from activities.models import TaskRef
 from agreements.models import Deliverable, EscalationStep, ReminderPolicy
-from workflows.payloads import ObligationInput
+from workflows.payloads import CURRENT_SCHEDULE, ObligationInput, TaskState, task_search_attributes
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 AGREEMENT_PREFIX = "synthetic-bench-"
@@ -84,7 +85,13 @@ def obligation_input(
         ],
         period_end=end,
         closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
+        schedule=CURRENT_SCHEDULE,
     )
+
+
+def start_attributes(input: ObligationInput) -> TypedSearchAttributes:
+    """The search attributes `accord` gives a task at its start (as the agreement does)."""
+    return task_search_attributes(input.task, state=TaskState.PENDING, due_at=input.task.due_at)
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from common import (
     worker_process,
 )
 from profiling import Sampler
-from synthetic import ESCALATION_LADDER, obligation_input
+from synthetic import ESCALATION_LADDER, obligation_input, start_attributes
 
 ACCORD_QUEUE = "bench-accord"
 BARE_QUEUE = "bench-bare"
@@ -224,6 +224,7 @@ async def _accord(
             ObligationWorkflow.run,
             input,
             id=task_workflow_id(input.task.task_id),
+            search_attributes=start_attributes(input),
             task_queue=ACCORD_QUEUE,
         )
 

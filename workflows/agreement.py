@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
+        CURRENT_SCHEDULE,
         SA_AGREEMENT,
         SA_KIND,
         SA_STATE,
@@ -40,12 +41,15 @@ with workflow.unsafe.imports_passed_through():
         before_day_text,
         clip_summary,
         local_text,
+        task_search_attributes,
         task_workflow_id,
     )
 
 # Continue-as-new well before the server's 10,240-event warning.
 HISTORY_EVENT_BUDGET = 8_000
 MAX_STARTS_PER_WAKE = 200
+CHILD_SCHEDULE_PATCH = "child-schedule-2"
+"""Marks runs that start tasks on the current schedule, with their search attributes set."""
 
 
 @workflow.defn(name="Agreement")
@@ -182,6 +186,13 @@ class AgreementWorkflow:
             covers_to=task.covers_to,
         )
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
+        # The child's search attributes come with its start: no upsert event in its history.
+        current = workflow.patched(CHILD_SCHEDULE_PATCH)
+        attributes = (
+            task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
+            if current
+            else None
+        )
         try:
             await workflow.start_child_workflow(
                 ObligationWorkflow.run,
@@ -197,12 +208,14 @@ class AgreementWorkflow:
                     deadline_rule=obligation.deadline_rule,
                     calendar=self._task_calendar(task),
                     sending_time=plan.sending_time,
+                    schedule=CURRENT_SCHEDULE if current else 1,
                 ),
                 id=task_workflow_id(task.task_id),
                 # Children outlive each run of this workflow (continue-as-new) and report back
                 # by signal, so closing a run must not touch them.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=attributes,
                 static_summary=clip_summary(
                     f"{task.agency} · {task.period_label} · {obligation.title}"
                 ),

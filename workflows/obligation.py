@@ -7,16 +7,19 @@ All time comes from `workflow.now()`; recipients are resolved by the mail activi
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        AuditBatch,
         AuditEntry,
         IndicatorValue,
         NotificationKind,
@@ -59,14 +62,27 @@ with workflow.unsafe.imports_passed_through():
         Waiver,
         before_day_text,
         local_text,
+        task_search_attributes,
     )
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
 CALENDAR_PATCH = "working-calendar"
+"""Marks runs that apply the working calendar (deadline rule, sending window)."""
 RECEIPT_PATCH = "receipt-after-update"
 """Marks runs that answer `submit_report` before sending the receipt mail."""
-"""Marks runs that apply the working calendar (deadline rule, sending window)."""
+SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
+"""How far before its handling a report's `sent_at` is believed (outages, retries)."""
+CLOCK_SKEW = timedelta(minutes=1)
+LOCAL_MAIL_TIMEOUT = timedelta(seconds=30)
+MAIL_HEARTBEAT = timedelta(seconds=30)
+LOCAL_STORE_TIMEOUT = timedelta(seconds=45)
 _DAY_UNITS = frozenset({"d", "wd"})
+LOCAL_MAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=2,
+    non_retryable_error_types=["NoRecipient"],
+)
+"""The fast path: two tries inside the workflow task; then the durable `MAIL_RETRY` path."""
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -115,14 +131,36 @@ class ObligationWorkflow:
         # Reminders and escalation steps already in the past when the schedule was (re)computed
         # are skipped rather than sent late in a burst.
         self._schedule_from = workflow.now()
+        # Second schedule (ObligationInput.schedule 2) state.
+        self._v2 = input.schedule >= 2
+        if self._v2:
+            self._calendar_logic = self._calendar is not None
+        self._wakes = 0
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._pending_audit: list[AuditEntry] = []
+        self._told: tuple[object, ...] | None = None
+        self._parent_sender: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------------------------------
     # Main loop
 
     @workflow.run
     async def run(self, input: ObligationInput) -> TaskOutcome:
+        if self._is_v2():
+            return await self._run_v2()
         if self._calendar is not None:
             self._calendar_logic = workflow.patched(CALENDAR_PATCH)
+        return await self._run_v1()
+
+    def _is_v2(self) -> bool:
+        """Whether this run follows the second schedule (`ObligationInput.schedule` 2): notices
+        sent concurrently with the schedule, reports stamped with the officer's sending time,
+        store and audit writes as local activities with the audit riding along, the parent
+        told only when its ledger's view of the task changes. Schedule 2 always applies the
+        working calendar."""
+        return self._v2
+
+    async def _run_v1(self) -> TaskOutcome:
         self._publish()
         while not self._closed:
             await self._tell_parent()
@@ -153,6 +191,440 @@ class ObligationWorkflow:
             escalation_level=self._escalation_level,
             closed_at=workflow.now(),
         )
+
+    # ----------------------------------------------------------------------------------------
+    # Second schedule (ObligationInput.schedule 2)
+
+    async def _run_v2(self) -> TaskOutcome:
+        """The schedule loop never waits for mail: each notice is decided when its instant
+        comes and sent by its own coroutine, so a slow or failing relay cannot make the loop
+        miss later instants, and a report arriving meanwhile does not cancel a notice that was
+        already owed. The loop ends when a handler closed the task or the close instant came;
+        the run completes once handlers, notices and the parent's ledger are settled."""
+        self._publish_v2()
+        while not self._closed:
+            seen = self._wakes
+            action = self._next_action_v2()
+            if action is None:
+                # A report or waiver is being recorded: its handler closes the task.
+                await workflow.wait_condition(self._woken_since(seen))
+                continue
+            wait = action.at - workflow.now()
+            if wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        self._woken_since(seen),
+                        timeout=wait,
+                        timeout_summary=f"{action.kind} {action.offset}".strip(),
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            if self._next_action_v2() != action:
+                continue
+            await self._fire_v2(action)
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._inflight
+        )
+        if self._receipt is not None:
+            roles, late = self._receipt
+            await self._send(NotificationKind.RECEIPT, roles, key="receipt", late=late)
+        if self._pending_audit:
+            await self._flush_audit()
+        self._tell_parent_v2()
+        await workflow.wait_condition(lambda: self._parent_sender is None)
+        return TaskOutcome(
+            task_id=self._task.task_id,
+            state=self._state,
+            escalation_level=self._escalation_level,
+            closed_at=workflow.now(),
+        )
+
+    def _woken_since(self, seen: int) -> Callable[[], bool]:
+        return lambda: self._wakes != seen
+
+    def _next_action_v2(self) -> _Action | None:
+        if self._closed or not self._state.is_open:
+            return None
+        return self._next_action()
+
+    async def _fire_v2(self, action: _Action) -> None:
+        now = workflow.now()
+        if action.kind == "close":
+            self._add_audit("closed", {"state": self._state.value})
+            await self._flush_audit()
+            self._closed = True
+            self._publish_v2()
+            return
+        if action.kind == "overdue":
+            self._state = TaskState.OVERDUE
+            self._notices.append(
+                SentNotice(key=action.key, kind="overdue", step=0, offset="", at=now)
+            )
+            self._add_audit("overdue", {"due_at": local_text(self._due_at)})
+            self._publish_v2()
+            return
+        skipped = self._is_stale(action) or now >= self._closes_at()
+        self._notices.append(
+            SentNotice(
+                key=action.key,
+                kind=action.kind,
+                step=action.step,
+                offset=action.offset,
+                at=now,
+                skipped=skipped,
+            )
+        )
+        if skipped:
+            return
+        if action.kind == "reminder":
+            roles = list(self._input.reminders.notify)
+            kind = NotificationKind.REMINDER
+        else:
+            roles = list(self._input.escalation[action.step - 1].notify)
+            kind = NotificationKind.ESCALATION
+            self._escalation_level = action.step
+        self._spawn(self._send(kind, roles, key=action.key, step=action.step, offset=action.offset))
+        self._publish_v2()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a notice alongside the schedule; the run does not complete before it ends."""
+        task = asyncio.create_task(coroutine)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _send(
+        self,
+        kind: NotificationKind,
+        roles: list[RecipientRole],
+        *,
+        key: str,
+        step: int | None = None,
+        offset: str | None = None,
+        late: bool | None = None,
+        approved: bool | None = None,
+        new_due_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Send one notification: first as a local activity (one history event when the relay
+        answers), then, if that fails, as an activity with durable retries and a heartbeat.
+        The audit entries made since the last write ride along, in the same transaction."""
+        request = self._notification(
+            kind,
+            roles,
+            key=key,
+            step=step,
+            offset=offset,
+            late=late,
+            approved=approved,
+            new_due_at=new_due_at,
+            reason=reason,
+        )
+        summary = f"{kind.value} {offset or ''}".strip()
+        try:
+            try:
+                await workflow.execute_local_activity(
+                    "send_notification",
+                    request,
+                    start_to_close_timeout=LOCAL_MAIL_TIMEOUT,
+                    retry_policy=LOCAL_MAIL_RETRY,
+                    summary=summary,
+                )
+            except FailureError as err:
+                if _permanent(err):
+                    raise
+                await workflow.execute_activity(
+                    "send_notification",
+                    request,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    heartbeat_timeout=MAIL_HEARTBEAT,
+                    retry_policy=MAIL_RETRY,
+                    summary=f"{summary} (gửi lại)",
+                )
+        except FailureError as err:
+            if not _permanent(err):
+                raise
+            # Nobody holds the role: record it for the admin and carry on with the schedule.
+            cause = _cause(err)
+            self._decisions.append(
+                Decision(
+                    at=workflow.now(), kind="notification_failed", actor="system", detail=str(cause)
+                )
+            )
+            self._add_audit("notification_failed", {"key": key, "error": str(cause)[:500]})
+
+    def _notification(
+        self,
+        kind: NotificationKind,
+        roles: list[RecipientRole],
+        *,
+        key: str,
+        step: int | None = None,
+        offset: str | None = None,
+        late: bool | None = None,
+        approved: bool | None = None,
+        new_due_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> NotificationRequest:
+        task = self._task.model_copy(
+            update={
+                "due_at": self._due_at,
+                "due_note_vi": self._due_note,
+                "due_note_en": self._due_note_en,
+            }
+        )
+        audit, self._pending_audit = self._pending_audit, []
+        return NotificationRequest(
+            business_key=f"{self._task.task_id}/{key}",
+            kind=kind,
+            task=task,
+            roles=roles,
+            step=step,
+            offset=offset,
+            scheduled_at=workflow.now().astimezone(self._zone()),
+            late=late,
+            approved=approved,
+            new_due_at=new_due_at,
+            reason=reason,
+            audit=audit,
+        )
+
+    def _add_audit(self, action: str, detail: dict[str, str], actor: str = "system") -> None:
+        """Note an audit entry; it is written with the task's next activity (or at close)."""
+        self._pending_audit.append(
+            AuditEntry(
+                event_key=f"{self._task.task_id}/{action}/{len(self._decisions)}/"
+                f"{len(self._notices)}",
+                at=workflow.now(),
+                agreement_id=self._task.agreement_id,
+                task_id=self._task.task_id,
+                actor=actor,
+                action=action,
+                detail=detail,
+            )
+        )
+
+    async def _flush_audit(self) -> None:
+        entries, self._pending_audit = self._pending_audit, []
+        if not entries:
+            return
+        await workflow.execute_local_activity(
+            "record_audits",
+            AuditBatch(entries=entries),
+            start_to_close_timeout=LOCAL_STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary=f"audit {entries[-1].action}",
+        )
+
+    def _publish_v2(self) -> None:
+        """Upsert only the search attributes whose value changed (the starter set them at
+        start), refresh the UI details, and tell the parent when its ledger's view changed."""
+        wanted = task_search_attributes(
+            self._task,
+            state=self._state,
+            escalation_level=self._escalation_level,
+            due_at=self._due_at,
+        )
+        current = workflow.info().typed_search_attributes
+        changed: list[SearchAttributeUpdate[Any]] = [
+            pair.key.value_set(pair.value) for pair in wanted if current.get(pair.key) != pair.value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+        workflow.set_current_details(self._details())
+        self._wakes += 1
+        self._tell_parent_v2()
+
+    def _tell_parent_v2(self) -> None:
+        if not self._input.parent_workflow_id:
+            return
+        view = (self._state, self._escalation_level, self._due_at, self._closed)
+        if view == self._told:
+            return
+        self._told = view
+        if self._parent_sender is None:
+            self._parent_sender = asyncio.create_task(self._send_to_parent())
+
+    async def _send_to_parent(self) -> None:
+        """One signal at a time, always the latest view: the parent's ledger sees the task's
+        changes in order, and several changes made meanwhile go as one."""
+        parent = self._input.parent_workflow_id
+        assert parent is not None
+        sent: tuple[object, ...] | None = None
+        try:
+            while sent != self._told:
+                sent = self._told
+                change = TaskChange(
+                    task_id=self._task.task_id,
+                    state=self._state,
+                    escalation_level=self._escalation_level,
+                    due_at=self._due_at,
+                    closed=self._closed,
+                )
+                try:
+                    await workflow.get_external_workflow_handle(parent).signal(
+                        TASK_CHANGED_SIGNAL, change
+                    )
+                except Exception as err:
+                    # The agreement may have been terminated by an admin; the task stays right.
+                    workflow.logger.warning("could not tell %s about %s: %s", parent, change, err)
+                    return
+        finally:
+            self._parent_sender = None
+
+    def _effective_submission_time(self, report: SubmitReport) -> datetime:
+        """The officer's sending time when it is believable: not after the handling, at most
+        SUBMISSION_CLOCK_TOLERANCE before it (a clock off by more is clamped)."""
+        now = workflow.now()
+        sent = report.sent_at
+        if sent is None or sent > now + CLOCK_SKEW:
+            return now
+        return max(min(sent, now), now - SUBMISSION_CLOCK_TOLERANCE)
+
+    async def _submit_v2(self, report: SubmitReport) -> UpdateResult:
+        now = workflow.now()
+        at = self._effective_submission_time(report)
+        late = self._due_at is not None and at >= self._due_at
+        self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
+        self._submitted_at = at
+        self._decisions.append(
+            Decision(
+                at=now,
+                kind="submitted",
+                actor=report.actor.officer_id,
+                detail=("nộp muộn" if late else "nộp đúng hạn")
+                + (f" (gửi lúc {local_text(at.astimezone(self._zone()))})" if at != now else ""),
+            )
+        )
+        self._wakes += 1
+        self._add_audit(
+            "submitted",
+            {"late": str(late).lower(), "sent_at": at.isoformat()},
+            actor=report.actor.officer_id,
+        )
+        audit, self._pending_audit = self._pending_audit, []
+        await workflow.execute_local_activity(
+            "record_submission",
+            RecordSubmission(
+                task=self._task,
+                officer_id=report.actor.officer_id,
+                submitted_at=at,
+                late=late,
+                summary=report.summary,
+                indicators=report.indicators,
+                attachments=report.attachments,
+                audit=audit,
+            ),
+            start_to_close_timeout=LOCAL_STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="lưu báo cáo",
+        )
+        roles = [RecipientRole.FOCAL_POINT]
+        if self._task.recipient:
+            roles.append(RecipientRole.AGGREGATOR)
+        self._receipt = (roles, late)
+        self._closed = True
+        self._publish_v2()
+        return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
+
+    async def _request_extension_v2(self, request: ExtensionRequest) -> UpdateResult:
+        self._pending_extension = request
+        self._decisions.append(
+            Decision(
+                at=workflow.now(),
+                kind="extension_requested",
+                actor=request.actor.officer_id,
+                detail=f"xin gia hạn đến trước ngày {request.new_due:%d/%m/%Y}: {request.reason}",
+            )
+        )
+        self._add_audit(
+            "extension_requested",
+            {"new_due": request.new_due.isoformat(), "reason": request.reason},
+            actor=request.actor.officer_id,
+        )
+        if self._task.recipient:
+            self._spawn(
+                self._send(
+                    NotificationKind.EXTENSION_REQUESTED,
+                    [RecipientRole.AGGREGATOR],
+                    key=f"extension-request/{len(self._decisions)}",
+                    new_due_at=self._local_midnight(request.new_due),
+                    reason=request.reason,
+                )
+            )
+        self._publish_v2()
+        return self._result("Đã ghi nhận đề nghị gia hạn")
+
+    async def _decide_extension_v2(self, decision: ExtensionDecision) -> UpdateResult:
+        request = self._pending_extension
+        assert request is not None
+        self._pending_extension = None
+        now = workflow.now()
+        new_due_at = self._local_midnight(request.new_due)
+        verdict = "approved" if decision.approve else "rejected"
+        self._decisions.append(
+            Decision(
+                at=now,
+                kind=f"extension_{verdict}",
+                actor=decision.actor.officer_id,
+                detail=(
+                    f"{'chấp thuận' if decision.approve else 'không chấp thuận'} gia hạn đến "
+                    f"trước ngày {request.new_due:%d/%m/%Y}"
+                    + (f": {decision.note}" if decision.note else "")
+                ),
+            )
+        )
+        if decision.approve:
+            self._written_due = new_due_at
+            self._due_at = self._apply_rule(new_due_at)
+            self._escalation_level = 0
+            self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
+            self._schedule_from = now
+        self._add_audit(
+            f"extension_{verdict}",
+            {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
+            actor=decision.actor.officer_id,
+        )
+        self._spawn(
+            self._send(
+                NotificationKind.EXTENSION_DECIDED,
+                [RecipientRole.FOCAL_POINT],
+                key=f"extension-decision/{len(self._decisions)}",
+                approved=decision.approve,
+                new_due_at=new_due_at,
+                reason=decision.note,
+            )
+        )
+        self._publish_v2()
+        return self._result(
+            "Đã chấp thuận gia hạn" if decision.approve else "Không chấp thuận gia hạn"
+        )
+
+    async def _waive_v2(self, waiver: Waiver) -> UpdateResult:
+        self._state = TaskState.WAIVED
+        self._decisions.append(
+            Decision(
+                at=workflow.now(),
+                kind="waived",
+                actor=waiver.actor.officer_id,
+                detail=waiver.reason,
+            )
+        )
+        self._add_audit("waived", {"reason": waiver.reason}, actor=waiver.actor.officer_id)
+        self._spawn(
+            self._send(
+                NotificationKind.WAIVED,
+                [RecipientRole.FOCAL_POINT],
+                key="waived",
+                reason=waiver.reason,
+            )
+        )
+        self._closed = True
+        self._publish_v2()
+        return self._result("Đã miễn nhiệm vụ")
+
+    # ----------------------------------------------------------------------------------------
+    # Schedule arithmetic (both schedules)
 
     def _done_keys(self) -> set[str]:
         return {n.key for n in self._notices}
@@ -251,7 +723,7 @@ class ObligationWorkflow:
             (self._due_at or workflow.now()).year - 1, (self._due_at or workflow.now()).year + 1
         )
         if not self._calendar_logic:
-            self._calendar_logic = workflow.patched(CALENDAR_PATCH)
+            self._calendar_logic = self._v2 or workflow.patched(CALENDAR_PATCH)
         if self._written_due is None or self._due_at is None:
             return
         new_due = self._apply_rule(self._written_due)
@@ -270,10 +742,18 @@ class ObligationWorkflow:
             if self._state is TaskState.OVERDUE and now < new_due:
                 self._state = TaskState.PENDING
                 self._escalation_level = 0
-            await self._audit(
-                "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
-            )
-        self._publish()
+            if self._is_v2():
+                self._add_audit(
+                    "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
+                )
+            else:
+                await self._audit(
+                    "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
+                )
+        if self._is_v2():
+            self._publish_v2()
+        else:
+            self._publish()
 
     async def _fire(self, action: _Action) -> None:
         if action.kind == "close":
@@ -332,6 +812,8 @@ class ObligationWorkflow:
 
     @workflow.update
     async def submit_report(self, report: SubmitReport) -> UpdateResult:
+        if self._is_v2():
+            return await self._submit_v2(report)
         now = workflow.now()
         late = self._due_at is not None and now >= self._due_at
         self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
@@ -389,6 +871,8 @@ class ObligationWorkflow:
 
     @workflow.update
     async def request_extension(self, request: ExtensionRequest) -> UpdateResult:
+        if self._is_v2():
+            return await self._request_extension_v2(request)
         self._pending_extension = request
         self._decisions.append(
             Decision(
@@ -441,6 +925,8 @@ class ObligationWorkflow:
 
     @workflow.update
     async def decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
+        if self._is_v2():
+            return await self._decide_extension_v2(decision)
         request = self._pending_extension
         assert request is not None
         self._pending_extension = None
@@ -499,6 +985,8 @@ class ObligationWorkflow:
 
     @workflow.update
     async def waive(self, waiver: Waiver) -> UpdateResult:
+        if self._is_v2():
+            return await self._waive_v2(waiver)
         self._state = TaskState.WAIVED
         self._decisions.append(
             Decision(
@@ -527,7 +1015,10 @@ class ObligationWorkflow:
 
     @workflow.query
     def status(self) -> TaskStatus:
-        action = None if self._closed else self._next_action()
+        if self._v2:
+            action = self._next_action_v2()
+        else:
+            action = None if self._closed else self._next_action()
         return TaskStatus(
             task=self._task,
             state=self._state,
@@ -738,3 +1229,15 @@ def _indicator_problems(input: ObligationInput, values: dict[str, IndicatorValue
         elif kind is IndicatorKind.TEXT and not (isinstance(value, str) and len(value) <= 5000):
             problems.append(f"indicator {code!r} must be text of at most 5000 characters")
     return problems
+
+
+def _cause(err: FailureError) -> BaseException:
+    """The failure an activity raised (a local activity's arrives unwrapped)."""
+    if isinstance(err, ActivityError) and err.cause is not None:
+        return err.cause
+    return err
+
+
+def _permanent(err: FailureError) -> bool:
+    cause = _cause(err)
+    return isinstance(cause, ApplicationError) and cause.non_retryable

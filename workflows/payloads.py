@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from activities.models import Actor, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
@@ -42,6 +43,33 @@ SA_DUE_AT = SearchAttributeKey.for_datetime("AccordDueAt")
 SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("AccordEscalationLevel")
 
 TASK_CHANGED_SIGNAL = "task_changed"
+CURRENT_SCHEDULE = 2
+"""The obligation schedule new tasks are started with (`ObligationInput.schedule`)."""
+
+
+def task_search_attributes(
+    task: TaskRef,
+    *,
+    state: TaskState,
+    escalation_level: int = 0,
+    due_at: datetime | None = None,
+) -> TypedSearchAttributes:
+    """A task's search attributes. The starter passes them with the start (no upsert event in
+    the task's history); the task upserts only the ones that change later."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(SA_KIND, "task"),
+        SearchAttributePair(SA_AGREEMENT, task.agreement_id),
+        SearchAttributePair(SA_AGENCY, task.agency),
+        SearchAttributePair(SA_OBLIGATION, task.obligation_id),
+        SearchAttributePair(SA_PERIOD, task.period_label),
+        SearchAttributePair(SA_STATE, state.value),
+        SearchAttributePair(SA_ESCALATION_LEVEL, escalation_level),
+    ]
+    if task.item_number:
+        pairs.append(SearchAttributePair(SA_ITEM, task.item_number))
+    if due_at is not None:
+        pairs.append(SearchAttributePair(SA_DUE_AT, due_at))
+    return TypedSearchAttributes(pairs)
 
 
 def agreement_workflow_id(agreement_id: str) -> str:
@@ -112,6 +140,15 @@ class ObligationInput(Payload):
     parent_workflow_id: str | None = Field(
         default=None, description="Agreement workflow to tell about state changes."
     )
+    schedule: int = Field(
+        default=1,
+        ge=1,
+        le=CURRENT_SCHEDULE,
+        description="Which schedule the task's workflow follows for its whole run (see "
+        "workflows/obligation.py). 1: the first, which runs started before it existed keep; "
+        "starters pass CURRENT_SCHEDULE. It never changes within a run, so it costs no "
+        "history events, unlike a patch marker.",
+    )
 
 
 class SubmitReport(Payload):
@@ -119,6 +156,13 @@ class SubmitReport(Payload):
     summary: str = Field(min_length=1, max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
     attachments: list[str] = Field(default_factory=list, max_length=20)
+    sent_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the officer sent the report (the client's clock, kept across "
+        "retries). Used for on time / late when it is at most "
+        "SUBMISSION_CLOCK_TOLERANCE before the workflow handles it and not after it; "
+        "otherwise the handling time is used.",
+    )
 
 
 class ExtensionRequest(Payload):

@@ -836,11 +836,13 @@ class FaultWorld:
         focal = next(
             o for o in officer if o.agency == submission.agency and o.id.endswith("dau-moi")
         )
+        submission.sent_at = self.now()
+        # As `accord submit` does: the officer's sending time, kept across retries.
         report = SubmitReport(
             actor=Actor(officer_id=focal.id, agency=focal.agency, roles=list(focal.roles)),
             summary=f"Báo cáo thử nghiệm của {submission.agency}.",
+            sent_at=submission.sent_at,
         )
-        submission.sent_at = self.now()
         while True:
             submission.attempts += 1
             try:

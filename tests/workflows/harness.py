@@ -36,7 +36,14 @@ from agreements.models import (
 )
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ObligationInput, TaskOutcome, task_workflow_id
+from workflows.payloads import (
+    CURRENT_SCHEDULE,
+    ObligationInput,
+    TaskOutcome,
+    TaskState,
+    task_search_attributes,
+    task_workflow_id,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANG_BINH = ROOT / "agreements" / "directory" / "quang-binh.yaml"
@@ -72,6 +79,10 @@ class Harness:
             input,
             id=task_workflow_id(input.task.task_id),
             task_queue=self.task_queue,
+            # As the agreement workflow starts its tasks.
+            search_attributes=task_search_attributes(
+                input.task, state=TaskState.PENDING, due_at=input.task.due_at
+            ),
         )
 
 
@@ -158,6 +169,7 @@ def obligation_input(
         indicators=list(indicators),
         period_end=end,
         closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
+        schedule=CURRENT_SCHEDULE,
         written_due_at=due_at,
         calendar=calendar,
     )
