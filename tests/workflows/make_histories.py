@@ -20,9 +20,17 @@ from temporalio.client import Client
 from accord.simulate import simulate
 from agreements import load_agreement
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ExtensionDecision, ExtensionRequest, SubmitReport
+from workflows.payloads import (
+    CURRENT_SCHEDULE,
+    ExtensionDecision,
+    ExtensionRequest,
+    SubmitReport,
+)
 
 HERE = Path(__file__).resolve().parent
+SUFFIX = f"-s{CURRENT_SCHEDULE}"
+"""Histories of tasks on the current schedule carry it in their names; those without a suffix
+were recorded on schedule 1 and stay, for the runs still on it."""
 HISTORIES = HERE / "histories"
 ROOT = HERE.parents[1]
 
@@ -78,7 +86,7 @@ async def record_obligation_with_extension() -> None:
             )
             await handle.result()
             history = await handle.fetch_history()
-            path = HISTORIES / "obligation-extension-late.json"
+            path = HISTORIES / f"obligation-extension-late{SUFFIX}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
@@ -110,7 +118,7 @@ async def record_calendar_change() -> None:
             )
             await handle.result()
             history = await handle.fetch_history()
-            path = HISTORIES / "obligation-calendar-change.json"
+            path = HISTORIES / f"obligation-calendar-change{SUFFIX}.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
@@ -126,10 +134,10 @@ async def record_programme() -> None:
         first = await env.client.get_workflow_handle(workflow_id).describe()
         # describe() gives the latest run; walk back through the chain's first run id.
         first_run = first.raw_description.workflow_execution_info.first_run_id
-        runs = await _save_chain(env.client, workflow_id, first_run, "agreement-nghe-an")
+        runs = await _save_chain(env.client, workflow_id, first_run, f"agreement-nghe-an{SUFFIX}")
         task = next(t for t in loaded.occurrences if t.due_at is not None)
         history = await env.client.get_workflow_handle(f"task:{task.task_id}").fetch_history()
-        (HISTORIES / "obligation-nghe-an-overdue.json").write_text(
+        (HISTORIES / f"obligation-nghe-an-overdue{SUFFIX}.json").write_text(
             json.dumps(json.loads(history.to_json()), indent=1) + "\n"
         )
         print(f"Nghệ An: {runs} runs, {len(report.mails)} messages")

@@ -17,9 +17,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
+from activities.models import AuditEntry
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ObligationInput, TaskOutcome
+from workflows.payloads import CURRENT_SCHEDULE, ObligationInput, TaskOutcome
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -53,6 +54,24 @@ def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
     assert {"calendar_changed", "task_changed"} <= signals
 
 
+def test_histories_cover_every_obligation_schedule() -> None:
+    """Each schedule a running task may be on has recorded tasks: reports, extensions and a
+    calendar change on each."""
+    schedules: dict[int, set[str]] = {}
+    for path in HISTORIES:
+        history = _history(path)
+        first = history.events[0].workflow_execution_started_event_attributes
+        if first.workflow_type.name != "Obligation":
+            continue
+        input = pydantic_data_converter.payload_converter.from_payload(
+            first.input.payloads[0], ObligationInput
+        )
+        schedules.setdefault(input.schedule, set()).add(path.stem.removesuffix("-s2"))
+    assert set(schedules) == set(range(1, CURRENT_SCHEDULE + 1))
+    for stems in schedules.values():
+        assert {"obligation-extension-late", "obligation-calendar-change"} <= stems
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replay_committed_history(path: Path) -> None:
     replayer = Replayer(
@@ -64,16 +83,26 @@ async def test_replay_committed_history(path: Path) -> None:
 
 @workflow.defn(name="Obligation")
 class ReorderedObligation(ObligationWorkflow):
-    """A careless change: wait a second before doing anything, without `workflow.patched`."""
+    """A careless change: write an audit entry before anything else, without versioning."""
 
     @workflow.run
     async def run(self, input: ObligationInput) -> TaskOutcome:
-        await workflow.sleep(timedelta(seconds=1))
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{input.task.task_id}/started",
+                at=workflow.now(),
+                agreement_id=input.task.agreement_id,
+                action="started",
+            ),
+            start_to_close_timeout=timedelta(minutes=1),
+        )
         return await super().run(input)
 
 
-async def test_unversioned_change_fails_replay() -> None:
-    path = next(p for p in HISTORIES if p.stem == "obligation-extension-late")
+@pytest.mark.parametrize("stem", ["obligation-extension-late", "obligation-extension-late-s2"])
+async def test_unversioned_change_fails_replay(stem: str) -> None:
+    path = next(p for p in HISTORIES if p.stem == stem)
     replayer = Replayer(
         workflows=[ReorderedObligation],
         data_converter=pydantic_data_converter,
