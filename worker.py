@@ -54,12 +54,17 @@ def build_worker(
     smtp: SmtpSettings,
     max_concurrent_activities: int = 50,
     max_cached_workflows: int = 1000,
+    share_accord_modules: bool = True,
 ) -> Worker:
-    """The worker. Workflows still run in the sandbox (restricted calls fail, each run has its
-    own state), but Accord's own modules are shared rather than re-imported for every
-    workflow run: they keep no module-level state, and re-importing them cost about half of a
-    cached workflow's memory and a tenth of the worker's CPU (bench/results)."""
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*ACCORD_PACKAGES)
+    """The worker. With `share_accord_modules` (the default) the workflow sandbox shares
+    Accord's own packages instead of re-importing them for every workflow run: that halves a
+    cached workflow's memory and saves a tenth of the worker's CPU (bench/results), but the
+    sandbox then no longer stops a restricted call (`datetime.now()`, I/O) made *in* those
+    modules. The tests run the strict sandbox (`share_accord_modules=False`), so such a call in
+    workflow code fails there; the replay tests guard the rest."""
+    restrictions = SandboxRestrictions.default
+    if share_accord_modules:
+        restrictions = restrictions.with_passthrough_modules(*ACCORD_PACKAGES)
     return Worker(
         client,
         task_queue=task_queue,

@@ -149,6 +149,7 @@ class EngineThread(threading.Thread):
                 task_queue=self.task_queue,
                 session_factory=worker.open_database(settings),
                 smtp=SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False),
+                share_accord_modules=False,
             )
             async with engine_worker:
                 self._loop = asyncio.get_running_loop()

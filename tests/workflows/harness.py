@@ -119,7 +119,12 @@ async def harness(tmp_path: Path, *, dev_server: bool = False) -> AsyncIterator[
             smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
             task_queue = f"test-{uuid.uuid4()}"
             async with build_worker(
-                env.client, task_queue=task_queue, session_factory=sessions, smtp=smtp
+                env.client,
+                task_queue=task_queue,
+                session_factory=sessions,
+                smtp=smtp,
+                # The strict sandbox: a restricted call in workflow code fails the test.
+                share_accord_modules=False,
             ):
                 yield Harness(env, sessions, tmp_path / "mail", task_queue, directory)
     finally:

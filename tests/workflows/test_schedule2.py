@@ -122,7 +122,13 @@ async def test_mail_outage_delays_notices_but_loses_none(tmp_path: Path) -> None
     env = await start_dev_server()
     queue = f"test-{uuid.uuid4()}"
     try:
-        async with build_worker(env.client, task_queue=queue, session_factory=sessions, smtp=smtp):
+        async with build_worker(
+            env.client,
+            task_queue=queue,
+            session_factory=sessions,
+            smtp=smtp,
+            share_accord_modules=False,
+        ):
             now = await local_now(env)
             input = obligation_input(
                 due_at=now + timedelta(seconds=12),
