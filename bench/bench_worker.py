@@ -22,11 +22,10 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from accord import db
 from accord.settings import SmtpSettings
-from worker import WORKFLOWS, build_worker
+from worker import build_worker
 
 from baseline import BareWorkflow, echo
 
@@ -50,31 +49,15 @@ def accord_worker(client: Client, arguments: argparse.Namespace) -> Worker:
     engine = db.make_engine(arguments.database_url)
     sessions = db.session_factory(engine)
     smtp = SmtpSettings(host="127.0.0.1", port=arguments.smtp_port, embedded=False)
-    if arguments.max_cached_workflows is None and not arguments.pass_through_workflow_modules:
-        return build_worker(
-            client, task_queue=arguments.task_queue, session_factory=sessions, smtp=smtp
-        )
-    # build_worker has no cache knob: take its exact configuration and change the cache size.
-    # The template is registered on another task queue (one worker per queue and process) and
-    # never runs.
-    template = build_worker(
+    return build_worker(
         client,
-        task_queue=f"{arguments.task_queue}-unused-template",
+        task_queue=arguments.task_queue,
         session_factory=sessions,
         smtp=smtp,
+        max_cached_workflows=arguments.max_cached_workflows or 1000,
+        # Experiment: the strict sandbox the tests use (Accord's modules re-imported per run).
+        share_accord_modules=not arguments.strict_sandbox,
     )
-    config = template.config()
-    config["task_queue"] = arguments.task_queue
-    if arguments.max_cached_workflows is not None:
-        config["max_cached_workflows"] = arguments.max_cached_workflows
-    if arguments.pass_through_workflow_modules:
-        # Experiment, not Accord's configuration: the sandbox then stops re-importing the
-        # workflow modules for every workflow run.
-        restrictions = SandboxRestrictions.default.with_passthrough_modules(
-            *(w.__module__ for w in WORKFLOWS)
-        )
-        config["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
-    return Worker(**config)
 
 
 class AllocationTracer:
@@ -116,7 +99,7 @@ async def main() -> None:
     parser.add_argument("--smtp-port", type=int, required=True)
     parser.add_argument("--baseline-task-queue")
     parser.add_argument("--max-cached-workflows", type=int)
-    parser.add_argument("--pass-through-workflow-modules", action="store_true")
+    parser.add_argument("--strict-sandbox", action="store_true")
     parser.add_argument("--tracemalloc", action="store_true")
     arguments = parser.parse_args()
     tracer = AllocationTracer()

@@ -303,7 +303,7 @@ def worker_process(
     smtp_port: int,
     baseline_task_queue: str | None = None,
     max_cached_workflows: int | None = None,
-    pass_through_workflow_modules: bool = False,
+    strict_sandbox: bool = False,
     trace_allocations: bool = False,
 ) -> Helper:
     arguments = [
@@ -320,8 +320,8 @@ def worker_process(
         arguments += ["--baseline-task-queue", baseline_task_queue]
     if max_cached_workflows is not None:
         arguments += ["--max-cached-workflows", str(max_cached_workflows)]
-    if pass_through_workflow_modules:
-        arguments.append("--pass-through-workflow-modules")
+    if strict_sandbox:
+        arguments.append("--strict-sandbox")
     if trace_allocations:
         arguments.append("--tracemalloc")
     return Helper("worker", "bench_worker.py", arguments, folder / "worker.log")

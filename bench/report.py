@@ -259,11 +259,11 @@ def _memory(s3: dict[str, Any]) -> list[str]:
                 f"{traced['traced_bytes_per'] / 1024:.1f} KiB: {top}",
             )
         )
-    experiment = s3.get("experiment_pass_through_workflow_modules")
+    experiment = s3.get("experiment_strict_sandbox")
     if experiment:
         lines.append(
             _row(
-                "experiment: workflow modules passed through the sandbox",
+                "experiment: strict sandbox (modules re-imported per run, as in tests)",
                 f"{experiment['bytes_per_cached_obligation'] / 1024:.1f} KiB per cached "
                 f"obligation ({experiment['loaded']} loaded)",
             )
