@@ -174,6 +174,18 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
                 unit="KiB",
             )
         )
+        default = s3.get("default_cache")
+        if default:
+            found.append(
+                Verdict(
+                    f"worker memory per open obligation ({s3['open_obligations']} open, the "
+                    "worker as shipped: cache of 1,000)",
+                    default["bytes_per_open_obligation"] / 1024,
+                    64,
+                    higher_is_better=False,
+                    unit="KiB",
+                )
+            )
     if s4:
         programme = s4["programme"]
         found.append(
