@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from agreements.models import Deliverable, OfficerRole, RecipientRole
+from agreements.models import AgencyCode, Deliverable, OfficerRole, RecipientRole, Slug
 
 
 class Payload(BaseModel):
@@ -137,9 +137,9 @@ class Actor(Payload):
     """Who asks for an update. The client (CLI or API) authenticates the officer and fills this
     from the directory; the workflow's validators enforce who may do what."""
 
-    officer_id: str
-    agency: str
-    roles: list[OfficerRole]
+    officer_id: Slug = Field(description="The officer's directory ID.")
+    agency: AgencyCode = Field(description="The officer's agency code.")
+    roles: list[OfficerRole] = Field(max_length=len(OfficerRole))
 
     @property
     def is_admin(self) -> bool:

@@ -8,16 +8,20 @@ All time comes from `workflow.now()`; recipients are resolved by the mail activi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+    from pydantic_core import PydanticSerializationError, to_json
+
     from activities.models import (
         AuditBatch,
         AuditEntry,
@@ -811,7 +815,10 @@ class ObligationWorkflow:
     # Updates
 
     @workflow.update
-    async def submit_report(self, report: SubmitReport) -> UpdateResult:
+    async def submit_report(self, report: SubmitReport | Any = None, *extra: Any) -> UpdateResult:
+        """Takes one `SubmitReport`, checked here rather than by the SDK\'s decoder, so that a
+        malformed payload is refused with a message naming its fields."""
+        report = _parse(SubmitReport, "submit_report", report, extra)
         if self._is_v2():
             return await self._submit_v2(report)
         now = workflow.now()
@@ -857,7 +864,8 @@ class ObligationWorkflow:
         return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
 
     @submit_report.validator
-    def _validate_submit(self, report: SubmitReport) -> None:
+    def _validate_submit(self, report: SubmitReport | Any = None, *extra: Any) -> None:
+        report = _parse(SubmitReport, "submit_report", report, extra)
         self._require_open()
         actor = report.actor
         if not (actor.is_admin or actor.agency == self._task.agency):
@@ -870,7 +878,12 @@ class ObligationWorkflow:
             raise ValueError("; ".join(problems))
 
     @workflow.update
-    async def request_extension(self, request: ExtensionRequest) -> UpdateResult:
+    async def request_extension(
+        self, request: ExtensionRequest | Any = None, *extra: Any
+    ) -> UpdateResult:
+        """Takes one `ExtensionRequest`, checked here rather than by the SDK\'s decoder, so that a
+        malformed payload is refused with a message naming its fields."""
+        request = _parse(ExtensionRequest, "request_extension", request, extra)
         if self._is_v2():
             return await self._request_extension_v2(request)
         self._pending_extension = request
@@ -899,7 +912,8 @@ class ObligationWorkflow:
         return self._result("Đã ghi nhận đề nghị gia hạn")
 
     @request_extension.validator
-    def _validate_extension(self, request: ExtensionRequest) -> None:
+    def _validate_extension(self, request: ExtensionRequest | Any = None, *extra: Any) -> None:
+        request = _parse(ExtensionRequest, "request_extension", request, extra)
         self._require_open()
         actor = request.actor
         if not (actor.is_admin or actor.agency == self._task.agency):
@@ -924,7 +938,12 @@ class ObligationWorkflow:
             )
 
     @workflow.update
-    async def decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
+    async def decide_extension(
+        self, decision: ExtensionDecision | Any = None, *extra: Any
+    ) -> UpdateResult:
+        """Takes one `ExtensionDecision`, checked here rather than by the SDK\'s decoder, so that a
+        malformed payload is refused with a message naming its fields."""
+        decision = _parse(ExtensionDecision, "decide_extension", decision, extra)
         if self._is_v2():
             return await self._decide_extension_v2(decision)
         request = self._pending_extension
@@ -971,7 +990,8 @@ class ObligationWorkflow:
         )
 
     @decide_extension.validator
-    def _validate_decision(self, decision: ExtensionDecision) -> None:
+    def _validate_decision(self, decision: ExtensionDecision | Any = None, *extra: Any) -> None:
+        decision = _parse(ExtensionDecision, "decide_extension", decision, extra)
         self._require_open()
         if self._pending_extension is None:
             raise ValueError("rule: there is no extension request to decide")
@@ -984,7 +1004,10 @@ class ObligationWorkflow:
             )
 
     @workflow.update
-    async def waive(self, waiver: Waiver) -> UpdateResult:
+    async def waive(self, waiver: Waiver | Any = None, *extra: Any) -> UpdateResult:
+        """Takes one `Waiver`, checked here rather than by the SDK\'s decoder, so that a
+        malformed payload is refused with a message naming its fields."""
+        waiver = _parse(Waiver, "waive", waiver, extra)
         if self._is_v2():
             return await self._waive_v2(waiver)
         self._state = TaskState.WAIVED
@@ -1006,7 +1029,8 @@ class ObligationWorkflow:
         return self._result("Đã miễn nhiệm vụ")
 
     @waive.validator
-    def _validate_waive(self, waiver: Waiver) -> None:
+    def _validate_waive(self, waiver: Waiver | Any = None, *extra: Any) -> None:
+        waiver = _parse(Waiver, "waive", waiver, extra)
         self._require_open()
         if not waiver.actor.is_admin:
             raise ValueError(
@@ -1241,3 +1265,47 @@ def _cause(err: FailureError) -> BaseException:
 def _permanent(err: FailureError) -> bool:
     cause = _cause(err)
     return isinstance(cause, ApplicationError) and cause.non_retryable
+
+
+_Update = TypeVar("_Update", SubmitReport, ExtensionRequest, ExtensionDecision, Waiver)
+MAX_REFUSAL_PROBLEMS = 5
+
+
+def _parse(model: type[_Update], update: str, payload: object, extra: tuple[Any, ...]) -> _Update:
+    """The update's one argument as `model`, or a ValueError whose message names the update,
+    the fields and the rule broken, on one line, without echoing the input (the SDK would
+    otherwise answer a malformed payload with 'Failed decoding arguments' or a Python error)."""
+    if extra:
+        raise ValueError(
+            f"{update} takes exactly one argument (a {model.__name__}), got {1 + len(extra)}"
+        )
+    if isinstance(payload, model):
+        return payload
+    if payload is None:
+        raise ValueError(f"{update} needs one argument: a {model.__name__} object")
+    try:
+        # Decoded as the SDK's pydantic converter decodes a typed argument: from JSON.
+        return model.model_validate_json(to_json(payload))
+    except (ValidationError, PydanticSerializationError) as error:
+        if isinstance(error, PydanticSerializationError):
+            raise ValueError(
+                f"{update}: the argument must be a {model.__name__} object (JSON), "
+                f"not {type(payload).__name__}"
+            ) from None
+        problems = [
+            f"{'.'.join(_loc_part(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        ]
+        more = len(problems) - MAX_REFUSAL_PROBLEMS
+        text = "; ".join(problems[:MAX_REFUSAL_PROBLEMS]) + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        raise ValueError(f"{update}: invalid {model.__name__}: {text}"[:1000]) from None
+
+
+def _loc_part(part: str | int) -> str:
+    """A field name or index for a refusal message; a key the sender made up is quoted in
+    ASCII and cut short, so control or invisible characters never reach the message."""
+    if isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_-]{1,40}", part):
+        return str(part)
+    return ascii(part[:40])

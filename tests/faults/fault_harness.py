@@ -85,6 +85,8 @@ LOOPBACK: Final = "127.0.0.1"
 AGENCY_COUNT: Final = 100
 OBLIGATIONS: Final = ("bao-cao-nhanh", "bao-cao-chuyen-de")
 AGGREGATOR_AGENCY: Final = "SNV"
+ADMIN_EMAIL: Final = "quan-tri@snv.faults.example"
+"""Receives the delivery-failure notice of each message refused with a 5xx."""
 GROUP: Final = "co_quan_thu_nghiem"
 
 REMINDERS: Final = ("20s", "10s")
@@ -264,7 +266,14 @@ def write_directory(folder: Path) -> Path:
             "email": "dau-moi@snv.faults.example",
             "agency": AGGREGATOR_AGENCY,
             "roles": ["focal_point"],
-        }
+        },
+        {
+            "id": "snv-quan-tri",
+            "name": "Quản trị hệ thống Accord",
+            "email": ADMIN_EMAIL,
+            "agency": AGGREGATOR_AGENCY,
+            "roles": ["admin"],
+        },
     ]
     for number in range(1, AGENCY_COUNT + 1):
         code = f"CQ{number:03d}"
@@ -938,6 +947,8 @@ class FaultWorld:
         arrival: dict[MessageId, datetime] = {}
         unparsed: list[str] = []
         for delivery in deliveries:
+            if "/delivery-failed/" in delivery.key:
+                continue  # checked with the 550 address (`_check_refused`)
             identity = self._identity(delivery)
             if identity is None:
                 unparsed.append(delivery.key)
@@ -945,6 +956,11 @@ class FaultWorld:
             keys_of.setdefault(identity, set()).add(delivery.key)
             arrival.setdefault(identity, delivery.at)
         delivered = set(keys_of)
+        failure_notices = Counter(
+            (d.key.split("/delivery-failed/")[0], d.recipient)
+            for d in deliveries
+            if "/delivery-failed/" in d.key
+        )
 
         figures.expected = len(owed_now)
         figures.delivered = len(owed_now & delivered)
@@ -981,7 +997,15 @@ class FaultWorld:
 
         figures.notes.extend(self._lag_notes(arrival))
         if refused_owed:
-            figures.notes.extend(self._check_refused(refused_owed, delivered, figures))
+            figures.notes.extend(
+                self._check_refused(refused_owed, delivered, figures, failure_notices)
+            )
+        elif failure_notices:
+            figures.unexpected += sum(failure_notices.values())
+            figures.evidence.extend(
+                f"delivery-failure notice without a 550: {key} → {to}"
+                for key, to in failure_notices
+            )
 
         await self._check_tasks(figures)
         figures.notes.append(await self._ledger_note())
@@ -1062,10 +1086,15 @@ class FaultWorld:
         ]
 
     def _check_refused(
-        self, refused_owed: set[MessageId], delivered: set[MessageId], figures: Figures
+        self,
+        refused_owed: set[MessageId],
+        delivered: set[MessageId],
+        figures: Figures,
+        failure_notices: Counter[tuple[str, str]],
     ) -> list[str]:
         """What the plan owes a refused (550) address must be an outbox row marked failed,
-        with the refusal in `last_error`, and must not hold up the other recipients."""
+        with the refusal in `last_error`, must not hold up the other recipients, and must be
+        reported to the admin by exactly one delivery-failure notice per refused message."""
         addresses = {m[3] for m in refused_owed}
         with self.sessions() as session:
             rows = list(
@@ -1110,13 +1139,34 @@ class FaultWorld:
             if a.detail.get("business_key") in keys and a.detail.get("failed", "0") != "0"
         ]
         example = row_of[failed[0]].last_error if failed else "-"
+        # Every refused message (owed or contested) that the outbox marked failed is reported.
+        with self.sessions() as session:
+            refused_keys = set(
+                session.scalars(
+                    select(db.OutboxRow.business_key).where(
+                        db.OutboxRow.recipient_email.in_(addresses),
+                        db.OutboxRow.status == db.OutboxStatus.FAILED.value,
+                    )
+                )
+            )
+        reported = {key for key, to in failure_notices if to == ADMIN_EMAIL}
+        for key in sorted(refused_keys - reported):
+            figures.lost += 1
+            figures.evidence.append(f"550 not reported to the admin: {key}")
+        for (key, to), n in sorted(failure_notices.items()):
+            if to != ADMIN_EMAIL or key not in refused_keys:
+                figures.unexpected += n
+                figures.evidence.append(f"unexpected delivery-failure notice: {key} → {to}")
+            elif n > 1:
+                figures.duplicated += n - 1
+                figures.evidence.append(f"delivery-failure notice ×{n}: {key}")
         return [
             f"550 for {', '.join(sorted(addresses))}: {len(failed)} of {len(refused_owed)} "
             f"owed messages recorded as failed in the outbox (last_error {example!r}); the "
             f"other recipients of those messages: {len(others & delivered)} of {len(others)} "
             f"delivered; {len(counted)} of {len(keys)} 'notification_sent' audit rows count the "
-            "failure (nothing else tells an admin: no workflow decision, no Web UI detail, "
-            "no mail)"
+            f"failure; {len(reported & refused_keys)} of {len(refused_keys)} refused messages "
+            f"reported to the admin ({ADMIN_EMAIL}) by a delivery-failure notice"
         ]
 
     def _worker_log_note(self) -> str:
