@@ -9,6 +9,7 @@ caller's session; `upsert_directory` commits because it is a complete unit of wo
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -23,16 +24,23 @@ from sqlalchemy import (
     Dialect,
     Engine,
     ForeignKey,
+    Insert,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
     create_engine,
     event,
+    insert,
     make_url,
+    or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from agreements.models import Directory, OfficerRole
@@ -164,6 +172,12 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+# The tables themselves, for the hot paths that write with one Core statement and no ORM
+# unit of work (marking an outbox row sent, writing audit rows once).
+OUTBOX_TABLE: Table = Base.metadata.tables[OutboxRow.__tablename__]
+AUDIT_TABLE: Table = Base.metadata.tables[AuditRow.__tablename__]
+
+
 # --------------------------------------------------------------------------------------------
 # Engine and sessions
 
@@ -173,7 +187,16 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     try:
         # WAL lets the CLI read while a worker writes; the busy timeout turns short lock waits
         # into waiting instead of "database is locked".
-        cursor.execute("PRAGMA journal_mode=WAL")
+        journal_mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(journal_mode).lower() == "wal":
+            # In WAL mode NORMAL syncs the log at checkpoints, not at every commit. Trade-off:
+            # a power loss or OS crash (not a crash of the process) can roll back the last
+            # commits, but never corrupts the file. For the outbox that means a row marked sent
+            # just before the power went can come back pending and its message be sent again,
+            # with the same Message-ID: the at-least-once that SMTP allows anyway. Worth it:
+            # the commit marking a row sent is the window in which a crash causes a duplicate,
+            # and without an fsync it is a fraction of the time.
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
@@ -273,3 +296,92 @@ def agency_names(session: Session, *, codes: set[str]) -> dict[str, str]:
         return {}
     rows = session.execute(select(AgencyRow.code, AgencyRow.name).where(AgencyRow.code.in_(codes)))
     return {code: name for code, name in rows}
+
+
+def agencies_by_code(session: Session, *, codes: Collection[str]) -> dict[str, AgencyRow]:
+    """The stored agencies among `codes`, by code; unknown codes are left out."""
+    if not codes:
+        return {}
+    return {
+        row.code: row for row in session.scalars(select(AgencyRow).where(AgencyRow.code.in_(codes)))
+    }
+
+
+def active_officers(
+    session: Session,
+    *,
+    roles: Collection[OfficerRole],
+    agencies: Collection[str] = (),
+    provinces: Collection[str] = (),
+    everywhere: bool = False,
+) -> list[tuple[OfficerRow, str]]:
+    """Active officers holding any of `roles` in `agencies` or in any agency of `provinces`
+    (of any agency at all with `everywhere`), each with their agency's province, ordered by ID.
+
+    One query whatever the mix, so that a notice to several roles of several agencies costs
+    one round trip. The caller picks who holds which role where.
+    """
+    if not roles or not (agencies or provinces or everywhere):
+        return []
+    query = (
+        select(OfficerRow, AgencyRow.province)
+        .join(AgencyRow, OfficerRow.agency_code == AgencyRow.code)
+        .where(OfficerRow.active.is_(True))
+        .order_by(OfficerRow.id)
+    )
+    if not everywhere:
+        scope = []
+        if agencies:
+            scope.append(OfficerRow.agency_code.in_(agencies))
+        if provinces:
+            scope.append(AgencyRow.province.in_(provinces))
+        query = query.where(or_(*scope))
+    # Roles are a JSON list. Its text always holds a held role as `"role"`, on SQLite and
+    # PostgreSQL alike, so a text match leaves most officers unread; has_role decides.
+    roles_text = cast(OfficerRow.roles, Text)
+    query = query.where(
+        or_(*(roles_text.contains(f'"{role.value}"', autoescape=True) for role in roles))
+    )
+    return [
+        (officer, province)
+        for officer, province in session.execute(query)
+        if any(officer.has_role(role) for role in roles)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log
+
+
+def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert audit rows (column values by name), each at most once by event key: a key that
+    is stored already, or repeated in `rows`, is skipped. Does not commit.
+
+    On SQLite and PostgreSQL this is one `INSERT ... ON CONFLICT (event_key) DO NOTHING`, so a
+    retried activity neither reads first nor fails on a key an earlier attempt wrote.
+    """
+    unique: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["event_key"], row)
+    if not unique:
+        return
+    table = AUDIT_TABLE
+    match session.get_bind().dialect.name:
+        case "sqlite":
+            statement: Insert = sqlite_insert(table).on_conflict_do_nothing(
+                index_elements=[table.c.event_key]
+            )
+        case "postgresql":
+            statement = postgresql_insert(table).on_conflict_do_nothing(
+                index_elements=[table.c.event_key]
+            )
+        case _:
+            stored = set(
+                session.scalars(select(table.c.event_key).where(table.c.event_key.in_(unique)))
+            )
+            for key in stored:
+                del unique[key]
+            if not unique:
+                return
+            statement = insert(table)
+    session.execute(statement, list(unique.values()))

@@ -38,13 +38,24 @@ DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 
 @dataclass(frozen=True)
 class Recipient:
-    """One officer a notification goes to, and the role they receive it in."""
+    """One officer a notification goes to, and the role they receive it in (None: an admin
+    told that a notification could not be delivered)."""
 
     officer_id: str
     name: str
     email: str
-    role: RecipientRole
+    role: RecipientRole | None
     locale: Locale = "vi"
+
+
+@dataclass(frozen=True)
+class RefusedDelivery:
+    """A notification the SMTP server refused for good (5xx), as told to the admins."""
+
+    officer_id: str
+    officer_name: str
+    reply: str
+    """The server's reply, e.g. '550 5.1.1 No such mailbox here'."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,7 @@ def _submit_command(ctx: _Context) -> tuple[str, str]:
     return f"Nộp {ctx.deliverable} bằng lệnh:", command
 
 
-def _owing_agency(role: RecipientRole) -> bool:
+def _owing_agency(role: RecipientRole | None) -> bool:
     return role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
 
 
@@ -495,6 +506,76 @@ _TEMPLATES = {
 
 
 # --------------------------------------------------------------------------------------------
+# Delivery failure: told to the admins, about a notification of any other kind
+
+REPLY_MAX = 500
+"""Characters of the SMTP reply quoted in a delivery-failure notice."""
+
+_KIND_NAMES: dict[Locale, dict[NotificationKind, str]] = {
+    "vi": {
+        NotificationKind.REMINDER: "thư nhắc hạn",
+        NotificationKind.ESCALATION: "thông báo quá hạn",
+        NotificationKind.RECEIPT: "thư xác nhận đã nhận",
+        NotificationKind.EXTENSION_REQUESTED: "thông báo đề nghị gia hạn",
+        NotificationKind.EXTENSION_DECIDED: "thông báo kết quả xem xét gia hạn",
+        NotificationKind.WAIVED: "thông báo miễn nộp",
+        NotificationKind.DELIVERY_FAILED: "thông báo thư không gửi được",
+    },
+    "en": {
+        NotificationKind.REMINDER: "reminder",
+        NotificationKind.ESCALATION: "overdue notice",
+        NotificationKind.RECEIPT: "receipt",
+        NotificationKind.EXTENSION_REQUESTED: "extension request notice",
+        NotificationKind.EXTENSION_DECIDED: "extension decision",
+        NotificationKind.WAIVED: "waiver notice",
+        NotificationKind.DELIVERY_FAILED: "delivery-failure notice",
+    },
+}
+
+
+def _delivery_failed(ctx: _Context, refused: RefusedDelivery) -> _Content:
+    en = ctx.locale == "en"
+    request = ctx.request
+    kind = _KIND_NAMES[ctx.locale][request.kind]
+    if request.kind is NotificationKind.ESCALATION and request.step:
+        kind += f" (step {request.step})" if en else f" (bậc {request.step})"
+    name = one_line(refused.officer_name)
+    officer_id = one_line(refused.officer_id)
+    content = _Content("[Accord] Undeliverable: " if en else "[Accord] Không gửi được thư: ")
+    if en:
+        content.paragraphs.append(
+            f"The mail server permanently refused the {kind} to {name} (officer ID: "
+            f"{officer_id}) about the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
+            f"of {ctx.agency}. Accord will not send it to that address again."
+        )
+        content.actions.append(
+            "Please check and correct this officer's e-mail address in the directory; later "
+            "notices go to the address the directory holds when they are sent."
+        )
+    else:
+        content.paragraphs.append(
+            f"Máy chủ thư đã từ chối vĩnh viễn {kind} gửi đồng chí {name} (mã cán bộ: "
+            f"{officer_id}) về {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
+            f"{ctx.agency}. Accord sẽ không gửi lại thư này đến địa chỉ đó."
+        )
+        content.actions.append(
+            "Đề nghị đồng chí kiểm tra, cập nhật địa chỉ thư điện tử của cán bộ này trong danh "
+            "bạ; các thông báo sau sẽ được gửi theo địa chỉ có trong danh bạ lúc gửi."
+        )
+    return content
+
+
+def _refusal_facts(ctx: _Context, refused: RefusedDelivery) -> list[tuple[str, str]]:
+    en = ctx.locale == "en"
+    officer = f"{one_line(refused.officer_name)} ({one_line(refused.officer_id)})"
+    reply = _shorten(one_line(refused.reply), REPLY_MAX)
+    return [
+        ("Officer not reached" if en else "Cán bộ không nhận được thư", officer),
+        ("Mail server reply" if en else "Trả lời của máy chủ thư", reply),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
 # Assembly
 
 
@@ -591,12 +672,40 @@ def render(
     `agency_names` maps agency codes (the task's agency and recipient) to their names; a
     missing code is shown as the code itself.
     """
+    template = _TEMPLATES.get(request.kind)
+    if template is None:
+        raise ValueError(f"{request.kind.value} notices are built by build_delivery_failure")
     ctx = _context(request, recipient, agency_names)
-    content = _TEMPLATES[request.kind](ctx)
+    content = template(ctx)
     labels = _LABELS[ctx.locale]
     greeting = labels["greeting"].format(name=one_line(recipient.name))
     subject = _subject(ctx, content)
     facts = _facts(ctx, agency_names)
+    return RenderedMessage(
+        subject=subject,
+        text=_text(greeting, content, facts, labels["footer"]),
+        html=_html(ctx, subject, greeting, content, facts, labels["footer"]),
+    )
+
+
+def render_delivery_failure(
+    request: NotificationRequest,
+    *,
+    admin: Recipient,
+    refused: RefusedDelivery,
+    agency_names: Mapping[str, str],
+) -> RenderedMessage:
+    """The notice telling an admin that `request` could not be delivered to one officer.
+
+    It names the officer (name and ID) and quotes the server's reply, never the address:
+    the admin finds it in the directory by the officer ID.
+    """
+    ctx = _context(request, admin, agency_names)
+    content = _delivery_failed(ctx, refused)
+    labels = _LABELS[ctx.locale]
+    greeting = labels["greeting"].format(name=one_line(admin.name))
+    subject = _subject(ctx, content)
+    facts = [*_refusal_facts(ctx, refused), *_facts(ctx, agency_names)]
     return RenderedMessage(
         subject=subject,
         text=_text(greeting, content, facts, labels["footer"]),
@@ -687,21 +796,15 @@ def build_message(
 ) -> EmailMessage:
     """A multipart/alternative (text + HTML) UTF-8 message to exactly one recipient."""
     rendered = render(request, recipient=recipient, agency_names=agency_names)
-    message = EmailMessage(policy=SMTP)
-    _set_address_header(message, "From", sender_address(sender))
-    # The display name is folded to one line first: no name can smuggle in a header of its own.
-    to = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
-    _set_address_header(message, "To", to)
-    _set_text_header(message, "Subject", rendered.subject)
-    message["Date"] = format_datetime(request.scheduled_at)
-    message["Message-ID"] = message_id(request.business_key, recipient.email)
-    message["X-Accord-Key"] = _ascii_header(request.business_key)
-    message["X-Accord-Kind"] = request.kind.value
-    message["X-Accord-Task"] = _ascii_header(request.task.task_id)
-    message["X-Accord-Agency"] = _ascii_header(request.task.agency)
-    # Quoted-printable keeps the message 7-bit clean for any relay and the ASCII parts legible.
-    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message = _assemble(
+        rendered,
+        sender=sender,
+        recipient=recipient,
+        date=request.scheduled_at,
+        business_key=request.business_key,
+        kind=request.kind,
+        task=request.task,
+    )
     if request.kind is NotificationKind.REMINDER and request.task.due_at is not None:
         message.add_attachment(
             due_date_event(request, agency_names).decode("utf-8"),
@@ -711,6 +814,63 @@ def build_message(
             filename="han-nop.ics",
             params={"method": "PUBLISH"},
         )
+    return message
+
+
+def build_delivery_failure(
+    request: NotificationRequest,
+    *,
+    admin: Recipient,
+    refused: RefusedDelivery,
+    business_key: str,
+    agency_names: Mapping[str, str],
+    sender: str,
+    at: datetime,
+) -> EmailMessage:
+    """The delivery-failure notice about `request` to one admin, under its own business key.
+
+    The refused address appears in no header (nor in the key, which the caller derives from
+    a hash of it): headers travel further than bodies, into logs and relays.
+    """
+    rendered = render_delivery_failure(
+        request, admin=admin, refused=refused, agency_names=agency_names
+    )
+    return _assemble(
+        rendered,
+        sender=sender,
+        recipient=admin,
+        date=at,
+        business_key=business_key,
+        kind=NotificationKind.DELIVERY_FAILED,
+        task=request.task,
+    )
+
+
+def _assemble(
+    rendered: RenderedMessage,
+    *,
+    sender: str,
+    recipient: Recipient,
+    date: datetime,
+    business_key: str,
+    kind: NotificationKind,
+    task: TaskRef,
+) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    _set_address_header(message, "From", sender_address(sender))
+    # The display name is folded to one line first: no name can smuggle in a header of its own.
+    to = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
+    _set_address_header(message, "To", to)
+    _set_text_header(message, "Subject", rendered.subject)
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id(business_key, recipient.email)
+    message["X-Accord-Key"] = _ascii_header(business_key)
+    message["X-Accord-Kind"] = kind.value
+    message["X-Accord-Task"] = _ascii_header(task.task_id)
+    message["X-Accord-Agency"] = _ascii_header(task.agency)
+    # Quoted-printable keeps the message 7-bit clean for any relay and the ASCII parts legible.
+    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return message
 
 

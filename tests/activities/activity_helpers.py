@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -56,6 +57,13 @@ LEADER = Officer(
     agency="UBND_TINH",
     roles=[OfficerRole.PROVINCIAL_LEADERSHIP],
 )
+ADMIN = Officer(
+    id="snv-quan-tri",
+    name="Hoàng Thị Mai",
+    email="mai.ht@snv.quangbinh.example",
+    agency="SNV",
+    roles=[OfficerRole.ADMIN],
+)
 
 
 def demo_directory(
@@ -77,7 +85,33 @@ def demo_directory(
             ),
             Agency(code="STP", name=stp_name, kind=AgencyKind.DEPARTMENT, groups=["so_ban_nganh"]),
         ],
-        officers=[FOCAL, HEAD, AGGREGATOR, LEADER] if officers is None else officers,
+        officers=[FOCAL, HEAD, AGGREGATOR, LEADER, ADMIN] if officers is None else officers,
+    )
+
+
+def other_province_directory() -> Directory:
+    """A second province in the same database, with an admin of its own."""
+    return Directory(
+        province="Nghệ An",
+        agencies=[
+            Agency(code="NA_SNV", name="Sở Nội vụ Nghệ An", kind=AgencyKind.DEPARTMENT),
+        ],
+        officers=[
+            Officer(
+                id="na-quan-tri",
+                name="Lê Văn Nam",
+                email="nam.lv@snv.nghean.example",
+                agency="NA_SNV",
+                roles=[OfficerRole.ADMIN],
+            ),
+            Officer(
+                id="na-lanh-dao",
+                name="Trần Thị Thu",
+                email="thu.tt@ubnd.nghean.example",
+                agency="NA_SNV",
+                roles=[OfficerRole.PROVINCIAL_LEADERSHIP],
+            ),
+        ],
     )
 
 
@@ -137,12 +171,15 @@ class ReceivedMail:
 @dataclass
 class RecordingHandler:
     """An aiosmtpd handler that keeps every accepted message, and can be told to refuse
-    recipients with a temporary (451) or permanent (550) reply."""
+    recipients with a temporary (451) or permanent (550) reply, or to be slow."""
 
     received: list[ReceivedMail] = field(default_factory=list)
     defer: set[str] = field(default_factory=set)
     reject: set[str] = field(default_factory=set)
+    reject_reply: str = "550 5.1.1 No such mailbox here"
     defer_everyone: bool = False
+    data_delay: float = 0.0
+    """Seconds the server takes to accept each message."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -151,11 +188,13 @@ class RecordingHandler:
         if self.defer_everyone or address in self.defer:
             return "451 4.3.0 Mailbox temporarily unavailable, try again later"
         if address in self.reject:
-            return "550 5.1.1 No such mailbox here"
+            return self.reject_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         with self._lock:
             self.received.append(
                 ReceivedMail(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import dataclasses
+import time
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 from activity_helpers import (
+    ADMIN,
     AGGREGATOR,
     FOCAL,
     HEAD,
@@ -16,6 +20,7 @@ from activity_helpers import (
     demo_directory,
     demo_task,
     notification,
+    other_province_directory,
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,8 +29,13 @@ from temporalio.testing import ActivityEnvironment
 
 from accord.db import AuditRow, OutboxRow, upsert_directory
 from accord.settings import SmtpSettings
-from activities.mail import MailActivities
-from activities.models import NotificationKind, NotificationRequest, NotificationResult
+from activities.mail import MailActivities, delivery_failure_key
+from activities.models import (
+    AuditEntry,
+    NotificationKind,
+    NotificationRequest,
+    NotificationResult,
+)
 from agreements.models import Officer, OfficerRole, RecipientRole
 
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
@@ -42,11 +52,24 @@ async def send(mail: MailActivities, request: NotificationRequest) -> Notificati
 
 
 def outbox(sessions: sessionmaker[Session], request: NotificationRequest) -> dict[str, OutboxRow]:
+    return outbox_by_key(sessions, request.business_key)
+
+
+def outbox_by_key(sessions: sessionmaker[Session], key: str) -> dict[str, OutboxRow]:
     with sessions() as session:
-        rows = session.scalars(
-            select(OutboxRow).where(OutboxRow.business_key == request.business_key)
-        )
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.business_key == key))
         return {row.recipient_email: row for row in rows}
+
+
+def all_outbox(sessions: sessionmaker[Session]) -> list[OutboxRow]:
+    with sessions() as session:
+        return list(session.scalars(select(OutboxRow)))
+
+
+def audit_rows(sessions: sessionmaker[Session]) -> dict[str, AuditRow]:
+    """Every audit row by event key; a key written twice would fail the unique constraint."""
+    with sessions() as session:
+        return {row.event_key: row for row in session.scalars(select(AuditRow))}
 
 
 def body(message: EmailMessage, subtype: str) -> str:
@@ -154,11 +177,14 @@ async def test_temporary_refusal_is_retried_until_delivered(
     assert {row.attempts for row in outbox(sessions, request).values()} == {2}
 
 
-async def test_permanent_refusal_does_not_block_others(
+async def test_permanent_refusal_does_not_block_others_and_is_reported_to_the_admin(
     mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
 ) -> None:
     request = notification(roles=BOTH_AT_STP)
     mail_server.handler.reject.add(FOCAL.email)
+    mail_server.handler.reject_reply = (
+        f"550 5.1.1 <{FOCAL.email}>: Recipient address rejected & unknown"
+    )
 
     result = await send(mail, request)
 
@@ -170,10 +196,147 @@ async def test_permanent_refusal_does_not_block_others(
     assert "550" in (rows[FOCAL.email].last_error or "")
     assert rows[HEAD.email].status == "sent"
 
-    # A retry neither re-sends nor re-tries the refused address.
+    [notice] = mail_server.received_by(ADMIN.email)
+    assert notice.rcpt_tos == [ADMIN.email]
+    message = notice.parsed()
+    assert message["Subject"] == f"[Accord] Không gửi được thư: {TITLE} – Sở Tư pháp"
+    assert message["To"].addresses[0].display_name == "Hoàng Thị Mai"
+    assert message["X-Accord-Kind"] == "delivery_failed"
+    notice_key = delivery_failure_key(request.business_key, FOCAL.email)
+    assert message["X-Accord-Key"] == notice_key
+    assert message["X-Accord-Task"] == TASK_ID
+    # The refused address is in no header, raw or decoded, nor in the key.
+    raw_headers = notice.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert "@stp.quangbinh.example" not in raw_headers
+    for name, value in message.items():
+        assert FOCAL.email not in str(value), name
+    assert "@" not in notice_key
+    text = body(message, "plain")
+    assert "Kính gửi đồng chí Hoàng Thị Mai," in text
+    assert "Máy chủ thư đã từ chối vĩnh viễn thư nhắc hạn gửi đồng chí Nguyễn Thị Hoa" in text
+    assert "Cán bộ không nhận được thư: Nguyễn Thị Hoa (stp-dau-moi)" in text
+    assert "Trả lời của máy chủ thư: 550" in text
+    html = body(message, "html")
+    assert f"&lt;{FOCAL.email}&gt;: Recipient address rejected &amp; unknown" in html
+    assert f"<{FOCAL.email}>" not in html
+
+    notice_row = outbox_by_key(sessions, notice_key)[ADMIN.email]
+    assert notice_row.status == "sent"
+    assert notice_row.kind == "delivery_failed"
+    assert notice_row.recipient_officer_id == ADMIN.id
+    assert notice_row.subject == message["Subject"]
+    sent_audit = audit_rows(sessions)[f"{request.business_key}/sent"]
+    assert sent_audit.detail["refused"] == FOCAL.id
+    assert "refusal_not_reported" not in sent_audit.detail
+
+    # A retry neither re-sends, nor re-tries the refused address, nor reports it again.
     retry = await send(mail, request)
     assert retry == NotificationResult(recipients=2, sent=0, already_sent=1, failed_permanently=1)
+    assert len(mail_server.received) == 2
+    assert len(mail_server.received_by(ADMIN.email)) == 1
+
+
+async def test_a_deferred_failure_notice_is_sent_once_by_the_retry(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.reject.add(FOCAL.email)
+    mail_server.handler.defer.add(ADMIN.email)
+
+    # The notification itself went out, but the admin's server said "later": retry.
+    with pytest.raises(ApplicationError) as raised:
+        await send(mail, request)
+    assert raised.value.type == "SmtpDeferred"
+    assert len(mail_server.received_by(HEAD.email)) == 1
+    notice_key = delivery_failure_key(request.business_key, FOCAL.email)
+    assert outbox_by_key(sessions, notice_key)[ADMIN.email].status == "pending"
+
+    mail_server.handler.defer.clear()
+    retry = await send(mail, request)
+    again = await send(mail, request)
+
+    assert retry == NotificationResult(recipients=2, sent=0, already_sent=1, failed_permanently=1)
+    assert again == retry
+    [notice] = mail_server.received_by(ADMIN.email)
+    message = notice.parsed()
+    assert message["Subject"] == f"[Accord] Không gửi được thư: {TITLE} – Sở Tư pháp"
+    text = body(message, "plain")
+    assert "Cán bộ không nhận được thư: Nguyễn Thị Hoa (stp-dau-moi)" in text
+    assert "Trả lời của máy chủ thư: 550 5.1.1 No such mailbox here" in text
+    assert len(mail_server.received_by(HEAD.email)) == 1
+    assert mail_server.received_by(FOCAL.email) == []
+    assert audit_rows(sessions)[f"{request.business_key}/sent"].detail["refused"] == FOCAL.id
+
+
+async def test_refusal_is_reported_only_to_admins_of_the_owing_province(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    english_admin = ADMIN.model_copy(update={"locale": "en"})
+    with sessions() as session:
+        upsert_directory(
+            session, directory=demo_directory([FOCAL, HEAD, AGGREGATOR, LEADER, english_admin])
+        )
+        upsert_directory(session, directory=other_province_directory())
+    mail_server.handler.reject.add(HEAD.email)
+
+    result = await send(mail, notification(roles=BOTH_AT_STP))
+
+    assert result.failed_permanently == 1
+    assert mail_server.received_by("nam.lv@snv.nghean.example") == []
+    [notice] = mail_server.received_by(ADMIN.email)
+    message = notice.parsed()
+    assert message["Subject"] == f"[Accord] Undeliverable: {TITLE} – Sở Tư pháp"
+    text = body(message, "plain")
+    assert "Dear Hoàng Thị Mai," in text
+    assert "permanently refused the reminder to Trần Văn Bình (officer ID: stp-giam-doc)" in text
+
+
+async def test_refusal_without_an_admin_is_logged_and_audited(
+    mail: MailActivities,
+    mail_server: MailServer,
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory([FOCAL, HEAD, AGGREGATOR, LEADER]))
+        # An admin of another province sharing the database is not this province's admin.
+        upsert_directory(session, directory=other_province_directory())
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.reject.add(FOCAL.email)
+
+    result = await send(mail, request)
+
+    assert result == NotificationResult(recipients=2, sent=1, already_sent=0, failed_permanently=1)
+    assert [m.rcpt_tos for m in mail_server.received] == [[HEAD.email]]
+    assert "no active admin to report the refusal for officer stp-dau-moi" in caplog.text
+    detail = audit_rows(sessions)[f"{request.business_key}/sent"].detail
+    assert detail["refused"] == FOCAL.id
+    assert "no active admin in Quảng Bình" in detail["refusal_not_reported"]
+    assert FOCAL.id in detail["refusal_not_reported"]
+
+    # Known on a retry too, from the outbox alone.
+    retry = await send(mail, request)
+    assert retry.failed_permanently == 1
     assert len(mail_server.received) == 1
+
+
+async def test_a_refused_failure_notice_is_not_reported_again(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=BOTH_AT_STP)
+    mail_server.handler.reject.update({FOCAL.email, ADMIN.email})
+
+    result = await send(mail, request)
+    retry = await send(mail, request)
+
+    assert result == NotificationResult(recipients=2, sent=1, already_sent=0, failed_permanently=1)
+    assert retry == NotificationResult(recipients=2, sent=0, already_sent=1, failed_permanently=1)
+    assert [m.rcpt_tos for m in mail_server.received] == [[HEAD.email]]
+    notice_key = delivery_failure_key(request.business_key, FOCAL.email)
+    assert outbox_by_key(sessions, notice_key)[ADMIN.email].status == "failed"
+    assert delivery_failure_key(notice_key, ADMIN.email) not in {
+        row.business_key for row in all_outbox(sessions)
+    }
 
 
 async def test_one_deferred_recipient_is_retried_alone(
@@ -371,3 +534,155 @@ async def test_no_recipient_is_a_permanent_failure(
     assert "focal_point, aggregator" in str(raised.value)
     assert "UBND_TINH" in str(raised.value)
     assert mail_server.received == []
+
+
+# --------------------------------------------------------------------------------------------
+# Audit entries handed over by the workflow
+
+
+def workflow_entries(*actions: str) -> list[AuditEntry]:
+    return [
+        AuditEntry(
+            event_key=f"{TASK_ID}/{action}/{number}/0",
+            at=datetime(2025, 5, 15, 0, 0, tzinfo=ZONE),
+            agreement_id="289-kh-ubnd-2025",
+            task_id=TASK_ID,
+            actor="system",
+            action=action,
+            detail={"state": action},
+        )
+        for number, action in enumerate(actions)
+    ]
+
+
+async def test_audit_entries_are_written_once_across_retries(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    entries = workflow_entries("overdue", "escalated")
+    request = notification(NotificationKind.ESCALATION, roles=BOTH_AT_STP, audit=entries)
+    mail_server.stop()
+
+    with pytest.raises(ApplicationError):
+        await send(mail, request)
+    mail_server.start()
+    first = await send(mail, request)
+    retry = await send(mail, request)
+
+    assert first.sent == 2
+    assert retry.already_sent == 2
+    audits = audit_rows(sessions)
+    assert set(audits) == {f"{request.business_key}/sent", *(e.event_key for e in entries)}
+    overdue = audits[entries[0].event_key]
+    assert overdue.action == "overdue"
+    assert overdue.detail == {"state": "overdue"}
+    assert overdue.at == entries[0].at
+    assert overdue.task_id == TASK_ID
+    assert audits[f"{request.business_key}/sent"].action == "notification_sent"
+
+
+class DiesBeforeAudit(MailActivities):
+    def _audit(self, *_: object) -> None:
+        raise RuntimeError("worker killed")
+
+
+async def test_audit_entries_written_when_everything_was_sent_before(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    entries = workflow_entries("overdue")
+    request = notification(roles=BOTH_AT_STP, audit=entries)
+
+    # A worker sends everything, then dies before writing its audit rows.
+    with pytest.raises(RuntimeError):
+        await send(DiesBeforeAudit(sessions, smtp_settings), request)
+    assert len(mail_server.received) == 2
+    assert audit_rows(sessions) == {}
+
+    # The retry has nothing left to send and ends early: the entries are not dropped.
+    retry = await send(MailActivities(sessions, smtp_settings), request)
+
+    assert retry == NotificationResult(recipients=2, sent=0, already_sent=2, failed_permanently=0)
+    assert len(mail_server.received) == 2
+    audits = audit_rows(sessions)
+    assert set(audits) == {f"{request.business_key}/sent", entries[0].event_key}
+    assert audits[f"{request.business_key}/sent"].detail["sent"] == "2"
+
+
+async def test_audit_entries_written_before_no_recipient(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    entries = workflow_entries("overdue", "escalated")
+    request = notification(
+        roles=[RecipientRole.AGGREGATOR],
+        task=demo_task(recipient=None),
+        audit=entries,
+    )
+
+    for _ in range(2):
+        with pytest.raises(ApplicationError) as raised:
+            await send(mail, request)
+        assert raised.value.type == "NoRecipient"
+        assert raised.value.non_retryable
+
+    assert set(audit_rows(sessions)) == {entry.event_key for entry in entries}
+    assert mail_server.received == []
+    assert all_outbox(sessions) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Heartbeats
+
+
+async def test_regular_activity_heartbeats_while_it_runs(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    mail = MailActivities(sessions, smtp_settings, heartbeat_interval=timedelta(seconds=0.02))
+    mail_server.handler.data_delay = 0.1
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(time.monotonic())
+
+    began = time.monotonic()
+    result = await env.run(mail.send_notification, notification(roles=BOTH_AT_STP))
+    ended = time.monotonic()
+    after = len(beats)
+    await asyncio.sleep(0.1)
+
+    assert result.sent == 2
+    assert after >= 5
+    assert all(began <= beat <= ended for beat in beats)
+    assert len(beats) == after, "heartbeats went on after the activity returned"
+
+
+async def test_heartbeats_stop_when_the_activity_fails(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    mail = MailActivities(sessions, smtp_settings, heartbeat_interval=timedelta(seconds=0.02))
+    mail_server.handler.data_delay = 0.1
+    mail_server.handler.defer_everyone = True
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(time.monotonic())
+
+    with pytest.raises(ApplicationError):
+        await env.run(mail.send_notification, notification())
+    after = len(beats)
+    await asyncio.sleep(0.1)
+
+    assert after >= 1
+    assert len(beats) == after
+
+
+async def test_local_activity_does_not_heartbeat(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    mail = MailActivities(sessions, smtp_settings, heartbeat_interval=timedelta(seconds=0.02))
+    mail_server.handler.data_delay = 0.1
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, is_local=True)
+    env.on_heartbeat = lambda *details: beats.append(time.monotonic())
+
+    result = await env.run(mail.send_notification, notification(roles=BOTH_AT_STP))
+
+    assert result.sent == 2
+    assert beats == []

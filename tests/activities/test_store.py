@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from activity_helpers import AGGREGATOR, FOCAL, HEAD, LEADER, ZONE, demo_directory, demo_task
+from activity_helpers import (
+    ADMIN,
+    AGGREGATOR,
+    FOCAL,
+    HEAD,
+    LEADER,
+    ZONE,
+    demo_directory,
+    demo_task,
+    other_province_directory,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +26,8 @@ from temporalio.testing import ActivityEnvironment
 from accord.db import (
     AuditRow,
     SubmissionRow,
+    active_officers,
+    add_audit_rows,
     get_officer,
     make_engine,
     officers_for,
@@ -187,3 +200,81 @@ def test_directory_upsert_deactivates_missing_officers(sessions: sessionmaker[Se
         officer = get_officer(session, officer_id="stp-dau-moi")
         assert officer is not None
         assert officer.active
+
+
+def test_sqlite_in_wal_mode_syncs_at_checkpoints(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    engine.dispose()
+    # Not in WAL mode (an in-memory database): the safe default stays.
+    memory = make_engine("sqlite://")
+    with memory.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    memory.dispose()
+
+
+def test_audit_rows_are_added_once_by_event_key(sessions: sessionmaker[Session]) -> None:
+    def row(key: str, action: str) -> dict[str, object]:
+        return {
+            "event_key": key,
+            "at": datetime(2025, 5, 15, 0, 0, tzinfo=ZONE),
+            "agreement_id": "289-kh-ubnd-2025",
+            "task_id": None,
+            "actor": "system",
+            "action": action,
+            "detail": {"k": "v"},
+        }
+
+    with sessions() as session:
+        add_audit_rows(session, rows=[row("a", "first"), row("a", "repeated in the batch")])
+        session.commit()
+    with sessions() as session:
+        add_audit_rows(session, rows=[row("a", "stored already"), row("b", "new")])
+        add_audit_rows(session, rows=[])
+        session.commit()
+
+    with sessions() as session:
+        stored = {r.event_key: r for r in session.scalars(select(AuditRow))}
+    assert {key: r.action for key, r in stored.items()} == {"a": "first", "b": "new"}
+    assert stored["a"].at == datetime(2025, 5, 14, 17, 0, tzinfo=UTC)
+    assert stored["a"].detail == {"k": "v"}
+
+
+def test_active_officers_by_agency_province_and_role(sessions: sessionmaker[Session]) -> None:
+    deputy = Officer(
+        id="stp-pho-giam-doc",
+        name="Đặng Văn Phúc",
+        email="phuc.dv@stp.quangbinh.example",
+        agency="STP",
+        roles=[OfficerRole.DEPUTY_HEAD],
+    )
+    with sessions() as session:
+        upsert_directory(
+            session, directory=demo_directory([FOCAL, HEAD, deputy, AGGREGATOR, LEADER, ADMIN])
+        )
+        upsert_directory(session, directory=other_province_directory())
+
+    def ids(**scope: Any) -> list[tuple[str, str]]:
+        with sessions() as session:
+            return [(o.id, province) for o, province in active_officers(session, **scope)]
+
+    # "head" is not matched by "deputy_head".
+    assert ids(roles=[OfficerRole.HEAD], agencies=["STP"]) == [("stp-giam-doc", "Quảng Bình")]
+    assert ids(roles=[OfficerRole.DEPUTY_HEAD], agencies=["STP"]) == [
+        ("stp-pho-giam-doc", "Quảng Bình")
+    ]
+    assert ids(roles=[OfficerRole.ADMIN], provinces=["Quảng Bình"]) == [
+        ("snv-quan-tri", "Quảng Bình")
+    ]
+    assert ids(roles=[OfficerRole.ADMIN], everywhere=True) == [
+        ("na-quan-tri", "Nghệ An"),
+        ("snv-quan-tri", "Quảng Bình"),
+    ]
+    assert ids(
+        roles=[OfficerRole.FOCAL_POINT, OfficerRole.PROVINCIAL_LEADERSHIP],
+        agencies=["STP"],
+        provinces=["Nghệ An"],
+    ) == [("na-lanh-dao", "Nghệ An"), ("stp-dau-moi", "Quảng Bình")]
+    assert ids(roles=[OfficerRole.HEAD]) == []

@@ -16,9 +16,12 @@ from activities.models import NotificationKind, NotificationRequest
 from activities.templates import (
     SUBJECT_MAX,
     Recipient,
+    RefusedDelivery,
+    build_delivery_failure,
     build_message,
     message_id,
     render,
+    render_delivery_failure,
 )
 from agreements.models import Deliverable, RecipientRole
 
@@ -143,7 +146,13 @@ def test_subject_of_every_kind(request_: NotificationRequest, vi: str, en: str) 
     assert subject_of(request_, officer(locale="en")) == en
 
 
-@pytest.mark.parametrize("kind", list(NotificationKind))
+# A delivery-failure notice is about another notification: build_delivery_failure, below.
+NOTIFICATION_KINDS = [
+    kind for kind in NotificationKind if kind is not NotificationKind.DELIVERY_FAILED
+]
+
+
+@pytest.mark.parametrize("kind", NOTIFICATION_KINDS)
 @pytest.mark.parametrize("role", list(RecipientRole))
 @pytest.mark.parametrize("locale", ["vi", "en"])
 def test_every_kind_role_and_locale_renders_the_task(
@@ -350,3 +359,101 @@ def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
         sender="Accord <accord@accord.example>",
     )
     assert not list(escalation.iter_attachments())
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery-failure notice to the admins
+
+REFUSED = RefusedDelivery(
+    officer_id="stp-dau-moi",
+    officer_name="Nguyễn Thị Hoa",
+    reply="550 5.1.1 <hoa.nt@stp.quangbinh.example>: <script>x</script> unknown",
+)
+NOTICE_KEY = "289-kh-ubnd-2025/III.7/STP/2025-6t/escalation/2/delivery-failed/0123abcd"
+
+
+def admin(locale: str = "vi") -> Recipient:
+    return Recipient(
+        officer_id="snv-quan-tri",
+        name="Hoàng Thị Mai",
+        email="mai.ht@snv.quangbinh.example",
+        role=None,
+        locale="en" if locale == "en" else "vi",
+    )
+
+
+def test_delivery_failure_in_vietnamese() -> None:
+    request = notification(NotificationKind.ESCALATION, step=2)
+    rendered = render_delivery_failure(request, admin=admin(), refused=REFUSED, agency_names=NAMES)
+
+    assert rendered.subject == f"[Accord] Không gửi được thư: {TITLE} – Sở Tư pháp"
+    text = rendered.text
+    assert text.startswith("Kính gửi đồng chí Hoàng Thị Mai,\n")
+    assert (
+        "Máy chủ thư đã từ chối vĩnh viễn thông báo quá hạn (bậc 2) gửi đồng chí Nguyễn Thị Hoa "
+        f"(mã cán bộ: stp-dau-moi) về báo cáo “{TITLE}” (kỳ 2025-6t) của Sở Tư pháp."
+    ) in text
+    assert "Cán bộ không nhận được thư: Nguyễn Thị Hoa (stp-dau-moi)" in text
+    assert "Trả lời của máy chủ thư: 550 5.1.1" in text
+    assert "Mã nhiệm vụ: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in text
+    assert "cập nhật địa chỉ thư điện tử của cán bộ này trong danh bạ" in text
+    assert "accord submit" not in text
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;x&lt;/script&gt;" in rendered.html
+    assert '<html lang="vi">' in rendered.html
+
+
+def test_delivery_failure_in_english() -> None:
+    rendered = render_delivery_failure(
+        notification(), admin=admin("en"), refused=REFUSED, agency_names=NAMES
+    )
+
+    assert rendered.subject == f"[Accord] Undeliverable: {TITLE} – Sở Tư pháp"
+    assert rendered.text.startswith("Dear Hoàng Thị Mai,\n")
+    assert (
+        "The mail server permanently refused the reminder to Nguyễn Thị Hoa "
+        "(officer ID: stp-dau-moi)"
+    ) in rendered.text
+    assert "Officer not reached: Nguyễn Thị Hoa (stp-dau-moi)" in rendered.text
+    assert "Mail server reply: 550 5.1.1" in rendered.text
+
+
+def test_delivery_failure_reply_is_one_short_line() -> None:
+    refused = RefusedDelivery("stp-dau-moi", "Nguyễn Thị Hoa", "550 " + "x" * 5000 + "\r\nBcc: y")
+    rendered = render_delivery_failure(
+        notification(), admin=admin(), refused=refused, agency_names=NAMES
+    )
+    [line] = [ln for ln in rendered.text.splitlines() if ln.startswith("Trả lời của máy chủ")]
+    assert len(line) < 600
+    assert line.endswith("…")
+
+
+def test_delivery_failure_headers_name_no_refused_address() -> None:
+    at = datetime(2025, 5, 22, 1, 2, tzinfo=UTC)
+    message = build_delivery_failure(
+        notification(),
+        admin=admin(),
+        refused=REFUSED,
+        business_key=NOTICE_KEY,
+        agency_names=NAMES,
+        sender="Accord <accord@accord.example>",
+        at=at,
+    )
+
+    assert [a.addr_spec for a in message["To"].addresses] == ["mai.ht@snv.quangbinh.example"]
+    assert message["X-Accord-Key"] == NOTICE_KEY
+    assert message["X-Accord-Kind"] == "delivery_failed"
+    assert message["Message-ID"] == message_id(NOTICE_KEY, "mai.ht@snv.quangbinh.example")
+    assert parsedate_to_datetime(message["Date"]) == at
+    headers = message.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert "stp.quangbinh.example" not in headers
+    assert message.get_content_type() == "multipart/alternative"
+
+
+def test_render_refuses_a_delivery_failure_request() -> None:
+    with pytest.raises(ValueError, match="build_delivery_failure"):
+        render(
+            notification(NotificationKind.DELIVERY_FAILED),
+            recipient=officer(),
+            agency_names=NAMES,
+        )
