@@ -50,6 +50,8 @@ HISTORY_EVENT_BUDGET = 8_000
 MAX_STARTS_PER_WAKE = 200
 CHILD_SCHEDULE_PATCH = "child-schedule-2"
 """Marks runs that start tasks on the current schedule, with their search attributes set."""
+BUDGET_WAKE_PATCH = "budget-wake"
+"""Marks runs that wake when the history passes its budget, not only at their next wake-up."""
 
 
 @workflow.defn(name="Agreement")
@@ -65,6 +67,7 @@ class AgreementWorkflow:
         self._changed = False
         self._finished = False
         self._published_state = ""
+        self._watch_budget = False
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
@@ -72,6 +75,9 @@ class AgreementWorkflow:
         zone = plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
         self._publish()
+        # Task signals arrive between wakes: look at the history's size after each, so a burst
+        # of escalations cannot carry a run far past its budget before it notices.
+        self._watch_budget = workflow.patched(BUDGET_WAKE_PATCH)
         while True:
             await self._start_open_tasks()
             now = workflow.now()
@@ -91,7 +97,7 @@ class AgreementWorkflow:
             self._changed = False
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._changed,
+                    self._should_wake,
                     timeout=wake_at - now,
                     timeout_summary="mở nhiệm vụ tiếp theo / sang năm mới",
                 )
@@ -136,11 +142,19 @@ class AgreementWorkflow:
         )
         return max(min(candidates), now + timedelta(seconds=1))
 
-    def _should_continue_as_new(self, run_year: int) -> bool:
+    def _should_wake(self) -> bool:
+        return self._changed or (self._watch_budget and self._over_budget())
+
+    @staticmethod
+    def _over_budget() -> bool:
         info = workflow.info()
-        if info.is_continue_as_new_suggested():
-            return True
-        if info.get_current_history_length() > HISTORY_EVENT_BUDGET:
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > HISTORY_EVENT_BUDGET
+        )
+
+    def _should_continue_as_new(self, run_year: int) -> bool:
+        if self._over_budget():
             return True
         # Also before the period starts: the time-skipping server caps a run at ten years.
         local_year = workflow.now().astimezone(self._plan.starts_at.tzinfo).year

@@ -77,7 +77,10 @@ RECEIPT_PATCH = "receipt-after-update"
 SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
 """How far before its handling a report's `sent_at` is believed (outages, retries)."""
 CLOCK_SKEW = timedelta(minutes=1)
-LOCAL_MAIL_TIMEOUT = timedelta(seconds=30)
+LOCAL_MAIL_TIMEOUT = timedelta(seconds=75)
+"""Longer than one SMTP exchange may take (30 s timeout per step, settings), so the fast path is
+rarely cut off between the relay's acceptance and the outbox mark (which would resend it, with
+the same Message-ID, on the durable path)."""
 MAIL_HEARTBEAT = timedelta(seconds=30)
 LOCAL_STORE_TIMEOUT = timedelta(seconds=45)
 _DAY_UNITS = frozenset({"d", "wd"})
