@@ -128,6 +128,10 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    ABANDONED = "abandoned"
+    """Written by an attempt that was cut short (a worker killed mid-activity) for a notice the
+    task, re-run on another worker, then did not send (its report had arrived meanwhile); set
+    when the task closes, so no row stays pending for ever."""
 
 
 class OutboxRow(Base):

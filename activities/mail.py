@@ -58,6 +58,7 @@ from activities.models import (
     NotificationRequest,
     NotificationResult,
 )
+from activities.store import abandon_pending_outbox
 from activities.templates import (
     Recipient,
     RefusedDelivery,
@@ -294,6 +295,8 @@ class MailActivities:
             if not plan.recipients:
                 # The workflow takes this error as final: its audit entries go in now or never.
                 add_audit_rows(session, rows=_entry_rows(request.audit))
+                if request.closing:
+                    abandon_pending_outbox(session, task.task_id, keep=request.business_key)
                 session.commit()
                 roles = ", ".join(role.value for role in request.roles)
                 raise ApplicationError(
@@ -755,6 +758,8 @@ class MailActivities:
             "detail": detail,
         }
         add_audit_rows(session, rows=[sent, *_entry_rows(request.audit)])
+        if request.closing:
+            abandon_pending_outbox(session, task.task_id, keep=request.business_key)
 
 
 def _recipient(officer: OfficerRow, role: RecipientRole | None) -> Recipient:

@@ -87,6 +87,11 @@ class NotificationRequest(Payload):
         description="Audit entries the workflow made since its last activity; written (once "
         "each, by event key) in the transaction of this notification's audit row.",
     )
+    closing: bool = Field(
+        default=False,
+        description="The task's last notification (its receipt): the task's other outbox rows "
+        "still pending are marked abandoned in the same transaction.",
+    )
 
 
 class NotificationResult(Payload):
@@ -127,6 +132,11 @@ class AuditBatch(Payload):
     """Several audit entries written in one transaction, each once by its event key."""
 
     entries: list[AuditEntry] = Field(min_length=1)
+    abandon_pending_of: str | None = Field(
+        default=None,
+        description="A task ID: its closing write. Every notice the task decided has been sent "
+        "or has failed by then, so its outbox rows still pending are marked abandoned.",
+    )
 
 
 class AuditStored(Payload):

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from accord.db import AuditRow, SubmissionRow
+from accord.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow
 from activities.models import (
     AuditBatch,
     AuditEntry,
@@ -69,6 +69,27 @@ def add_audit_entries(session: Session, entries: Sequence[AuditEntry]) -> int:
     return added
 
 
+def abandon_pending_outbox(session: Session, task_id: str, *, keep: str | None = None) -> None:
+    """At a task's close every notice it decided has been sent or has failed: a row still
+    pending was written by an attempt cut short (a worker killed mid-activity) for a notice the
+    task, re-run elsewhere, did not send. Mark such rows abandoned (no commit). `keep`: the
+    business key of the notification being sent now, with its delivery-failure notices."""
+    query = update(OutboxRow).where(
+        OutboxRow.task_id == task_id, OutboxRow.status == OutboxStatus.PENDING.value
+    )
+    if keep is not None:
+        query = query.where(
+            OutboxRow.business_key != keep,
+            ~OutboxRow.business_key.startswith(keep + "/", autoescape=True),
+        )
+    session.execute(
+        query.values(
+            status=OutboxStatus.ABANDONED.value,
+            last_error="not sent: the task closed without deciding this notice",
+        )
+    )
+
+
 def _audit_row(entry: AuditEntry) -> AuditRow:
     return AuditRow(
         event_key=entry.event_key,
@@ -96,7 +117,7 @@ class StoreActivities:
 
     @activity.defn(name="record_audits")
     async def record_audits(self, batch: AuditBatch) -> AuditStored:
-        return await asyncio.to_thread(self._record_audits, batch.entries)
+        return await asyncio.to_thread(self._record_audits, batch.entries, batch.abandon_pending_of)
 
     def _record_submission(self, request: RecordSubmission) -> SubmissionStored:
         payload = request.model_dump(mode="json", include={"indicators", "attachments"})
@@ -136,10 +157,14 @@ class StoreActivities:
                 return SubmissionStored(submission_id=stored.id, created=created)
         raise AssertionError("unreachable")
 
-    def _record_audits(self, entries: Sequence[AuditEntry]) -> AuditStored:
+    def _record_audits(
+        self, entries: Sequence[AuditEntry], abandon_pending_of: str | None = None
+    ) -> AuditStored:
         for attempt in range(2):
             with self._session_factory() as session:
                 added = add_audit_entries(session, entries)
+                if abandon_pending_of is not None:
+                    abandon_pending_outbox(session, abandon_pending_of)
                 try:
                     session.commit()
                 except IntegrityError:

@@ -74,6 +74,10 @@ CALENDAR_PATCH = "working-calendar"
 """Marks runs that apply the working calendar (deadline rule, sending window)."""
 RECEIPT_PATCH = "receipt-after-update"
 """Marks runs that answer `submit_report` before sending the receipt mail."""
+CATCH_UP_PATCH = "catch-up-notices"
+"""Marks runs (schedule 2) that decided notices owed before a report's sending time when the
+report reached the workflow first. Asked only when there is something to catch up, so other
+runs carry no marker."""
 SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
 """How far before its handling a report's `sent_at` is believed (outages, retries)."""
 CLOCK_SKEW = timedelta(minutes=1)
@@ -229,13 +233,23 @@ class ObligationWorkflow:
                     pass
             if self._next_action_v2() != action:
                 continue
-            await self._fire_v2(action)
+            if action.kind == "close":
+                # The closing write: the audit entry, and no outbox row left pending.
+                self._add_audit("closed", {"state": self._state.value})
+                await self._flush_audit(closing=True)
+                self._closed = True
+                self._publish_v2()
+            else:
+                self._fire_v2(action)
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and not self._inflight
         )
         if self._receipt is not None:
             roles, late = self._receipt
-            await self._send(NotificationKind.RECEIPT, roles, key="receipt", late=late)
+            # The last notification: no outbox row of this task is left pending after it.
+            await self._send(
+                NotificationKind.RECEIPT, roles, key="receipt", late=late, closing=True
+            )
         if self._pending_audit:
             await self._flush_audit()
         self._tell_parent_v2()
@@ -255,14 +269,9 @@ class ObligationWorkflow:
             return None
         return self._next_action()
 
-    async def _fire_v2(self, action: _Action) -> None:
+    def _fire_v2(self, action: _Action) -> None:
+        """Decide a reminder, the overdue transition or an escalation step (not the close)."""
         now = workflow.now()
-        if action.kind == "close":
-            self._add_audit("closed", {"state": self._state.value})
-            await self._flush_audit()
-            self._closed = True
-            self._publish_v2()
-            return
         if action.kind == "overdue":
             self._state = TaskState.OVERDUE
             self._notices.append(
@@ -312,6 +321,7 @@ class ObligationWorkflow:
         approved: bool | None = None,
         new_due_at: datetime | None = None,
         reason: str | None = None,
+        closing: bool = False,
     ) -> None:
         """Send one notification: first as a local activity (one history event when the relay
         answers), then, if that fails, as an activity with durable retries and a heartbeat.
@@ -326,6 +336,7 @@ class ObligationWorkflow:
             approved=approved,
             new_due_at=new_due_at,
             reason=reason,
+            closing=closing,
         )
         summary = f"{kind.value} {offset or ''}".strip()
         try:
@@ -372,6 +383,7 @@ class ObligationWorkflow:
         approved: bool | None = None,
         new_due_at: datetime | None = None,
         reason: str | None = None,
+        closing: bool = False,
     ) -> NotificationRequest:
         task = self._task.model_copy(
             update={
@@ -394,6 +406,7 @@ class ObligationWorkflow:
             new_due_at=new_due_at,
             reason=reason,
             audit=audit,
+            closing=closing,
         )
 
     def _add_audit(self, action: str, detail: dict[str, str], actor: str = "system") -> None:
@@ -411,13 +424,13 @@ class ObligationWorkflow:
             )
         )
 
-    async def _flush_audit(self) -> None:
+    async def _flush_audit(self, *, closing: bool = False) -> None:
         entries, self._pending_audit = self._pending_audit, []
         if not entries:
             return
         await workflow.execute_local_activity(
             "record_audits",
-            AuditBatch(entries=entries),
+            AuditBatch(entries=entries, abandon_pending_of=self._task.task_id if closing else None),
             start_to_close_timeout=LOCAL_STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary=f"audit {entries[-1].action}",
@@ -488,9 +501,25 @@ class ObligationWorkflow:
             return now
         return max(min(sent, now), now - SUBMISSION_CLOCK_TOLERANCE)
 
+    def _catch_up(self, until: datetime) -> None:
+        """Decide the notices whose instant came before `until` (a report's sending time) but
+        that the schedule has not reached: their timers had not been processed yet (a worker
+        or the server was catching up, or this workflow task also carried the timer). They were
+        owed before the report was sent, so they go out, whatever order the workflow sees the
+        two in."""
+        action = self._next_action_v2()
+        if action is None or action.kind == "close" or action.at >= until:
+            return
+        if not workflow.patched(CATCH_UP_PATCH):
+            return
+        while action is not None and action.kind != "close" and action.at < until:
+            self._fire_v2(action)
+            action = self._next_action_v2()
+
     async def _submit_v2(self, report: SubmitReport) -> UpdateResult:
         now = workflow.now()
         at = self._effective_submission_time(report)
+        self._catch_up(at)
         late = self._due_at is not None and at >= self._due_at
         self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
         self._submitted_at = at
@@ -562,7 +591,9 @@ class ObligationWorkflow:
         self._publish_v2()
         return self._result("Đã ghi nhận đề nghị gia hạn")
 
-    async def _decide_extension_v2(self, decision: ExtensionDecision) -> UpdateResult:
+    def _decide(self, decision: ExtensionDecision) -> tuple[ExtensionRequest, datetime, str]:
+        """Apply an extension decision to the task's state (both schedules); the request, its
+        new due instant and the verdict."""
         request = self._pending_extension
         assert request is not None
         self._pending_extension = None
@@ -587,6 +618,10 @@ class ObligationWorkflow:
             self._escalation_level = 0
             self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
             self._schedule_from = now
+        return request, new_due_at, verdict
+
+    async def _decide_extension_v2(self, decision: ExtensionDecision) -> UpdateResult:
+        request, new_due_at, verdict = self._decide(decision)
         self._add_audit(
             f"extension_{verdict}",
             {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
@@ -949,30 +984,8 @@ class ObligationWorkflow:
         decision = _parse(ExtensionDecision, "decide_extension", decision, extra)
         if self._is_v2():
             return await self._decide_extension_v2(decision)
-        request = self._pending_extension
-        assert request is not None
-        self._pending_extension = None
-        now = workflow.now()
-        new_due_at = self._local_midnight(request.new_due)
-        verdict = "approved" if decision.approve else "rejected"
-        self._decisions.append(
-            Decision(
-                at=now,
-                kind=f"extension_{verdict}",
-                actor=decision.actor.officer_id,
-                detail=(
-                    f"{'chấp thuận' if decision.approve else 'không chấp thuận'} gia hạn đến "
-                    f"trước ngày {request.new_due:%d/%m/%Y}"
-                    + (f": {decision.note}" if decision.note else "")
-                ),
-            )
-        )
+        request, new_due_at, verdict = self._decide(decision)
         if decision.approve:
-            self._written_due = new_due_at
-            self._due_at = self._apply_rule(new_due_at)
-            self._escalation_level = 0
-            self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
-            self._schedule_from = now
             self._wake()
         await self._audit(
             f"extension_{verdict}",
@@ -1094,21 +1107,12 @@ class ObligationWorkflow:
         new_due_at: datetime | None = None,
         reason: str | None = None,
     ) -> None:
-        task = self._task.model_copy(
-            update={
-                "due_at": self._due_at,
-                "due_note_vi": self._due_note,
-                "due_note_en": self._due_note_en,
-            }
-        )
-        request = NotificationRequest(
-            business_key=f"{self._task.task_id}/{key}",
-            kind=kind,
-            task=task,
-            roles=roles,
+        request = self._notification(
+            kind,
+            roles,
+            key=key,
             step=step,
             offset=offset,
-            scheduled_at=workflow.now().astimezone(self._zone()),
             late=late,
             approved=approved,
             new_due_at=new_due_at,

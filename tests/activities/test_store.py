@@ -25,6 +25,8 @@ from temporalio.testing import ActivityEnvironment
 
 from accord.db import (
     AuditRow,
+    OutboxRow,
+    OutboxStatus,
     SubmissionRow,
     active_officers,
     add_audit_rows,
@@ -34,7 +36,7 @@ from accord.db import (
     session_factory,
     upsert_directory,
 )
-from activities.models import AuditEntry, Ratio, RecordSubmission
+from activities.models import AuditBatch, AuditEntry, Ratio, RecordSubmission
 from activities.store import StoreActivities, insert_once
 from agreements.models import Officer, OfficerRole
 
@@ -278,3 +280,56 @@ def test_active_officers_by_agency_province_and_role(sessions: sessionmaker[Sess
         provinces=["Nghệ An"],
     ) == [("na-lanh-dao", "Nghệ An"), ("stp-dau-moi", "Quảng Bình")]
     assert ids(roles=[OfficerRole.HEAD]) == []
+
+
+async def test_closing_write_abandons_only_the_tasks_pending_rows(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A row left pending by a cut-short attempt is marked abandoned when its task closes;
+    sent rows, and other tasks' pending rows, are left alone."""
+    task = demo_task()
+    now = datetime.now(UTC)
+
+    def row(key: str, status: OutboxStatus, task_id: str = task.task_id) -> OutboxRow:
+        return OutboxRow(
+            business_key=key,
+            recipient_email=FOCAL.email,
+            recipient_officer_id=FOCAL.id,
+            kind="reminder",
+            task_id=task_id,
+            agreement_id=task.agreement_id,
+            subject="s",
+            status=status.value,
+            attempts=0,
+            created_at=now,
+        )
+
+    with sessions() as session:
+        session.add_all(
+            [
+                row(f"{task.task_id}/reminder/1/x", OutboxStatus.PENDING),
+                row(f"{task.task_id}/reminder/2/x", OutboxStatus.SENT),
+                row("other/task/reminder/1/x", OutboxStatus.PENDING, task_id="other/task"),
+            ]
+        )
+        session.commit()
+    entry = AuditEntry(
+        event_key=f"{task.task_id}/closed/0/0",
+        at=now,
+        agreement_id=task.agreement_id,
+        task_id=task.task_id,
+        action="closed",
+    )
+    store = StoreActivities(sessions)
+    await ActivityEnvironment().run(
+        store.record_audits, AuditBatch(entries=[entry], abandon_pending_of=task.task_id)
+    )
+    with sessions() as session:
+        statuses = {r.business_key: r.status for r in session.scalars(select(OutboxRow))}
+        closed = session.scalar(select(func.count()).where(AuditRow.action == "closed"))
+    assert statuses == {
+        f"{task.task_id}/reminder/1/x": OutboxStatus.ABANDONED.value,
+        f"{task.task_id}/reminder/2/x": OutboxStatus.SENT.value,
+        "other/task/reminder/1/x": OutboxStatus.PENDING.value,
+    }
+    assert closed == 1

@@ -422,6 +422,7 @@ class Delivery:
     key: str
     recipient: str
     at: datetime
+    message_id: str = ""
 
 
 class _CountingHandler:
@@ -450,9 +451,10 @@ class _CountingHandler:
         headers = BytesHeaderParser(policy=default_policy).parsebytes(envelope.original_content)
         # Long keys arrive folded: the parsed value may start with the folding space.
         key = str(headers.get("X-Accord-Key", "")).strip()
+        message_id = str(headers.get("Message-ID", "")).strip()
         at = datetime.now(UTC)
         with self._lock:
-            self.deliveries.extend(Delivery(key, str(r), at) for r in envelope.rcpt_tos)
+            self.deliveries.extend(Delivery(key, str(r), at, message_id) for r in envelope.rcpt_tos)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -603,6 +605,7 @@ class Figures:
     expected: int = 0
     delivered: int = 0
     duplicated: int = 0
+    resent: int = 0
     lost: int = 0
     unexpected: int = 0
     contested: int = 0
@@ -619,6 +622,7 @@ class Figures:
         "messages expected",
         "delivered",
         "duplicated",
+        "resent, same Message-ID",
         "lost",
         "unexpected",
         "contested",
@@ -634,6 +638,7 @@ class Figures:
             str(self.expected),
             str(self.delivered),
             str(self.duplicated),
+            str(self.resent),
             str(self.lost),
             str(self.unexpected),
             str(self.contested),
@@ -646,7 +651,12 @@ class Figures:
     @property
     def clean(self) -> bool:
         return not (
-            self.lost or self.duplicated or self.unexpected or self.stuck or self.submissions_lost
+            self.lost
+            or self.duplicated
+            or self.unexpected
+            or self.stuck
+            or self.submissions_lost
+            or self.recorded_late
         )
 
 
@@ -969,8 +979,17 @@ class FaultWorld:
         unexpected = sorted(delivered - owed - contested)
         figures.unexpected = len(unexpected) + len(unparsed)
         figures.contested = len(contested)
-        duplicates = {raw: n for raw, n in by_raw.items() if n > 1}
+        copies = {raw: n for raw, n in by_raw.items() if n > 1}
+        ids_of: dict[tuple[str, str], set[str]] = {}
+        for d in deliveries:
+            ids_of.setdefault((d.key, d.recipient), set()).add(d.message_id)
+        # A copy with the same Message-ID is the at-least-once resend after a crash between the
+        # relay's acceptance and the outbox mark: mail servers and clients drop it by that ID.
+        # Copies under different Message-IDs reach the officer twice: true duplicates.
+        resent = {raw: n for raw, n in copies.items() if len(ids_of[raw] - {""}) == 1}
+        duplicates = {raw: n for raw, n in copies.items() if raw not in resent}
         multi_key = {i: keys for i, keys in keys_of.items() if len(keys) > 1}
+        figures.resent = sum(n - 1 for n in resent.values())
         figures.duplicated = sum(n - 1 for n in duplicates.values()) + sum(
             len(k) - 1 for k in multi_key.values()
         )
@@ -980,10 +999,11 @@ class FaultWorld:
                 f"{len(contested)} contested messages (their instant fell while a report was "
                 f"in flight through an outage; either outcome is right): {got} delivered"
             )
-        for raw, n in sorted(duplicates.items()):
+        for raw, n in sorted(copies.items()):
             times = [d.at for d in deliveries if (d.key, d.recipient) == raw]
+            label = "resent (same Message-ID)" if raw in resent else "duplicate"
             figures.evidence.append(
-                f"duplicate ×{n}: {raw[0]} → {raw[1]}, arrived at "
+                f"{label} ×{n}: {raw[0]} → {raw[1]}, arrived at "
                 + ", ".join(_hms(t, millis=True) for t in times)
                 + self._outages_between(times[0], times[-1])
             )
@@ -1384,6 +1404,11 @@ class FaultWorld:
                     waiting_since = min(waiting_since or planned, planned)
             elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
                 story.timer_fires_at = None
+                planned = timers.pop(event.timer_canceled_event_attributes.timer_id, at)
+                if at - planned > PROCESSING_LAG:
+                    # Cancelled (by a report) although its instant had passed: the server had
+                    # not fired it yet (it was catching up after a restart): a stall too.
+                    story.stalls.append((planned, at))
         return story
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,6 +58,12 @@ class Harness:
     mail_dir: Path
     task_queue: str
     directory: Directory
+    sink: MailSink
+    smtp: SmtpSettings
+
+    async def relay_up(self) -> None:
+        """Start the SMTP server (of a harness made with `relay_down`)."""
+        await self.sink.start()
 
     def mails(self) -> list[EmailMessage]:
         """Every message the SMTP server accepted, oldest first (by Date, then recipient)."""
@@ -106,7 +113,11 @@ async def start_dev_server() -> WorkflowEnvironment:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path, *, dev_server: bool = False) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path, *, dev_server: bool = False, relay_down: bool = False
+) -> AsyncIterator[Harness]:
+    """The real parts, a worker on its own task queue. With `relay_down` the SMTP port is
+    reserved but nothing listens on it until the test calls `Harness.relay_up()`."""
     directory = load_directory(QUANG_BINH)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
     db.create_schema(engine)
@@ -114,22 +125,32 @@ async def harness(tmp_path: Path, *, dev_server: bool = False) -> AsyncIterator[
     with sessions() as session:
         db.upsert_directory(session, directory=directory)
     env = await (start_dev_server() if dev_server else start_test_server())
+    sink = MailSink(tmp_path / "mail", port=_free_port() if relay_down else 0)
     try:
-        async with MailSink(tmp_path / "mail", port=0) as sink:
-            smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
-            task_queue = f"test-{uuid.uuid4()}"
-            async with build_worker(
-                env.client,
-                task_queue=task_queue,
-                session_factory=sessions,
-                smtp=smtp,
-                # The strict sandbox: a restricted call in workflow code fails the test.
-                share_accord_modules=False,
-            ):
-                yield Harness(env, sessions, tmp_path / "mail", task_queue, directory)
+        if not relay_down:
+            await sink.start()
+        smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
+        task_queue = f"test-{uuid.uuid4()}"
+        async with build_worker(
+            env.client,
+            task_queue=task_queue,
+            session_factory=sessions,
+            smtp=smtp,
+            # The strict sandbox: a restricted call in workflow code fails the test.
+            share_accord_modules=False,
+        ):
+            yield Harness(env, sessions, tmp_path / "mail", task_queue, directory, sink, smtp)
     finally:
+        await sink.stop()
         await env.shutdown()
         engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def obligation_input(

@@ -10,33 +10,28 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness import (
-    QUANG_BINH,
-    Harness,
     harness,
     local_now,
     midnight,
     obligation_input,
     recipients,
-    start_dev_server,
 )
 from sqlalchemy import select
+from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from accord import db
-from accord.embedded import MailSink
-from accord.settings import SmtpSettings
-from activities.models import Actor
-from agreements import load_directory
 from worker import build_worker
 from workflows.obligation import SUBMISSION_CLOCK_TOLERANCE, ObligationWorkflow
 from workflows.payloads import (
     SubmitReport,
     TaskState,
+    UpdateResult,
     task_search_attributes,
     task_workflow_id,
 )
@@ -100,42 +95,74 @@ async def test_report_sent_before_the_deadline_but_handled_after_it_is_on_time(
         assert len(receipts) == 6  # focal point + aggregator, for each of the three tasks
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_mail_outage_delays_notices_but_loses_none(tmp_path: Path) -> None:
     """Real time on the dev server: the relay is down while both reminders fall due and while
     the report arrives; it comes back afterwards. Both reminders and the receipt arrive, once
     each; nothing else (no overdue escalation)."""
-    directory = load_directory(QUANG_BINH)
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(engine)
-    sessions = db.session_factory(engine)
-    with sessions() as session:
-        db.upsert_directory(session, directory=directory)
-    port = _free_port()
-    smtp = SmtpSettings(host="127.0.0.1", port=port, embedded=False)
-    env = await start_dev_server()
-    queue = f"test-{uuid.uuid4()}"
-    try:
-        async with build_worker(
-            env.client,
-            task_queue=queue,
-            session_factory=sessions,
-            smtp=smtp,
-            share_accord_modules=False,
-        ):
-            now = await local_now(env)
-            input = obligation_input(
+    async with harness(tmp_path, dev_server=True, relay_down=True) as h:
+        now = await local_now(h.env)
+        handle = await h.start_obligation(
+            obligation_input(
                 due_at=now + timedelta(seconds=12),
                 reminders=("8s", "4s"),
                 escalation=(("30s", ("focal_point",)),),
             )
-            handle = await env.client.start_workflow(
+        )
+        await asyncio.sleep(10)  # both reminders fell due, neither could be sent
+        result = await handle.execute_update(
+            ObligationWorkflow.submit_report,
+            SubmitReport(actor=h.actor("STP"), summary="Nộp khi máy chủ thư đang hỏng."),
+        )
+        assert result.state is TaskState.DONE_ON_TIME
+        status = await handle.query(ObligationWorkflow.status)
+        assert [n.kind for n in status.notices if not n.skipped] == ["reminder", "reminder"]
+        await h.relay_up()
+        outcome = await asyncio.wait_for(handle.result(), timeout=90)
+        assert outcome.state is TaskState.DONE_ON_TIME
+        mails = h.mails()
+        with h.sessions() as session:
+            rows = session.scalars(select(db.OutboxRow)).all()
+    got = sorted((str(m["X-Accord-Kind"]), tuple(recipients(m))) for m in mails)
+    assert got == [
+        ("receipt", (FOCAL_SNV,)),
+        ("receipt", (FOCAL_STP,)),
+        ("reminder", (FOCAL_STP,)),
+        ("reminder", (FOCAL_STP,)),
+    ]
+    reminder_keys = {str(m["X-Accord-Key"]) for m in mails if str(m["X-Accord-Kind"]) == "reminder"}
+    assert len(reminder_keys) == 2
+    assert {r.status for r in rows} == {db.OutboxStatus.SENT}
+    reminder_attempts = [r.attempts for r in rows if r.kind == "reminder"]
+    assert max(reminder_attempts) >= 2  # they really met the outage
+
+
+async def test_notice_owed_before_the_report_is_sent_even_if_the_report_is_seen_first(
+    tmp_path: Path,
+) -> None:
+    """Real time on the dev server, a worker outage: the reminder's instant passes while no
+    worker runs, the officer sends the report after that instant, then a worker comes back
+    and sees the report and the reminder's timer in one workflow task. The reminder was owed
+    before the report was sent, so it goes out; the report is on time."""
+    async with harness(tmp_path, dev_server=True) as h:
+        queue = f"outage-{uuid.uuid4()}"
+        now = await local_now(h.env)
+        input = obligation_input(
+            due_at=now + timedelta(seconds=30),
+            reminders=("22s",),
+            escalation=(("60s", ("focal_point",)),),
+        )
+
+        def worker() -> Worker:
+            return build_worker(
+                h.env.client,
+                task_queue=queue,
+                session_factory=h.sessions,
+                smtp=h.smtp,
+                share_accord_modules=False,
+            )
+
+        async with worker():
+            handle = await h.env.client.start_workflow(
                 ObligationWorkflow.run,
                 input,
                 id=task_workflow_id(input.task.task_id),
@@ -144,38 +171,39 @@ async def test_mail_outage_delays_notices_but_loses_none(tmp_path: Path) -> None
                     input.task, state=TaskState.PENDING, due_at=input.task.due_at
                 ),
             )
-            await asyncio.sleep(10)  # both reminders fell due, neither could be sent
-            focal = next(o for o in directory.officers if o.email == FOCAL_STP)
-            result = await handle.execute_update(
-                ObligationWorkflow.submit_report,
-                SubmitReport(
-                    actor=Actor(officer_id=focal.id, agency="STP", roles=list(focal.roles)),
-                    summary="Nộp khi máy chủ thư đang hỏng.",
-                ),
-            )
-            assert result.state is TaskState.DONE_ON_TIME
+            await asyncio.sleep(2)  # the first workflow task armed the reminder's timer
+        await asyncio.sleep(10)  # the reminder's instant (+8 s) passes with no worker
+        sent = datetime.now(UTC)
+        report = SubmitReport(actor=h.actor("STP"), summary="Gửi khi máy chủ ngừng.", sent_at=sent)
+
+        async def submit() -> UpdateResult:
+            # With no worker polling the server refuses the update: send it again, same ID and
+            # sending time, as a careful client does.
+            while True:
+                try:
+                    return await handle.execute_update(
+                        ObligationWorkflow.submit_report, report, id="submit-once"
+                    )
+                except RPCError:
+                    await asyncio.sleep(0.5)
+
+        update = asyncio.create_task(submit())
+        await asyncio.sleep(2)
+        async with worker():
+            result = await asyncio.wait_for(update, timeout=60)
+            outcome = await asyncio.wait_for(handle.result(), timeout=60)
             status = await handle.query(ObligationWorkflow.status)
-            assert [n.kind for n in status.notices if not n.skipped] == ["reminder", "reminder"]
-            async with MailSink(tmp_path / "mail", port=port):
-                outcome = await asyncio.wait_for(handle.result(), timeout=90)
-            assert outcome.state is TaskState.DONE_ON_TIME
-    finally:
-        await env.shutdown()
-    mails = Harness(env, sessions, tmp_path / "mail", queue, directory).mails()
-    got = sorted((str(m["X-Accord-Kind"]), tuple(recipients(m))) for m in mails)
-    assert got == [
-        ("receipt", (FOCAL_SNV,)),
-        ("receipt", (FOCAL_STP,)),
-        ("reminder", (FOCAL_STP,)),
-        ("reminder", (FOCAL_STP,)),
-    ]
-    assert (
-        len({str(m["X-Accord-Key"]) for m in mails if str(m["X-Accord-Kind"]) == "reminder"}) == 2
-    )
-    with sessions() as session:
-        rows = session.scalars(select(db.OutboxRow)).all()
-        assert {r.status for r in rows} == {db.OutboxStatus.SENT}
-        assert all(r.attempts >= 1 for r in rows)
-        reminder_attempts = [r.attempts for r in rows if r.kind == "reminder"]
-        assert max(reminder_attempts) >= 2  # they really met the outage
-    engine.dispose()
+        assert result.state is TaskState.DONE_ON_TIME
+        assert outcome.state is TaskState.DONE_ON_TIME
+        assert [n.kind for n in status.notices] == ["reminder"]
+        assert not status.notices[0].skipped
+        kinds = sorted(str(m["X-Accord-Kind"]) for m in h.mails())
+        assert kinds == ["receipt", "receipt", "reminder"]
+        history = await handle.fetch_history()
+        markers = [
+            e.marker_recorded_event_attributes.details["patch_data"]
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_patch"
+        ]
+        assert len(markers) == 1  # the catch-up patch, recorded only because it acted
