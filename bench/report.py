@@ -208,6 +208,10 @@ def _lateness(s2: dict[str, Any]) -> list[str]:
             "· activity started → SMTP accepted",
             _spread(parts["activity_started_to_smtp_accepted"]),
         ),
+        _row(
+            "· timer fired → SMTP accepted (local activity in the workflow task)",
+            _spread(parts.get("timer_fired_to_smtp_accepted_local_activity", {})),
+        ),
         _row("CPU cores during the burst", _cores(s2["burst_cpu"])),
         "",
     ]
