@@ -53,12 +53,11 @@ from accord.db import (
 )
 from accord.settings import SmtpSettings
 from activities.models import (
-    AuditEntry,
     NotificationKind,
     NotificationRequest,
     NotificationResult,
 )
-from activities.store import abandon_pending_outbox
+from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
     Recipient,
     RefusedDelivery,
@@ -294,7 +293,7 @@ class MailActivities:
             plan.recipients = self._resolve(session, request, plan.province)
             if not plan.recipients:
                 # The workflow takes this error as final: its audit entries go in now or never.
-                add_audit_rows(session, rows=_entry_rows(request.audit))
+                add_audit_rows(session, rows=audit_rows(request.audit))
                 if request.closing:
                     abandon_pending_outbox(session, task.task_id, keep=request.business_key)
                 session.commit()
@@ -757,7 +756,7 @@ class MailActivities:
             "action": "notification_sent",
             "detail": detail,
         }
-        add_audit_rows(session, rows=[sent, *_entry_rows(request.audit)])
+        add_audit_rows(session, rows=[sent, *audit_rows(request.audit)])
         if request.closing:
             abandon_pending_outbox(session, task.task_id, keep=request.business_key)
 
@@ -770,21 +769,6 @@ def _recipient(officer: OfficerRow, role: RecipientRole | None) -> Recipient:
         role=role,
         locale="en" if officer.locale == "en" else "vi",
     )
-
-
-def _entry_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
-    return [
-        {
-            "event_key": entry.event_key,
-            "at": entry.at,
-            "agreement_id": entry.agreement_id,
-            "task_id": entry.task_id,
-            "actor": entry.actor,
-            "action": entry.action,
-            "detail": dict(entry.detail),
-        }
-        for entry in entries
-    ]
 
 
 def _describe(exc: BaseException) -> str:

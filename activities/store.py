@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from accord.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow
+from accord.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 from activities.models import (
     AuditBatch,
     AuditEntry,
@@ -53,20 +53,20 @@ def insert_once(
     return row, True
 
 
-def add_audit_entries(session: Session, entries: Sequence[AuditEntry]) -> int:
-    """Add the entries whose event key is not stored yet to the session (no commit); how many."""
-    if not entries:
-        return 0
-    keys = [entry.event_key for entry in entries]
-    stored = set(session.scalars(select(AuditRow.event_key).where(AuditRow.event_key.in_(keys))))
-    added = 0
-    for entry in entries:
-        if entry.event_key in stored:
-            continue
-        stored.add(entry.event_key)
-        session.add(_audit_row(entry))
-        added += 1
-    return added
+def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
+    """Audit entries as column values, for `accord.db.add_audit_rows`."""
+    return [
+        {
+            "event_key": entry.event_key,
+            "at": entry.at,
+            "agreement_id": entry.agreement_id,
+            "task_id": entry.task_id,
+            "actor": entry.actor,
+            "action": entry.action,
+            "detail": dict(entry.detail),
+        }
+        for entry in entries
+    ]
 
 
 def abandon_pending_outbox(session: Session, task_id: str, *, keep: str | None = None) -> None:
@@ -141,7 +141,7 @@ class StoreActivities:
                 created = found is None
                 if found is None:
                     session.add(row)
-                add_audit_entries(session, request.audit)
+                add_audit_rows(session, rows=audit_rows(request.audit))
                 try:
                     session.commit()
                 except IntegrityError:
@@ -160,20 +160,17 @@ class StoreActivities:
     def _record_audits(
         self, entries: Sequence[AuditEntry], abandon_pending_of: str | None = None
     ) -> AuditStored:
-        for attempt in range(2):
-            with self._session_factory() as session:
-                added = add_audit_entries(session, entries)
-                if abandon_pending_of is not None:
-                    abandon_pending_outbox(session, abandon_pending_of)
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-                    if attempt:
-                        raise
-                    continue
-                return AuditStored(created=added > 0)
-        raise AssertionError("unreachable")
+        keys = {entry.event_key for entry in entries}
+        with self._session_factory() as session:
+            stored = set(
+                session.scalars(select(AuditRow.event_key).where(AuditRow.event_key.in_(keys)))
+            )
+            # One INSERT ... ON CONFLICT DO NOTHING: a retried attempt cannot conflict.
+            add_audit_rows(session, rows=audit_rows(entries))
+            if abandon_pending_of is not None:
+                abandon_pending_outbox(session, abandon_pending_of)
+            session.commit()
+            return AuditStored(created=bool(keys - stored))
 
     def _record_audit(self, entry: AuditEntry) -> AuditStored:
         row = _audit_row(entry)
