@@ -23,6 +23,21 @@ class SmtpSettings(BaseModel):
     )
     sender: str = Field(default="Accord <accord@accord.example>", description="From header.")
     timeout_seconds: float = Field(default=30.0, gt=0)
+    idle_connections: int = Field(
+        default=8,
+        ge=0,
+        description="Open SMTP sessions a worker keeps for the next notifications; 0 = a new "
+        "session for every notification.",
+    )
+    idle_seconds: float = Field(
+        default=30.0, gt=0, description="A kept session idle longer than this is closed."
+    )
+    messages_per_connection: int = Field(
+        default=50,
+        ge=1,
+        description="A session that has carried this many messages is closed when it is given "
+        "back (relays may limit messages per session).",
+    )
     embedded: bool = Field(
         default=True,
         description="Start the built-in SMTP server that keeps each message as an .eml file.",

@@ -16,6 +16,10 @@ notice, itself outbox mail under a key of its own (`<key>/delivery-failed/<hash>
 too goes out once. The audit entries the workflow hands over with the request are written, once
 each by event key, in the transaction of the notification's own `notification_sent` row.
 
+The SMTP session is borrowed from a small pool kept by the worker (`activities/smtp.py`) and
+given back for the next notification, so a burst of reminders does not open, greet and QUIT a
+session (with STARTTLS and AUTH) per message; the outbox, not the session, decides what is sent.
+
 The workflow runs this activity as a local activity first and, if that fails, as a regular
 activity with a heartbeat timeout. As a regular activity it heartbeats every few seconds, so a
 worker killed mid-send has its mail retried after the heartbeat timeout, not the start-to-close
@@ -57,6 +61,7 @@ from activities.models import (
     NotificationRequest,
     NotificationResult,
 )
+from activities.smtp import SmtpConnections
 from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
     Recipient,
@@ -239,6 +244,11 @@ class MailActivities:
         # other activities' work in the default pool, they follow the server's acceptance as
         # closely as the database allows. One thread is enough: SQLite has one writer anyway.
         self._marks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accord-outbox")
+        self._connections = SmtpConnections(smtp)
+
+    async def aclose(self) -> None:
+        """Close the SMTP sessions kept open for the next notifications."""
+        await self._connections.aclose()
 
     @activity.defn(name="send_notification")
     async def send_notification(self, request: NotificationRequest) -> NotificationResult:
@@ -514,17 +524,8 @@ class MailActivities:
 
     async def _deliver(self, request: NotificationRequest, plan: _Plan) -> _Outcome:
         smtp = self._smtp
-        client = aiosmtplib.SMTP(
-            hostname=smtp.host,
-            port=smtp.port,
-            use_tls=smtp.security == "tls",
-            start_tls=smtp.security == "starttls",
-            timeout=smtp.timeout_seconds,
-        )
         try:
-            await client.connect()
-            if smtp.username is not None and smtp.password is not None:
-                await client.login(smtp.username, smtp.password.get_secret_value())
+            session = await self._connections.acquire()
         except (aiosmtplib.SMTPException, OSError) as exc:
             # OSError covers refused connections and TimeoutError.
             row_ids = [item.row_id for item in plan.outgoing]
@@ -544,20 +545,28 @@ class MailActivities:
         envelope_sender = sender_address(smtp.sender).addr_spec
         outcome = _Outcome()
         queue = deque(plan.outgoing)
+        healthy = False
         try:
             while queue:
                 item = queue.popleft()
                 # A refusal adds the admins' notices, sent after everything else.
                 queue.extend(
-                    await self._send_one(request, plan, client, envelope_sender, item, outcome)
+                    await self._send_one(
+                        request, plan, session.client, envelope_sender, item, outcome
+                    )
                 )
+            healthy = True
         except _ConnectionLost as lost:
             raise ApplicationError(
                 f"SMTP connection lost while sending {request.business_key}: {lost}; will retry",
                 type="SmtpUnavailable",
             ) from None
         finally:
-            await _close(client)
+            await self._connections.release(
+                session,
+                sent=outcome.sent + outcome.failed + outcome.deferred + outcome.notices_sent,
+                healthy=healthy,
+            )
         return outcome
 
     async def _send_one(
@@ -773,12 +782,3 @@ def _recipient(officer: OfficerRow, role: RecipientRole | None) -> Recipient:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-async def _close(client: aiosmtplib.SMTP) -> None:
-    if not client.is_connected:
-        return
-    try:
-        await client.quit()
-    except (aiosmtplib.SMTPException, OSError):
-        client.close()

@@ -163,6 +163,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple[str, int] = ("", 0)
+    """The client's address and port: one per SMTP session."""
 
     def parsed(self) -> EmailMessage:
         return email.message_from_bytes(self.data, policy=email.policy.default)
@@ -201,6 +203,7 @@ class RecordingHandler:
                     mail_from=str(envelope.mail_from),
                     rcpt_tos=list(envelope.rcpt_tos),
                     data=bytes(envelope.original_content),
+                    peer=tuple(session.peer),
                 )
             )
         return "250 Message accepted for delivery"
