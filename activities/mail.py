@@ -37,7 +37,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any, NamedTuple, TypeVarTuple
 
 import aiosmtplib
@@ -64,11 +63,11 @@ from activities.models import (
 from activities.smtp import SmtpConnections
 from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
+    Composed,
     Recipient,
     RefusedDelivery,
-    build_delivery_failure,
-    build_message,
-    message_id,
+    compose_delivery_failure,
+    compose_message,
     sender_address,
 )
 from agreements.models import OfficerRole, RecipientRole
@@ -189,8 +188,7 @@ def _insert_rows(
 class _Outgoing:
     row_id: int
     recipient: Recipient
-    message: EmailMessage
-    message_id: str
+    message: Composed
     notice: bool = False
     """A delivery-failure notice: if it is refused too, that is logged, not reported again."""
 
@@ -374,11 +372,11 @@ class MailActivities:
     def _plan_outbox(self, session: Session, request: NotificationRequest, plan: _Plan) -> None:
         """Insert the missing rows; list what is still to send (messages built only for it)."""
         key = request.business_key
-        messages: dict[str, EmailMessage] = {}
+        messages: dict[str, Composed] = {}
 
-        def message(recipient: Recipient) -> EmailMessage:
+        def message(recipient: Recipient) -> Composed:
             if recipient.email not in messages:
-                messages[recipient.email] = build_message(
+                messages[recipient.email] = compose_message(
                     request,
                     recipient=recipient,
                     agency_names=plan.agency_names,
@@ -395,7 +393,7 @@ class MailActivities:
                     request,
                     business_key=key,
                     kind=request.kind,
-                    new=[(r, str(message(r)["Subject"])) for r in missing],
+                    new=[(r, message(r).subject) for r in missing],
                 )
             except IntegrityError:
                 # Another attempt of this activity inserted the same rows first: read theirs.
@@ -416,7 +414,7 @@ class MailActivities:
                     plan.failed_before += 1
                     continue
                 row_id = row.id
-                subject = str(message(recipient)["Subject"])
+                subject = message(recipient).subject
                 if (row.recipient_officer_id, row.subject) != (recipient.officer_id, subject):
                     # The officer behind an address, or their name, may have changed since an
                     # earlier attempt; the row describes what is sent now.
@@ -425,9 +423,7 @@ class MailActivities:
                         .where(_OUTBOX.c.id == row_id)
                         .values(recipient_officer_id=recipient.officer_id, subject=subject)
                     )
-            plan.outgoing.append(
-                _Outgoing(row_id, recipient, message(recipient), message_id(key, recipient.email))
-            )
+            plan.outgoing.append(_Outgoing(row_id, recipient, message(recipient)))
 
         wanted = {r.email for r in plan.recipients}
         gone = [
@@ -490,15 +486,7 @@ class MailActivities:
                 reply=refusal.last_error or "",
             )
             message = self._notice(request, plan, notice.business_key, admin, refused, at)
-            plan.outgoing.append(
-                _Outgoing(
-                    notice.id,
-                    admin,
-                    message,
-                    message_id(notice.business_key, admin.email),
-                    notice=True,
-                )
-            )
+            plan.outgoing.append(_Outgoing(notice.id, admin, message, notice=True))
 
     def _notice(
         self,
@@ -508,8 +496,8 @@ class MailActivities:
         admin: Recipient,
         refused: RefusedDelivery,
         at: datetime,
-    ) -> EmailMessage:
-        return build_delivery_failure(
+    ) -> Composed:
+        return compose_delivery_failure(
             request,
             admin=admin,
             refused=refused,
@@ -583,9 +571,7 @@ class MailActivities:
         officer_id = item.recipient.officer_id
         code: int | None = None
         try:
-            await client.send_message(
-                item.message, sender=envelope_sender, recipients=[item.recipient.email]
-            )
+            await client.sendmail(envelope_sender, [item.recipient.email], item.message.data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             code = min(refused.code for refused in exc.recipients)
             error = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
@@ -603,7 +589,7 @@ class MailActivities:
             raise _ConnectionLost(type(exc).__name__) from None
 
         if code is None:
-            await self._mark(self._record_sent, item.row_id, item.message_id)
+            await self._mark(self._record_sent, item.row_id, item.message.message_id)
             if item.notice:
                 outcome.notices_sent += 1
                 activity.logger.info(
@@ -690,11 +676,7 @@ class MailActivities:
                 request,
                 business_key=key,
                 kind=NotificationKind.DELIVERY_FAILED,
-                new=[
-                    (a, str(messages[a.email]["Subject"]))
-                    for a in admins
-                    if a.email not in existing
-                ],
+                new=[(a, messages[a.email].subject) for a in admins if a.email not in existing],
             )
             session.commit()
         notices: list[_Outgoing] = []
@@ -706,9 +688,7 @@ class MailActivities:
                     continue
                 row_id = row.id
             message = messages[admin.email]
-            notices.append(
-                _Outgoing(row_id, admin, message, message_id(key, admin.email), notice=True)
-            )
+            notices.append(_Outgoing(row_id, admin, message, notice=True))
         return notices
 
     @staticmethod
