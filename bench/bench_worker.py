@@ -22,12 +22,13 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from accord import db
 from accord.settings import SmtpSettings
 from worker import build_worker
 
-from baseline import BareWorkflow, echo
+from baseline import BareMail, BareReminderWorkflow, BareWorkflow, echo
 
 
 def memory() -> dict[str, int]:
@@ -110,11 +111,15 @@ async def main() -> None:
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(accord_worker(client, arguments))
         if arguments.baseline_task_queue:
+            # The baselines' module is shared with the sandbox, as Accord's worker shares
+            # Accord's (worker.build_worker): both sides pay the same for their workflow code.
+            restrictions = SandboxRestrictions.default.with_passthrough_modules("baseline")
             baseline = Worker(
                 client,
                 task_queue=arguments.baseline_task_queue,
-                workflows=[BareWorkflow],
-                activities=[echo],
+                workflows=[BareWorkflow, BareReminderWorkflow],
+                activities=[echo, BareMail(arguments.smtp_port).send],
+                workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
             )
             await stack.enter_async_context(baseline)
         reply({"ready": True, "pid": os.getpid(), **memory()})

@@ -7,6 +7,11 @@ instant. The acceptance moment is the modification time of the message's `.eml` 
 writes and fsyncs the file, links it into place and only then answers 250, so the figure is
 at most the fsync time early. The key of each file (X-Accord-Key) names its task.
 
+First, on the same server and worker process, the same number of bare reminders
+(`baseline.BareReminderWorkflow`: a timer, then one small plain message over a new SMTP
+session from a local activity, nothing else) fall due at one instant: their lateness is the
+floor that the server and one Python worker put under any reminder on this machine.
+
 The histories split the lateness into its parts: the server's timer (TimerFired minus the
 instant), the workflow task that schedules the mail activity, the activity's wait in the task
 queue (at most 50 run at once per worker: `max_concurrent_activities`), and the activity
@@ -25,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
 
 from accord import db
 from agreements import load_directory
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, task_workflow_id
 
+from baseline import BARE_KIND, BareReminder, BareReminderWorkflow
 from common import (
     QUANG_BINH,
     CpuMeter,
@@ -49,18 +56,62 @@ from profiling import Sampler
 from synthetic import obligation_input, start_attributes
 
 QUEUE = "bench-lateness"
+BARE_QUEUE = "bench-lateness-bare"
 _HEADERS = BytesHeaderParser(policy=email.policy.default)
 
 
-def _accepted_times(folder: Path) -> dict[str, float]:
-    """X-Accord-Key → acceptance time (file modification time) of every reminder stored."""
+def _accepted_times(folder: Path, kind: str = "reminder") -> dict[str, float]:
+    """X-Accord-Key → acceptance time (file modification time) of every message of `kind`."""
     times: dict[str, float] = {}
     for path in folder.glob("*.eml"):
         with path.open("rb") as message:
             headers = _HEADERS.parsebytes(message.read(8192))
-        if str(headers.get("X-Accord-Kind")) == "reminder":
+        if str(headers.get("X-Accord-Kind")) == kind:
             times[str(headers.get("X-Accord-Key"))] = path.stat().st_mtime_ns / 1e9
     return times
+
+
+async def _wait_for(sink: Any, kind: str, n: int, within: float = 600) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        stats = await sink.ask("stats")
+        if int(stats["by_kind"].get(kind, 0)) >= n:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {stats} of {n} {kind} messages arrived")
+        await asyncio.sleep(0.5)
+
+
+async def _bare_floor(
+    client: Client, sink: Any, meter: CpuMeter, folder: Path, n: int, *, lead: float, run: str
+) -> dict[str, Any]:
+    """n bare reminders due at one instant; their lateness (instant → SMTP accepted)."""
+    instant = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
+    reminders = [
+        BareReminder(key=f"synthetic-bench-{run}/bare/{i:05d}", at=instant) for i in range(n)
+    ]
+
+    async def start(reminder: BareReminder) -> Any:
+        return await client.start_workflow(
+            BareReminderWorkflow.run, reminder, id=reminder.key, task_queue=BARE_QUEUE
+        )
+
+    began = time.monotonic()
+    await gather_limited(reminders, start, limit=50)
+    started = time.monotonic() - began
+    await asyncio.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds() - 2))
+    meter.start()
+    await _wait_for(sink, BARE_KIND, n)
+    cpu = meter.stop()
+    accepted = _accepted_times(folder, BARE_KIND)
+    due = instant.timestamp()
+    lateness = [accepted[r.key] - due for r in reminders if r.key in accepted]
+    stats = spread(lateness)
+    say(
+        f"  floor: {len(lateness)} bare reminders: lateness p50 {stats['p50']:.2f} s, "
+        f"p99 {stats['p99']:.2f} s, max {stats['max']:.2f} s"
+    )
+    return {"reminders": n, "start_s": round(started, 2), "lateness_s": stats, "burst_cpu": cpu}
 
 
 def _first(events: list[HistoryEvent], name: str) -> float | None:
@@ -82,12 +133,17 @@ async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str
                 folder,
                 address=server.address,
                 task_queue=QUEUE,
+                baseline_task_queue=BARE_QUEUE,
                 database_url=database_url,
                 smtp_port=int(sink.ready["port"]),
             )
             async with worker:
                 client = await connect(server.address)
                 run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+                meter = CpuMeter({"server": server_pid, "worker": worker.pid, "smtp": sink.pid})
+                floor = await _bare_floor(
+                    client, sink, meter, folder / "mail-eml", n, lead=lead, run=f"s2-{run_id}"
+                )
                 due_instant = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
                 inputs = [
                     obligation_input(
@@ -113,19 +169,11 @@ async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str
                 started = time.monotonic() - began
                 slack = (due_instant - datetime.now(UTC)).total_seconds()
                 say(f"  started {n} obligations in {started:.1f} s; reminders due in {slack:.0f} s")
-                meter = CpuMeter({"server": server_pid, "worker": worker.pid, "smtp": sink.pid})
                 await asyncio.sleep(max(0.0, slack - 2))
                 meter.start()
                 sampler = Sampler(worker.pid, profiles / "s2-worker.raw", enabled=profile)
                 async with sampler:
-                    deadline = time.monotonic() + 600
-                    while True:
-                        stats = await sink.ask("stats")
-                        if int(stats["by_kind"].get("reminder", 0)) >= n:
-                            break
-                        if time.monotonic() > deadline:
-                            raise TimeoutError(f"only {stats} of {n} reminders arrived")
-                        await asyncio.sleep(0.5)
+                    await _wait_for(sink, "reminder", n)
                 cpu = meter.stop()
                 summary = sampler.summary()
                 accepted = _accepted_times(folder / "mail-eml")
@@ -180,5 +228,6 @@ async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str
             "timer_fired_to_smtp_accepted_local_activity": spread(in_workflow_task),
         },
         "burst_cpu": cpu,
+        "floor_bare_reminders": floor,
         "profile": summary.as_json() if summary else None,
     }

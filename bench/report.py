@@ -189,7 +189,7 @@ def _throughput(s1: dict[str, Any]) -> list[str]:
 
 def _lateness(s2: dict[str, Any]) -> list[str]:
     parts = s2["parts_s"]
-    return [
+    rows = [
         "## 2. Reminder lateness",
         "",
         _row("figure", "value"),
@@ -198,6 +198,18 @@ def _lateness(s2: dict[str, Any]) -> list[str]:
         _row("started in", f"{s2['start_s']} s; due {s2['due_after_last_start_s']} s after"),
         _row("timers armed only after the instant", s2["timers_armed_after_due_instant"]),
         _row("lateness (instant → SMTP accepted)", _spread(s2["lateness_s"])),
+    ]
+    floor = s2.get("floor_bare_reminders")
+    if floor:
+        rows += [
+            _row(
+                f"floor: {floor['reminders']} bare reminders (timer + one plain message, "
+                "nothing of Accord's), same server and worker process",
+                _spread(floor["lateness_s"]),
+            ),
+            _row("· CPU cores during the bare burst", _cores(floor["burst_cpu"])),
+        ]
+    rows += [
         _row("· server timer fired after the instant", _spread(parts["timer_fired_after_due"])),
         _row(
             "· timer fired → mail activity scheduled (workflow task)",
@@ -215,6 +227,7 @@ def _lateness(s2: dict[str, Any]) -> list[str]:
         _row("CPU cores during the burst", _cores(s2["burst_cpu"])),
         "",
     ]
+    return rows
 
 
 def _memory(s3: dict[str, Any]) -> list[str]:

@@ -35,6 +35,17 @@ from common import BENCH_DIR, ROOT, TRANSCRIPT, Verdict, load_average, machine, 
 from profiling import py_spy
 from report import render
 
+
+def _floor_note(s2: dict[str, Any]) -> str:
+    floor = s2.get("floor_bare_reminders")
+    if not floor:
+        return ""
+    return (
+        f"floor on this machine: {floor['lateness_s']['p99']:.2f} s p99 for as many bare "
+        "reminders (timer + one plain message)"
+    )
+
+
 SECTIONS = ("throughput", "lateness", "memory", "simulated", "mail")
 
 
@@ -161,6 +172,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
                 2.0,
                 higher_is_better=False,
                 unit="s",
+                note=_floor_note(s2),
             )
         )
     s3 = results.get("memory")

@@ -117,7 +117,7 @@ def reading(message: EmailMessage) -> dict[str, Any]:
             part.get_content(),
         ]
 
-    headers = {
+    headers: dict[str, Any] = {
         name: str(message[name])
         for name in (
             "Subject",
