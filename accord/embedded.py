@@ -373,11 +373,15 @@ class MailSink:
     since the sink started; `label` is an ASCII form of the X-Accord-Key header, else of the
     subject) and appear atomically, so a reader never sees half a message. Port 0 picks a
     free port; `port` tells which once started. Runs on the caller's event loop.
+
+    Each message is on disk (fsync) before the sink answers 250, as a relay must; a
+    throw-away sink (`accord simulate`'s, in a temporary folder) passes `fsync=False`.
     """
 
-    def __init__(self, mail_dir: Path, *, port: int = 8025) -> None:
+    def __init__(self, mail_dir: Path, *, port: int = 8025, fsync: bool = True) -> None:
         self._mail_dir = mail_dir
         self._port = port
+        self._fsync = fsync
         self._server: asyncio.Server | None = None
 
     @property
@@ -406,7 +410,7 @@ class MailSink:
             raise RuntimeError("this MailSink is already running")
         self._mail_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
-        writer = _EmlWriter(self._mail_dir)
+        writer = _EmlWriter(self._mail_dir, fsync=self._fsync)
 
         def protocol() -> SMTP:
             # A fixed hostname: the default, socket.getfqdn(), can stall on a machine whose
@@ -435,8 +439,9 @@ class MailSink:
 class _EmlWriter:
     """aiosmtpd handler: one `.eml` file per accepted message."""
 
-    def __init__(self, mail_dir: Path) -> None:
+    def __init__(self, mail_dir: Path, *, fsync: bool = True) -> None:
         self._mail_dir = mail_dir
+        self._fsync = fsync
         self._sequence = itertools.count(1)
         self._naming = threading.Lock()
 
@@ -460,8 +465,9 @@ class _EmlWriter:
             dir=self._mail_dir, prefix=".incoming-", suffix=".tmp", delete=False
         ) as incoming:
             incoming.write(raw)
-            incoming.flush()
-            os.fsync(incoming.fileno())
+            if self._fsync:
+                incoming.flush()
+                os.fsync(incoming.fileno())
         temporary = Path(incoming.name)
         try:
             with self._naming:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,14 @@ class DeliveredMail:
     agency: str
     to: list[str]
     subject: str
-    message: EmailMessage
+    raw: bytes = field(repr=False)
+
+    @property
+    def message(self) -> EmailMessage:
+        """The whole message, parsed (only the headers are read for the listing)."""
+        message = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -256,7 +264,8 @@ async def _simulate(
     warnings: list[str] = []
     task_queue = f"simulate-{uuid.uuid4()}"
     mail_dir = workdir / "mail"
-    async with MailSink(mail_dir, port=0) as sink:
+    # The simulation's mail lives as long as the simulation: no fsync per message.
+    async with MailSink(mail_dir, port=0, fsync=False) as sink:
         smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
         worker = build_worker(
             client, task_queue=task_queue, session_factory=session_factory, smtp=smtp
@@ -346,9 +355,12 @@ async def _submit(
     return warnings
 
 
+_HEADERS = BytesHeaderParser(policy=email.policy.default)
+
+
 def _read_mail(path: Path, years: int, zone: Any) -> DeliveredMail:
-    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
+    raw = path.read_bytes()
+    message = _HEADERS.parsebytes(raw)
     sent = parsedate_to_datetime(str(message["Date"]))
     at = _shift(sent, -years).astimezone(zone)
     to_header = message["To"]
@@ -360,5 +372,5 @@ def _read_mail(path: Path, years: int, zone: Any) -> DeliveredMail:
         agency=str(message["X-Accord-Agency"]),
         to=addresses,
         subject=unshift_text(str(message["Subject"]), years),
-        message=message,
+        raw=raw,
     )
