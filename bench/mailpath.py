@@ -1,20 +1,19 @@
-"""Section 5: messages per second through the mail activity, with and without connection reuse.
+"""Section 5: messages per second through the mail activity, with and without kept sessions.
 
-`MailActivities.send_notification` opens one SMTP connection per call and sends every
-recipient of that notification over it. So:
+`MailActivities.send_notification` sends every recipient of a notification over one SMTP
+session, borrowed from the worker's kept sessions (`activities/smtp.py`) and given back. So:
 
-- with reuse: one call for a notification whose role is held by M officers of one agency
-  (M messages over one connection; outbox rows, message building and marking sent are still
-  per message);
-- without reuse: M calls for M agencies with one officer each (M connections), one after the
-  other, and also 50 at a time (the worker runs up to 50 activities at once).
+- one notification to all: one call whose role 200 officers of one agency hold: 200
+  messages over one session (outbox rows, message building and "sent" marks are still per
+  message);
+- 200 notifications to 200 agencies with one officer each, one after the other and 50 at a
+  time (as the worker runs up to 50 activities), with sessions kept (as shipped) and with
+  `idle_connections=0` (a new session, greeting and QUIT for every notification).
 
 The activity runs in this process under `temporalio.testing.ActivityEnvironment` (no Temporal
 server: this is the mail path alone) against a SQLite database of synthetic officers, and the
 SMTP server is a separate process: Accord's MailSink (one fsynced .eml file per message, as in
-`accord run`), then a server that accepts and discards (the activity's own cost), then, as an
-experiment, the discarding server with the database opened with `PRAGMA synchronous=NORMAL`
-(WAL without an fsync per commit), to show what the outbox's commits cost.
+`accord run`), then a server that accepts and discards (the activity's own cost).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
@@ -138,33 +136,37 @@ async def _one_sink(
         smtp = SmtpSettings(host="127.0.0.1", port=int(sink.ready["port"]), embedded=False)
         mail = MailActivities(sessions, smtp)
         # A first message opens the database and imports the SMTP stack: not measured.
-        await _measure(mail, [_request("ONE0000", f"{tag}-warm")], concurrency=1)
+        kept = MailActivities(sessions, smtp)
+        fresh = MailActivities(sessions, smtp.model_copy(update={"idle_connections": 0}))
+        for mail in (kept, fresh):
+            await _measure(mail, [_request("ONE0000", f"{tag}-warm")], concurrency=1)
         meter = CpuMeter({"bench_with_activity": os.getpid(), "smtp": sink.pid})
+        every = [f"ONE{i:04d}" for i in range(m)]
         cases = {
-            "with_reuse": ([_request(BULK, f"{tag}-bulk")], 1),
-            "without_reuse_sequential": (
-                [_request(f"ONE{i:04d}", f"{tag}-seq") for i in range(m)],
-                1,
-            ),
-            "without_reuse_50_at_once": (
-                [_request(f"ONE{i:04d}", f"{tag}-par") for i in range(m)],
-                50,
-            ),
+            "one_notification_to_all": (kept, [_request(BULK, f"{tag}-bulk")], 1),
+            "sequential_sessions_kept": (kept, [_request(a, f"{tag}-seq") for a in every], 1),
+            "50_at_once_sessions_kept": (kept, [_request(a, f"{tag}-par") for a in every], 50),
+            "sequential_session_each": (fresh, [_request(a, f"{tag}-seq0") for a in every], 1),
+            "50_at_once_session_each": (fresh, [_request(a, f"{tag}-par0") for a in every], 50),
         }
         figures: dict[str, Any] = {}
-        for name, (requests, concurrency) in cases.items():
+        for name, (mail, requests, concurrency) in cases.items():
             meter.start()
             sent, wall = await _measure(mail, requests, concurrency=concurrency)
             cpu = meter.stop()
             figures[name] = {
                 "calls": len(requests),
-                "connections": len(requests),
+                "concurrency": concurrency,
                 "messages": sent,
                 "wall_s": round(wall, 2),
                 "messages_per_s": round(sent / wall, 1),
                 "cpu_cores": cpu["cpu_cores"],
+                "activity_cpu_ms_per_message": round(
+                    1000 * cpu["cpu_s"]["bench_with_activity"] / max(sent, 1), 2
+                ),
             }
             say(f"  {tag}: {name.replace('_', ' ')}: {sent} messages, {sent / wall:.0f}/s")
+        await kept.aclose()
         stats = await sink.ask("stats")
         figures["accepted_by_sink"] = stats["accepted"]
     return figures
@@ -184,27 +186,9 @@ async def run(m: int, *, profile: bool, profiles: Path) -> dict[str, Any]:
         summary = sampler.summary()
         null = await _one_sink("null", m, sessions, folder)
         engine.dispose()
-
-        # Experiment (not Accord's configuration): the same database without an fsync per
-        # commit (WAL with synchronous=NORMAL, as the embedded Temporal server runs its own).
-        relaxed = db.make_engine(f"sqlite:///{folder / 'accord.db'}")
-        event.listen(relaxed, "connect", _synchronous_normal)
-        experiment = await _one_sink(
-            "null", m, db.session_factory(relaxed), folder, tag="null-synchronous-normal"
-        )
-        relaxed.dispose()
     return {
         "recipients_per_notification": m,
         "mailsink_eml": eml,
         "discarding_sink": null,
-        "experiment_discarding_sink_sqlite_synchronous_normal": experiment,
         "profile": summary.as_json() if summary else None,
     }
-
-
-def _synchronous_normal(connection: Any, record: Any) -> None:
-    cursor = connection.cursor()
-    try:
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()

@@ -345,24 +345,33 @@ def _mail(s5: dict[str, Any]) -> list[str]:
     lines = [
         "## 5. Mail path (MailActivities.send_notification)",
         "",
-        _row("SMTP server", "case", "calls = connections", "messages", "messages/s"),
-        _row("---", "---", "---", "---", "---"),
+        _row("SMTP server", "case", "calls", "messages", "messages/s", "activity CPU ms/message"),
+        _row("---", "---", "---", "---", "---", "---"),
     ]
-    sinks = (
-        ("mailsink_eml", "MailSink (.eml, fsync)"),
-        ("discarding_sink", "discarding"),
-        (
-            "experiment_discarding_sink_sqlite_synchronous_normal",
-            "experiment: discarding, SQLite synchronous=NORMAL",
-        ),
-    )
+    sinks = (("mailsink_eml", "MailSink (.eml, fsync)"), ("discarding_sink", "discarding"))
+    cases = {
+        "one_notification_to_all": "one notification, 200 recipients, one session",
+        "sequential_sessions_kept": "200 notifications one after the other, sessions kept",
+        "50_at_once_sessions_kept": "200 notifications 50 at once, sessions kept",
+        "sequential_session_each": "200 notifications one after the other, a session each",
+        "50_at_once_session_each": "200 notifications 50 at once, a session each",
+    }
     for sink, label in sinks:
         if sink not in s5:
             continue
-        for case in ("with_reuse", "without_reuse_sequential", "without_reuse_50_at_once"):
-            f = s5[sink][case]
+        for case, text in cases.items():
+            f = s5[sink].get(case)
+            if f is None:
+                continue
             lines.append(
-                _row(label, case.replace("_", " "), f["calls"], f["messages"], f["messages_per_s"])
+                _row(
+                    label,
+                    text,
+                    f["calls"],
+                    f["messages"],
+                    f["messages_per_s"],
+                    f.get("activity_cpu_ms_per_message", "—"),
+                )
             )
     lines.append("")
     return lines
