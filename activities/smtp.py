@@ -26,6 +26,7 @@ a session cannot send a message twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -79,7 +80,7 @@ class SmtpConnections:
                 try:
                     await session.client.noop()
                 except (aiosmtplib.SMTPException, OSError):
-                    session.client.close()
+                    _hang_up(session)
                     continue
             session.reused = True
             return session
@@ -98,8 +99,12 @@ class SmtpConnections:
         )
         if keep:
             self._idle.append(session)
-        else:
+        elif healthy:
             await _close(session)
+        else:
+            # The conversation broke off (an error, or the borrower was cancelled mid-DATA):
+            # a QUIT now could be read as message text and wait out the timeout. Hang up.
+            _hang_up(session)
 
     async def aclose(self) -> None:
         """Close every kept session (QUIT), e.g. when the worker stops."""
@@ -128,13 +133,18 @@ class SmtpConnections:
 
 
 async def _close(session: SmtpSession) -> None:
+    """QUIT, or hang up if the session cannot be spoken to any more."""
     client = session.client
-    if not client.is_connected:
-        return
-    if session.loop is not asyncio.get_running_loop():
-        client.close()
+    if not client.is_connected or session.loop is not asyncio.get_running_loop():
+        _hang_up(session)
         return
     try:
         await client.quit()
     except (aiosmtplib.SMTPException, OSError):
-        client.close()
+        _hang_up(session)
+
+
+def _hang_up(session: SmtpSession) -> None:
+    # RuntimeError: opened on an event loop that has been closed since; its socket goes with it.
+    with contextlib.suppress(RuntimeError):
+        session.client.close()

@@ -5,6 +5,7 @@ message."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from activity_helpers import FOCAL, MailServer, demo_task, notification
@@ -29,6 +30,18 @@ async def send(mail: MailActivities, request: NotificationRequest) -> Notificati
     return await ActivityEnvironment().run(mail.send_notification, request)
 
 
+async def send_each(mail: MailActivities, batch: list[NotificationRequest]) -> None:
+    """One after the other, each sent in full."""
+    for request in batch:
+        assert (await send(mail, request)).sent == 1
+
+
+def mail_activities(
+    sessions: sessionmaker[Session], settings: SmtpSettings, **changes: object
+) -> MailActivities:
+    return MailActivities(sessions, settings.model_copy(update=changes))
+
+
 def peers(server: MailServer) -> list[tuple[str, int]]:
     return [mail.peer for mail in server.received]
 
@@ -41,9 +54,8 @@ def statuses(sessions: sessionmaker[Session]) -> list[str]:
 async def test_one_session_carries_consecutive_notifications(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    mail = MailActivities(sessions, smtp_settings)
-    for request in requests(4):
-        assert (await send(mail, request)).sent == 1
+    mail = mail_activities(sessions, smtp_settings)
+    await send_each(mail, requests(4))
 
     assert len(mail_server.received) == 4
     assert len(set(peers(mail_server))) == 1
@@ -54,10 +66,8 @@ async def test_one_session_carries_consecutive_notifications(
 async def test_no_reuse_when_no_idle_session_is_kept(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    settings = smtp_settings.model_copy(update={"idle_connections": 0})
-    mail = MailActivities(sessions, settings)
-    for request in requests(3):
-        await send(mail, request)
+    mail = mail_activities(sessions, smtp_settings, idle_connections=0)
+    await send_each(mail, requests(3))
 
     assert len(set(peers(mail_server))) == 3
 
@@ -65,16 +75,14 @@ async def test_no_reuse_when_no_idle_session_is_kept(
 async def test_concurrent_notifications_use_separate_sessions_then_share_them(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    settings = smtp_settings.model_copy(update={"idle_connections": 2})
-    mail = MailActivities(sessions, settings)
+    mail = mail_activities(sessions, smtp_settings, idle_connections=2)
     mail_server.handler.data_delay = 0.2  # each send holds its session for a while
     batch = requests(8)
 
     await asyncio.gather(*(send(mail, request) for request in batch[:4]))
     opened_by_burst = set(peers(mail_server))
     mail_server.handler.data_delay = 0
-    for request in batch[4:]:
-        await send(mail, request)
+    await send_each(mail, batch[4:])
 
     assert len(opened_by_burst) == 4  # no session is shared by two senders at once
     later = set(peers(mail_server)[4:])
@@ -86,10 +94,8 @@ async def test_concurrent_notifications_use_separate_sessions_then_share_them(
 async def test_a_session_is_closed_after_its_message_cap(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    settings = smtp_settings.model_copy(update={"messages_per_connection": 2})
-    mail = MailActivities(sessions, settings)
-    for request in requests(5):
-        await send(mail, request)
+    mail = mail_activities(sessions, smtp_settings, messages_per_connection=2)
+    await send_each(mail, requests(5))
 
     sessions_used = peers(mail_server)
     assert len(set(sessions_used)) == 3
@@ -100,8 +106,7 @@ async def test_a_session_is_closed_after_its_message_cap(
 async def test_an_idle_session_past_its_time_is_not_reused(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    settings = smtp_settings.model_copy(update={"idle_seconds": 0.2})
-    mail = MailActivities(sessions, settings)
+    mail = mail_activities(sessions, smtp_settings, idle_seconds=0.2)
     first, second, third = requests(3)
     await send(mail, first)
     await send(mail, second)
@@ -120,7 +125,7 @@ async def test_a_session_the_server_dropped_is_replaced_after_a_check(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(activities.smtp, "CHECK_AFTER", 0.0)  # check every kept session
-    mail = MailActivities(sessions, smtp_settings)
+    mail = mail_activities(sessions, smtp_settings)
     first, second = requests(2)
     await send(mail, first)
     mail_server.stop()  # the server restarts: the kept session is dead
@@ -138,7 +143,7 @@ async def test_a_session_the_server_dropped_is_replaced_after_a_check(
 async def test_a_session_dropped_unchecked_loses_and_doubles_nothing(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    mail = MailActivities(sessions, smtp_settings)
+    mail = mail_activities(sessions, smtp_settings)
     first, second = requests(2)
     await send(mail, first)
     mail_server.stop()
@@ -165,10 +170,28 @@ async def test_a_session_dropped_unchecked_loses_and_doubles_nothing(
 async def test_closing_quits_the_kept_sessions(
     sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
 ) -> None:
-    mail = MailActivities(sessions, smtp_settings)
+    mail = mail_activities(sessions, smtp_settings)
     await send(mail, requests(1)[0])
     assert mail._connections.idle == 1
 
     await mail.aclose()
 
     assert mail._connections.idle == 0
+
+
+async def test_a_send_cut_short_hangs_up_instead_of_waiting_for_quit(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    mail = mail_activities(sessions, smtp_settings)  # 5 s SMTP timeout in these tests
+    mail_server.handler.data_delay = 3.0
+    sending = asyncio.create_task(send(mail, requests(1)[0]))
+    await asyncio.sleep(0.5)  # the message is out; the client waits for the server's reply
+
+    began = time.monotonic()
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+
+    assert time.monotonic() - began < 1.0  # no QUIT into a conversation that broke off
+    assert mail._connections.idle == 0
+    assert statuses(sessions) == ["pending"]  # not marked sent: a retry will send it
