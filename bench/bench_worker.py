@@ -50,7 +50,7 @@ def accord_worker(client: Client, arguments: argparse.Namespace) -> Worker:
     engine = db.make_engine(arguments.database_url)
     sessions = db.session_factory(engine)
     smtp = SmtpSettings(host="127.0.0.1", port=arguments.smtp_port, embedded=False)
-    worker = build_worker(
+    return build_worker(
         client,
         task_queue=arguments.task_queue,
         session_factory=sessions,
@@ -59,7 +59,6 @@ def accord_worker(client: Client, arguments: argparse.Namespace) -> Worker:
         # Experiment: the strict sandbox the tests use (Accord's modules re-imported per run).
         share_accord_modules=not arguments.strict_sandbox,
     )
-    return worker
 
 
 class AllocationTracer:
