@@ -42,11 +42,8 @@ CHECK_AFTER = 1.0
 class SmtpSession:
     client: aiosmtplib.SMTP
     loop: asyncio.AbstractEventLoop
-    opened_at: float
     used_at: float
     messages: int = 0
-    reused: bool = False
-    """Borrowed from the pool (as opposed to opened for this borrower)."""
 
 
 class SmtpConnections:
@@ -67,8 +64,7 @@ class SmtpConnections:
         loop = asyncio.get_running_loop()
         while self._idle:
             session = self._idle.pop()  # the most recently used: the least likely to be stale
-            now = time.monotonic()
-            idle_for = now - session.used_at
+            idle_for = time.monotonic() - session.used_at
             if (
                 session.loop is not loop
                 or not session.client.is_connected
@@ -82,7 +78,6 @@ class SmtpConnections:
                 except (aiosmtplib.SMTPException, OSError):
                     _hang_up(session)
                     continue
-            session.reused = True
             return session
         return await self._open(loop)
 
@@ -128,8 +123,7 @@ class SmtpConnections:
         except BaseException:
             client.close()
             raise
-        now = time.monotonic()
-        return SmtpSession(client=client, loop=loop, opened_at=now, used_at=now)
+        return SmtpSession(client=client, loop=loop, used_at=time.monotonic())
 
 
 async def _close(session: SmtpSession) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import functools
 import io
 import json
 import os
@@ -238,11 +239,16 @@ OPENED = re.compile(r"Nhiệm vụ đã mở: (\d+) \(\d+ đã đóng\), chưa �
 """The overview's line on tasks started and waiting."""
 
 
+@functools.cache
+def nghe_an_opening_times() -> list[datetime]:
+    return [task.opens_at for task in build_input(load_agreement(NGHE_AN)).waiting]
+
+
 def due_to_be_open() -> int:
     """How many of Nghệ An's tasks have opened by now (the agreement starts them a few at a
     time after the deploy, so fewer may be open for a moment)."""
     now = datetime.now(UTC)
-    return sum(1 for task in build_input(load_agreement(NGHE_AN)).waiting if task.opens_at <= now)
+    return sum(1 for opens_at in nghe_an_opening_times() if opens_at <= now)
 
 
 def wait_until_started(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
