@@ -17,7 +17,7 @@ from temporalio.common import TypedSearchAttributes
 
 from activities.models import TaskRef
 from agreements.models import Deliverable, EscalationStep, ReminderPolicy
-from workflows.payloads import CURRENT_SCHEDULE, ObligationInput, TaskState, task_search_attributes
+from workflows.payloads import ObligationInput, TaskState, task_search_attributes
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 AGREEMENT_PREFIX = "synthetic-bench-"
@@ -85,7 +85,6 @@ def obligation_input(
         ],
         period_end=end,
         closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
-        schedule=CURRENT_SCHEDULE,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
@@ -22,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
-        CURRENT_SCHEDULE,
         SA_AGREEMENT,
         SA_KIND,
         SA_STATE,
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         before_day_text,
         clip_summary,
         local_text,
+        parse_argument,
         task_search_attributes,
         task_workflow_id,
     )
@@ -48,10 +49,11 @@ with workflow.unsafe.imports_passed_through():
 # Continue-as-new well before the server's 10,240-event warning.
 HISTORY_EVENT_BUDGET = 8_000
 MAX_STARTS_PER_WAKE = 200
-CHILD_SCHEDULE_PATCH = "child-schedule-2"
-"""Marks runs that start tasks on the current schedule, with their search attributes set."""
-BUDGET_WAKE_PATCH = "budget-wake"
-"""Marks runs that wake when the history passes its budget, not only at their next wake-up."""
+OPEN = (TaskState.PENDING, TaskState.OVERDUE)
+LATE = (TaskState.OVERDUE, TaskState.NOT_DONE_OVERDUE)
+"""Not done after the deadline: still chased, or closed so."""
+MAX_OVERDUE_LISTED = 100
+"""Overdue tasks named in the Web UI details (which hold up to 20 KB)."""
 
 
 @workflow.defn(name="Agreement")
@@ -67,7 +69,7 @@ class AgreementWorkflow:
         self._changed = False
         self._finished = False
         self._published_state = ""
-        self._watch_budget = False
+        self._ignored_signals = 0
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
@@ -75,9 +77,6 @@ class AgreementWorkflow:
         zone = plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
         self._publish()
-        # Task signals arrive between wakes: look at the history's size after each, so a burst
-        # of escalations cannot carry a run far past its budget before it notices.
-        self._watch_budget = workflow.patched(BUDGET_WAKE_PATCH)
         while True:
             await self._start_open_tasks()
             now = workflow.now()
@@ -143,7 +142,9 @@ class AgreementWorkflow:
         return max(min(candidates), now + timedelta(seconds=1))
 
     def _should_wake(self) -> bool:
-        return self._changed or (self._watch_budget and self._over_budget())
+        # Task signals arrive between wakes: look at the history's size after each, so a burst
+        # of escalations cannot carry a run far past its budget before it notices.
+        return self._changed or self._over_budget()
 
     @staticmethod
     def _over_budget() -> bool:
@@ -201,12 +202,7 @@ class AgreementWorkflow:
         )
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
         # The child's search attributes come with its start: no upsert event in its history.
-        current = workflow.patched(CHILD_SCHEDULE_PATCH)
-        attributes = (
-            task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
-            if current
-            else None
-        )
+        attributes = task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
         try:
             await workflow.start_child_workflow(
                 ObligationWorkflow.run,
@@ -222,7 +218,6 @@ class AgreementWorkflow:
                     deadline_rule=obligation.deadline_rule,
                     calendar=self._task_calendar(task),
                     sending_time=plan.sending_time,
-                    schedule=CURRENT_SCHEDULE if current else 1,
                 ),
                 id=task_workflow_id(task.task_id),
                 # Children outlive each run of this workflow (continue-as-new) and report back
@@ -259,15 +254,31 @@ class AgreementWorkflow:
         return calendar.between_years(year - 1, year + 1)
 
     @workflow.signal
-    def calendar_changed(self, update: CalendarUpdate) -> None:
+    def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
         """A newly published calendar, for the tasks not started yet. (Running tasks get it
-        by their own signal; see `accord calendar --publish`.)"""
+        by their own signal; see `accord calendar --publish`.) A payload this workflow cannot
+        use is logged and ignored (signals never fail the workflow task)."""
+        try:
+            update = parse_argument(CalendarUpdate, "calendar_changed", update, extra)
+        except ValueError as error:
+            self._ignore_signal(str(error))
+            return
         self._plan = self._plan.model_copy(update={"calendar": update.calendar})
 
     @workflow.signal(name=TASK_CHANGED_SIGNAL)
-    def task_changed(self, change: TaskChange) -> None:
+    def task_changed(self, change: TaskChange | Any = None, *extra: Any) -> None:
+        """A task's new state (sent by the task itself). A malformed payload, or one about a
+        task this agreement never started, is logged and ignored."""
+        try:
+            change = parse_argument(TaskChange, TASK_CHANGED_SIGNAL, change, extra)
+        except ValueError as error:
+            self._ignore_signal(str(error))
+            return
         previous = self._ledger.get(change.task_id)
-        if previous is not None and previous.closed:
+        if previous is None:
+            self._ignore_signal(f"{TASK_CHANGED_SIGNAL}: unknown task {change.task_id[:200]!r}")
+            return
+        if previous.closed:
             return
         self._ledger[change.task_id] = LedgerEntry(
             state=change.state,
@@ -277,14 +288,19 @@ class AgreementWorkflow:
         )
         if change.closed:
             self._changed = True
+        if change.state is not previous.state or change.closed:
+            self._publish_details()
+
+    def _ignore_signal(self, why: str) -> None:
+        self._ignored_signals += 1
+        workflow.logger.warning("signal ignored: %s", why)
 
     @workflow.query
     def overview(self) -> AgreementOverview:
-        open_entries = [
-            (task_id, entry) for task_id, entry in self._ledger.items() if entry.state.is_open
-        ]
         dated = sorted(
-            (e.due_at, task_id, e) for task_id, e in open_entries if e.due_at is not None
+            (e.due_at, task_id, e)
+            for task_id, e in self._ledger.items()
+            if e.due_at is not None and e.state in (*OPEN, TaskState.NOT_DONE_OVERDUE)
         )
         return AgreementOverview(
             agreement_id=self._plan.agreement_id,
@@ -296,11 +312,10 @@ class AgreementWorkflow:
             next_deadlines=[
                 _deadline(task_id, e) for _, task_id, e in dated if e.state is TaskState.PENDING
             ][:10],
-            overdue=[
-                _deadline(task_id, e) for _, task_id, e in dated if e.state is TaskState.OVERDUE
-            ],
+            overdue=[_deadline(task_id, e) for _, task_id, e in dated if e.state in LATE],
             runs=self._runs,
             finished=self._finished,
+            ignored_signals=self._ignored_signals,
         )
 
     def _counts(self) -> dict[str, int]:
@@ -319,6 +334,11 @@ class AgreementWorkflow:
                     SA_STATE.value_set(state),
                 ]
             )
+        self._publish_details()
+
+    def _publish_details(self) -> None:
+        """The agreement's current details in the Web UI: counts by state and, so that an admin
+        sees who is late on what without opening each task, the overdue tasks by agency."""
         counts = self._counts()
         lines = [
             f"**{self._plan.document_number} — {self._plan.title}**",
@@ -329,18 +349,42 @@ class AgreementWorkflow:
         lines.extend(
             f"- {STATE_LABELS_VI[s]}: {counts[s.value]}" for s in TaskState if counts[s.value]
         )
-        lines.append(
-            f"- Cập nhật: {local_text(workflow.now().astimezone(self._plan.starts_at.tzinfo))}"
+        overdue = sorted(
+            (_agency_of(task_id), entry.due_at or self._plan.ends_at, task_id, entry)
+            for task_id, entry in self._ledger.items()
+            if entry.state in LATE
         )
+        if overdue:
+            lines += ["", f"**Quá hạn, chưa nộp ({len(overdue)}):**", ""]
+            for agency, due_at, task_id, entry in overdue[:MAX_OVERDUE_LISTED]:
+                obligation = self._plan.obligations.get(task_id.split("/")[1])
+                title = obligation.title if obligation else task_id
+                lines.append(
+                    f"- `{agency}` · {clip_summary(title, 80)} · {_period_of(task_id)} · "
+                    f"{before_day_text(due_at)} · mức đôn đốc {entry.escalation_level}"
+                    + (" (đã đóng)" if entry.closed else "")
+                )
+            if len(overdue) > MAX_OVERDUE_LISTED:
+                lines.append(f"- … và {len(overdue) - MAX_OVERDUE_LISTED} nhiệm vụ khác")
+        zone = self._plan.starts_at.tzinfo
+        lines.append(f"- Cập nhật: {local_text(workflow.now().astimezone(zone))}")
         workflow.set_current_details("\n".join(lines))
+
+
+def _agency_of(task_id: str) -> str:
+    """The agency part of a task ID (`agreement/obligation/agency/period`)."""
+    return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+
+
+def _period_of(task_id: str) -> str:
+    return task_id.split("/", 3)[3] if task_id.count("/") >= 3 else ""
 
 
 def _deadline(task_id: str, entry: LedgerEntry) -> Deadline:
     assert entry.due_at is not None
-    agency = task_id.split("/")[2] if task_id.count("/") >= 3 else ""
     return Deadline(
         task_id=task_id,
-        agency=agency,
+        agency=_agency_of(task_id),
         due_at=entry.due_at,
         state=entry.state,
         escalation_level=entry.escalation_level,

@@ -8,20 +8,16 @@ All time comes from `workflow.now()`; recipients are resolved by the mail activi
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-    from pydantic_core import PydanticSerializationError, to_json
-
     from activities.models import (
         AuditBatch,
         AuditEntry,
@@ -40,15 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from agreements.models import IndicatorKind, Offset, RecipientRole
     from workflows.payloads import (
-        SA_AGENCY,
-        SA_AGREEMENT,
-        SA_DUE_AT,
-        SA_ESCALATION_LEVEL,
-        SA_ITEM,
-        SA_KIND,
-        SA_OBLIGATION,
-        SA_PERIOD,
-        SA_STATE,
+        STATE_LABELS_EN,
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
         CalendarUpdate,
@@ -66,18 +54,12 @@ with workflow.unsafe.imports_passed_through():
         Waiver,
         before_day_text,
         local_text,
+        parse_argument,
+        refusal,
         task_search_attributes,
     )
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
-CALENDAR_PATCH = "working-calendar"
-"""Marks runs that apply the working calendar (deadline rule, sending window)."""
-RECEIPT_PATCH = "receipt-after-update"
-"""Marks runs that answer `submit_report` before sending the receipt mail."""
-CATCH_UP_PATCH = "catch-up-notices"
-"""Marks runs (schedule 2) that decided notices owed before a report's sending time when the
-report reached the workflow first. Asked only when there is something to catch up, so other
-runs carry no marker."""
 SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
 """How far before its handling a report's `sent_at` is believed (outages, retries)."""
 CLOCK_SKEW = timedelta(minutes=1)
@@ -127,7 +109,6 @@ class ObligationWorkflow:
         self._due_note: str | None = input.task.due_note_vi
         self._due_note_en: str | None = input.task.due_note_en
         self._calendar = input.calendar
-        self._calendar_logic = False
         self._receipt: tuple[list[RecipientRole], bool] | None = None
         self._state = TaskState.PENDING
         self._escalation_level = 0
@@ -136,16 +117,9 @@ class ObligationWorkflow:
         self._pending_extension: ExtensionRequest | None = None
         self._submitted_at: datetime | None = None
         self._closed = False
-        self._changed = False
-        self._parent_dirty = False
-        self._published = ""
         # Reminders and escalation steps already in the past when the schedule was (re)computed
         # are skipped rather than sent late in a burst.
         self._schedule_from = workflow.now()
-        # Second schedule (ObligationInput.schedule 2) state.
-        self._v2 = input.schedule >= 2
-        if self._v2:
-            self._calendar_logic = self._calendar is not None
         self._wakes = 0
         self._inflight: set[asyncio.Task[None]] = set()
         self._pending_audit: list[AuditEntry] = []
@@ -157,65 +131,15 @@ class ObligationWorkflow:
 
     @workflow.run
     async def run(self, input: ObligationInput) -> TaskOutcome:
-        if self._is_v2():
-            return await self._run_v2()
-        if self._calendar is not None:
-            self._calendar_logic = workflow.patched(CALENDAR_PATCH)
-        return await self._run_v1()
-
-    def _is_v2(self) -> bool:
-        """Whether this run follows the second schedule (`ObligationInput.schedule` 2): notices
-        sent concurrently with the schedule, reports stamped with the officer's sending time,
-        store and audit writes as local activities with the audit riding along, the parent
-        told only when its ledger's view of the task changes. Schedule 2 always applies the
-        working calendar."""
-        return self._v2
-
-    async def _run_v1(self) -> TaskOutcome:
-        self._publish()
-        while not self._closed:
-            await self._tell_parent()
-            action = self._next_action()
-            wait = action.at - workflow.now()
-            if wait > timedelta(0):
-                self._changed = False
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._changed,
-                        timeout=wait,
-                        timeout_summary=f"{action.kind} {action.offset}".strip(),
-                    )
-                    continue
-                except TimeoutError:
-                    pass
-            if self._closed or self._next_action() != action:
-                continue
-            await self._fire(action)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._receipt is not None:
-            roles, late = self._receipt
-            await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
-        await self._tell_parent()
-        return TaskOutcome(
-            task_id=self._task.task_id,
-            state=self._state,
-            escalation_level=self._escalation_level,
-            closed_at=workflow.now(),
-        )
-
-    # ----------------------------------------------------------------------------------------
-    # Second schedule (ObligationInput.schedule 2)
-
-    async def _run_v2(self) -> TaskOutcome:
         """The schedule loop never waits for mail: each notice is decided when its instant
         comes and sent by its own coroutine, so a slow or failing relay cannot make the loop
         miss later instants, and a report arriving meanwhile does not cancel a notice that was
         already owed. The loop ends when a handler closed the task or the close instant came;
         the run completes once handlers, notices and the parent's ledger are settled."""
-        self._publish_v2()
+        self._publish()
         while not self._closed:
             seen = self._wakes
-            action = self._next_action_v2()
+            action = self._next_action()
             if action is None:
                 # A report or waiver is being recorded: its handler closes the task.
                 await workflow.wait_condition(self._woken_since(seen))
@@ -231,16 +155,19 @@ class ObligationWorkflow:
                     continue
                 except TimeoutError:
                     pass
-            if self._next_action_v2() != action:
+            if self._next_action() != action:
                 continue
             if action.kind == "close":
-                # The closing write: the audit entry, and no outbox row left pending.
+                # Not done when the chase ends: the final state says how (still within the
+                # period, or overdue). The closing write: the audit entry, and no outbox row
+                # left pending.
+                self._state = self._state.unfinished()
                 self._add_audit("closed", {"state": self._state.value})
                 await self._flush_audit(closing=True)
                 self._closed = True
-                self._publish_v2()
+                self._publish()
             else:
-                self._fire_v2(action)
+                self._fire(action)
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and not self._inflight
         )
@@ -252,7 +179,7 @@ class ObligationWorkflow:
             )
         if self._pending_audit:
             await self._flush_audit()
-        self._tell_parent_v2()
+        self._tell_parent()
         await workflow.wait_condition(lambda: self._parent_sender is None)
         return TaskOutcome(
             task_id=self._task.task_id,
@@ -264,12 +191,12 @@ class ObligationWorkflow:
     def _woken_since(self, seen: int) -> Callable[[], bool]:
         return lambda: self._wakes != seen
 
-    def _next_action_v2(self) -> _Action | None:
+    def _next_action(self) -> _Action | None:
         if self._closed or not self._state.is_open:
             return None
-        return self._next_action()
+        return self._next_in_schedule()
 
-    def _fire_v2(self, action: _Action) -> None:
+    def _fire(self, action: _Action) -> None:
         """Decide a reminder, the overdue transition or an escalation step (not the close)."""
         now = workflow.now()
         if action.kind == "overdue":
@@ -278,7 +205,7 @@ class ObligationWorkflow:
                 SentNotice(key=action.key, kind="overdue", step=0, offset="", at=now)
             )
             self._add_audit("overdue", {"due_at": local_text(self._due_at)})
-            self._publish_v2()
+            self._publish()
             return
         skipped = self._is_stale(action) or now >= self._closes_at()
         self._notices.append(
@@ -301,7 +228,7 @@ class ObligationWorkflow:
             kind = NotificationKind.ESCALATION
             self._escalation_level = action.step
         self._spawn(self._send(kind, roles, key=action.key, step=action.step, offset=action.offset))
-        self._publish_v2()
+        self._publish()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a notice alongside the schedule; the run does not complete before it ends."""
@@ -436,7 +363,7 @@ class ObligationWorkflow:
             summary=f"audit {entries[-1].action}",
         )
 
-    def _publish_v2(self) -> None:
+    def _publish(self) -> None:
         """Upsert only the search attributes whose value changed (the starter set them at
         start), refresh the UI details, and tell the parent when its ledger's view changed."""
         wanted = task_search_attributes(
@@ -453,9 +380,9 @@ class ObligationWorkflow:
             workflow.upsert_search_attributes(changed)
         workflow.set_current_details(self._details())
         self._wakes += 1
-        self._tell_parent_v2()
+        self._tell_parent()
 
-    def _tell_parent_v2(self) -> None:
+    def _tell_parent(self) -> None:
         if not self._input.parent_workflow_id:
             return
         view = (self._state, self._escalation_level, self._due_at, self._closed)
@@ -507,16 +434,14 @@ class ObligationWorkflow:
         or the server was catching up, or this workflow task also carried the timer). They were
         owed before the report was sent, so they go out, whatever order the workflow sees the
         two in."""
-        action = self._next_action_v2()
+        action = self._next_action()
         if action is None or action.kind == "close" or action.at >= until:
             return
-        if not workflow.patched(CATCH_UP_PATCH):
-            return
         while action is not None and action.kind != "close" and action.at < until:
-            self._fire_v2(action)
-            action = self._next_action_v2()
+            self._fire(action)
+            action = self._next_action()
 
-    async def _submit_v2(self, report: SubmitReport) -> UpdateResult:
+    async def _submit(self, report: SubmitReport) -> UpdateResult:
         now = workflow.now()
         at = self._effective_submission_time(report)
         self._catch_up(at)
@@ -560,10 +485,13 @@ class ObligationWorkflow:
             roles.append(RecipientRole.AGGREGATOR)
         self._receipt = (roles, late)
         self._closed = True
-        self._publish_v2()
-        return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
+        self._publish()
+        return self._result(
+            "Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"),
+            "Report received" + (" (late)" if late else " (on time)"),
+        )
 
-    async def _request_extension_v2(self, request: ExtensionRequest) -> UpdateResult:
+    async def _request_extension(self, request: ExtensionRequest) -> UpdateResult:
         self._pending_extension = request
         self._decisions.append(
             Decision(
@@ -588,8 +516,8 @@ class ObligationWorkflow:
                     reason=request.reason,
                 )
             )
-        self._publish_v2()
-        return self._result("Đã ghi nhận đề nghị gia hạn")
+        self._publish()
+        return self._result("Đã ghi nhận đề nghị gia hạn", "Extension request recorded")
 
     def _decide(self, decision: ExtensionDecision) -> tuple[ExtensionRequest, datetime, str]:
         """Apply an extension decision to the task's state (both schedules); the request, its
@@ -620,7 +548,7 @@ class ObligationWorkflow:
             self._schedule_from = now
         return request, new_due_at, verdict
 
-    async def _decide_extension_v2(self, decision: ExtensionDecision) -> UpdateResult:
+    async def _decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
         request, new_due_at, verdict = self._decide(decision)
         self._add_audit(
             f"extension_{verdict}",
@@ -637,12 +565,12 @@ class ObligationWorkflow:
                 reason=decision.note,
             )
         )
-        self._publish_v2()
-        return self._result(
-            "Đã chấp thuận gia hạn" if decision.approve else "Không chấp thuận gia hạn"
-        )
+        self._publish()
+        if decision.approve:
+            return self._result("Đã chấp thuận gia hạn", "Extension approved")
+        return self._result("Không chấp thuận gia hạn", "Extension rejected")
 
-    async def _waive_v2(self, waiver: Waiver) -> UpdateResult:
+    async def _waive(self, waiver: Waiver) -> UpdateResult:
         self._state = TaskState.WAIVED
         self._decisions.append(
             Decision(
@@ -662,8 +590,8 @@ class ObligationWorkflow:
             )
         )
         self._closed = True
-        self._publish_v2()
-        return self._result("Đã miễn nhiệm vụ")
+        self._publish()
+        return self._result("Đã miễn nhiệm vụ", "Task waived")
 
     # ----------------------------------------------------------------------------------------
     # Schedule arithmetic (both schedules)
@@ -678,7 +606,7 @@ class ObligationWorkflow:
             closes_at = max(closes_at, last_step + timedelta(days=1))
         return closes_at
 
-    def _next_action(self) -> _Action:
+    def _next_in_schedule(self) -> _Action:
         """The earliest thing still to do; closing is always last."""
         close = _Action("close", "close", 0, "", self._closes_at())
         if not self._state.is_open or self._due_at is None:
@@ -708,7 +636,7 @@ class ObligationWorkflow:
         return min(candidates, key=lambda c: (c.at, c.step), default=close)
 
     def _window(self) -> SendingWindow | None:
-        if not self._calendar_logic or self._calendar is None:
+        if self._calendar is None:
             return None
         return SendingWindow(
             calendar=self._calendar,
@@ -744,7 +672,7 @@ class ObligationWorkflow:
         """Set the due instant for a written one under the task's deadline rule and calendar,
         with the explanation when it moved."""
         self._due_note = self._due_note_en = None
-        if not self._calendar_logic or self._calendar is None:
+        if self._calendar is None:
             return written
         try:
             adjusted = apply_deadline_rule(
@@ -756,16 +684,30 @@ class ObligationWorkflow:
         return adjusted.adjusted
 
     @workflow.signal
-    async def calendar_changed(self, update: CalendarUpdate) -> None:
+    def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
         """A newly published working calendar: recompute the deadline and the timers. Notices
-        already sent keep their business keys, so none is sent again."""
+        already sent keep their business keys, so none is sent again. Takes one
+        `CalendarUpdate`, checked here: a payload the task cannot use (malformed, or a calendar
+        without the year of the task's deadline) is recorded and ignored, never a failed
+        workflow task."""
+        try:
+            update = parse_argument(CalendarUpdate, "calendar_changed", update, extra)
+        except ValueError as error:
+            self._ignore_signal("calendar_changed", str(error))
+            return
         if self._closed or not self._state.is_open:
             return
-        self._calendar = update.calendar.between_years(
-            (self._due_at or workflow.now()).year - 1, (self._due_at or workflow.now()).year + 1
-        )
-        if not self._calendar_logic:
-            self._calendar_logic = self._v2 or workflow.patched(CALENDAR_PATCH)
+        published = update.calendar
+        year = (self._due_at or workflow.now()).astimezone(self._zone()).year
+        if not published.covers(date(year, 1, 1)):
+            self._ignore_signal(
+                "calendar_changed",
+                f"lịch làm việc được công bố cho các năm {published.first_year}–"
+                f"{published.last_year}, không gồm năm {year} của hạn nộp; "
+                "nhiệm vụ giữ lịch đang dùng",
+            )
+            return
+        self._calendar = published.between_years(year - 1, year + 1)
         if self._written_due is None or self._due_at is None:
             return
         new_due = self._apply_rule(self._written_due)
@@ -784,62 +726,17 @@ class ObligationWorkflow:
             if self._state is TaskState.OVERDUE and now < new_due:
                 self._state = TaskState.PENDING
                 self._escalation_level = 0
-            if self._is_v2():
-                self._add_audit(
-                    "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
-                )
-            else:
-                await self._audit(
-                    "calendar_changed", {"due_at": local_text(new_due), "note": note or ""}
-                )
-        if self._is_v2():
-            self._publish_v2()
-        else:
-            self._publish()
+            self._add_audit("calendar_changed", {"due_at": local_text(new_due), "note": note or ""})
+        self._publish()
 
-    async def _fire(self, action: _Action) -> None:
-        if action.kind == "close":
-            self._closed = True
-            await self._audit("closed", {"state": self._state.value})
-            self._publish()
-            return
-        if action.kind == "overdue":
-            self._state = TaskState.OVERDUE
-            self._notices.append(
-                SentNotice(key=action.key, kind="overdue", step=0, offset="", at=workflow.now())
-            )
-            await self._audit("overdue", {"due_at": local_text(self._due_at)})
-            self._publish()
-            return
-        if self._is_stale(action) or workflow.now() >= self._closes_at():
-            self._notices.append(
-                SentNotice(
-                    key=action.key,
-                    kind=action.kind,
-                    step=action.step,
-                    offset=action.offset,
-                    at=workflow.now(),
-                    skipped=True,
-                )
-            )
-            return
-        if action.kind == "reminder":
-            roles = list(self._input.reminders.notify)
-            kind = NotificationKind.REMINDER
-        else:
-            roles = list(self._input.escalation[action.step - 1].notify)
-            kind = NotificationKind.ESCALATION
-            self._escalation_level = action.step
-        await self._notify(kind, roles, key=action.key, step=action.step, offset=action.offset)
-        self._notices.append(
-            SentNotice(
-                key=action.key,
-                kind=action.kind,
-                step=action.step,
-                offset=action.offset,
-                at=workflow.now(),
+    def _ignore_signal(self, signal: str, why: str) -> None:
+        """Record a signal the task cannot use (shown in its status and audit), and go on."""
+        self._decisions.append(
+            Decision(
+                at=workflow.now(), kind="signal_ignored", actor="system", detail=f"{signal}: {why}"
             )
         )
+        self._add_audit("signal_ignored", {"signal": signal, "why": why[:500]})
         self._publish()
 
     def _is_stale(self, action: _Action) -> bool:
@@ -856,64 +753,28 @@ class ObligationWorkflow:
     async def submit_report(self, report: SubmitReport | Any = None, *extra: Any) -> UpdateResult:
         """Takes one `SubmitReport`, checked here rather than by the SDK\'s decoder, so that a
         malformed payload is refused with a message naming its fields."""
-        report = _parse(SubmitReport, "submit_report", report, extra)
-        if self._is_v2():
-            return await self._submit_v2(report)
-        now = workflow.now()
-        late = self._due_at is not None and now >= self._due_at
-        self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
-        self._submitted_at = now
-        self._decisions.append(
-            Decision(
-                at=now,
-                kind="submitted",
-                actor=report.actor.officer_id,
-                detail="nộp muộn" if late else "nộp đúng hạn",
-            )
-        )
-        self._wake()
-        await workflow.execute_activity(
-            "record_submission",
-            RecordSubmission(
-                task=self._task,
-                officer_id=report.actor.officer_id,
-                submitted_at=now,
-                late=late,
-                summary=report.summary,
-                indicators=report.indicators,
-                attachments=report.attachments,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary="lưu báo cáo",
-        )
-        await self._audit("submitted", {"late": str(late).lower()}, actor=report.actor.officer_id)
-        roles = [RecipientRole.FOCAL_POINT]
-        if self._task.recipient:
-            roles.append(RecipientRole.AGGREGATOR)
-        if workflow.patched(RECEIPT_PATCH):
-            # The report is durably recorded: answer the officer now. The receipt goes out from
-            # the main loop, so a mail outage never holds a submission open.
-            self._receipt = (roles, late)
-        else:
-            await self._notify(NotificationKind.RECEIPT, roles, key="receipt", late=late)
-        self._closed = True
-        self._publish()
-        return self._result("Đã nhận báo cáo" + (" (quá hạn)" if late else " (đúng hạn)"))
+        report = parse_argument(SubmitReport, "submit_report", report, extra)
+        return await self._submit(report)
 
     @submit_report.validator
     def _validate_submit(self, report: SubmitReport | Any = None, *extra: Any) -> None:
-        report = _parse(SubmitReport, "submit_report", report, extra)
+        report = parse_argument(SubmitReport, "submit_report", report, extra)
         self._require_open()
         actor = report.actor
         if not (actor.is_admin or actor.agency == self._task.agency):
-            raise ValueError(
-                f"rule: only an officer of {self._task.agency} or an admin may submit "
-                f"(officer {actor.officer_id} belongs to {actor.agency})"
+            raise refusal(
+                en=f"only an officer of {self._task.agency} or an admin may submit "
+                f"(officer {actor.officer_id} belongs to {actor.agency})",
+                vi=f"chỉ cán bộ của {self._task.agency} hoặc quản trị viên được nộp báo cáo "
+                f"(cán bộ {actor.officer_id} thuộc {actor.agency})",
             )
         problems = _indicator_problems(self._input, report.indicators)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise refusal(
+                en="; ".join(en for _, en in problems),
+                vi="; ".join(vi for vi, _ in problems),
+                prefix="",
+            )
 
     @workflow.update
     async def request_extension(
@@ -921,58 +782,45 @@ class ObligationWorkflow:
     ) -> UpdateResult:
         """Takes one `ExtensionRequest`, checked here rather than by the SDK\'s decoder, so that a
         malformed payload is refused with a message naming its fields."""
-        request = _parse(ExtensionRequest, "request_extension", request, extra)
-        if self._is_v2():
-            return await self._request_extension_v2(request)
-        self._pending_extension = request
-        self._decisions.append(
-            Decision(
-                at=workflow.now(),
-                kind="extension_requested",
-                actor=request.actor.officer_id,
-                detail=f"xin gia hạn đến trước ngày {request.new_due:%d/%m/%Y}: {request.reason}",
-            )
-        )
-        await self._audit(
-            "extension_requested",
-            {"new_due": request.new_due.isoformat(), "reason": request.reason},
-            actor=request.actor.officer_id,
-        )
-        if self._task.recipient:
-            await self._notify(
-                NotificationKind.EXTENSION_REQUESTED,
-                [RecipientRole.AGGREGATOR],
-                key=f"extension-request/{len(self._decisions)}",
-                new_due_at=self._local_midnight(request.new_due),
-                reason=request.reason,
-            )
-        self._publish()
-        return self._result("Đã ghi nhận đề nghị gia hạn")
+        request = parse_argument(ExtensionRequest, "request_extension", request, extra)
+        return await self._request_extension(request)
 
     @request_extension.validator
     def _validate_extension(self, request: ExtensionRequest | Any = None, *extra: Any) -> None:
-        request = _parse(ExtensionRequest, "request_extension", request, extra)
+        request = parse_argument(ExtensionRequest, "request_extension", request, extra)
         self._require_open()
         actor = request.actor
         if not (actor.is_admin or actor.agency == self._task.agency):
-            raise ValueError(
-                f"rule: only an officer of {self._task.agency} or an admin may request an "
-                f"extension (officer {actor.officer_id} belongs to {actor.agency})"
+            raise refusal(
+                en=f"only an officer of {self._task.agency} or an admin may request an "
+                f"extension (officer {actor.officer_id} belongs to {actor.agency})",
+                vi=f"chỉ cán bộ của {self._task.agency} hoặc quản trị viên được đề nghị gia hạn "
+                f"(cán bộ {actor.officer_id} thuộc {actor.agency})",
             )
         if self._due_at is None:
-            raise ValueError("rule: a task without a due date cannot be extended")
+            raise refusal(
+                en="a task without a due date cannot be extended",
+                vi="nhiệm vụ không có hạn nộp nên không thể gia hạn",
+            )
         if self._pending_extension is not None:
-            raise ValueError("rule: an extension request is already waiting for a decision")
+            raise refusal(
+                en="an extension request is already waiting for a decision",
+                vi="đã có một đề nghị gia hạn đang chờ quyết định",
+            )
         if request.new_due <= self._due_at.date():
-            raise ValueError(
-                f"rule: the new date {request.new_due} must be after the current due date "
-                f"{self._due_at.date()}"
+            raise refusal(
+                en=f"the new date {request.new_due} must be after the current due date "
+                f"{self._due_at.date()}",
+                vi=f"ngày mới {request.new_due:%d/%m/%Y} phải sau hạn hiện tại "
+                f"{self._due_at:%d/%m/%Y}",
             )
         latest = self._input.period_end + timedelta(days=1)
         if request.new_due > latest:
-            raise ValueError(
-                f"rule: the new date {request.new_due} is outside the agreement's period "
-                f"(ends {self._input.period_end})"
+            raise refusal(
+                en=f"the new date {request.new_due} is outside the agreement's period "
+                f"(ends {self._input.period_end})",
+                vi=f"ngày mới {request.new_due:%d/%m/%Y} nằm ngoài thời gian của văn bản "
+                f"(kết thúc ngày {self._input.period_end:%d/%m/%Y})",
             )
 
     @workflow.update
@@ -981,84 +829,50 @@ class ObligationWorkflow:
     ) -> UpdateResult:
         """Takes one `ExtensionDecision`, checked here rather than by the SDK\'s decoder, so that a
         malformed payload is refused with a message naming its fields."""
-        decision = _parse(ExtensionDecision, "decide_extension", decision, extra)
-        if self._is_v2():
-            return await self._decide_extension_v2(decision)
-        request, new_due_at, verdict = self._decide(decision)
-        if decision.approve:
-            self._wake()
-        await self._audit(
-            f"extension_{verdict}",
-            {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
-            actor=decision.actor.officer_id,
-        )
-        await self._notify(
-            NotificationKind.EXTENSION_DECIDED,
-            [RecipientRole.FOCAL_POINT],
-            key=f"extension-decision/{len(self._decisions)}",
-            approved=decision.approve,
-            new_due_at=new_due_at,
-            reason=decision.note,
-        )
-        self._publish()
-        return self._result(
-            "Đã chấp thuận gia hạn" if decision.approve else "Không chấp thuận gia hạn"
-        )
+        decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
+        return await self._decide_extension(decision)
 
     @decide_extension.validator
     def _validate_decision(self, decision: ExtensionDecision | Any = None, *extra: Any) -> None:
-        decision = _parse(ExtensionDecision, "decide_extension", decision, extra)
+        decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
         self._require_open()
         if self._pending_extension is None:
-            raise ValueError("rule: there is no extension request to decide")
+            raise refusal(
+                en="there is no extension request to decide",
+                vi="không có đề nghị gia hạn nào đang chờ quyết định",
+            )
         actor = decision.actor
         if not (actor.is_admin or (self._task.recipient and actor.agency == self._task.recipient)):
-            raise ValueError(
-                "rule: only the aggregator "
+            raise refusal(
+                en="only the aggregator "
                 f"({self._task.recipient or 'none named'}) or an admin may decide an extension "
-                f"(officer {actor.officer_id} belongs to {actor.agency})"
+                f"(officer {actor.officer_id} belongs to {actor.agency})",
+                vi="chỉ cơ quan tổng hợp "
+                f"({self._task.recipient or 'không có'}) hoặc quản trị viên được quyết định gia "
+                f"hạn (cán bộ {actor.officer_id} thuộc {actor.agency})",
             )
 
     @workflow.update
     async def waive(self, waiver: Waiver | Any = None, *extra: Any) -> UpdateResult:
         """Takes one `Waiver`, checked here rather than by the SDK\'s decoder, so that a
         malformed payload is refused with a message naming its fields."""
-        waiver = _parse(Waiver, "waive", waiver, extra)
-        if self._is_v2():
-            return await self._waive_v2(waiver)
-        self._state = TaskState.WAIVED
-        self._decisions.append(
-            Decision(
-                at=workflow.now(),
-                kind="waived",
-                actor=waiver.actor.officer_id,
-                detail=waiver.reason,
-            )
-        )
-        self._wake()
-        await self._audit("waived", {"reason": waiver.reason}, actor=waiver.actor.officer_id)
-        await self._notify(
-            NotificationKind.WAIVED, [RecipientRole.FOCAL_POINT], key="waived", reason=waiver.reason
-        )
-        self._closed = True
-        self._publish()
-        return self._result("Đã miễn nhiệm vụ")
+        waiver = parse_argument(Waiver, "waive", waiver, extra)
+        return await self._waive(waiver)
 
     @waive.validator
     def _validate_waive(self, waiver: Waiver | Any = None, *extra: Any) -> None:
-        waiver = _parse(Waiver, "waive", waiver, extra)
+        waiver = parse_argument(Waiver, "waive", waiver, extra)
         self._require_open()
         if not waiver.actor.is_admin:
-            raise ValueError(
-                f"rule: only an admin may waive a task (officer {waiver.actor.officer_id} is not)"
+            raise refusal(
+                en=f"only an admin may waive a task (officer {waiver.actor.officer_id} is not)",
+                vi=f"chỉ quản trị viên được miễn nhiệm vụ (cán bộ {waiver.actor.officer_id} "
+                "không phải quản trị viên)",
             )
 
     @workflow.query
     def status(self) -> TaskStatus:
-        if self._v2:
-            action = self._next_action_v2()
-        else:
-            action = None if self._closed else self._next_action()
+        action = self._next_action()
         return TaskStatus(
             task=self._task,
             state=self._state,
@@ -1081,127 +895,30 @@ class ObligationWorkflow:
 
     def _require_open(self) -> None:
         if self._closed or not self._state.is_open:
-            raise ValueError(f"rule: the task is closed ({STATE_LABELS_VI[self._state]})")
-
-    def _wake(self) -> None:
-        self._changed = True
+            raise refusal(
+                en=f"the task is closed ({STATE_LABELS_EN[self._state]})",
+                vi=f"nhiệm vụ đã đóng ({STATE_LABELS_VI[self._state]})",
+            )
 
     def _local_midnight(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self._zone())
 
-    def _result(self, message: str) -> UpdateResult:
+    def _result(self, message: str, message_en: str) -> UpdateResult:
         return UpdateResult(
-            task_id=self._task.task_id, state=self._state, due_at=self._due_at, message=message
-        )
-
-    async def _notify(
-        self,
-        kind: NotificationKind,
-        roles: list[RecipientRole],
-        *,
-        key: str,
-        step: int | None = None,
-        offset: str | None = None,
-        late: bool | None = None,
-        approved: bool | None = None,
-        new_due_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> None:
-        request = self._notification(
-            kind,
-            roles,
-            key=key,
-            step=step,
-            offset=offset,
-            late=late,
-            approved=approved,
-            new_due_at=new_due_at,
-            reason=reason,
-        )
-        try:
-            await workflow.execute_activity(
-                "send_notification",
-                request,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=MAIL_RETRY,
-                summary=f"{kind.value} {offset or ''}".strip(),
-            )
-        except Exception as err:
-            # A permanent mail failure (nobody holds the role) must not stop the task: record it
-            # for the admin and carry on with the schedule.
-            cause = getattr(err, "cause", None)
-            if not isinstance(cause, ApplicationError) or not cause.non_retryable:
-                raise
-            self._decisions.append(
-                Decision(
-                    at=workflow.now(), kind="notification_failed", actor="system", detail=str(cause)
-                )
-            )
-            await self._audit("notification_failed", {"key": key, "error": str(cause)[:500]})
-
-    async def _audit(self, action: str, detail: dict[str, str], actor: str = "system") -> None:
-        await workflow.execute_activity(
-            "record_audit",
-            AuditEntry(
-                event_key=f"{self._task.task_id}/{action}/{len(self._decisions)}/"
-                f"{len(self._notices)}",
-                at=workflow.now(),
-                agreement_id=self._task.agreement_id,
-                task_id=self._task.task_id,
-                actor=actor,
-                action=action,
-                detail=detail,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary=f"audit {action}",
+            task_id=self._task.task_id,
+            state=self._state,
+            due_at=self._due_at,
+            message=message,
+            message_en=message_en,
         )
 
     def _zone(self) -> tzinfo | None:
         return (self._due_at or self._input.closes_at).tzinfo
 
-    def _publish(self) -> None:
-        """Search attributes and current details for the Temporal UI; signal the parent."""
-        attributes: list[SearchAttributeUpdate[Any]] = [
-            SA_KIND.value_set("task"),
-            SA_AGREEMENT.value_set(self._task.agreement_id),
-            SA_AGENCY.value_set(self._task.agency),
-            SA_OBLIGATION.value_set(self._task.obligation_id),
-            SA_PERIOD.value_set(self._task.period_label),
-            SA_STATE.value_set(self._state.value),
-            SA_ESCALATION_LEVEL.value_set(self._escalation_level),
-        ]
-        if self._task.item_number:
-            attributes.append(SA_ITEM.value_set(self._task.item_number))
-        if self._due_at is not None:
-            attributes.append(SA_DUE_AT.value_set(self._due_at))
-        signature = repr([(a.key.name, a.value) for a in attributes])
-        if signature != self._published:
-            # Each upsert is a history event: only when a value changed.
-            self._published = signature
-            workflow.upsert_search_attributes(attributes)
-        workflow.set_current_details(self._details())
-        self._parent_dirty = self._input.parent_workflow_id is not None
-        self._changed = True
-
-    async def _tell_parent(self) -> None:
-        """Send the parent the latest state; changes made meanwhile are coalesced."""
-        parent = self._input.parent_workflow_id
-        if not parent or not self._parent_dirty:
-            return
-        self._parent_dirty = False
-        change = TaskChange(
-            task_id=self._task.task_id,
-            state=self._state,
-            escalation_level=self._escalation_level,
-            due_at=self._due_at,
-            closed=self._closed,
-        )
-        try:
-            await workflow.get_external_workflow_handle(parent).signal(TASK_CHANGED_SIGNAL, change)
-        except Exception as err:
-            # The agreement may have been terminated by an admin; the task stays correct alone.
-            workflow.logger.warning("could not tell %s about %s: %s", parent, change.state, err)
+    def _zone_name(self) -> str:
+        """How the details name the local time, e.g. 'giờ UTC+07:00'."""
+        offset = (self._due_at or self._input.closes_at).strftime("%z")
+        return f"giờ UTC{offset[:3]}:{offset[3:]}" if offset else "giờ UTC"
 
     def _details(self) -> str:
         task = self._task
@@ -1211,7 +928,8 @@ class ObligationWorkflow:
             f"- Trạng thái: **{STATE_LABELS_VI[self._state]}**",
             f"- Cơ quan thực hiện: `{task.agency}`",
             f"- Kỳ báo cáo: {task.period_label}",
-            f"- Hạn: {before_day_text(self._due_at)}",
+            f"- Hạn: {before_day_text(self._due_at)}"
+            + (f" ({self._zone_name()})" if self._due_at and self._due_at.time() != time() else ""),
             *([f"- Ghi chú về hạn: {self._due_note}"] if self._due_note else []),
             f"- Mức đôn đốc quá hạn: {self._escalation_level}",
             f"- Văn bản: {task.document_number}"
@@ -1224,14 +942,24 @@ class ObligationWorkflow:
             )
         sent = [n for n in self._notices if not n.skipped and n.kind != "overdue"]
         if sent:
-            lines.append(f"- Đã gửi {len(sent)} thông báo, gần nhất lúc {local_text(sent[-1].at)}")
+            last = local_text(sent[-1].at.astimezone(self._zone()))
+            lines.append(
+                f"- Đã gửi {len(sent)} thông báo, gần nhất lúc {last} ({self._zone_name()})"
+            )
         return "\n".join(lines)
 
 
-def _indicator_problems(input: ObligationInput, values: dict[str, IndicatorValue]) -> list[str]:
+def _indicator_problems(
+    input: ObligationInput, values: dict[str, IndicatorValue]
+) -> list[tuple[str, str]]:
+    """What is wrong with a report's indicators, each as (Vietnamese, English)."""
     known = {i.code: i for i in input.indicators}
+    listed = ", ".join(sorted(known))
     problems = [
-        f"unknown indicator {code!r}; known: {', '.join(sorted(known)) or 'none'}"
+        (
+            f"chỉ tiêu {code!r} không có trong nghĩa vụ; các chỉ tiêu: {listed or 'không có'}",
+            f"unknown indicator {code!r}; known: {listed or 'none'}",
+        )
         for code in values
         if code not in known
     ]
@@ -1239,26 +967,50 @@ def _indicator_problems(input: ObligationInput, values: dict[str, IndicatorValue
         value = values.get(code)
         if value is None:
             if indicator.required:
-                problems.append(f"indicator {code!r} ({indicator.label}) is required")
+                problems.append(
+                    (
+                        f"chỉ tiêu {code!r} ({indicator.label}) là bắt buộc",
+                        f"indicator {code!r} ({indicator.label}) is required",
+                    )
+                )
             continue
         kind = indicator.kind
         if kind is IndicatorKind.COUNT and not (isinstance(value, int) and value >= 0):
-            problems.append(f"indicator {code!r} must be a whole number ≥ 0")
+            problems.append(
+                (
+                    f"chỉ tiêu {code!r} phải là số nguyên ≥ 0",
+                    f"indicator {code!r} must be a whole number ≥ 0",
+                )
+            )
         elif kind is IndicatorKind.RATIO and not (
             isinstance(value, Ratio) and value.done <= value.total
         ):
-            problems.append(f"indicator {code!r} must be {{done, total}} with done ≤ total")
+            problems.append(
+                (
+                    f"chỉ tiêu {code!r} phải có dạng {{done, total}} với done ≤ total",
+                    f"indicator {code!r} must be {{done, total}} with done ≤ total",
+                )
+            )
         elif kind is IndicatorKind.BREAKDOWN:
-            categories = set(indicator.categories or [])
-            if not isinstance(value, dict) or not set(value) <= categories:
+            categories = ", ".join(sorted(indicator.categories or []))
+            if not isinstance(value, dict) or not set(value) <= set(indicator.categories or []):
                 problems.append(
-                    f"indicator {code!r} must map categories ({', '.join(sorted(categories))}) "
-                    "to whole numbers"
+                    (
+                        f"chỉ tiêu {code!r} phải ghi số nguyên cho các nhóm ({categories})",
+                        f"indicator {code!r} must map categories ({categories}) to whole numbers",
+                    )
                 )
             elif any(v < 0 for v in value.values()):
-                problems.append(f"indicator {code!r} has a negative count")
+                problems.append(
+                    (f"chỉ tiêu {code!r} có số âm", f"indicator {code!r} has a negative count")
+                )
         elif kind is IndicatorKind.TEXT and not (isinstance(value, str) and len(value) <= 5000):
-            problems.append(f"indicator {code!r} must be text of at most 5000 characters")
+            problems.append(
+                (
+                    f"chỉ tiêu {code!r} phải là văn bản tối đa 5000 ký tự",
+                    f"indicator {code!r} must be text of at most 5000 characters",
+                )
+            )
     return problems
 
 
@@ -1272,47 +1024,3 @@ def _cause(err: FailureError) -> BaseException:
 def _permanent(err: FailureError) -> bool:
     cause = _cause(err)
     return isinstance(cause, ApplicationError) and cause.non_retryable
-
-
-_Update = TypeVar("_Update", SubmitReport, ExtensionRequest, ExtensionDecision, Waiver)
-MAX_REFUSAL_PROBLEMS = 5
-
-
-def _parse(model: type[_Update], update: str, payload: object, extra: tuple[Any, ...]) -> _Update:
-    """The update's one argument as `model`, or a ValueError whose message names the update,
-    the fields and the rule broken, on one line, without echoing the input (the SDK would
-    otherwise answer a malformed payload with 'Failed decoding arguments' or a Python error)."""
-    if extra:
-        raise ValueError(
-            f"{update} takes exactly one argument (a {model.__name__}), got {1 + len(extra)}"
-        )
-    if isinstance(payload, model):
-        return payload
-    if payload is None:
-        raise ValueError(f"{update} needs one argument: a {model.__name__} object")
-    try:
-        # Decoded as the SDK's pydantic converter decodes a typed argument: from JSON.
-        return model.model_validate_json(to_json(payload))
-    except (ValidationError, PydanticSerializationError) as error:
-        if isinstance(error, PydanticSerializationError):
-            raise ValueError(
-                f"{update}: the argument must be a {model.__name__} object (JSON), "
-                f"not {type(payload).__name__}"
-            ) from None
-        problems = [
-            f"{'.'.join(_loc_part(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
-            for problem in error.errors(include_url=False, include_input=False)
-        ]
-        more = len(problems) - MAX_REFUSAL_PROBLEMS
-        text = "; ".join(problems[:MAX_REFUSAL_PROBLEMS]) + (
-            f"; and {more} more" if more > 0 else ""
-        )
-        raise ValueError(f"{update}: invalid {model.__name__}: {text}"[:1000]) from None
-
-
-def _loc_part(part: str | int) -> str:
-    """A field name or index for a refusal message; a key the sender made up is quoted in
-    ASCII and cut short, so control or invisible characters never reach the message."""
-    if isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_-]{1,40}", part):
-        return str(part)
-    return ascii(part[:40])

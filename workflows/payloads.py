@@ -7,12 +7,15 @@ project's pure model modules are imported here.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 
 from activities.models import Actor, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
@@ -43,8 +46,6 @@ SA_DUE_AT = SearchAttributeKey.for_datetime("AccordDueAt")
 SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("AccordEscalationLevel")
 
 TASK_CHANGED_SIGNAL = "task_changed"
-CURRENT_SCHEDULE = 2
-"""The obligation schedule new tasks are started with (`ObligationInput.schedule`)."""
 
 
 def task_search_attributes(
@@ -93,10 +94,19 @@ class TaskState(StrEnum):
     """Hoàn thành quá hạn."""
     WAIVED = "waived"
     """Được miễn (waived by an admin)."""
+    NOT_DONE = "not_done"
+    """Closed without a report before any deadline passed: an obligation without a date at
+    the end of the agreement's period."""
+    NOT_DONE_OVERDUE = "not_done_overdue"
+    """Closed without a report after its deadline (the escalation ladder ran out)."""
 
     @property
     def is_open(self) -> bool:
         return self in (TaskState.PENDING, TaskState.OVERDUE)
+
+    def unfinished(self) -> TaskState:
+        """The final state of an open task that closes without a report."""
+        return TaskState.NOT_DONE_OVERDUE if self is TaskState.OVERDUE else TaskState.NOT_DONE
 
 
 STATE_LABELS_VI = {
@@ -105,6 +115,8 @@ STATE_LABELS_VI = {
     TaskState.DONE_ON_TIME: "Hoàn thành đúng hạn",
     TaskState.DONE_LATE: "Hoàn thành quá hạn",
     TaskState.WAIVED: "Được miễn",
+    TaskState.NOT_DONE: "Không hoàn thành trong kỳ",
+    TaskState.NOT_DONE_OVERDUE: "Không hoàn thành, quá hạn khi đóng",
 }
 STATE_LABELS_EN = {
     TaskState.PENDING: "Not done, within deadline",
@@ -112,6 +124,8 @@ STATE_LABELS_EN = {
     TaskState.DONE_ON_TIME: "Done on time",
     TaskState.DONE_LATE: "Done late",
     TaskState.WAIVED: "Waived",
+    TaskState.NOT_DONE: "Not done by the end of the period",
+    TaskState.NOT_DONE_OVERDUE: "Not done, overdue when closed",
 }
 
 
@@ -139,15 +153,6 @@ class ObligationInput(Payload):
     )
     parent_workflow_id: str | None = Field(
         default=None, description="Agreement workflow to tell about state changes."
-    )
-    schedule: int = Field(
-        default=1,
-        ge=1,
-        le=CURRENT_SCHEDULE,
-        description="Which schedule the task's workflow follows for its whole run (see "
-        "workflows/obligation.py). 1: the first, which runs started before it existed keep; "
-        "starters pass CURRENT_SCHEDULE. It never changes within a run, so it costs no "
-        "history events, unlike a patch marker.",
     )
 
 
@@ -186,7 +191,8 @@ class UpdateResult(Payload):
     task_id: str
     state: TaskState
     due_at: AwareDatetime | None
-    message: str
+    message: str = Field(description="What happened, in Vietnamese.")
+    message_en: str = Field(default="", description="The same in English.")
 
 
 class SentNotice(Payload):
@@ -330,6 +336,9 @@ class AgreementOverview(Payload):
     overdue: list[Deadline]
     runs: int
     finished: bool
+    ignored_signals: int = Field(
+        default=0, description="Signals of this run with a payload it could not use."
+    )
 
 
 class AgreementSummary(Payload):
@@ -361,3 +370,64 @@ def before_day_text(due_at: datetime | None) -> str:
 
 
 ONE_DAY = timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments of updates and signals, checked by the handlers themselves
+
+_Argument = TypeVar("_Argument", bound=BaseModel)
+MAX_REFUSAL_PROBLEMS = 5
+
+
+def parse_argument(
+    model: type[_Argument], update: str, payload: object, extra: tuple[Any, ...]
+) -> _Argument:
+    """An update's or signal's one argument as `model`, or a ValueError whose message names the
+    handler, the fields and the rule broken, on one line, without echoing the input (the SDK
+    would otherwise answer a malformed payload with 'Failed decoding arguments' or a Python
+    error, and a signal handler's error would fail the workflow task)."""
+    if extra:
+        raise ValueError(
+            f"{update} takes exactly one argument (a {model.__name__}), got {1 + len(extra)}"
+        )
+    if isinstance(payload, model):
+        return payload
+    if payload is None:
+        raise ValueError(f"{update} needs one argument: a {model.__name__} object")
+    try:
+        # Decoded as the SDK's pydantic converter decodes a typed argument: from JSON.
+        return model.model_validate_json(to_json(payload))
+    except (ValidationError, PydanticSerializationError) as error:
+        if isinstance(error, PydanticSerializationError):
+            raise ValueError(
+                f"{update}: the argument must be a {model.__name__} object (JSON), "
+                f"not {type(payload).__name__}"
+            ) from None
+        problems = [
+            f"{'.'.join(_loc_part(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        ]
+        more = len(problems) - MAX_REFUSAL_PROBLEMS
+        text = "; ".join(problems[:MAX_REFUSAL_PROBLEMS]) + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        raise ValueError(f"{update}: invalid {model.__name__}: {text}"[:1000]) from None
+
+
+def _loc_part(part: str | int) -> str:
+    """A field name or index for a refusal message; a key the sender made up is quoted in
+    ASCII and cut short, so control or invisible characters never reach the message."""
+    if isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_-]{1,40}", part):
+        return str(part)
+    return ascii(part[:40])
+
+
+REFUSED = "Refused"
+"""Error type of an update refused by a rule; its details hold the reason in both languages."""
+
+
+def refusal(*, vi: str, en: str, prefix: str = "rule: ") -> ApplicationError:
+    """The error an update validator raises when a rule refuses the update: the message in
+    English (what a plain Temporal client and the logs show), the details `{"vi", "en"}` for
+    the entry point to show in its reader's language."""
+    return ApplicationError(f"{prefix}{en}", {"vi": vi, "en": en}, type=REFUSED, non_retryable=True)

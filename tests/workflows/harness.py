@@ -38,7 +38,6 @@ from agreements.models import (
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
-    CURRENT_SCHEDULE,
     ObligationInput,
     TaskOutcome,
     TaskState,
@@ -195,7 +194,6 @@ def obligation_input(
         indicators=list(indicators),
         period_end=end,
         closes_at=datetime(end.year, end.month, end.day, tzinfo=ZONE) + timedelta(days=31),
-        schedule=CURRENT_SCHEDULE,
         written_due_at=due_at,
         calendar=calendar,
     )

@@ -21,16 +21,12 @@ from accord.simulate import simulate
 from agreements import load_agreement
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
-    CURRENT_SCHEDULE,
     ExtensionDecision,
     ExtensionRequest,
     SubmitReport,
 )
 
 HERE = Path(__file__).resolve().parent
-SUFFIX = f"-s{CURRENT_SCHEDULE}"
-"""Histories of tasks on the current schedule carry it in their names; those without a suffix
-were recorded on schedule 1 and stay, for the runs still on it."""
 HISTORIES = HERE / "histories"
 ROOT = HERE.parents[1]
 
@@ -86,7 +82,7 @@ async def record_obligation_with_extension() -> None:
             )
             await handle.result()
             history = await handle.fetch_history()
-            path = HISTORIES / f"obligation-extension-late{SUFFIX}.json"
+            path = HISTORIES / "obligation-extension-late.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
@@ -113,12 +109,19 @@ async def record_calendar_change() -> None:
             changed = WorkingCalendar.model_validate(
                 {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
             )
+            # Payloads the task cannot use come first: each is recorded and ignored.
+            await handle.signal("calendar_changed", {"calendar": "2025"})
+            await handle.signal("calendar_changed", None)
+            years_ago = calendar.between_years(calendar.first_year, calendar.first_year)
+            await handle.signal(
+                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=years_ago)
+            )
             await handle.signal(
                 ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
             )
             await handle.result()
             history = await handle.fetch_history()
-            path = HISTORIES / f"obligation-calendar-change{SUFFIX}.json"
+            path = HISTORIES / "obligation-calendar-change.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
@@ -134,10 +137,10 @@ async def record_programme() -> None:
         first = await env.client.get_workflow_handle(workflow_id).describe()
         # describe() gives the latest run; walk back through the chain's first run id.
         first_run = first.raw_description.workflow_execution_info.first_run_id
-        runs = await _save_chain(env.client, workflow_id, first_run, f"agreement-nghe-an{SUFFIX}")
+        runs = await _save_chain(env.client, workflow_id, first_run, "agreement-nghe-an")
         task = next(t for t in loaded.occurrences if t.due_at is not None)
         history = await env.client.get_workflow_handle(f"task:{task.task_id}").fetch_history()
-        (HISTORIES / f"obligation-nghe-an-overdue{SUFFIX}.json").write_text(
+        (HISTORIES / "obligation-nghe-an-overdue.json").write_text(
             json.dumps(json.loads(history.to_json()), indent=1) + "\n"
         )
         print(f"Nghệ An: {runs} runs, {len(report.mails)} messages")

@@ -91,8 +91,10 @@ async def test_nobody_submits_every_task_gets_every_reminder_and_escalation() ->
 
     dated = [t for t in loaded.occurrences if t.due_at is not None]
     undated = [t for t in loaded.occurrences if t.due_at is None]
-    assert report.summary.counts[TaskState.OVERDUE] == len(dated) == 28
-    assert report.summary.counts[TaskState.PENDING] == len(undated) == 41
+    # Closed without a report: overdue when the ladder ran out, or never due (undated).
+    assert report.summary.counts[TaskState.NOT_DONE_OVERDUE] == len(dated) == 28
+    assert report.summary.counts[TaskState.NOT_DONE] == len(undated) == 41
+    assert report.summary.counts[TaskState.PENDING] == report.summary.counts[TaskState.OVERDUE] == 0
     assert all(report.statuses[t.task_id].escalation_level == 3 for t in dated)
     assert all(report.statuses[t.task_id].closed for t in loaded.occurrences)
 

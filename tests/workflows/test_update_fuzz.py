@@ -44,7 +44,6 @@ from agreements import load_directory
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
-    CURRENT_SCHEDULE,
     ExtensionDecision,
     ExtensionRequest,
     SubmitReport,
@@ -64,9 +63,6 @@ EXTENSION_ROOM = timedelta(days=3 * 365)
 """The agreement's period ends this long after the first due date: room for extensions."""
 MAX_REFUSAL = 2000
 """Characters: a refusal longer than this buries its reason (the CLI prints all of it)."""
-NEW, OLD = CURRENT_SCHEDULE, 1
-SCHEDULES = st.sampled_from([NEW, OLD])
-"""Tasks started before schedule 2 follow schedule 1 for their whole run: both must answer."""
 
 FUZZ = settings(
     max_examples=150,
@@ -607,7 +603,6 @@ def assert_accepted_state(
 class FuzzedTask:
     handle: WorkflowHandle[ObligationWorkflow, TaskOutcome]
     period_end: date
-    schedule: int
     updates: int = 0
     accepted: int = 0
     """Updates this module saw succeed on the task (fuzzed and set-up ones)."""
@@ -630,27 +625,27 @@ class Bench:
         self.h = h
         self.due = midnight(now.date() + timedelta(days=200))
         self.tasks: list[FuzzedTask] = []
-        self._open: dict[tuple[str, int], FuzzedTask] = {}
+        self._open: dict[str, FuzzedTask] = {}
 
-    async def start(self, label: str, schedule: int) -> FuzzedTask:
+    async def start(self, label: str) -> FuzzedTask:
         period_end = self.due.date() + EXTENSION_ROOM
         input = obligation_input(
             due_at=self.due,
             agency=TASK_AGENCY,
             indicators=INDICATORS,
             period_end=period_end,
-            task_suffix=f"-fuzz-{label}-s{schedule}-{len(self.tasks)}",
-        ).model_copy(update={"schedule": schedule})
-        task = FuzzedTask(await self.h.start_obligation(input), period_end, schedule)
+            task_suffix=f"-fuzz-{label}-{len(self.tasks)}",
+        )
+        task = FuzzedTask(await self.h.start_obligation(input), period_end)
         self.tasks.append(task)
         return task
 
-    async def task_for(self, update: str, schedule: int) -> FuzzedTask:
-        """The open task of `schedule` for fuzzing `update`, in the state the update needs: no
+    async def task_for(self, update: str) -> FuzzedTask:
+        """The open task for fuzzing `update`, in the state the update needs: no
         extension request waiting (to request one), one waiting (to decide it)."""
-        task = self._open.get((update, schedule))
+        task = self._open.get(update)
         if task is None or task.closed or task.updates >= UPDATES_PER_TASK:
-            task = self._open[update, schedule] = await self.start(update, schedule)
+            task = self._open[update] = await self.start(update)
         status = await task.handle.query(ObligationWorkflow.status)
         if update == "request_extension" and status.pending_extension is not None:
             decision = ExtensionDecision(actor=Actor.model_validate(SNV_FOCAL), approve=False)
@@ -673,10 +668,10 @@ class Bench:
             await task.handle.execute_update(update, payload, result_type=UpdateResult)
         task.accepted += 1
 
-    async def exercise(self, update: str, call: Call, schedule: int) -> None:
+    async def exercise(self, update: str, call: Call) -> None:
         """Send one fuzzed call to the task of `update`; check the answer, the task's state
         and its health."""
-        task = await self.task_for(update, schedule)
+        task = await self.task_for(update)
         try:
             before = await task.handle.query(ObligationWorkflow.status)
             outcome = await send(task, update, call, before)
@@ -696,7 +691,7 @@ class Bench:
             await settle(task, after)
             assert not await health_problems(task)
         except BaseException:
-            self._open.pop((update, schedule), None)  # a task in doubt is fuzzed no more
+            self._open.pop(update, None)  # a task in doubt is fuzzed no more
             raise
 
 
@@ -799,22 +794,21 @@ LONG_ID = {"officer_id": "x" * 20_000, "agency": "UBND_LE_THUY", "roles": ["foca
 
 
 @FUZZ
-@given(call=calls(REPORTS), schedule=SCHEDULES)
-@example(call=Call((_report(),)), schedule=NEW)
-@example(call=Call((_report(),)), schedule=OLD)
+@given(call=calls(REPORTS))
+@example(call=Call((_report(),)))
 # Regressions: "'NoneType' object has no attribute 'actor'", the same with 'bytes',
 # "ObligationWorkflow._validate_submit() missing 1 required positional argument: 'report'",
 # "... takes 2 positional arguments but 3 were given", "Failed decoding arguments" (no field),
 # and the officer ID quoted raw: control characters, then 20,000 characters of it.
-@example(call=Call((None,)), schedule=NEW)
-@example(call=Call((b"bao-cao",)), schedule=NEW)
-@example(call=Call(()), schedule=NEW)
-@example(call=Call((_report(), _report())), schedule=NEW)
-@example(call=Call((_report(summary=""),)), schedule=NEW)
-@example(call=Call((_report(actor=LE_THUY_ECHO),)), schedule=NEW)
-@example(call=Call((_report(actor=LONG_ID),)), schedule=NEW)
-async def test_submit_report_answers_every_payload(bench: Bench, call: Call, schedule: int) -> None:
-    await bench.exercise("submit_report", call, schedule)
+@example(call=Call((None,)))
+@example(call=Call((b"bao-cao",)))
+@example(call=Call(()))
+@example(call=Call((_report(), _report())))
+@example(call=Call((_report(summary=""),)))
+@example(call=Call((_report(actor=LE_THUY_ECHO),)))
+@example(call=Call((_report(actor=LONG_ID),)))
+async def test_submit_report_answers_every_payload(bench: Bench, call: Call) -> None:
+    await bench.exercise("submit_report", call)
 
 
 def _request(**changes: object) -> dict[str, object]:
@@ -823,64 +817,54 @@ def _request(**changes: object) -> dict[str, object]:
 
 
 @FUZZ
-@given(call=calls(EXTENSION_REQUESTS), schedule=SCHEDULES)
-@example(call=Call((_request(),)), schedule=NEW)
-@example(call=Call((_request(),)), schedule=OLD)
+@given(call=calls(EXTENSION_REQUESTS))
+@example(call=Call((_request(),)))
 # Regressions: "'NoneType' object has no attribute 'actor'", "Failed decoding arguments" (no
 # field), the officer ID quoted raw.
-@example(call=Call((None,)), schedule=NEW)
-@example(call=Call((_request(new_due="2025-02-30"),)), schedule=NEW)
-@example(call=Call((_request(actor=LE_THUY_ECHO),)), schedule=NEW)
-async def test_request_extension_answers_every_payload(
-    bench: Bench, call: Call, schedule: int
-) -> None:
-    await bench.exercise("request_extension", call, schedule)
+@example(call=Call((None,)))
+@example(call=Call((_request(new_due="2025-02-30"),)))
+@example(call=Call((_request(actor=LE_THUY_ECHO),)))
+async def test_request_extension_answers_every_payload(bench: Bench, call: Call) -> None:
+    await bench.exercise("request_extension", call)
 
 
 @FUZZ
-@given(call=calls(EXTENSION_DECISIONS), schedule=SCHEDULES)
-@example(call=Call(({"actor": SNV_FOCAL, "approve": True, "note": "Đồng ý"},)), schedule=NEW)
-@example(call=Call(({"actor": SNV_FOCAL, "approve": True, "note": "Đồng ý"},)), schedule=OLD)
+@given(call=calls(EXTENSION_DECISIONS))
+@example(call=Call(({"actor": SNV_FOCAL, "approve": True, "note": "Đồng ý"},)))
 # Regressions: "'NoneType' object has no attribute 'actor'", "Failed decoding arguments".
-@example(call=Call((None,)), schedule=NEW)
-@example(call=Call(({"actor": SNV_FOCAL, "approve": "maybe"},)), schedule=NEW)
-async def test_decide_extension_answers_every_payload(
-    bench: Bench, call: Call, schedule: int
-) -> None:
-    await bench.exercise("decide_extension", call, schedule)
+@example(call=Call((None,)))
+@example(call=Call(({"actor": SNV_FOCAL, "approve": "maybe"},)))
+async def test_decide_extension_answers_every_payload(bench: Bench, call: Call) -> None:
+    await bench.exercise("decide_extension", call)
 
 
 @FUZZ
-@given(call=calls(WAIVERS), schedule=SCHEDULES)
-@example(call=Call(({"actor": ADMIN, "reason": "Đơn vị đã giải thể"},)), schedule=NEW)
-@example(call=Call(({"actor": ADMIN, "reason": "Đơn vị đã giải thể"},)), schedule=OLD)
+@given(call=calls(WAIVERS))
+@example(call=Call(({"actor": ADMIN, "reason": "Đơn vị đã giải thể"},)))
 # Regressions: "'NoneType' object has no attribute 'actor'", "Failed decoding arguments".
-@example(call=Call((None,)), schedule=NEW)
-@example(call=Call(({"actor": ADMIN, "reason": "x" * 2001},)), schedule=NEW)
-async def test_waive_answers_every_payload(bench: Bench, call: Call, schedule: int) -> None:
-    await bench.exercise("waive", call, schedule)
+@example(call=Call((None,)))
+@example(call=Call(({"actor": ADMIN, "reason": "x" * 2001},)))
+async def test_waive_answers_every_payload(bench: Bench, call: Call) -> None:
+    await bench.exercise("waive", call)
 
 
 @settings(FUZZ, max_examples=20)
-@given(burst=st.lists(ANY_UPDATE, min_size=2, max_size=6), schedule=SCHEDULES)
+@given(burst=st.lists(ANY_UPDATE, min_size=2, max_size=6))
 @example(
     burst=[
         ("waive", Call(({"actor": ADMIN, "reason": "Đơn vị đã giải thể"},))),
         ("submit_report", Call((_report(),))),
         ("decide_extension", Call(({"actor": SNV_FOCAL, "approve": False},))),
-    ],
-    schedule=NEW,
+    ]
 )
 # Regression: "'NoneType' object has no attribute 'actor'".
-@example(
-    burst=[("submit_report", Call((None,))), ("request_extension", Call((None,)))], schedule=NEW
-)
+@example(burst=[("submit_report", Call((None,))), ("request_extension", Call((None,)))])
 async def test_concurrent_updates_leave_a_consistent_task(
-    bench: Bench, burst: list[tuple[str, Call]], schedule: int
+    bench: Bench, burst: list[tuple[str, Call]]
 ) -> None:
     """Several updates at once (a double click, two officers): each answers, at most one
     closes the task, and the task records exactly the accepted ones."""
-    task = await bench.start("burst", schedule)
+    task = await bench.start("burst")
     task.concurrent = True
     await bench.request_extension(task, await task.handle.query(ObligationWorkflow.status))
     before = await task.handle.query(ObligationWorkflow.status)
@@ -917,7 +901,7 @@ async def test_every_fuzzed_task_ends_healthy(bench: Bench) -> None:
     """After the batch: every task the module touched is running or completed normally, its
     history has no failed workflow task, and its status query answers."""
     if not bench.tasks:  # run alone: a short batch of its own
-        await bench.exercise("waive", Call(({"actor": ADMIN, "reason": "Đã giải thể"},)), NEW)
+        await bench.exercise("waive", Call(({"actor": ADMIN, "reason": "Đã giải thể"},)))
     problems = [p for task in bench.tasks for p in await health_problems(task)]
     assert not problems, "\n".join(problems)
     for task in bench.tasks:

@@ -1,4 +1,5 @@
-"""Schedule 2 of the obligation workflow: what the fault suite found in schedule 1, fixed.
+"""How the obligation workflow sends its notices and dates reports (what the fault suite found
+in the first schedule, which is gone since the one schedule of v1.0.0).
 
 - A report is on time or late by when the officer sent it (`SubmitReport.sent_at`), within a
   bounded tolerance, not by when a worker got round to it.
@@ -206,4 +207,4 @@ async def test_notice_owed_before_the_report_is_sent_even_if_the_report_is_seen_
             if e.HasField("marker_recorded_event_attributes")
             and e.marker_recorded_event_attributes.marker_name == "core_patch"
         ]
-        assert len(markers) == 1  # the catch-up patch, recorded only because it acted
+        assert markers == []  # one schedule, no patch before the first release
