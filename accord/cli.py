@@ -48,7 +48,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -72,6 +72,7 @@ from agreements.loader import (
 )
 from agreements.models import Agreement, Directory, OfficerRole
 from workflows.payloads import (
+    REFUSED,
     SA_AGENCY,
     SA_AGREEMENT,
     SA_DUE_AT,
@@ -80,6 +81,7 @@ from workflows.payloads import (
     SA_OBLIGATION,
     SA_PERIOD,
     SA_STATE,
+    STATE_LABELS_EN,
     STATE_LABELS_VI,
     ExtensionDecision,
     ExtensionRequest,
@@ -288,14 +290,16 @@ def run_engine_command(command: Coroutine[Any, Any, int]) -> int:
         raise
 
 
-def local_due_text(due_at: datetime | None) -> str:
-    """'trước 27/12/2026': a due instant is the first late moment, as in the mail subjects."""
+def local_due_text(due_at: datetime | None, locale: str = "vi") -> str:
+    """'trước 27/12/2026' ('before 27/12/2026'): a due instant is the first late moment, as
+    in the mail subjects."""
+    before = "before" if locale == "en" else "trước"
     if due_at is None:
-        return "không có hạn"
+        return "no due date" if locale == "en" else "không có hạn"
     local = due_at.astimezone(LOCAL_ZONE)
     if local.hour == 0 and local.minute == 0:
-        return f"trước {local:%d/%m/%Y}"
-    return f"trước {local:%H:%M} {local:%d/%m/%Y}"
+        return f"{before} {local:%d/%m/%Y}"
+    return f"{before} {local:%H:%M} {local:%d/%m/%Y}"
 
 
 def state_label(state: TaskState | str | None) -> str:
@@ -471,9 +475,16 @@ async def _publish(working: WorkingCalendar, note: str) -> int:
     client = await connect(load_settings())
     published = await publish_calendar(client, working, note)
     print(
-        f"published to {published.tasks} running tasks and {published.agreements} "
-        "running agreements"
+        f"published to {published.tasks} running tasks due in {working.first_year}–"
+        f"{working.last_year} and {published.agreements} running agreements"
     )
+    if published.outside:
+        print(
+            f"{published.outside} running tasks due outside {working.first_year}–"
+            f"{working.last_year} (or without a date) keep their calendar"
+        )
+    if published.closed_meanwhile:
+        print(f"{published.closed_meanwhile} workflows had closed meanwhile (nothing to tell)")
     return 0
 
 
@@ -815,8 +826,8 @@ async def send_update(
     try:
         result = await _run_update(client, settings, task_id, update, payload)
     except WorkflowUpdateFailedError as error:
-        cause = error.cause.message if isinstance(error.cause, FailureError) else error
-        raise CommandError(f"{task_id}: refused: {cause}") from error
+        word = "refused" if settings.locale == "en" else "bị từ chối"
+        raise CommandError(f"{task_id}: {word}: {refusal_text(error, settings.locale)}") from error
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             raise CommandError(await _missing_task(client, task_id)) from error
@@ -827,9 +838,28 @@ async def send_update(
             "the mail server); `accord status` shows the outcome"
         )
         return 0
-    deadline = f"hạn {local_due_text(result.due_at)}" if result.due_at else "không có hạn"
-    print(f"{result.message}: {result.task_id} — {STATE_LABELS_VI[result.state]}, {deadline}")
+    due = local_due_text(result.due_at, settings.locale)
+    if settings.locale == "en":
+        deadline = f"due {due}" if result.due_at else due
+        message, label = result.message_en or result.message, STATE_LABELS_EN[result.state]
+    else:
+        deadline = f"hạn {due}" if result.due_at else due
+        message, label = result.message, STATE_LABELS_VI[result.state]
+    print(f"{message}: {result.task_id} — {label}, {deadline}")
     return 0
+
+
+def refusal_text(error: WorkflowUpdateFailedError, locale: str) -> str:
+    """Why the workflow refused an update, in the reader's language when the rule gave both
+    (see `workflows.payloads.refusal`); a malformed payload's English field list otherwise."""
+    cause = error.cause
+    if not isinstance(cause, FailureError):
+        return str(error)
+    if isinstance(cause, ApplicationError) and cause.type == REFUSED and cause.details:
+        texts = cause.details[0]
+        if isinstance(texts, dict) and isinstance(texts.get(locale), str):
+            return str(texts[locale])
+    return cause.message
 
 
 async def _run_update(

@@ -491,12 +491,46 @@ def test_submit_as_an_officer_of_another_agency_is_refused_by_the_rule(
 
     assert run.code == 1
     assert run.out == ""
+    # Refusals speak the reader's language, as the success lines do (Vietnamese by default).
     assert run.err == (
-        f"accord submit: {task_id}: refused: rule: only an officer of SNV or an admin may "
-        f"submit (officer {BDV_FOCAL_POINT} belongs to BDV_TU)\n"
+        f"accord submit: {task_id}: bị từ chối: chỉ cán bộ của SNV hoặc quản trị viên được nộp "
+        f"báo cáo (cán bộ {BDV_FOCAL_POINT} thuộc BDV_TU)\n"
     )
     assert "Traceback" not in run.err
     assert status_json(capsys, "--agreement", NGHE_AN_ID)[task_id]["state"] == "overdue"
+
+
+def test_refusals_and_results_follow_the_language_setting(
+    nghe_an: Engine,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wait_until_started(capsys)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    report = write_report(tmp_path, REPORT)
+    monkeypatch.setenv("ACCORD_LOCALE", "en")
+
+    run = accord(capsys, "submit", task_id, "--file", str(report), "--as", BDV_FOCAL_POINT)
+    closed = accord(
+        capsys,
+        "waive",
+        nghe_an_task("ke-hoach-nam", 2023),
+        "--as",
+        ADMIN,
+        "--reason",
+        "Lồng ghép vào chương trình",
+    )
+
+    assert run.code == 1
+    assert run.err == (
+        f"accord submit: {task_id}: refused: only an officer of SNV or an admin may submit "
+        f"(officer {BDV_FOCAL_POINT} belongs to BDV_TU)\n"
+    )
+    assert closed.code == 0, closed.err
+    assert closed.lines == [
+        f"Task waived: {nghe_an_task('ke-hoach-nam', 2023)} — Waived, due before 31/03/2023"
+    ]
 
 
 def test_submit_an_indicator_the_obligation_does_not_have_is_refused(
@@ -509,7 +543,10 @@ def test_submit_an_indicator_the_obligation_does_not_have_is_refused(
     run = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
 
     assert run.code == 1
-    assert "refused: unknown indicator 'cong-dan-duoc-tiep'; known: none" in run.err
+    assert (
+        "bị từ chối: chỉ tiêu 'cong-dan-duoc-tiep' không có trong nghĩa vụ; các chỉ tiêu: không có"
+        in run.err
+    )
 
 
 def test_submit_by_an_unknown_officer_or_to_an_unknown_task(
@@ -600,7 +637,10 @@ def test_extension_approved_by_the_aggregator_moves_the_deadline(
         f"Đã ghi nhận đề nghị gia hạn: {task_id} — {OVERDUE}, hạn trước 27/12/2025"
     ]
     assert by_the_owner.code == 1
-    assert "refused: rule: only the aggregator (BDV_TU) or an admin may decide" in by_the_owner.err
+    assert (
+        "bị từ chối: chỉ cơ quan tổng hợp (BDV_TU) hoặc quản trị viên được quyết định gia hạn"
+        in by_the_owner.err
+    )
     assert approved.code == 0, approved.err
     assert approved.lines == [
         f"Đã chấp thuận gia hạn: {task_id} — Chưa hoàn thành, còn trong hạn, hạn trước 30/12/2026"
@@ -642,7 +682,7 @@ def test_extension_beyond_the_programme_is_refused(
     )
 
     assert run.code == 1
-    assert "refused: rule: the new date 2027-03-01 is outside the agreement's period" in run.err
+    assert "bị từ chối: ngày mới 01/03/2027 nằm ngoài thời gian của văn bản" in run.err
 
 
 def test_waive_is_for_admins(nghe_an: Engine, capsys: pytest.CaptureFixture[str]) -> None:
@@ -654,7 +694,7 @@ def test_waive_is_for_admins(nghe_an: Engine, capsys: pytest.CaptureFixture[str]
     waived = accord(capsys, "waive", task_id, "--reason", reason, "--as", ADMIN)
 
     assert refused.code == 1
-    assert "refused: rule: only an admin may waive a task" in refused.err
+    assert "bị từ chối: chỉ quản trị viên được miễn nhiệm vụ" in refused.err
     assert waived.code == 0, waived.err
     assert waived.lines == [f"Đã miễn nhiệm vụ: {task_id} — Được miễn, hạn trước 31/03/2022"]
 
@@ -744,7 +784,10 @@ def test_simulate_json_lists_every_mail_of_plan_289_with_nobody_submitting() -> 
     assert len(dated) == 28
     assert summary["by_kind"] == {"escalation": 28 * 3 * 2, "reminder": 28 * 3}
     assert summary["messages"] == len(mails) == 252
-    assert summary["task_states"]["overdue"] == 28
+    # Closed at the end of the period: none is shown as still running or within its deadline.
+    assert summary["task_states"]["not_done_overdue"] == 28
+    assert summary["task_states"]["not_done"] == 69 - 28
+    assert summary["task_states"]["overdue"] == summary["task_states"]["pending"] == 0
     assert Counter(m["task"] for m in mails if m["kind"] == "reminder") == dict.fromkeys(dated, 3)
     for mail in mails:
         at = datetime.fromisoformat(mail["at"])
@@ -777,7 +820,7 @@ def test_simulate_with_every_report_submitted_on_time_sends_receipts_and_no_esca
     summary = last["summary"]
     assert summary["warnings"] == []
     assert summary["task_states"]["done_on_time"] == 28
-    assert summary["task_states"]["overdue"] == 0
+    assert summary["task_states"]["not_done_overdue"] == 0
     # Only the 7-day reminder precedes the submission; each receipt goes to the agency's focal
     # point and to the aggregator (Sở Nội vụ), at the scripted 09:00.
     assert summary["by_kind"] == {"receipt": 28 * 2, "reminder": 28}
