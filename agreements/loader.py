@@ -8,6 +8,7 @@ returns complete, validated models or raises `LoadError`; it never returns a par
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -231,15 +232,55 @@ class _Builder:
         return result
 
 
+_UNCLOSED_QUOTE_ENDS = {
+    "found unexpected end of stream": "the end of the file",
+    "found unexpected document separator": "the document separator '---'",
+}
+_UNCLOSED_FLOW = {"while parsing a flow sequence": "[", "while parsing a flow mapping": "{"}
+_FLOW_EXPECTED = re.compile(r"expected ',' or '([]}])', but got (.+)")
+_TOKEN_NAMES = {"'<stream end>'": "the end of the file", "'<scalar>'": "a value"}
+
+
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A syntax error, reported where the mistake is rather than where PyYAML gave up.
+
+    An unclosed quote or bracket, or a key without its colon, is only noticed lines later
+    (at the end of the file, at the next key): the problem then points at where the quote,
+    bracket or key begins, so that an editor jumps there, and names where parsing stopped.
+    """
+    start, stop = exc.context_mark, exc.problem_mark
+    message = None
+    if start is not None and stop is not None:
+        stopped = f"{stop.line + 1}:{stop.column + 1}"
+        flow = _FLOW_EXPECTED.fullmatch(exc.problem or "")
+        if exc.context == "while scanning a quoted scalar" and exc.problem in _UNCLOSED_QUOTE_ENDS:
+            found = _UNCLOSED_QUOTE_ENDS[exc.problem]
+            message = f"the quote opened here is not closed before {found} at {stopped}"
+        elif exc.context in _UNCLOSED_FLOW and flow is not None:
+            found = _TOKEN_NAMES.get(flow[2], flow[2])
+            message = (
+                f"the {_UNCLOSED_FLOW[exc.context]!r} opened here is not closed before {found} "
+                f"at {stopped} (expected ',' or {flow[1]!r})"
+            )
+        elif exc.context == "while scanning a simple key" and exc.problem == (
+            "could not find expected ':'"
+        ):
+            message = (
+                "expected ': ' (a colon and a space) after the key starting here, "
+                f"but found none before {stopped}"
+            )
+    if message is not None:
+        return _mark_problem(file, start, f"YAML syntax error: {message}")
+    return _mark_problem(file, stop or start, f"YAML syntax error: {exc.problem or exc.context}")
+
+
 def parse_yaml(text: str, file: str) -> _Doc:
     """Parse one YAML document; syntax problems go into the returned `_Doc`."""
     text = unicodedata.normalize("NFC", text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        return _Doc(file, None, None, [_mark_problem(file, mark, message)])
+        return _Doc(file, None, None, [_syntax_problem(file, exc)])
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
