@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -336,8 +337,58 @@ def _validate(doc: _Doc, model: type[M]) -> M | None:
             loc = tuple(error["loc"])
             at_key = error["type"] == "extra_forbidden"
             message = _message(error)
+            if at_key and (guess := _closest(str(loc[-1]), _field_names(model, loc[:-1]))):
+                message += f"; did you mean {guess!r}?"
             doc.problems.append(doc.problem(_strip_tags(loc, doc), message, at_key=at_key))
         return None
+
+
+def _field_names(model: type[BaseModel], loc: Loc) -> set[str]:
+    """The field names a mapping at pydantic error location `loc` may have.
+
+    Follows the location through the model's annotations: fields, list indexes, optional
+    values, and discriminated unions (whose tag, e.g. 'recurring', pydantic puts in the
+    location). Empty when the location leads to no model.
+    """
+    current: list[Any] = [model]
+    for part in loc:
+        current = [step for annotation in current for step in _field_step(annotation, part)]
+    return {
+        name
+        for annotation in current
+        for member in _union_members(annotation)
+        if isinstance(member, type) and issubclass(member, BaseModel)
+        for name in member.model_fields
+    }
+
+
+def _field_step(annotation: Any, part: str | int) -> list[Any]:
+    steps: list[Any] = []
+    for member in _union_members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            fields = member.model_fields
+            if part in fields:
+                steps.append(fields[str(part)].annotation)
+            elif any(
+                get_origin(f.annotation) is Literal and part in get_args(f.annotation)
+                for f in fields.values()
+            ):
+                steps.append(member)  # the discriminated union's tag: stay on this variant
+        elif get_origin(member) is list and isinstance(part, int):
+            steps.extend(get_args(member)[:1])
+        elif get_origin(member) is dict and isinstance(part, str):
+            steps.extend(get_args(member)[1:2])
+    return steps
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """`annotation` without `Annotated` metadata, split into the members of a union."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _union_members(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [member for arg in get_args(annotation) for member in _union_members(arg)]
+    return [annotation]
 
 
 def _strip_tags(loc: Loc, doc: _Doc) -> Loc:
@@ -484,10 +535,16 @@ def _load_directory(path: Path, problems: list[Problem]) -> Directory | None:
 _PLURALS = {"agency": "agencies"}
 
 
+def _closest(value: str, known: Iterable[str]) -> str | None:
+    """The known name `value` is most likely a typo of, for a 'did you mean' hint; or None."""
+    close = difflib.get_close_matches(value, sorted(set(known)), n=1)
+    return close[0] if close else None
+
+
 def _unknown(kind: str, value: str, known: Iterable[str]) -> str:
     known_sorted = sorted(set(known))
-    close = difflib.get_close_matches(value, known_sorted, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = _closest(value, known_sorted)
+    hint = f" (did you mean {close!r}?)" if close else ""
     plural = _PLURALS.get(kind, f"{kind}s")
     return f"unknown {kind} {value!r}{hint}; known {plural}: {', '.join(known_sorted)}"
 
