@@ -242,7 +242,7 @@ _FLOW_EXPECTED = re.compile(r"expected ',' or '([]}])', but got (.+)")
 _TOKEN_NAMES = {"'<stream end>'": "the end of the file", "'<scalar>'": "a value"}
 
 
-def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+def _syntax_problem(file: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
     """A syntax error, reported where the mistake is rather than where PyYAML gave up.
 
     An unclosed quote or bracket, or a key without its colon, is only noticed lines later
@@ -270,9 +270,35 @@ def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
                 "expected ': ' (a colon and a space) after the key starting here, "
                 f"but found none before {stopped}"
             )
+    if message is None and stop is not None and (quote := _runaway_quote(text, stop)):
+        # An unclosed quote, closed by the opening quote of later text.
+        start, end = quote.start_mark, quote.end_mark
+        message = (
+            f"the quote opened here is only closed at {end.line + 1}:{end.column} "
+            "(is its closing quote missing?); parsing stopped at "
+            f"{stop.line + 1}:{stop.column + 1}: {exc.problem or exc.context}"
+        )
     if message is not None:
         return _mark_problem(file, start, f"YAML syntax error: {message}")
     return _mark_problem(file, stop or start, f"YAML syntax error: {exc.problem or exc.context}")
+
+
+def _runaway_quote(text: str, stop: yaml.Mark) -> yaml.ScalarToken | None:
+    """A quoted scalar over several lines that ends on the line where parsing stopped."""
+    found = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= stop.index:
+                break
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in {'"', "'"}
+                and token.start_mark.line < token.end_mark.line == stop.line
+            ):
+                found = token
+    except yaml.YAMLError:
+        pass
+    return found
 
 
 def parse_yaml(text: str, file: str) -> _Doc:
@@ -281,7 +307,7 @@ def parse_yaml(text: str, file: str) -> _Doc:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        return _Doc(file, None, None, [_syntax_problem(file, exc)])
+        return _Doc(file, None, None, [_syntax_problem(file, text, exc)])
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
