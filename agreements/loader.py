@@ -8,12 +8,14 @@ returns complete, validated models or raises `LoadError`; it never returns a par
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -231,15 +233,81 @@ class _Builder:
         return result
 
 
+_UNCLOSED_QUOTE_ENDS = {
+    "found unexpected end of stream": "the end of the file",
+    "found unexpected document separator": "the document separator '---'",
+}
+_UNCLOSED_FLOW = {"while parsing a flow sequence": "[", "while parsing a flow mapping": "{"}
+_FLOW_EXPECTED = re.compile(r"expected ',' or '([]}])', but got (.+)")
+_TOKEN_NAMES = {"'<stream end>'": "the end of the file", "'<scalar>'": "a value"}
+
+
+def _syntax_problem(file: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A syntax error, reported where the mistake is rather than where PyYAML gave up.
+
+    An unclosed quote or bracket, or a key without its colon, is only noticed lines later
+    (at the end of the file, at the next key): the problem then points at where the quote,
+    bracket or key begins, so that an editor jumps there, and names where parsing stopped.
+    """
+    start, stop = exc.context_mark, exc.problem_mark
+    message = None
+    if start is not None and stop is not None:
+        stopped = f"{stop.line + 1}:{stop.column + 1}"
+        flow = _FLOW_EXPECTED.fullmatch(exc.problem or "")
+        if exc.context == "while scanning a quoted scalar" and exc.problem in _UNCLOSED_QUOTE_ENDS:
+            found = _UNCLOSED_QUOTE_ENDS[exc.problem]
+            message = f"the quote opened here is not closed before {found} at {stopped}"
+        elif exc.context in _UNCLOSED_FLOW and flow is not None:
+            found = _TOKEN_NAMES.get(flow[2], flow[2])
+            message = (
+                f"the {_UNCLOSED_FLOW[exc.context]!r} opened here is not closed before {found} "
+                f"at {stopped} (expected ',' or {flow[1]!r})"
+            )
+        elif exc.context == "while scanning a simple key" and exc.problem == (
+            "could not find expected ':'"
+        ):
+            message = (
+                "expected ': ' (a colon and a space) after the key starting here, "
+                f"but found none before {stopped}"
+            )
+    if message is None and stop is not None and (quote := _runaway_quote(text, stop)):
+        # An unclosed quote, closed by the opening quote of later text.
+        start, end = quote.start_mark, quote.end_mark
+        message = (
+            f"the quote opened here is only closed at {end.line + 1}:{end.column} "
+            "(is its closing quote missing?); parsing stopped at "
+            f"{stop.line + 1}:{stop.column + 1}: {exc.problem or exc.context}"
+        )
+    if message is not None:
+        return _mark_problem(file, start, f"YAML syntax error: {message}")
+    return _mark_problem(file, stop or start, f"YAML syntax error: {exc.problem or exc.context}")
+
+
+def _runaway_quote(text: str, stop: yaml.Mark) -> yaml.ScalarToken | None:
+    """A quoted scalar over several lines that ends on the line where parsing stopped."""
+    found = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= stop.index:
+                break
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in {'"', "'"}
+                and token.start_mark.line < token.end_mark.line == stop.line
+            ):
+                found = token
+    except yaml.YAMLError:
+        pass
+    return found
+
+
 def parse_yaml(text: str, file: str) -> _Doc:
     """Parse one YAML document; syntax problems go into the returned `_Doc`."""
     text = unicodedata.normalize("NFC", text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        return _Doc(file, None, None, [_mark_problem(file, mark, message)])
+        return _Doc(file, None, None, [_syntax_problem(file, text, exc)])
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -295,8 +363,58 @@ def _validate(doc: _Doc, model: type[M]) -> M | None:
             loc = tuple(error["loc"])
             at_key = error["type"] == "extra_forbidden"
             message = _message(error)
+            if at_key and (guess := _closest(str(loc[-1]), _field_names(model, loc[:-1]))):
+                message += f"; did you mean {guess!r}?"
             doc.problems.append(doc.problem(_strip_tags(loc, doc), message, at_key=at_key))
         return None
+
+
+def _field_names(model: type[BaseModel], loc: Loc) -> set[str]:
+    """The field names a mapping at pydantic error location `loc` may have.
+
+    Follows the location through the model's annotations: fields, list indexes, optional
+    values, and discriminated unions (whose tag, e.g. 'recurring', pydantic puts in the
+    location). Empty when the location leads to no model.
+    """
+    current: list[Any] = [model]
+    for part in loc:
+        current = [step for annotation in current for step in _field_step(annotation, part)]
+    return {
+        name
+        for annotation in current
+        for member in _union_members(annotation)
+        if isinstance(member, type) and issubclass(member, BaseModel)
+        for name in member.model_fields
+    }
+
+
+def _field_step(annotation: Any, part: str | int) -> list[Any]:
+    steps: list[Any] = []
+    for member in _union_members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            fields = member.model_fields
+            if part in fields:
+                steps.append(fields[str(part)].annotation)
+            elif any(
+                get_origin(f.annotation) is Literal and part in get_args(f.annotation)
+                for f in fields.values()
+            ):
+                steps.append(member)  # the discriminated union's tag: stay on this variant
+        elif get_origin(member) is list and isinstance(part, int):
+            steps.extend(get_args(member)[:1])
+        elif get_origin(member) is dict and isinstance(part, str):
+            steps.extend(get_args(member)[1:2])
+    return steps
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """`annotation` without `Annotated` metadata, split into the members of a union."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _union_members(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [member for arg in get_args(annotation) for member in _union_members(arg)]
+    return [annotation]
 
 
 def _strip_tags(loc: Loc, doc: _Doc) -> Loc:
@@ -443,10 +561,16 @@ def _load_directory(path: Path, problems: list[Problem]) -> Directory | None:
 _PLURALS = {"agency": "agencies"}
 
 
+def _closest(value: str, known: Iterable[str]) -> str | None:
+    """The known name `value` is most likely a typo of, for a 'did you mean' hint; or None."""
+    close = difflib.get_close_matches(value, sorted(set(known)), n=1)
+    return close[0] if close else None
+
+
 def _unknown(kind: str, value: str, known: Iterable[str]) -> str:
     known_sorted = sorted(set(known))
-    close = difflib.get_close_matches(value, known_sorted, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = _closest(value, known_sorted)
+    hint = f" (did you mean {close!r}?)" if close else ""
     plural = _PLURALS.get(kind, f"{kind}s")
     return f"unknown {kind} {value!r}{hint}; known {plural}: {', '.join(known_sorted)}"
 

@@ -526,7 +526,10 @@ def test_a_changed_calendar_has_a_different_digest(tmp_path: Path) -> None:
             "schema_version: 1\nadd_days_off: [\n",
             ["3:1: YAML syntax error: expected the node content, but found '<stream end>'"],
         ),
-        ("schema_version: 1\nadd_day_off: []\n", ["2:1: add_day_off: unknown field"]),
+        (
+            "schema_version: 1\nadd_day_off: []\n",
+            ["2:1: add_day_off: unknown field; did you mean 'add_days_off'?"],
+        ),
         (
             "add_working_days:\n  - day: 2026-11-17\n    source: thử nghiệm\n",
             [

@@ -25,9 +25,17 @@ BROKEN_FILES = sorted(p for p in BROKEN.glob("*.yaml") if p != SHARED_DIRECTORY)
 # The rules the folder must keep covering; a file may be renamed, but not silently dropped.
 REQUIRED_CASES = {
     "yaml-syntax-error",
+    "yaml-unclosed-quote",
+    "yaml-unclosed-quote-closed-later",
+    "yaml-unclosed-flow-sequence-deep",
+    "yaml-unclosed-flow-mapping",
+    "yaml-key-without-colon",
     "duplicate-yaml-key",
     "unknown-top-level-key",
     "unknown-nested-key",
+    "misspelled-nested-field",
+    "misspelled-due-field",
+    "unknown-field-no-suggestion",
     "string-instead-of-date",
     "invalid-date",
     "missing-required-field",
