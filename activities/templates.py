@@ -871,6 +871,8 @@ def _compose(
         _text_header("Subject", rendered.subject),
         f"Date: {format_datetime(date)}",
         f"Message-ID: {mid}",
+        # RFC 3834: vacation replies and other auto-responders do not answer Accord's mail.
+        "Auto-Submitted: auto-generated",
         _text_header("X-Accord-Key", _ascii_header(business_key)),
         f"X-Accord-Kind: {kind.value}",
         _text_header("X-Accord-Task", _ascii_header(task.task_id)),

@@ -102,6 +102,7 @@ async def test_reminder_reaches_the_focal_point(
     assert message["X-Accord-Task"] == TASK_ID
     assert message["X-Accord-Agency"] == "STP"
     assert message["X-Accord-Kind"] == "reminder"
+    assert message["Auto-Submitted"] == "auto-generated"
     assert message["Date"].datetime == request.scheduled_at
 
     text = body(message, "plain")

@@ -274,6 +274,7 @@ def test_message_headers() -> None:
     assert message["Subject"] == f"[Accord] Nhắc hạn: {TITLE} – Sở Tư pháp – hạn trước 15/05/2025"
     assert parsedate_to_datetime(message["Date"]) == request.scheduled_at
     assert message["Message-ID"] == message_id(request.business_key, recipient.email)
+    assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no vacation replies
     assert message["X-Accord-Key"] == request.business_key
     assert message["X-Accord-Kind"] == "reminder"
     assert message["X-Accord-Task"] == "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
@@ -444,6 +445,7 @@ def test_delivery_failure_headers_name_no_refused_address() -> None:
     assert message["X-Accord-Key"] == NOTICE_KEY
     assert message["X-Accord-Kind"] == "delivery_failed"
     assert message["Message-ID"] == message_id(NOTICE_KEY, "mai.ht@snv.quangbinh.example")
+    assert message["Auto-Submitted"] == "auto-generated"
     assert parsedate_to_datetime(message["Date"]) == at
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert "stp.quangbinh.example" not in headers

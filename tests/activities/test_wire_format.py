@@ -61,6 +61,7 @@ def reference(
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(at or request.scheduled_at)
     message["Message-ID"] = message_id(key, recipient.email)
+    message["Auto-Submitted"] = "auto-generated"
     message["X-Accord-Key"] = key
     message["X-Accord-Kind"] = (kind or request.kind).value
     message["X-Accord-Task"] = request.task.task_id
@@ -93,6 +94,8 @@ def intended_headers(
         "Subject": subject,
         "Date": format_datetime(at or request.scheduled_at),
         "Message-ID": message_id(key, to.email),
+        # RFC 3834: vacation and other auto-responders do not answer Accord's mail.
+        "Auto-Submitted": "auto-generated",
         "X-Accord-Key": key,
         "X-Accord-Kind": (kind or request.kind).value,
         "X-Accord-Task": request.task.task_id,
@@ -123,6 +126,7 @@ def reading(message: EmailMessage) -> dict[str, Any]:
             "Subject",
             "Date",
             "Message-ID",
+            "Auto-Submitted",
             "X-Accord-Key",
             "X-Accord-Kind",
             "X-Accord-Task",
@@ -232,6 +236,18 @@ def test_a_delivery_failure_notice_reads_as_the_email_package_builds_it(locale: 
         request, admin, rendered.subject, key=key, kind=NotificationKind.DELIVERY_FAILED, at=at
     )
     assert read["body"] == reading(expected)["body"]
+
+
+@pytest.mark.parametrize("case", list(REQUESTS))
+def test_every_message_is_marked_auto_generated_once(case: str) -> None:
+    """RFC 3834, section 5: the exact header line, once, in the message's own header (not in
+    a part's), so that auto-responders do not answer."""
+    composed = compose_message(
+        REQUESTS[case], recipient=recipient(), agency_names=NAMES, sender=SENDER
+    )
+    head = composed.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert head.count(b"Auto-Submitted: auto-generated") == 1
+    assert composed.data.count(b"Auto-Submitted") == 1
 
 
 def test_the_same_message_is_the_same_bytes() -> None:
