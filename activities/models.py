@@ -80,7 +80,14 @@ class NotificationRequest(Payload):
     scheduled_at: AwareDatetime = Field(description="Workflow time of the event (Date header).")
     late: bool | None = Field(default=None, description="Receipt: was the submission late?")
     approved: bool | None = Field(default=None, description="Extension decision.")
-    new_due_at: AwareDatetime | None = None
+    new_due_at: AwareDatetime | None = Field(
+        default=None, description="Extension: the due instant asked for (written, before the rule)."
+    )
+    previous_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="Extension decision: the task's due instant before the decision; with it "
+        "an approval shows the old and the new deadline.",
+    )
     reason: str | None = Field(default=None, max_length=2000)
     audit: list[AuditEntry] = Field(
         default_factory=list,

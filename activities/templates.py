@@ -165,7 +165,11 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "due": "Hạn nộp",
         "due_note": "Ghi chú về hạn",
         "covers": "Kỳ số liệu",
+        "previous_due": "Hạn cũ",
         "new_due": "Hạn mới",
+        "kept_due": "Hạn nộp (giữ nguyên)",
+        "asked_due": "Hạn đề nghị",
+        "declined_due": "Hạn đề nghị (không được chấp thuận)",
         "task": "Mã nhiệm vụ",
         "reason": "Lý do",
         "no_due": "không có hạn cụ thể",
@@ -185,7 +189,11 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "due": "Due",
         "due_note": "About the deadline",
         "covers": "Data period",
-        "new_due": "New due date",
+        "previous_due": "Previous deadline",
+        "new_due": "New deadline",
+        "kept_due": "Due (unchanged)",
+        "asked_due": "Requested deadline",
+        "declined_due": "Requested deadline (declined)",
         "task": "Task ID",
         "reason": "Reason",
         "no_due": "no fixed due date",
@@ -420,10 +428,17 @@ def _extension_requested(ctx: _Context) -> _Content:
     return content
 
 
+def _approved_due(request: NotificationRequest) -> datetime | None:
+    """The deadline in force after an approval. The workflow has already moved the task's
+    due instant (the date asked for, after the working-calendar rule, which the due note
+    explains); the date asked for stands in when the task has none."""
+    return request.task.due_at or request.new_due_at
+
+
 def _extension_decided(ctx: _Context) -> _Content:
     en = ctx.locale == "en"
     approved = ctx.request.approved
-    new_due = ctx.request.new_due_at
+    new_due = _approved_due(ctx.request) if approved else None
     if approved:
         content = _Content(
             "[Accord] Extension approved: " if en else "[Accord] Chấp thuận gia hạn: "
@@ -435,7 +450,7 @@ def _extension_decided(ctx: _Context) -> _Content:
             until = _due_long(new_due, ctx.zone, ctx.locale)
             content.paragraphs.append(
                 f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-                f"of {ctx.agency} was approved. New due date: {until}."
+                f"of {ctx.agency} was approved. New deadline: {until}."
                 if en
                 else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
                 f"{ctx.agency} đã được chấp thuận. Hạn mới: {until}."
@@ -606,18 +621,38 @@ def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
     facts.append((labels["agency"], _agency_label(task.agency, names)))
     if task.recipient:
         facts.append((labels["recipient"], _agency_label(task.recipient, names)))
-    facts.append((labels["due"], ctx.due or labels["no_due"]))
+    facts += _due_facts(ctx)
     if task.covers_from and task.covers_to:
         facts.append((labels["covers"], f"{task.covers_from:%d/%m/%Y} – {task.covers_to:%d/%m/%Y}"))
     note = task.due_note_en if ctx.locale == "en" else task.due_note_vi
     if note:
         facts.append((labels["due_note"], one_line(note)))
-    if ctx.request.new_due_at is not None:
-        facts.append((labels["new_due"], _due_long(ctx.request.new_due_at, ctx.zone, ctx.locale)))
     if ctx.reason:
         facts.append((labels["reason"], ctx.reason))
     facts.append((labels["task"], one_line(task.task_id)))
     return facts
+
+
+def _due_facts(ctx: _Context) -> list[tuple[str, str]]:
+    """The deadline lines: the one in force and, around an extension, the others involved."""
+    labels = _LABELS[ctx.locale]
+    request = ctx.request
+    due = ctx.due or labels["no_due"]
+    asked = _due_long(request.new_due_at, ctx.zone, ctx.locale) if request.new_due_at else None
+    if request.kind is NotificationKind.EXTENSION_DECIDED:
+        if request.approved:
+            facts = []
+            if request.previous_due_at is not None:
+                previous = _due_long(request.previous_due_at, ctx.zone, ctx.locale)
+                facts.append((labels["previous_due"], previous))
+            new_due = _approved_due(request)
+            new = _due_long(new_due, ctx.zone, ctx.locale) if new_due else labels["no_due"]
+            return [*facts, (labels["new_due"], new)]
+        if request.approved is False:
+            facts = [(labels["kept_due"], due)]
+            return facts + ([(labels["declined_due"], asked)] if asked else [])
+    facts = [(labels["due"], due)]
+    return facts + ([(labels["asked_due"], asked)] if asked else [])
 
 
 def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer: str) -> str:

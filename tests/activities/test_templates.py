@@ -114,6 +114,8 @@ def test_reminder_in_english() -> None:
             notification(
                 NotificationKind.EXTENSION_DECIDED,
                 step=None,
+                # As the workflow sends it: the task already carries the new deadline.
+                task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
                 approved=True,
                 new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
             ),
@@ -360,6 +362,97 @@ def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
         sender="Accord <accord@accord.example>",
     )
     assert not list(escalation.iter_attachments())
+
+
+def plain_text(message: EmailMessage) -> str:
+    """The text part as a mail client shows it, after the message has crossed the wire."""
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    part = parsed.get_body(preferencelist=("plain",))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+def received(request: NotificationRequest, recipient: Recipient | None = None) -> str:
+    return plain_text(
+        build_message(
+            request,
+            recipient=recipient or officer(),
+            agency_names=NAMES,
+            sender="Accord <accord@accord.example>",
+        )
+    )
+
+
+# An approval as the workflow sends it: the task already carries the new deadline.
+APPROVED = notification(
+    NotificationKind.EXTENSION_DECIDED,
+    step=None,
+    task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
+    approved=True,
+    new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+    previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
+)
+
+
+def test_an_approved_extension_shows_the_previous_and_the_new_deadline() -> None:
+    text = received(APPROVED)
+    assert "Hạn cũ: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Hạn mới: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert "Hạn nộp:" not in text  # the same instant as "Hạn mới" under another name
+
+    english = received(APPROVED, officer(locale="en"))
+    assert "Previous deadline: before 15/05/2025 (last day: 14/05/2025)" in english
+    assert "New deadline: before 25/05/2025 (last day: 24/05/2025)" in english
+    assert "Due:" not in english
+
+
+def test_an_approval_without_the_previous_deadline_shows_the_new_one_once() -> None:
+    """A workflow that does not pass previous_due_at yet: one line, not the same date twice."""
+    text = received(APPROVED.model_copy(update={"previous_due_at": None}))
+    assert "Hạn mới: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert text.count("25/05/2025 (ngày cuối") == 2  # the paragraph and the "Hạn mới" line
+    assert "Hạn cũ" not in text
+    assert "Hạn nộp:" not in text
+
+
+def test_a_declined_extension_keeps_the_deadline_and_says_so() -> None:
+    declined = notification(
+        NotificationKind.EXTENSION_DECIDED,
+        step=None,
+        approved=False,
+        new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
+        reason="Số liệu đã đủ",
+    )
+    text = received(declined)
+    assert "Hạn nộp giữ nguyên: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)." in text
+    assert "Hạn nộp (giữ nguyên): trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    # The date asked for is not presented as a new deadline.
+    assert "Hạn mới" not in text
+    assert "Hạn đề nghị (không được chấp thuận): trước ngày 25/05/2025" in text
+
+    english = received(declined, officer(locale="en"))
+    assert "The due date stays: before 15/05/2025 (last day: 14/05/2025)." in english
+    assert "Due (unchanged): before 15/05/2025 (last day: 14/05/2025)" in english
+    assert "New deadline" not in english
+    assert "Requested deadline (declined): before 25/05/2025" in english
+
+
+def test_an_extension_request_shows_the_date_asked_for_as_requested() -> None:
+    request = notification(
+        NotificationKind.EXTENSION_REQUESTED,
+        [RecipientRole.AGGREGATOR],
+        step=None,
+        new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        reason="Chờ số liệu của các phòng",
+    )
+    text = received(request, officer(RecipientRole.AGGREGATOR))
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Hạn đề nghị: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert "Hạn mới" not in text
 
 
 # --------------------------------------------------------------------------------------------

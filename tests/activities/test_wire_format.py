@@ -181,8 +181,10 @@ REQUESTS = {
     "ext-decided": notification(
         NotificationKind.EXTENSION_DECIDED,
         step=None,
+        task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
         approved=True,
         new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
     ),
     "waived": notification(NotificationKind.WAIVED, step=None, reason="Đơn vị sáp nhập"),
 }
