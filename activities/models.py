@@ -42,6 +42,11 @@ class TaskRef(Payload):
     due_note_en: str | None = None
     covers_from: date | None = Field(default=None, description="Data window covered, from.")
     covers_to: date | None = Field(default=None, description="Data window covered, to.")
+    issuer: str | None = Field(
+        default=None,
+        description="The agreement's issuing body as printed (Agreement.issuer): where the "
+        "deliverable goes when no receiving agency is named.",
+    )
 
 
 class NotificationKind(StrEnum):

@@ -222,6 +222,8 @@ class _Context:
     due_short: str | None
     now: str
     reason: str | None
+    names: Mapping[str, str]
+    """Agency names by code (the task's agency and recipient)."""
 
 
 @dataclass
@@ -230,8 +232,8 @@ class _Content:
     subject_suffix: list[str] = field(default_factory=list)
     paragraphs: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
-    command: tuple[str, str] | None = None
-    """A label and the command line that does what the message asks."""
+    how_to_submit: str | None = None
+    """Where the owing agency sends what it owes."""
 
 
 def _agency_label(code: str, names: Mapping[str, str]) -> str:
@@ -258,14 +260,57 @@ def _context(
         due_short=_due_short(task.due_at, zone, locale) if task.due_at else None,
         now=_moment(request.scheduled_at, zone, locale),
         reason=one_line(request.reason) if request.reason else None,
+        names=names,
     )
 
 
-def _submit_command(ctx: _Context) -> tuple[str, str]:
-    command = f"accord submit {ctx.request.task.task_id} --file report.yaml"
-    if ctx.locale == "en":
-        return "Submit with:", command
-    return f"Nộp {ctx.deliverable} bằng lệnh:", command
+def _how_to_submit(ctx: _Context) -> str:
+    """Whom the owing agency sends its deliverable to, until officers can submit in Accord
+    itself (`accord submit` is for the administrators who record what arrives).
+
+    The receiving agency if the obligation names one, else the body that issued the
+    agreement, else the way every official document leaves an agency: signed by its head.
+    Replies to Accord's mail reach nobody (the footer says so), and this line agrees.
+    """
+    en = ctx.locale == "en"
+    task = ctx.request.task
+    what = ctx.deliverable
+    focal_point = ctx.recipient.role is RecipientRole.FOCAL_POINT
+    document = one_line(task.document_number)
+    no_reply = " (not as a reply to this message)" if en else " (không trả lời thư này)"
+    if task.recipient:
+        to = _agency_label(task.recipient, ctx.names)
+        if en:
+            who = "You" if focal_point else "Your focal point"
+            return (
+                f"How to submit: send the {what} to {to}, the receiving agency{no_reply}. "
+                f"{who} will receive a receipt once the {what} is recorded."
+            )
+        who = "đồng chí" if focal_point else "bộ phận đầu mối"
+        return (
+            f"Cách nộp: gửi {what} cho {to}, cơ quan tiếp nhận, tổng hợp{no_reply}. "
+            f"Khi {what} được ghi nhận, {who} sẽ nhận được thư xác nhận."
+        )
+    if task.issuer:
+        issuer = one_line(task.issuer)
+        if en:
+            return f"How to submit: send the {what} to {issuer}, which issued {document}{no_reply}."
+        return (
+            f"Cách nộp: gửi {what} cho {issuer}, cơ quan ban hành văn bản {document}{no_reply}."
+        )
+    if focal_point:
+        if en:
+            return (
+                f"How to submit: have the head of {ctx.agency} sign the {what} and send it as "
+                f"{document} requires{no_reply}."
+            )
+        return (
+            f"Cách nộp: trình lãnh đạo {ctx.agency} ký, gửi {what} theo quy định của văn bản "
+            f"{document}{no_reply}."
+        )
+    if en:
+        return f"How to submit: send the {what} as {document} requires{no_reply}."
+    return f"Cách nộp: gửi {what} theo quy định của văn bản {document}{no_reply}."
 
 
 def _owing_agency(role: RecipientRole | None) -> bool:
@@ -365,7 +410,7 @@ def _owing_actions(ctx: _Context, content: _Content, *, urgent: bool) -> None:
     else:
         content.actions.append(_for_information(ctx))
     if _owing_agency(role):
-        content.command = _submit_command(ctx)
+        content.how_to_submit = _how_to_submit(ctx)
 
 
 def _receipt(ctx: _Context) -> _Content:
@@ -489,7 +534,7 @@ def _extension_decided(ctx: _Context) -> _Content:
             if en
             else f"Đề nghị đồng chí hoàn thành và nộp {ctx.deliverable} trong hạn."
         )
-        content.command = _submit_command(ctx)
+        content.how_to_submit = _how_to_submit(ctx)
     else:
         content.actions.append(_for_information(ctx))
     return content
@@ -663,9 +708,8 @@ def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer
     lines.append("")
     for action in content.actions:
         lines += [action, ""]
-    if content.command:
-        label, command = content.command
-        lines += [f"{label} {command}", ""]
+    if content.how_to_submit:
+        lines += [content.how_to_submit, ""]
     lines += ["--", footer, ""]
     return "\n".join(lines)
 
@@ -694,9 +738,8 @@ def _html(
         f"<table>\n{rows}\n</table>",
         *(f"<p><strong>{e(action)}</strong></p>" for action in content.actions),
     ]
-    if content.command:
-        label, command = content.command
-        parts.append(f"<p>{e(label)} <code>{e(command)}</code></p>")
+    if content.how_to_submit:
+        parts.append(f"<p>{e(content.how_to_submit)}</p>")
     parts += [f'<p style="color:#666;font-size:12px">{e(footer)}</p>', "</body>", "</html>", ""]
     return "\n".join(parts)
 

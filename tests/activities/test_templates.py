@@ -27,6 +27,14 @@ from agreements.models import Deliverable, RecipientRole
 
 NAMES = {"STP": "Sở Tư pháp", "SNV": "Sở Nội vụ"}
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
+SEND_TO_SNV_VI = (
+    "Cách nộp: gửi báo cáo cho Sở Nội vụ (SNV), cơ quan tiếp nhận, tổng hợp (không trả lời "
+    "thư này). Khi báo cáo được ghi nhận, đồng chí sẽ nhận được thư xác nhận."
+)
+SEND_TO_SNV_EN = (
+    "How to submit: send the report to Sở Nội vụ (SNV), the receiving agency (not as a reply "
+    "to this message). You will receive a receipt once the report is recorded."
+)
 
 
 def officer(
@@ -62,10 +70,7 @@ def test_reminder_in_vietnamese() -> None:
     assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
     assert "Còn 6 ngày đến hạn." in text
     assert "Mã nhiệm vụ: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in text
-    assert (
-        "Nộp báo cáo bằng lệnh: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t "
-        "--file report.yaml"
-    ) in text
+    assert SEND_TO_SNV_VI in text
     assert "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.html
     assert '<html lang="vi">' in rendered.html
 
@@ -76,9 +81,7 @@ def test_reminder_in_english() -> None:
     assert rendered.subject == f"[Accord] Reminder: {TITLE} – Sở Tư pháp – due before 15/05/2025"
     assert rendered.text.startswith("Dear Nguyễn Thị Hoa,\n")
     assert "Due: before 15/05/2025 (last day: 14/05/2025)" in rendered.text
-    assert (
-        "Submit with: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t --file report.yaml"
-    ) in rendered.text
+    assert SEND_TO_SNV_EN in rendered.text
     assert '<html lang="en">' in rendered.html
 
 
@@ -171,14 +174,17 @@ def test_every_kind_role_and_locale_renders_the_task(
         assert TITLE in part
         assert "2025-6t" in part
     assert rendered.subject.startswith("[Accord] ")
-    # Only the owing agency is told how to submit.
+    # Only the owing agency is told where to send its report; nobody is given a command.
     owing = role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
-    expects_command = owing and kind in (
+    expects_where = owing and kind in (
         NotificationKind.REMINDER,
         NotificationKind.ESCALATION,
         NotificationKind.EXTENSION_DECIDED,
     )
-    assert ("accord submit" in rendered.text) == expects_command
+    where = "How to submit:" if locale == "en" else "Cách nộp:"
+    assert (where in rendered.text) == expects_where
+    assert "accord submit" not in rendered.text
+    assert "accord submit" not in rendered.html
 
 
 def test_escalation_counts_days_overdue() -> None:
@@ -453,6 +459,56 @@ def test_an_extension_request_shows_the_date_asked_for_as_requested() -> None:
     assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
     assert "Hạn đề nghị: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
     assert "Hạn mới" not in text
+
+
+@pytest.mark.parametrize("kind", [NotificationKind.REMINDER, NotificationKind.ESCALATION])
+def test_reminders_say_whom_to_send_the_report_to_not_a_command(kind: NotificationKind) -> None:
+    text = received(notification(kind))
+    assert SEND_TO_SNV_VI in text
+    assert "accord submit" not in text
+    # What the footer says about replying still holds: no reply reaches anyone.
+    assert "Vui lòng không trả lời thư này." in text
+    english = received(notification(kind), officer(locale="en"))
+    assert SEND_TO_SNV_EN in english
+    assert "Please do not reply." in english
+
+    head = received(notification(kind), officer(RecipientRole.HEAD_OF_AGENCY))
+    assert (
+        "Cách nộp: gửi báo cáo cho Sở Nội vụ (SNV), cơ quan tiếp nhận, tổng hợp (không trả lời "
+        "thư này). Khi báo cáo được ghi nhận, bộ phận đầu mối sẽ nhận được thư xác nhận."
+    ) in head
+
+
+def test_without_a_receiving_agency_the_report_goes_to_the_issuer() -> None:
+    task = demo_task(recipient=None, issuer="Ủy ban nhân dân tỉnh Quảng Bình")
+    text = received(notification(task=task))
+    assert (
+        "Cách nộp: gửi báo cáo cho Ủy ban nhân dân tỉnh Quảng Bình, cơ quan ban hành văn bản "
+        "289/KH-UBND (không trả lời thư này)."
+    ) in text
+    english = received(notification(task=task), officer(locale="en"))
+    assert (
+        "How to submit: send the report to Ủy ban nhân dân tỉnh Quảng Bình, which issued "
+        "289/KH-UBND (not as a reply to this message)."
+    ) in english
+
+
+def test_without_a_receiving_agency_or_issuer_the_report_goes_through_the_head() -> None:
+    task = demo_task(recipient=None)
+    text = received(notification(task=task))
+    assert (
+        "Cách nộp: trình lãnh đạo Sở Tư pháp ký, gửi báo cáo theo quy định của văn bản "
+        "289/KH-UBND (không trả lời thư này)."
+    ) in text
+    english = received(notification(task=task), officer(locale="en"))
+    assert (
+        "How to submit: have the head of Sở Tư pháp sign the report and send it as "
+        "289/KH-UBND requires (not as a reply to this message)."
+    ) in english
+    head = received(notification(task=task), officer(RecipientRole.HEAD_OF_AGENCY))
+    assert (
+        "Cách nộp: gửi báo cáo theo quy định của văn bản 289/KH-UBND (không trả lời thư này)."
+    ) in head
 
 
 # --------------------------------------------------------------------------------------------
