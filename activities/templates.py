@@ -5,7 +5,9 @@ them in. Every piece of data (titles, names, reasons) is untrusted text: it is f
 line before it reaches a header, and escaped before it reaches HTML.
 
 Due dates follow the agreement convention: `due_at` is the first late moment, so a due instant
-of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)".
+of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)". Every date and time is
+shown in the agreement's time zone, and a time of day names it: "trước 16:06 ngày 03/12/2026
+(UTC+7)".
 """
 
 from __future__ import annotations
@@ -104,28 +106,42 @@ def _day(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+def _zone_name(local: datetime) -> str:
+    """'UTC+7': the offset a time of day is in, for a reader (or a calendar app) elsewhere."""
+    offset = local.utcoffset() or timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _moment(at: datetime, zone: ZoneInfo, locale: Locale, *, named_zone: bool = True) -> str:
+    """'16:10 ngày 03/12/2026 (UTC+7)': local to the agreement, whatever zone `at` is in."""
     local = at.astimezone(zone)
-    return f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
+    text = f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
+    return f"{text} ({_zone_name(local)})" if named_zone else text
 
 
 def _due_long(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight."""
+    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight,
+    'trước 16:06 ngày 03/12/2026 (UTC+7)' for one later in a day."""
     local = due_at.astimezone(zone)
     if local.time() == time.min:
         last_day = local.date() - timedelta(days=1)
         if locale == "en":
             return f"before {_day(local.date())} (last day: {_day(last_day)})"
         return f"trước ngày {_day(local.date())} (ngày cuối: {_day(last_day)})"
-    if locale == "en":
-        return f"before {local:%H:%M} on {_day(local.date())}"
-    return f"trước {local:%H:%M} ngày {_day(local.date())}"
+    return f"{'before' if locale == 'en' else 'trước'} {_moment(local, zone, locale)}"
 
 
 def _due_short(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """The due date in a subject: 'hạn trước 15/05/2025'."""
+    """The due date in a subject: 'hạn trước 15/05/2025' (a time of day without its zone:
+    the subject stays short, the body names it)."""
     local = due_at.astimezone(zone)
-    when = _day(local.date()) if local.time() == time.min else _moment(local, zone, locale)
+    if local.time() == time.min:
+        when = _day(local.date())
+    else:
+        when = _moment(local, zone, locale, named_zone=False)
     return f"due before {when}" if locale == "en" else f"hạn trước {when}"
 
 
@@ -295,9 +311,7 @@ def _how_to_submit(ctx: _Context) -> str:
         issuer = one_line(task.issuer)
         if en:
             return f"How to submit: send the {what} to {issuer}, which issued {document}{no_reply}."
-        return (
-            f"Cách nộp: gửi {what} cho {issuer}, cơ quan ban hành văn bản {document}{no_reply}."
-        )
+        return f"Cách nộp: gửi {what} cho {issuer}, cơ quan ban hành văn bản {document}{no_reply}."
     if focal_point:
         if en:
             return (
@@ -947,7 +961,9 @@ def _compose(
         _address_header("From", sender_address(sender)),
         _address_header("To", to),
         _text_header("Subject", rendered.subject),
-        f"Date: {format_datetime(date)}",
+        # In the agreement's zone, as the body's times are (a notice stamped in UTC showed
+        # "+0000" to a reader whose client prints the header as written).
+        f"Date: {format_datetime(date.astimezone(_zone(task)))}",
         f"Message-ID: {mid}",
         # RFC 3834: vacation replies and other auto-responders do not answer Accord's mail.
         "Auto-Submitted: auto-generated",
@@ -1088,12 +1104,14 @@ def build_delivery_failure(
 
 
 def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]) -> bytes:
-    """An iCalendar all-day event on the task's last day, so an officer can add the deadline to
-    any calendar app. The UID is the task's, so a moved deadline updates the same event."""
+    """The deadline as an iCalendar event, so an officer can add it to any calendar app: an
+    all-day event on the task's last day for a deadline at local midnight, a timed one at the
+    due instant (in the agreement's zone, which the calendar carries) for a deadline later in
+    a day. The UID is the task's, so a moved deadline updates the same event."""
     task = request.task
     assert task.due_at is not None
     zone = _zone(task)
-    last_day = last_day_of(task.due_at, zone)
+    due = task.due_at.astimezone(zone)
     agency = one_line(agency_names.get(task.agency) or task.agency)
     calendar = Calendar()
     calendar.add("prodid", "-//Accord//Hạn nộp báo cáo//VI")
@@ -1104,18 +1122,24 @@ def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]
     event.add("dtstamp", request.scheduled_at.astimezone(UTC))
     # Later notices of the same task carry a higher sequence, so calendar apps take the update.
     event.add("sequence", int(request.scheduled_at.timestamp() // 60) % 2**31)
-    event.add("dtstart", last_day)
-    event.add("dtend", last_day + timedelta(days=1))
+    if due.time() == time.min:
+        last_day = last_day_of(due, zone)
+        event.add("dtstart", last_day)
+        event.add("dtend", last_day + timedelta(days=1))
+    else:
+        # No DTEND: the event is the instant itself (RFC 5545, 3.6.1).
+        event.add("dtstart", due)
     event.add("summary", one_line(f"Hạn nộp: {task.title} – {agency}"))
     description = [
         f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
         f"Kỳ báo cáo: {one_line(task.period_label)}",
-        f"Hạn nộp: trước ngày {task.due_at.astimezone(zone):%d/%m/%Y} "
-        f"(ngày cuối: {last_day:%d/%m/%Y})",
+        f"Hạn nộp: {_due_long(due, zone, 'vi')}",
         f"Mã nhiệm vụ: {task.task_id}",
     ]
     if task.due_note_vi:
         description.append(one_line(task.due_note_vi))
     event.add("description", "\n".join(description))
     calendar.add_component(event)
+    # A timed event names its zone (TZID); the definition goes along for apps that lack it.
+    calendar.add_missing_timezones()
     return bytes(calendar.to_ical())

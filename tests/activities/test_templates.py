@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
 from activity_helpers import ZONE, demo_task, notification
@@ -195,7 +196,7 @@ def test_escalation_counts_days_overdue() -> None:
         scheduled_at=datetime(2025, 5, 22, 0, 0, tzinfo=ZONE),
     )
     text = render(request, recipient=officer(RecipientRole.HEAD_OF_AGENCY), agency_names=NAMES).text
-    assert "Quá hạn: đến 00:00 ngày 22/05/2025, Sở Tư pháp chưa nộp báo cáo" in text
+    assert "Quá hạn: đến 00:00 ngày 22/05/2025 (UTC+7), Sở Tư pháp chưa nộp báo cáo" in text
     assert "Đã quá hạn 7 ngày." in text
     assert "Đây là thông báo quá hạn bậc 2." in text
     assert "Đề nghị đồng chí chỉ đạo bộ phận đầu mối khẩn trương hoàn thành và nộp báo cáo." in text
@@ -511,6 +512,78 @@ def test_without_a_receiving_agency_or_issuer_the_report_goes_through_the_head()
     ) in head
 
 
+def calendar_event(message: EmailMessage) -> tuple[Calendar, Any]:
+    """The calendar attachment as a calendar app reads it, after the wire."""
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    [part] = [p for p in parsed.iter_attachments() if p.get_content_type() == "text/calendar"]
+    calendar = Calendar.from_ical(part.get_content())
+    [event] = calendar.walk("VEVENT")
+    return calendar, event
+
+
+# A demo deadline: 16:06 Hà Nội time, given in UTC as a server clock would give it.
+AFTERNOON_DUE = datetime(2026, 12, 3, 9, 6, tzinfo=UTC)
+
+
+def test_a_deadline_with_a_time_of_day_is_a_timed_calendar_event() -> None:
+    task = demo_task(due_at=AFTERNOON_DUE)
+    request = notification(task=task, scheduled_at=datetime(2026, 12, 3, 16, 0, tzinfo=ZONE))
+    calendar, event = calendar_event(
+        build_message(
+            request, recipient=officer(), agency_names=NAMES, sender="Accord <a@accord.example>"
+        )
+    )
+    start = event.decoded("dtstart")
+    assert isinstance(start, datetime)  # not an all-day date
+    assert start == datetime(2026, 12, 3, 16, 6, tzinfo=ZONE)
+    assert start.utcoffset() == timedelta(hours=7)
+    assert event["dtstart"].params["TZID"] == "Asia/Ho_Chi_Minh"
+    # The zone travels with the event, for apps that do not know the name.
+    [zone] = calendar.walk("VTIMEZONE")
+    assert str(zone["tzid"]) == "Asia/Ho_Chi_Minh"
+    # The deadline is an instant: no DTEND (RFC 5545 3.6.1: it ends when it starts).
+    assert "dtend" not in event
+    description = str(event["description"])
+    assert "Hạn nộp: trước 16:06 ngày 03/12/2026 (UTC+7)" in description
+    assert "ngày cuối" not in description
+
+
+def test_a_deadline_at_midnight_stays_an_all_day_event_on_the_last_day() -> None:
+    task = demo_task(due_at=datetime(2026, 12, 3, tzinfo=ZONE))
+    _, event = calendar_event(
+        build_message(
+            notification(task=task),
+            recipient=officer(),
+            agency_names=NAMES,
+            sender="Accord <a@accord.example>",
+        )
+    )
+    assert event.decoded("dtstart") == date(2026, 12, 2)
+    assert event.decoded("dtend") == date(2026, 12, 3)
+    assert "Hạn nộp: trước ngày 03/12/2026 (ngày cuối: 02/12/2026)" in str(event["description"])
+
+
+def test_times_of_day_in_mail_text_are_local_and_name_the_zone() -> None:
+    task = demo_task(due_at=AFTERNOON_DUE)
+    late = notification(
+        NotificationKind.ESCALATION,
+        task=task,
+        scheduled_at=datetime(2026, 12, 3, 9, 10, tzinfo=UTC),
+    )
+    text = received(late)
+    assert "Hạn nộp: trước 16:06 ngày 03/12/2026 (UTC+7)" in text
+    assert "Quá hạn: đến 16:10 ngày 03/12/2026 (UTC+7), Sở Tư pháp chưa nộp" in text
+    assert "09:" not in text
+    english = received(late, officer(locale="en"))
+    assert "Due: before 16:06 on 03/12/2026 (UTC+7)" in english
+    assert "Overdue: as of 16:10 on 03/12/2026 (UTC+7), Sở Tư pháp" in english
+    # A subject stays short: the time, without the zone.
+    assert subject_of(late).endswith("– hạn trước 16:06 ngày 03/12/2026")
+    # A date alone names no zone: "trước ngày 15/05/2025" is a day in the agreement's calendar.
+    assert "UTC" not in received(notification())
+
+
 # --------------------------------------------------------------------------------------------
 # Delivery-failure notice to the admins
 
@@ -596,6 +669,7 @@ def test_delivery_failure_headers_name_no_refused_address() -> None:
     assert message["Message-ID"] == message_id(NOTICE_KEY, "mai.ht@snv.quangbinh.example")
     assert message["Auto-Submitted"] == "auto-generated"
     assert parsedate_to_datetime(message["Date"]) == at
+    assert message["Date"].endswith("+0700")  # the agreement's zone, though `at` is in UTC
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert "stp.quangbinh.example" not in headers
     assert message.get_content_type() == "multipart/alternative"

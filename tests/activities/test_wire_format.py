@@ -59,7 +59,7 @@ def reference(
     message["From"] = sender_address(sender)
     message["To"] = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
     message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(at or request.scheduled_at)
+    message["Date"] = format_datetime((at or request.scheduled_at).astimezone(ZONE))
     message["Message-ID"] = message_id(key, recipient.email)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Accord-Key"] = key
@@ -92,7 +92,8 @@ def intended_headers(
     key = key or request.business_key
     return {
         "Subject": subject,
-        "Date": format_datetime(at or request.scheduled_at),
+        # In the agreement's zone, whatever zone the caller's clock gave.
+        "Date": format_datetime((at or request.scheduled_at).astimezone(ZONE)),
         "Message-ID": message_id(key, to.email),
         # RFC 3834: vacation and other auto-responders do not answer Accord's mail.
         "Auto-Submitted": "auto-generated",
@@ -170,6 +171,9 @@ def recipient(name: str = "Nguyễn Thị Hoa", locale: str = "vi") -> Recipient
 REQUESTS = {
     "reminder": notification(),
     "reminder-undated": notification(task=demo_task(due_at=None)),
+    "reminder-timed": notification(
+        task=demo_task(due_at=datetime(2026, 12, 3, 16, 6, tzinfo=ZONE))
+    ),
     "escalation": notification(NotificationKind.ESCALATION, step=3),
     "receipt": notification(NotificationKind.RECEIPT, step=None, late=True),
     "ext-requested": notification(
