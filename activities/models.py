@@ -42,6 +42,11 @@ class TaskRef(Payload):
     due_note_en: str | None = None
     covers_from: date | None = Field(default=None, description="Data window covered, from.")
     covers_to: date | None = Field(default=None, description="Data window covered, to.")
+    issuer: str | None = Field(
+        default=None,
+        description="The agreement's issuing body as printed (Agreement.issuer): where the "
+        "deliverable goes when no receiving agency is named.",
+    )
 
 
 class NotificationKind(StrEnum):
@@ -80,7 +85,14 @@ class NotificationRequest(Payload):
     scheduled_at: AwareDatetime = Field(description="Workflow time of the event (Date header).")
     late: bool | None = Field(default=None, description="Receipt: was the submission late?")
     approved: bool | None = Field(default=None, description="Extension decision.")
-    new_due_at: AwareDatetime | None = None
+    new_due_at: AwareDatetime | None = Field(
+        default=None, description="Extension: the due instant asked for (written, before the rule)."
+    )
+    previous_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="Extension decision: the task's due instant before the decision; with it "
+        "an approval shows the old and the new deadline.",
+    )
     reason: str | None = Field(default=None, max_length=2000)
     audit: list[AuditEntry] = Field(
         default_factory=list,

@@ -5,7 +5,9 @@ them in. Every piece of data (titles, names, reasons) is untrusted text: it is f
 line before it reaches a header, and escaped before it reaches HTML.
 
 Due dates follow the agreement convention: `due_at` is the first late moment, so a due instant
-of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)".
+of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)". Every date and time is
+shown in the agreement's time zone, and a time of day names it: "trước 16:06 ngày 03/12/2026
+(UTC+7)".
 """
 
 from __future__ import annotations
@@ -104,28 +106,42 @@ def _day(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+def _zone_name(local: datetime) -> str:
+    """'UTC+7': the offset a time of day is in, for a reader (or a calendar app) elsewhere."""
+    offset = local.utcoffset() or timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _moment(at: datetime, zone: ZoneInfo, locale: Locale, *, named_zone: bool = True) -> str:
+    """'16:10 ngày 03/12/2026 (UTC+7)': local to the agreement, whatever zone `at` is in."""
     local = at.astimezone(zone)
-    return f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
+    text = f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
+    return f"{text} ({_zone_name(local)})" if named_zone else text
 
 
 def _due_long(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight."""
+    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight,
+    'trước 16:06 ngày 03/12/2026 (UTC+7)' for one later in a day."""
     local = due_at.astimezone(zone)
     if local.time() == time.min:
         last_day = local.date() - timedelta(days=1)
         if locale == "en":
             return f"before {_day(local.date())} (last day: {_day(last_day)})"
         return f"trước ngày {_day(local.date())} (ngày cuối: {_day(last_day)})"
-    if locale == "en":
-        return f"before {local:%H:%M} on {_day(local.date())}"
-    return f"trước {local:%H:%M} ngày {_day(local.date())}"
+    return f"{'before' if locale == 'en' else 'trước'} {_moment(local, zone, locale)}"
 
 
 def _due_short(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """The due date in a subject: 'hạn trước 15/05/2025'."""
+    """The due date in a subject: 'hạn trước 15/05/2025' (a time of day without its zone:
+    the subject stays short, the body names it)."""
     local = due_at.astimezone(zone)
-    when = _day(local.date()) if local.time() == time.min else _moment(local, zone, locale)
+    if local.time() == time.min:
+        when = _day(local.date())
+    else:
+        when = _moment(local, zone, locale, named_zone=False)
     return f"due before {when}" if locale == "en" else f"hạn trước {when}"
 
 
@@ -165,7 +181,11 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "due": "Hạn nộp",
         "due_note": "Ghi chú về hạn",
         "covers": "Kỳ số liệu",
+        "previous_due": "Hạn cũ",
         "new_due": "Hạn mới",
+        "kept_due": "Hạn nộp (giữ nguyên)",
+        "asked_due": "Hạn đề nghị",
+        "declined_due": "Hạn đề nghị (không được chấp thuận)",
         "task": "Mã nhiệm vụ",
         "reason": "Lý do",
         "no_due": "không có hạn cụ thể",
@@ -185,7 +205,11 @@ _LABELS: dict[Locale, dict[str, str]] = {
         "due": "Due",
         "due_note": "About the deadline",
         "covers": "Data period",
-        "new_due": "New due date",
+        "previous_due": "Previous deadline",
+        "new_due": "New deadline",
+        "kept_due": "Due (unchanged)",
+        "asked_due": "Requested deadline",
+        "declined_due": "Requested deadline (declined)",
         "task": "Task ID",
         "reason": "Reason",
         "no_due": "no fixed due date",
@@ -214,6 +238,8 @@ class _Context:
     due_short: str | None
     now: str
     reason: str | None
+    names: Mapping[str, str]
+    """Agency names by code (the task's agency and recipient)."""
 
 
 @dataclass
@@ -222,8 +248,8 @@ class _Content:
     subject_suffix: list[str] = field(default_factory=list)
     paragraphs: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
-    command: tuple[str, str] | None = None
-    """A label and the command line that does what the message asks."""
+    how_to_submit: str | None = None
+    """Where the owing agency sends what it owes."""
 
 
 def _agency_label(code: str, names: Mapping[str, str]) -> str:
@@ -250,14 +276,55 @@ def _context(
         due_short=_due_short(task.due_at, zone, locale) if task.due_at else None,
         now=_moment(request.scheduled_at, zone, locale),
         reason=one_line(request.reason) if request.reason else None,
+        names=names,
     )
 
 
-def _submit_command(ctx: _Context) -> tuple[str, str]:
-    command = f"accord submit {ctx.request.task.task_id} --file report.yaml"
-    if ctx.locale == "en":
-        return "Submit with:", command
-    return f"Nộp {ctx.deliverable} bằng lệnh:", command
+def _how_to_submit(ctx: _Context) -> str:
+    """Whom the owing agency sends its deliverable to, until officers can submit in Accord
+    itself (`accord submit` is for the administrators who record what arrives).
+
+    The receiving agency if the obligation names one, else the body that issued the
+    agreement, else the way every official document leaves an agency: signed by its head.
+    Replies to Accord's mail reach nobody (the footer says so), and this line agrees.
+    """
+    en = ctx.locale == "en"
+    task = ctx.request.task
+    what = ctx.deliverable
+    focal_point = ctx.recipient.role is RecipientRole.FOCAL_POINT
+    document = one_line(task.document_number)
+    no_reply = " (not as a reply to this message)" if en else " (không trả lời thư này)"
+    if task.recipient:
+        to = _agency_label(task.recipient, ctx.names)
+        if en:
+            who = "You" if focal_point else "Your focal point"
+            return (
+                f"How to submit: send the {what} to {to}, the receiving agency{no_reply}. "
+                f"{who} will receive a receipt once the {what} is recorded."
+            )
+        who = "đồng chí" if focal_point else "bộ phận đầu mối"
+        return (
+            f"Cách nộp: gửi {what} cho {to}, cơ quan tiếp nhận, tổng hợp{no_reply}. "
+            f"Khi {what} được ghi nhận, {who} sẽ nhận được thư xác nhận."
+        )
+    if task.issuer:
+        issuer = one_line(task.issuer)
+        if en:
+            return f"How to submit: send the {what} to {issuer}, which issued {document}{no_reply}."
+        return f"Cách nộp: gửi {what} cho {issuer}, cơ quan ban hành văn bản {document}{no_reply}."
+    if focal_point:
+        if en:
+            return (
+                f"How to submit: have the head of {ctx.agency} sign the {what} and send it as "
+                f"{document} requires{no_reply}."
+            )
+        return (
+            f"Cách nộp: trình lãnh đạo {ctx.agency} ký, gửi {what} theo quy định của văn bản "
+            f"{document}{no_reply}."
+        )
+    if en:
+        return f"How to submit: send the {what} as {document} requires{no_reply}."
+    return f"Cách nộp: gửi {what} theo quy định của văn bản {document}{no_reply}."
 
 
 def _owing_agency(role: RecipientRole | None) -> bool:
@@ -357,7 +424,7 @@ def _owing_actions(ctx: _Context, content: _Content, *, urgent: bool) -> None:
     else:
         content.actions.append(_for_information(ctx))
     if _owing_agency(role):
-        content.command = _submit_command(ctx)
+        content.how_to_submit = _how_to_submit(ctx)
 
 
 def _receipt(ctx: _Context) -> _Content:
@@ -420,10 +487,17 @@ def _extension_requested(ctx: _Context) -> _Content:
     return content
 
 
+def _approved_due(request: NotificationRequest) -> datetime | None:
+    """The deadline in force after an approval. The workflow has already moved the task's
+    due instant (the date asked for, after the working-calendar rule, which the due note
+    explains); the date asked for stands in when the task has none."""
+    return request.task.due_at or request.new_due_at
+
+
 def _extension_decided(ctx: _Context) -> _Content:
     en = ctx.locale == "en"
     approved = ctx.request.approved
-    new_due = ctx.request.new_due_at
+    new_due = _approved_due(ctx.request) if approved else None
     if approved:
         content = _Content(
             "[Accord] Extension approved: " if en else "[Accord] Chấp thuận gia hạn: "
@@ -435,7 +509,7 @@ def _extension_decided(ctx: _Context) -> _Content:
             until = _due_long(new_due, ctx.zone, ctx.locale)
             content.paragraphs.append(
                 f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-                f"of {ctx.agency} was approved. New due date: {until}."
+                f"of {ctx.agency} was approved. New deadline: {until}."
                 if en
                 else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
                 f"{ctx.agency} đã được chấp thuận. Hạn mới: {until}."
@@ -474,7 +548,7 @@ def _extension_decided(ctx: _Context) -> _Content:
             if en
             else f"Đề nghị đồng chí hoàn thành và nộp {ctx.deliverable} trong hạn."
         )
-        content.command = _submit_command(ctx)
+        content.how_to_submit = _how_to_submit(ctx)
     else:
         content.actions.append(_for_information(ctx))
     return content
@@ -606,18 +680,38 @@ def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
     facts.append((labels["agency"], _agency_label(task.agency, names)))
     if task.recipient:
         facts.append((labels["recipient"], _agency_label(task.recipient, names)))
-    facts.append((labels["due"], ctx.due or labels["no_due"]))
+    facts += _due_facts(ctx)
     if task.covers_from and task.covers_to:
         facts.append((labels["covers"], f"{task.covers_from:%d/%m/%Y} – {task.covers_to:%d/%m/%Y}"))
     note = task.due_note_en if ctx.locale == "en" else task.due_note_vi
     if note:
         facts.append((labels["due_note"], one_line(note)))
-    if ctx.request.new_due_at is not None:
-        facts.append((labels["new_due"], _due_long(ctx.request.new_due_at, ctx.zone, ctx.locale)))
     if ctx.reason:
         facts.append((labels["reason"], ctx.reason))
     facts.append((labels["task"], one_line(task.task_id)))
     return facts
+
+
+def _due_facts(ctx: _Context) -> list[tuple[str, str]]:
+    """The deadline lines: the one in force and, around an extension, the others involved."""
+    labels = _LABELS[ctx.locale]
+    request = ctx.request
+    due = ctx.due or labels["no_due"]
+    asked = _due_long(request.new_due_at, ctx.zone, ctx.locale) if request.new_due_at else None
+    if request.kind is NotificationKind.EXTENSION_DECIDED:
+        if request.approved:
+            facts = []
+            if request.previous_due_at is not None:
+                previous = _due_long(request.previous_due_at, ctx.zone, ctx.locale)
+                facts.append((labels["previous_due"], previous))
+            new_due = _approved_due(request)
+            new = _due_long(new_due, ctx.zone, ctx.locale) if new_due else labels["no_due"]
+            return [*facts, (labels["new_due"], new)]
+        if request.approved is False:
+            facts = [(labels["kept_due"], due)]
+            return facts + ([(labels["declined_due"], asked)] if asked else [])
+    facts = [(labels["due"], due)]
+    return facts + ([(labels["asked_due"], asked)] if asked else [])
 
 
 def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer: str) -> str:
@@ -628,9 +722,8 @@ def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer
     lines.append("")
     for action in content.actions:
         lines += [action, ""]
-    if content.command:
-        label, command = content.command
-        lines += [f"{label} {command}", ""]
+    if content.how_to_submit:
+        lines += [content.how_to_submit, ""]
     lines += ["--", footer, ""]
     return "\n".join(lines)
 
@@ -659,9 +752,8 @@ def _html(
         f"<table>\n{rows}\n</table>",
         *(f"<p><strong>{e(action)}</strong></p>" for action in content.actions),
     ]
-    if content.command:
-        label, command = content.command
-        parts.append(f"<p>{e(label)} <code>{e(command)}</code></p>")
+    if content.how_to_submit:
+        parts.append(f"<p>{e(content.how_to_submit)}</p>")
     parts += [f'<p style="color:#666;font-size:12px">{e(footer)}</p>', "</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -869,8 +961,12 @@ def _compose(
         _address_header("From", sender_address(sender)),
         _address_header("To", to),
         _text_header("Subject", rendered.subject),
-        f"Date: {format_datetime(date)}",
+        # In the agreement's zone, as the body's times are (a notice stamped in UTC showed
+        # "+0000" to a reader whose client prints the header as written).
+        f"Date: {format_datetime(date.astimezone(_zone(task)))}",
         f"Message-ID: {mid}",
+        # RFC 3834: vacation replies and other auto-responders do not answer Accord's mail.
+        "Auto-Submitted: auto-generated",
         _text_header("X-Accord-Key", _ascii_header(business_key)),
         f"X-Accord-Kind: {kind.value}",
         _text_header("X-Accord-Task", _ascii_header(task.task_id)),
@@ -1008,12 +1104,14 @@ def build_delivery_failure(
 
 
 def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]) -> bytes:
-    """An iCalendar all-day event on the task's last day, so an officer can add the deadline to
-    any calendar app. The UID is the task's, so a moved deadline updates the same event."""
+    """The deadline as an iCalendar event, so an officer can add it to any calendar app: an
+    all-day event on the task's last day for a deadline at local midnight, a timed one at the
+    due instant (in the agreement's zone, which the calendar carries) for a deadline later in
+    a day. The UID is the task's, so a moved deadline updates the same event."""
     task = request.task
     assert task.due_at is not None
     zone = _zone(task)
-    last_day = last_day_of(task.due_at, zone)
+    due = task.due_at.astimezone(zone)
     agency = one_line(agency_names.get(task.agency) or task.agency)
     calendar = Calendar()
     calendar.add("prodid", "-//Accord//Hạn nộp báo cáo//VI")
@@ -1024,18 +1122,24 @@ def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]
     event.add("dtstamp", request.scheduled_at.astimezone(UTC))
     # Later notices of the same task carry a higher sequence, so calendar apps take the update.
     event.add("sequence", int(request.scheduled_at.timestamp() // 60) % 2**31)
-    event.add("dtstart", last_day)
-    event.add("dtend", last_day + timedelta(days=1))
+    if due.time() == time.min:
+        last_day = last_day_of(due, zone)
+        event.add("dtstart", last_day)
+        event.add("dtend", last_day + timedelta(days=1))
+    else:
+        # No DTEND: the event is the instant itself (RFC 5545, 3.6.1).
+        event.add("dtstart", due)
     event.add("summary", one_line(f"Hạn nộp: {task.title} – {agency}"))
     description = [
         f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
         f"Kỳ báo cáo: {one_line(task.period_label)}",
-        f"Hạn nộp: trước ngày {task.due_at.astimezone(zone):%d/%m/%Y} "
-        f"(ngày cuối: {last_day:%d/%m/%Y})",
+        f"Hạn nộp: {_due_long(due, zone, 'vi')}",
         f"Mã nhiệm vụ: {task.task_id}",
     ]
     if task.due_note_vi:
         description.append(one_line(task.due_note_vi))
     event.add("description", "\n".join(description))
     calendar.add_component(event)
+    # A timed event names its zone (TZID); the definition goes along for apps that lack it.
+    calendar.add_missing_timezones()
     return bytes(calendar.to_ical())

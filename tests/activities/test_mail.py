@@ -102,13 +102,15 @@ async def test_reminder_reaches_the_focal_point(
     assert message["X-Accord-Task"] == TASK_ID
     assert message["X-Accord-Agency"] == "STP"
     assert message["X-Accord-Kind"] == "reminder"
+    assert message["Auto-Submitted"] == "auto-generated"
     assert message["Date"].datetime == request.scheduled_at
 
     text = body(message, "plain")
     assert "Kính gửi đồng chí Nguyễn Thị Hoa," in text
     assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
     assert "Cơ quan thực hiện: Sở Tư pháp (STP)" in text
-    assert f"accord submit {TASK_ID} --file report.yaml" in text
+    assert "Cách nộp: gửi báo cáo cho Sở Nội vụ (SNV), cơ quan tiếp nhận, tổng hợp" in text
+    assert "accord submit" not in text
     html = body(message, "html")
     assert "Kính gửi đồng chí Nguyễn Thị Hoa," in html
     assert "Nhắc hạn: Sở Tư pháp cần nộp báo cáo" in html
@@ -514,7 +516,7 @@ async def test_english_officer_gets_english(
     text = body(message, "plain")
     assert "Dear Nguyễn Thị Hoa," in text
     assert "Due: before 15/05/2025 (last day: 14/05/2025)" in text
-    assert f"Submit with: accord submit {TASK_ID} --file report.yaml" in text
+    assert "How to submit: send the report to Sở Nội vụ (SNV), the receiving agency" in text
 
 
 async def test_no_recipient_is_a_permanent_failure(

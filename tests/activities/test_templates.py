@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
 from activity_helpers import ZONE, demo_task, notification
@@ -27,6 +28,14 @@ from agreements.models import Deliverable, RecipientRole
 
 NAMES = {"STP": "Sở Tư pháp", "SNV": "Sở Nội vụ"}
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
+SEND_TO_SNV_VI = (
+    "Cách nộp: gửi báo cáo cho Sở Nội vụ (SNV), cơ quan tiếp nhận, tổng hợp (không trả lời "
+    "thư này). Khi báo cáo được ghi nhận, đồng chí sẽ nhận được thư xác nhận."
+)
+SEND_TO_SNV_EN = (
+    "How to submit: send the report to Sở Nội vụ (SNV), the receiving agency (not as a reply "
+    "to this message). You will receive a receipt once the report is recorded."
+)
 
 
 def officer(
@@ -62,10 +71,7 @@ def test_reminder_in_vietnamese() -> None:
     assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
     assert "Còn 6 ngày đến hạn." in text
     assert "Mã nhiệm vụ: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in text
-    assert (
-        "Nộp báo cáo bằng lệnh: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t "
-        "--file report.yaml"
-    ) in text
+    assert SEND_TO_SNV_VI in text
     assert "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in rendered.html
     assert '<html lang="vi">' in rendered.html
 
@@ -76,9 +82,7 @@ def test_reminder_in_english() -> None:
     assert rendered.subject == f"[Accord] Reminder: {TITLE} – Sở Tư pháp – due before 15/05/2025"
     assert rendered.text.startswith("Dear Nguyễn Thị Hoa,\n")
     assert "Due: before 15/05/2025 (last day: 14/05/2025)" in rendered.text
-    assert (
-        "Submit with: accord submit 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t --file report.yaml"
-    ) in rendered.text
+    assert SEND_TO_SNV_EN in rendered.text
     assert '<html lang="en">' in rendered.html
 
 
@@ -114,6 +118,8 @@ def test_reminder_in_english() -> None:
             notification(
                 NotificationKind.EXTENSION_DECIDED,
                 step=None,
+                # As the workflow sends it: the task already carries the new deadline.
+                task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
                 approved=True,
                 new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
             ),
@@ -169,14 +175,17 @@ def test_every_kind_role_and_locale_renders_the_task(
         assert TITLE in part
         assert "2025-6t" in part
     assert rendered.subject.startswith("[Accord] ")
-    # Only the owing agency is told how to submit.
+    # Only the owing agency is told where to send its report; nobody is given a command.
     owing = role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
-    expects_command = owing and kind in (
+    expects_where = owing and kind in (
         NotificationKind.REMINDER,
         NotificationKind.ESCALATION,
         NotificationKind.EXTENSION_DECIDED,
     )
-    assert ("accord submit" in rendered.text) == expects_command
+    where = "How to submit:" if locale == "en" else "Cách nộp:"
+    assert (where in rendered.text) == expects_where
+    assert "accord submit" not in rendered.text
+    assert "accord submit" not in rendered.html
 
 
 def test_escalation_counts_days_overdue() -> None:
@@ -187,7 +196,7 @@ def test_escalation_counts_days_overdue() -> None:
         scheduled_at=datetime(2025, 5, 22, 0, 0, tzinfo=ZONE),
     )
     text = render(request, recipient=officer(RecipientRole.HEAD_OF_AGENCY), agency_names=NAMES).text
-    assert "Quá hạn: đến 00:00 ngày 22/05/2025, Sở Tư pháp chưa nộp báo cáo" in text
+    assert "Quá hạn: đến 00:00 ngày 22/05/2025 (UTC+7), Sở Tư pháp chưa nộp báo cáo" in text
     assert "Đã quá hạn 7 ngày." in text
     assert "Đây là thông báo quá hạn bậc 2." in text
     assert "Đề nghị đồng chí chỉ đạo bộ phận đầu mối khẩn trương hoàn thành và nộp báo cáo." in text
@@ -274,6 +283,7 @@ def test_message_headers() -> None:
     assert message["Subject"] == f"[Accord] Nhắc hạn: {TITLE} – Sở Tư pháp – hạn trước 15/05/2025"
     assert parsedate_to_datetime(message["Date"]) == request.scheduled_at
     assert message["Message-ID"] == message_id(request.business_key, recipient.email)
+    assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no vacation replies
     assert message["X-Accord-Key"] == request.business_key
     assert message["X-Accord-Kind"] == "reminder"
     assert message["X-Accord-Task"] == "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
@@ -361,6 +371,219 @@ def test_reminder_carries_an_icalendar_event_for_the_last_day() -> None:
     assert not list(escalation.iter_attachments())
 
 
+def plain_text(message: EmailMessage) -> str:
+    """The text part as a mail client shows it, after the message has crossed the wire."""
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    part = parsed.get_body(preferencelist=("plain",))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+def received(request: NotificationRequest, recipient: Recipient | None = None) -> str:
+    return plain_text(
+        build_message(
+            request,
+            recipient=recipient or officer(),
+            agency_names=NAMES,
+            sender="Accord <accord@accord.example>",
+        )
+    )
+
+
+# An approval as the workflow sends it: the task already carries the new deadline.
+APPROVED = notification(
+    NotificationKind.EXTENSION_DECIDED,
+    step=None,
+    task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
+    approved=True,
+    new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+    previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
+)
+
+
+def test_an_approved_extension_shows_the_previous_and_the_new_deadline() -> None:
+    text = received(APPROVED)
+    assert "Hạn cũ: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Hạn mới: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert "Hạn nộp:" not in text  # the same instant as "Hạn mới" under another name
+
+    english = received(APPROVED, officer(locale="en"))
+    assert "Previous deadline: before 15/05/2025 (last day: 14/05/2025)" in english
+    assert "New deadline: before 25/05/2025 (last day: 24/05/2025)" in english
+    assert "Due:" not in english
+
+
+def test_an_approval_without_the_previous_deadline_shows_the_new_one_once() -> None:
+    """A workflow that does not pass previous_due_at yet: one line, not the same date twice."""
+    text = received(APPROVED.model_copy(update={"previous_due_at": None}))
+    assert "Hạn mới: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert text.count("25/05/2025 (ngày cuối") == 2  # the paragraph and the "Hạn mới" line
+    assert "Hạn cũ" not in text
+    assert "Hạn nộp:" not in text
+
+
+def test_a_declined_extension_keeps_the_deadline_and_says_so() -> None:
+    declined = notification(
+        NotificationKind.EXTENSION_DECIDED,
+        step=None,
+        approved=False,
+        new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
+        reason="Số liệu đã đủ",
+    )
+    text = received(declined)
+    assert "Hạn nộp giữ nguyên: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)." in text
+    assert "Hạn nộp (giữ nguyên): trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    # The date asked for is not presented as a new deadline.
+    assert "Hạn mới" not in text
+    assert "Hạn đề nghị (không được chấp thuận): trước ngày 25/05/2025" in text
+
+    english = received(declined, officer(locale="en"))
+    assert "The due date stays: before 15/05/2025 (last day: 14/05/2025)." in english
+    assert "Due (unchanged): before 15/05/2025 (last day: 14/05/2025)" in english
+    assert "New deadline" not in english
+    assert "Requested deadline (declined): before 25/05/2025" in english
+
+
+def test_an_extension_request_shows_the_date_asked_for_as_requested() -> None:
+    request = notification(
+        NotificationKind.EXTENSION_REQUESTED,
+        [RecipientRole.AGGREGATOR],
+        step=None,
+        new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        reason="Chờ số liệu của các phòng",
+    )
+    text = received(request, officer(RecipientRole.AGGREGATOR))
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text
+    assert "Hạn đề nghị: trước ngày 25/05/2025 (ngày cuối: 24/05/2025)" in text
+    assert "Hạn mới" not in text
+
+
+@pytest.mark.parametrize("kind", [NotificationKind.REMINDER, NotificationKind.ESCALATION])
+def test_reminders_say_whom_to_send_the_report_to_not_a_command(kind: NotificationKind) -> None:
+    text = received(notification(kind))
+    assert SEND_TO_SNV_VI in text
+    assert "accord submit" not in text
+    # What the footer says about replying still holds: no reply reaches anyone.
+    assert "Vui lòng không trả lời thư này." in text
+    english = received(notification(kind), officer(locale="en"))
+    assert SEND_TO_SNV_EN in english
+    assert "Please do not reply." in english
+
+    head = received(notification(kind), officer(RecipientRole.HEAD_OF_AGENCY))
+    assert (
+        "Cách nộp: gửi báo cáo cho Sở Nội vụ (SNV), cơ quan tiếp nhận, tổng hợp (không trả lời "
+        "thư này). Khi báo cáo được ghi nhận, bộ phận đầu mối sẽ nhận được thư xác nhận."
+    ) in head
+
+
+def test_without_a_receiving_agency_the_report_goes_to_the_issuer() -> None:
+    task = demo_task(recipient=None, issuer="Ủy ban nhân dân tỉnh Quảng Bình")
+    text = received(notification(task=task))
+    assert (
+        "Cách nộp: gửi báo cáo cho Ủy ban nhân dân tỉnh Quảng Bình, cơ quan ban hành văn bản "
+        "289/KH-UBND (không trả lời thư này)."
+    ) in text
+    english = received(notification(task=task), officer(locale="en"))
+    assert (
+        "How to submit: send the report to Ủy ban nhân dân tỉnh Quảng Bình, which issued "
+        "289/KH-UBND (not as a reply to this message)."
+    ) in english
+
+
+def test_without_a_receiving_agency_or_issuer_the_report_goes_through_the_head() -> None:
+    task = demo_task(recipient=None)
+    text = received(notification(task=task))
+    assert (
+        "Cách nộp: trình lãnh đạo Sở Tư pháp ký, gửi báo cáo theo quy định của văn bản "
+        "289/KH-UBND (không trả lời thư này)."
+    ) in text
+    english = received(notification(task=task), officer(locale="en"))
+    assert (
+        "How to submit: have the head of Sở Tư pháp sign the report and send it as "
+        "289/KH-UBND requires (not as a reply to this message)."
+    ) in english
+    head = received(notification(task=task), officer(RecipientRole.HEAD_OF_AGENCY))
+    assert (
+        "Cách nộp: gửi báo cáo theo quy định của văn bản 289/KH-UBND (không trả lời thư này)."
+    ) in head
+
+
+def calendar_event(message: EmailMessage) -> tuple[Calendar, Any]:
+    """The calendar attachment as a calendar app reads it, after the wire."""
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    [part] = [p for p in parsed.iter_attachments() if p.get_content_type() == "text/calendar"]
+    calendar = Calendar.from_ical(part.get_content())
+    [event] = calendar.walk("VEVENT")
+    return calendar, event
+
+
+# A demo deadline: 16:06 Hà Nội time, given in UTC as a server clock would give it.
+AFTERNOON_DUE = datetime(2026, 12, 3, 9, 6, tzinfo=UTC)
+
+
+def test_a_deadline_with_a_time_of_day_is_a_timed_calendar_event() -> None:
+    task = demo_task(due_at=AFTERNOON_DUE)
+    request = notification(task=task, scheduled_at=datetime(2026, 12, 3, 16, 0, tzinfo=ZONE))
+    calendar, event = calendar_event(
+        build_message(
+            request, recipient=officer(), agency_names=NAMES, sender="Accord <a@accord.example>"
+        )
+    )
+    start = event.decoded("dtstart")
+    assert isinstance(start, datetime)  # not an all-day date
+    assert start == datetime(2026, 12, 3, 16, 6, tzinfo=ZONE)
+    assert start.utcoffset() == timedelta(hours=7)
+    assert event["dtstart"].params["TZID"] == "Asia/Ho_Chi_Minh"
+    # The zone travels with the event, for apps that do not know the name.
+    [zone] = calendar.walk("VTIMEZONE")
+    assert str(zone["tzid"]) == "Asia/Ho_Chi_Minh"
+    # The deadline is an instant: no DTEND (RFC 5545 3.6.1: it ends when it starts).
+    assert "dtend" not in event
+    description = str(event["description"])
+    assert "Hạn nộp: trước 16:06 ngày 03/12/2026 (UTC+7)" in description
+    assert "ngày cuối" not in description
+
+
+def test_a_deadline_at_midnight_stays_an_all_day_event_on_the_last_day() -> None:
+    task = demo_task(due_at=datetime(2026, 12, 3, tzinfo=ZONE))
+    _, event = calendar_event(
+        build_message(
+            notification(task=task),
+            recipient=officer(),
+            agency_names=NAMES,
+            sender="Accord <a@accord.example>",
+        )
+    )
+    assert event.decoded("dtstart") == date(2026, 12, 2)
+    assert event.decoded("dtend") == date(2026, 12, 3)
+    assert "Hạn nộp: trước ngày 03/12/2026 (ngày cuối: 02/12/2026)" in str(event["description"])
+
+
+def test_times_of_day_in_mail_text_are_local_and_name_the_zone() -> None:
+    task = demo_task(due_at=AFTERNOON_DUE)
+    late = notification(
+        NotificationKind.ESCALATION,
+        task=task,
+        scheduled_at=datetime(2026, 12, 3, 9, 10, tzinfo=UTC),
+    )
+    text = received(late)
+    assert "Hạn nộp: trước 16:06 ngày 03/12/2026 (UTC+7)" in text
+    assert "Quá hạn: đến 16:10 ngày 03/12/2026 (UTC+7), Sở Tư pháp chưa nộp" in text
+    assert "09:" not in text
+    english = received(late, officer(locale="en"))
+    assert "Due: before 16:06 on 03/12/2026 (UTC+7)" in english
+    assert "Overdue: as of 16:10 on 03/12/2026 (UTC+7), Sở Tư pháp" in english
+    # A subject stays short: the time, without the zone.
+    assert subject_of(late).endswith("– hạn trước 16:06 ngày 03/12/2026")
+    # A date alone names no zone: "trước ngày 15/05/2025" is a day in the agreement's calendar.
+    assert "UTC" not in received(notification())
+
+
 # --------------------------------------------------------------------------------------------
 # Delivery-failure notice to the admins
 
@@ -444,7 +667,9 @@ def test_delivery_failure_headers_name_no_refused_address() -> None:
     assert message["X-Accord-Key"] == NOTICE_KEY
     assert message["X-Accord-Kind"] == "delivery_failed"
     assert message["Message-ID"] == message_id(NOTICE_KEY, "mai.ht@snv.quangbinh.example")
+    assert message["Auto-Submitted"] == "auto-generated"
     assert parsedate_to_datetime(message["Date"]) == at
+    assert message["Date"].endswith("+0700")  # the agreement's zone, though `at` is in UTC
     headers = message.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert "stp.quangbinh.example" not in headers
     assert message.get_content_type() == "multipart/alternative"

@@ -59,8 +59,9 @@ def reference(
     message["From"] = sender_address(sender)
     message["To"] = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
     message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(at or request.scheduled_at)
+    message["Date"] = format_datetime((at or request.scheduled_at).astimezone(ZONE))
     message["Message-ID"] = message_id(key, recipient.email)
+    message["Auto-Submitted"] = "auto-generated"
     message["X-Accord-Key"] = key
     message["X-Accord-Kind"] = (kind or request.kind).value
     message["X-Accord-Task"] = request.task.task_id
@@ -91,8 +92,11 @@ def intended_headers(
     key = key or request.business_key
     return {
         "Subject": subject,
-        "Date": format_datetime(at or request.scheduled_at),
+        # In the agreement's zone, whatever zone the caller's clock gave.
+        "Date": format_datetime((at or request.scheduled_at).astimezone(ZONE)),
         "Message-ID": message_id(key, to.email),
+        # RFC 3834: vacation and other auto-responders do not answer Accord's mail.
+        "Auto-Submitted": "auto-generated",
         "X-Accord-Key": key,
         "X-Accord-Kind": (kind or request.kind).value,
         "X-Accord-Task": request.task.task_id,
@@ -123,6 +127,7 @@ def reading(message: EmailMessage) -> dict[str, Any]:
             "Subject",
             "Date",
             "Message-ID",
+            "Auto-Submitted",
             "X-Accord-Key",
             "X-Accord-Kind",
             "X-Accord-Task",
@@ -166,6 +171,9 @@ def recipient(name: str = "Nguyễn Thị Hoa", locale: str = "vi") -> Recipient
 REQUESTS = {
     "reminder": notification(),
     "reminder-undated": notification(task=demo_task(due_at=None)),
+    "reminder-timed": notification(
+        task=demo_task(due_at=datetime(2026, 12, 3, 16, 6, tzinfo=ZONE))
+    ),
     "escalation": notification(NotificationKind.ESCALATION, step=3),
     "receipt": notification(NotificationKind.RECEIPT, step=None, late=True),
     "ext-requested": notification(
@@ -177,8 +185,10 @@ REQUESTS = {
     "ext-decided": notification(
         NotificationKind.EXTENSION_DECIDED,
         step=None,
+        task=demo_task(due_at=datetime(2025, 5, 25, tzinfo=ZONE)),
         approved=True,
         new_due_at=datetime(2025, 5, 25, tzinfo=ZONE),
+        previous_due_at=datetime(2025, 5, 15, tzinfo=ZONE),
     ),
     "waived": notification(NotificationKind.WAIVED, step=None, reason="Đơn vị sáp nhập"),
 }
@@ -232,6 +242,18 @@ def test_a_delivery_failure_notice_reads_as_the_email_package_builds_it(locale: 
         request, admin, rendered.subject, key=key, kind=NotificationKind.DELIVERY_FAILED, at=at
     )
     assert read["body"] == reading(expected)["body"]
+
+
+@pytest.mark.parametrize("case", list(REQUESTS))
+def test_every_message_is_marked_auto_generated_once(case: str) -> None:
+    """RFC 3834, section 5: the exact header line, once, in the message's own header (not in
+    a part's), so that auto-responders do not answer."""
+    composed = compose_message(
+        REQUESTS[case], recipient=recipient(), agency_names=NAMES, sender=SENDER
+    )
+    head = composed.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert head.count(b"Auto-Submitted: auto-generated") == 1
+    assert composed.data.count(b"Auto-Submitted") == 1
 
 
 def test_the_same_message_is_the_same_bytes() -> None:
