@@ -95,6 +95,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
         agreement_id=agreement.agreement_id,
         document_number=agreement.document_number,
         title=agreement.title,
+        issuer=agreement.issuer,
         time_zone=agreement.time_zone,
         period_start=agreement.period.start,
         period_end=agreement.period.end,

@@ -660,7 +660,14 @@ def test_extension_approved_by_the_aggregator_moves_the_deadline(
     assert "  Chưa hoàn thành, còn trong hạn  trước 30/12/2026  0" in row
     # The aggregator is told of the request, the agency of the decision.
     assert any(".bdv-tu@" in a for a in recipients(nghe_an.mails(task_id, "extension_requested")))
-    assert "dau-moi.snv@nghean.example" in recipients(nghe_an.mails(task_id, "extension_decided"))
+    decided = nghe_an.mails(task_id, "extension_decided")
+    assert "dau-moi.snv@nghean.example" in recipients(decided)
+    # The decision shows the deadline before and after it (they used to be the same date).
+    body = decided[0].get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "Hạn cũ" in text and "27/12/2025" in text
+    assert "Hạn mới" in text and "30/12/2026" in text
 
 
 def test_extension_beyond_the_programme_is_refused(
@@ -930,7 +937,8 @@ def test_simulate_prints_a_table_and_a_summary(tmp_path: Path) -> None:
     assert all(f" {task_id} " in row and " an.nguyen@snv.example " in row for row in rows)
     assert "/07/2025" in rows[0]
     assert lines[4] == (
-        "2 messages (escalation 1, reminder 1) for 1 tasks; end states: 1 Chưa hoàn thành, quá hạn"
+        "2 messages (escalation 1, reminder 1) for 1 tasks; end states: 1 Không hoàn thành, quá "
+        "hạn khi đóng"
     )
     assert lines[5].startswith("(run 28 years later on the test server")
 

@@ -186,6 +186,7 @@ class AgreementWorkflow:
             agreement_id=plan.agreement_id,
             document_number=plan.document_number,
             agreement_title=plan.title,
+            issuer=plan.issuer,
             item_number=obligation.item_number,
             obligation_id=obligation.obligation_id,
             deliverable=obligation.deliverable,

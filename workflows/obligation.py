@@ -247,6 +247,7 @@ class ObligationWorkflow:
         late: bool | None = None,
         approved: bool | None = None,
         new_due_at: datetime | None = None,
+        previous_due_at: datetime | None = None,
         reason: str | None = None,
         closing: bool = False,
     ) -> None:
@@ -262,6 +263,7 @@ class ObligationWorkflow:
             late=late,
             approved=approved,
             new_due_at=new_due_at,
+            previous_due_at=previous_due_at,
             reason=reason,
             closing=closing,
         )
@@ -309,6 +311,7 @@ class ObligationWorkflow:
         late: bool | None = None,
         approved: bool | None = None,
         new_due_at: datetime | None = None,
+        previous_due_at: datetime | None = None,
         reason: str | None = None,
         closing: bool = False,
     ) -> NotificationRequest:
@@ -331,6 +334,7 @@ class ObligationWorkflow:
             late=late,
             approved=approved,
             new_due_at=new_due_at,
+            previous_due_at=previous_due_at,
             reason=reason,
             audit=audit,
             closing=closing,
@@ -519,15 +523,18 @@ class ObligationWorkflow:
         self._publish()
         return self._result("Đã ghi nhận đề nghị gia hạn", "Extension request recorded")
 
-    def _decide(self, decision: ExtensionDecision) -> tuple[ExtensionRequest, datetime, str]:
-        """Apply an extension decision to the task's state (both schedules); the request, its
-        new due instant and the verdict."""
+    def _decide(
+        self, decision: ExtensionDecision
+    ) -> tuple[ExtensionRequest, datetime, str, datetime | None]:
+        """Apply an extension decision to the task's state; the request, its new due instant,
+        the verdict and the due instant before the decision."""
         request = self._pending_extension
         assert request is not None
         self._pending_extension = None
         now = workflow.now()
         new_due_at = self._local_midnight(request.new_due)
         verdict = "approved" if decision.approve else "rejected"
+        previous_due_at = self._due_at
         self._decisions.append(
             Decision(
                 at=now,
@@ -546,10 +553,10 @@ class ObligationWorkflow:
             self._escalation_level = 0
             self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
             self._schedule_from = now
-        return request, new_due_at, verdict
+        return request, new_due_at, verdict, previous_due_at
 
     async def _decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
-        request, new_due_at, verdict = self._decide(decision)
+        request, new_due_at, verdict, previous_due_at = self._decide(decision)
         self._add_audit(
             f"extension_{verdict}",
             {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
@@ -562,6 +569,7 @@ class ObligationWorkflow:
                 key=f"extension-decision/{len(self._decisions)}",
                 approved=decision.approve,
                 new_due_at=new_due_at,
+                previous_due_at=previous_due_at,
                 reason=decision.note,
             )
         )

@@ -290,6 +290,7 @@ class AgreementPlan(Payload):
     agreement_id: str
     document_number: str
     title: str
+    issuer: str | None = Field(default=None, description="Issuing body as printed.")
     time_zone: str
     period_start: date
     period_end: date
