@@ -37,7 +37,7 @@ from accord.embedded import DevServer, MailSink
 from accord.settings import Settings, SmtpSettings
 from agreements import LoadedAgreement, expand, load_directory
 from agreements.models import Agreement
-from workflows.payloads import AgreementInput, task_workflow_id
+from workflows.payloads import AgreementInput, agreement_workflow_id, task_workflow_id
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -268,6 +268,24 @@ async def test_an_admin_sees_one_agencys_overdue_tasks_and_a_tasks_vietnamese_su
             opened = tmp_path / "web-ui-task-summary.png"
             await page.screenshot(path=str(opened))
             keep(opened)
+
+            # The agreement names who is late on what, without opening each task.
+            agreement_id = agreement_workflow_id(service.deployed.plan.agreement_id)
+            await page.goto(
+                f"{service.ui_url}/namespaces/default/workflows/"
+                f"{urllib.parse.quote(agreement_id, safe='')}"
+            )
+            await page.get_by_role("tab", name="User Metadata").click()
+            current = page.frame_locator("iframe").nth(2)
+            await expect(current.get_by_text("Quá hạn, chưa nộp (5):")).to_be_visible(
+                timeout=30_000
+            )
+            listed_late = current.get_by_role("listitem").filter(has_text="mức đôn đốc")
+            await expect(listed_late).to_have_count(5)
+            await expect(listed_late.filter(has_text=LATE_AGENCY)).to_have_count(len(overdue))
+            whole = tmp_path / "web-ui-agreement-overdue.png"
+            await page.screenshot(path=str(whole), full_page=True)
+            keep(whole)
 
             assert outside == [], "the UI asked hosts outside the machine (news feed?)"
             await browser.close()

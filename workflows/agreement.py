@@ -350,6 +350,8 @@ class AgreementWorkflow:
         lines.extend(
             f"- {STATE_LABELS_VI[s]}: {counts[s.value]}" for s in TaskState if counts[s.value]
         )
+        zone = self._plan.starts_at.tzinfo
+        lines.append(f"- Cập nhật: {local_text(workflow.now().astimezone(zone))}")
         overdue = sorted(
             (_agency_of(task_id), entry.due_at or self._plan.ends_at, task_id, entry)
             for task_id, entry in self._ledger.items()
@@ -367,8 +369,6 @@ class AgreementWorkflow:
                 )
             if len(overdue) > MAX_OVERDUE_LISTED:
                 lines.append(f"- … và {len(overdue) - MAX_OVERDUE_LISTED} nhiệm vụ khác")
-        zone = self._plan.starts_at.tzinfo
-        lines.append(f"- Cập nhật: {local_text(workflow.now().astimezone(zone))}")
         workflow.set_current_details("\n".join(lines))
 
 
