@@ -6,27 +6,44 @@ in-process server. The test server's clock starts at today's date and only moves
 an agreement whose period has already begun is simulated a whole number of 28-year cycles
 later (weekdays and leap years repeat every 28 years) and every time and date printed is moved
 back by the same amount.
+
+The test server skips time only while nothing holds its time-skipping lock. One lock leaks:
+when a child workflow completes, the server takes a lock that the parent releases on hearing of
+the completion, and a parent run that has since continued-as-new never hears of it. Obligation
+workflows are children of the agreement run that started them, and a report closes a task
+whose starting run may have continued-as-new (a task opened at the agreement's start is started
+by the run that continues-as-new into the new year at once; a late annual report is completed
+in the next year's run). After each scripted report, `_LeakedLocks` releases exactly the
+locks the server leaked; if the clock still stops skipping, `_Watch` ends the simulation with
+one line rather than letting it hang.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email
 import email.policy
 import fnmatch
+import os
 import re
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from time import monotonic
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -55,6 +72,24 @@ CYCLE_YEARS = 28
 SIMULATION_TIMEOUT = timedelta(days=365 * 100)
 SUBMIT_AT = time(9, 0)
 """Scripted submissions arrive at 09:00 local time on their day."""
+POLL_SECONDS = 1.0
+"""How often a waiting simulation looks at the test server's clock (and reports progress)."""
+STALL_SECONDS = 120.0
+"""Wall-clock seconds without progress (the clock skipping ahead, or a mail arriving) after
+which a simulation is declared stalled. A busy moment, when hundreds of tasks open at once,
+holds the clock for a few seconds; a leaked lock holds it for good."""
+SETTLE_SECONDS = 60.0
+"""Wall-clock seconds a scripted report's task has to complete (record, receipt, tell the
+agreement) before the simulation stops waiting for it and checks it later."""
+
+T = TypeVar("T")
+Progress = Callable[[datetime], None]
+"""Told the simulated moment (in the agreement's own dates) about once a second."""
+
+
+class SimulationStalled(Exception):
+    """The test server's clock stopped skipping and the simulation could not finish; the
+    message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -225,9 +260,12 @@ async def simulate(
     submissions: Sequence[ScriptedSubmission] = (),
     workdir: Path | None = None,
     env: WorkflowEnvironment | None = None,
+    progress: Progress | None = None,
+    stall_after: float = STALL_SECONDS,
 ) -> SimulationReport:
     """Run the agreement from start to end; return every delivered mail and every task's end
-    state. A fresh test server is started unless `env` is given."""
+    state. A fresh test server is started unless `env` is given. Raises `SimulationStalled`
+    when the test server's clock stops skipping for `stall_after` seconds."""
     owned_env = env is None
     if env is None:
         env = await start_test_server()
@@ -236,7 +274,7 @@ async def simulate(
         tmp = tempfile.TemporaryDirectory(prefix="accord-simulate-")
         workdir = Path(tmp.name)
     try:
-        return await _simulate(loaded, submissions, workdir, env)
+        return await _simulate(loaded, submissions, workdir, env, progress, stall_after)
     finally:
         if owned_env:
             await env.shutdown()
@@ -249,6 +287,8 @@ async def _simulate(
     submissions: Sequence[ScriptedSubmission],
     workdir: Path,
     env: WorkflowEnvironment,
+    progress: Progress | None,
+    stall_after: float,
 ) -> SimulationReport:
     client = env.client
     now = await env.get_current_time()
@@ -278,11 +318,27 @@ async def _simulate(
             handle = deployed.handle
             if handle is None:
                 raise RuntimeError(f"{deployed.workflow_id} exists already: {deployed.note}")
+            leaked = _LeakedLocks(client)
+            watch = _Watch(
+                env,
+                years=years,
+                zone=loaded.agreement.zone,
+                mail_dir=mail_dir,
+                leaked=leaked,
+                progress=progress,
+                stall_after=stall_after,
+            )
             for scripted in sorted(submissions, key=lambda s: s.on):
-                warnings.extend(
-                    await _submit(env, client, loaded, input, scripted, years, session_factory)
+                target = datetime.combine(
+                    _shift_date(scripted.on, years), SUBMIT_AT, tzinfo=loaded.agreement.zone
                 )
-            summary = await handle.result()
+                await watch.advance_to(target, f"moving to --submit {scripted.on}")
+                submitted, problems = await _submit(
+                    client, loaded, input, scripted, years, session_factory
+                )
+                warnings.extend(problems)
+                await leaked.settle(submitted, seconds=SETTLE_SECONDS)
+            summary = await watch.wait(handle.result(), "running to the agreement's end")
             overview = await handle.query(AgreementWorkflow.overview)
             statuses: dict[str, TaskStatus] = {}
             for task in input.waiting:
@@ -305,29 +361,38 @@ async def _simulate(
 
 
 async def _submit(
-    env: WorkflowEnvironment,
     client: Client,
     loaded: LoadedAgreement,
     input: AgreementInput,
     scripted: ScriptedSubmission,
     years: int,
     session_factory: Any,
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """Submit a report to every task matching the script, now; return the task IDs that took
+    it and a warning for each that did not."""
     zone = loaded.agreement.zone
-    target = datetime.combine(_shift_date(scripted.on, years), SUBMIT_AT, tzinfo=zone)
-    now = await env.get_current_time()
-    if target > now:
-        await env.sleep(target - now)
     matched = [t for t in input.waiting if fnmatch.fnmatchcase(t.task_id, scripted.pattern)]
     if not matched:
-        return [f"--submit {scripted.pattern}@{scripted.on}: no task matches"]
+        return [], [f"--submit {scripted.pattern}@{scripted.on}: no task matches"]
+    submitted: list[str] = []
     warnings = []
+    target = datetime.combine(_shift_date(scripted.on, years), SUBMIT_AT, tzinfo=zone)
     for task in matched:
-        if task.due_at is None:
-            # Known limitation: after a report to an undated task, the time-skipping test
-            # server stops advancing its clock (the run would hang), so such tasks are not
-            # scripted. They are tracked and submitted normally on a real server.
-            warnings.append(f"{task.task_id}: undated tasks cannot be submitted in a simulation")
+        if target < task.opens_at:
+            opens = _shift(task.opens_at, -years).astimezone(zone)
+            warnings.append(
+                f"{task.task_id}: not open yet on {scripted.on} (opens {opens:%d/%m/%Y}), "
+                "not submitted"
+            )
+            continue
+        handle = client.get_workflow_handle(task_workflow_id(task.task_id))
+        try:
+            status = (await handle.describe()).status
+        except RPCError as err:
+            warnings.append(f"{task.task_id}: not started on {scripted.on}: {err.message}")
+            continue
+        if status is not WorkflowExecutionStatus.RUNNING:
+            warnings.append(f"{task.task_id}: closed already on {scripted.on}, not submitted")
             continue
         obligation = input.plan.obligations[task.obligation_id]
         with session_factory() as session:
@@ -346,13 +411,183 @@ async def _submit(
             indicators=placeholder_values(obligation.indicators),
         )
         try:
-            await client.get_workflow_handle(task_workflow_id(task.task_id)).execute_update(
-                ObligationWorkflow.submit_report, report
-            )
+            await handle.execute_update(ObligationWorkflow.submit_report, report)
         except (WorkflowUpdateFailedError, RPCError) as err:
             cause = getattr(err, "cause", None) or err
             warnings.append(f"{task.task_id}: not submitted on {scripted.on}: {cause}")
-    return warnings
+        else:
+            submitted.append(task.task_id)
+    return submitted, warnings
+
+
+_CHILD_CLOSED = (
+    "child_workflow_execution_completed_event_attributes",
+    "child_workflow_execution_failed_event_attributes",
+    "child_workflow_execution_canceled_event_attributes",
+    "child_workflow_execution_timed_out_event_attributes",
+)
+
+
+def _closed_child(event: HistoryEvent) -> str | None:
+    """The workflow ID of the child whose closing this parent event records, if any."""
+    for name in _CHILD_CLOSED:
+        if event.HasField(name):  # type: ignore[arg-type]
+            return str(getattr(event, name).workflow_execution.workflow_id)
+    return None
+
+
+class _LeakedLocks:
+    """Releases the time-skipping locks the test server leaks for tasks it could not report
+    to their parent run.
+
+    When a child completes, the server takes a lock that the parent run releases as it records
+    the completion. A parent run that has closed (continued-as-new) records nothing and the
+    lock stays: the clock stops skipping. So a task's completion leaked a lock exactly when the
+    run that started it is closed and its history has no closing event for the task; that
+    lock is released here, once. A task still running, or whose parent run is still open and
+    has not yet recorded it, is looked at again later."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._watching: set[str] = set()
+
+    async def settle(self, task_ids: Sequence[str], *, seconds: float) -> None:
+        """Watch `task_ids` too, and wait up to `seconds` for every watched task to be settled
+        (the ones still unsettled are checked again on the next `check`)."""
+        self._watching.update(task_ids)
+        deadline = monotonic() + seconds
+        while True:
+            # Not cancelled midway (no asyncio.timeout): a release must be counted once.
+            if not await self.check() or monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    async def check(self) -> bool:
+        """One look at every watched task; true while some remain unsettled."""
+        parents: dict[tuple[str, str], tuple[bool, set[str]]] = {}
+        for task_id in sorted(self._watching):
+            leaked = await self._leaked(task_workflow_id(task_id), parents)
+            if leaked is None:
+                continue
+            self._watching.discard(task_id)
+            if leaked:
+                await self._client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
+        return bool(self._watching)
+
+    async def _leaked(
+        self, workflow_id: str, parents: dict[tuple[str, str], tuple[bool, set[str]]]
+    ) -> bool | None:
+        described = await self._client.get_workflow_handle(workflow_id).describe()
+        info = described.raw_description.workflow_execution_info
+        if info.status == RawStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            return None
+        parent = info.parent_execution
+        if not parent.run_id:
+            return False
+        key = (parent.workflow_id, parent.run_id)
+        if key not in parents:
+            handle = self._client.get_workflow_handle(parent.workflow_id, run_id=parent.run_id)
+            # Closed first, then its history: a run seen closed cannot record anything later.
+            status = (await handle.describe()).raw_description.workflow_execution_info.status
+            closed = status != RawStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+            recorded = {
+                child
+                async for event in handle.fetch_history_events()
+                if (child := _closed_child(event)) is not None
+            }
+            parents[key] = (closed, recorded)
+        closed, recorded = parents[key]
+        if workflow_id in recorded:
+            return False
+        return True if closed else None
+
+
+class _Watch:
+    """Waits on the test server for the simulation: reports progress, releases leaked locks,
+    and raises `SimulationStalled` when nothing moves for `stall_after` wall-clock seconds."""
+
+    def __init__(
+        self,
+        env: WorkflowEnvironment,
+        *,
+        years: int,
+        zone: Any,
+        mail_dir: Path,
+        leaked: _LeakedLocks,
+        progress: Progress | None,
+        stall_after: float,
+    ) -> None:
+        self._env = env
+        self._years = years
+        self._zone = zone
+        self._mail_dir = mail_dir
+        self._leaked = leaked
+        self._progress = progress
+        self._stall_after = stall_after
+
+    async def advance_to(self, target: datetime, doing: str) -> None:
+        now = await self._env.get_current_time()
+        if target <= now:
+            return
+        try:
+            await self.wait(self._env.sleep(target - now), doing)
+        except RPCError as error:
+            # The server answers a sleep only once its clock has moved: with a lock held, the
+            # call runs out of time instead.
+            why = f"the test server did not answer ({error.message})"
+            raise self._stalled(now, doing, why) from error
+
+    async def wait(self, awaitable: Awaitable[T], doing: str) -> T:
+        task = asyncio.ensure_future(awaitable)
+        clock = await self._env.get_current_time()
+        wall = monotonic()
+        mails = self._mails()
+        moved_at = wall
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
+                if done:
+                    return task.result()
+                await self._leaked.check()
+                now_clock, now_wall, now_mails = (
+                    await self._env.get_current_time(),
+                    monotonic(),
+                    self._mails(),
+                )
+                if self._progress is not None:
+                    self._progress(self._local(now_clock))
+                # A locked clock moves at the pace of the wall clock; a skipping one jumps.
+                skipped = (now_clock - clock).total_seconds() > 2 * (now_wall - wall) + 1
+                if skipped or now_mails != mails:
+                    moved_at = now_wall
+                clock, wall, mails = now_clock, now_wall, now_mails
+                if now_wall - moved_at > self._stall_after:
+                    raise self._stalled(
+                        now_clock,
+                        doing,
+                        f"its clock has moved only in real time for {self._stall_after:.0f} s",
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RPCError):
+                    await task
+
+    def _stalled(self, at: datetime, doing: str, why: str) -> SimulationStalled:
+        return SimulationStalled(
+            f"the simulation stalled at {self._local(at):%d/%m/%Y %H:%M} while {doing}: {why} "
+            f"(a limitation of the time-skipping test server, not of the agreement); "
+            f"{self._mails()} mails had been sent"
+        )
+
+    def _local(self, at: datetime) -> datetime:
+        return _shift(at, -self._years).astimezone(self._zone)
+
+    def _mails(self) -> int:
+        try:
+            return sum(1 for entry in os.scandir(self._mail_dir) if entry.name.endswith(".eml"))
+        except FileNotFoundError:
+            return 0
 
 
 _HEADERS = BytesHeaderParser(policy=email.policy.default)

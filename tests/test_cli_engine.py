@@ -839,9 +839,9 @@ def test_simulate_with_every_report_submitted_on_time_sends_receipts_and_no_esca
 
 
 def test_simulate_with_scripted_submissions() -> None:
-    # Every task of the plan submits on 10 May (the six-month reports on time, the undated
-    # ones cannot be scripted), then on 10 November (the yearly reports on time; the rest are
-    # closed already). Nothing escalates.
+    # Every task of the plan submits on 10 May (the six-month reports on time, the undated ones
+    # too; the yearly ones are not open yet), then on 10 November (the yearly reports on time;
+    # the rest are closed already). Nothing escalates and every task ends done on time.
     result = run_accord_process(
         "simulate",
         str(QUANG_BINH_289),
@@ -854,14 +854,38 @@ def test_simulate_with_scripted_submissions() -> None:
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    summary = lines[-1]["summary"]
-    assert summary["task_states"]["done_on_time"] == 28
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = last["summary"]
+    assert summary["task_states"]["done_on_time"] == summary["tasks"] == 69
     assert "escalation" not in summary["by_kind"]
-    assert summary["by_kind"]["receipt"] == 56
+    receipts = [m for m in mails if m["kind"] == "receipt"]
+    assert len({m["task"] for m in receipts}) == 69
+    assert {m["at"][:16] for m in receipts} == {"2025-05-10T09:00", "2025-11-10T09:00"}
     warnings = summary["warnings"]
-    assert sum("undated tasks cannot be submitted" in w for w in warnings) == 2 * 41
-    assert any("bao-cao-6-thang" in w and "2025-11-10" in w for w in warnings)
+    assert sum("not open yet on 2025-05-10" in w for w in warnings) == 14
+    assert sum("closed already on 2025-11-10" in w for w in warnings) == 69 - 14
+
+
+def test_simulate_submits_to_undated_tasks_open_since_the_start() -> None:
+    """Slow (~15 s). Undated tasks open at the agreement's start and are started by the run
+    that continues-as-new into the new year at once: their reports used to hang the run."""
+    undated = "289-kh-ubnd-2025/ke-hoach-kiem-tra/*"
+
+    result = run_accord_process(
+        "simulate", str(QUANG_BINH_289), "--json", "--submit", f"{undated}@2025-01-15", timeout=180
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = last["summary"]
+    assert summary["warnings"] == []
+    assert summary["task_states"]["done_on_time"] == 15
+    receipts = [m for m in mails if m["kind"] == "receipt"]
+    assert len({m["task"] for m in receipts}) == 15
+    assert all(m["task"].startswith("289-kh-ubnd-2025/ke-hoach-kiem-tra/") for m in receipts)
+    assert {m["at"][:16] for m in receipts} == {"2025-01-15T09:00"}
+    # The rest of the plan runs as without reports: the dated tasks are reminded and escalated.
+    assert summary["by_kind"]["escalation"] == 28 * 3 * 2
 
 
 SMALL_DIRECTORY = """\
@@ -921,26 +945,98 @@ reporting:
     return path
 
 
-def test_simulate_prints_a_table_and_a_summary(tmp_path: Path) -> None:
+def test_simulate_prints_a_listing_and_a_summary(tmp_path: Path) -> None:
     agreement = small_agreement(
         tmp_path, start=date(2025, 1, 1), due=date(2025, 7, 15), end=date(2025, 12, 31)
     )
-    task_id = "8-kh-snv-2025/bao-cao-chuyen-de/SNV/dot-1"
 
     result = run_accord_process("simulate", str(agreement), timeout=120)
 
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["Lúc", "Loại", "Nhiệm", "vụ", "Gửi", "đến", "Tiêu", "đề"]
-    rows = lines[2:4]
-    assert [row.split()[2] for row in rows] == ["reminder", "escalation"]
-    assert all(f" {task_id} " in row and " an.nguyen@snv.example " in row for row in rows)
-    assert "/07/2025" in rows[0]
-    assert lines[4] == (
-        "2 messages (escalation 1, reminder 1) for 1 tasks; end states: 1 Không hoàn thành, quá "
-        "hạn khi đóng"
+    assert lines[0].startswith("11/07/2025, thứ Sáu (1 thư)")
+    assert lines[1].split()[:3] == ["07:30", "Nhắc", "hạn"]
+    assert " SNV " in lines[1] and " bao-cao-chuyen-de dot-1 " in lines[1]
+    assert lines[1].endswith("an.nguyen@snv.example")
+    assert lines[2].startswith("16/07/2025, thứ Tư (1 thư)")  # escalation: a day late
+    assert "Quá hạn" in lines[3] and lines[3].endswith("an.nguyen@snv.example")
+    assert lines[4] == "2 messages (escalation 1, reminder 1) for 1 tasks"
+    assert lines[5] == "end states: 1 Không hoàn thành, quá hạn khi đóng"
+    assert lines[6].startswith("(run 28 years later on the test server")
+
+
+def test_simulate_submits_to_a_task_open_since_the_start(tmp_path: Path) -> None:
+    """Due within 60 days of the agreement's start, the task opens at the start."""
+    agreement = small_agreement(
+        tmp_path, start=date(2025, 1, 1), due=date(2025, 2, 1), end=date(2025, 12, 31)
     )
-    assert lines[5].startswith("(run 28 years later on the test server")
+    task_id = "8-kh-snv-2025/bao-cao-chuyen-de/SNV/dot-1"
+
+    result = run_accord_process(
+        "simulate", str(agreement), "--json", "--submit", f"{task_id}@2025-01-10", timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(m["kind"], m["at"][:16], m["task"]) for m in mails] == [
+        ("receipt", "2025-01-10T09:00", task_id)
+    ]
+    assert last["summary"]["task_states"]["done_on_time"] == 1
+    assert last["summary"]["warnings"] == []
+
+
+def test_simulate_submits_a_late_report_after_the_agreement_continued_as_new(
+    tmp_path: Path,
+) -> None:
+    """A yearly report due in December and submitted in January: the agreement's run that
+    started the task has continued-as-new into the new year before the report closes it."""
+    agreement = small_agreement(
+        tmp_path, start=date(2025, 1, 1), due=date(2025, 12, 20), end=date(2026, 6, 30)
+    )
+    task_id = "8-kh-snv-2025/bao-cao-chuyen-de/SNV/dot-1"
+
+    result = run_accord_process(
+        "simulate", str(agreement), "--json", "--submit", f"{task_id}@2026-01-12", timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [m["kind"] for m in mails] == ["reminder", "escalation", "receipt"]
+    assert mails[-1]["at"][:16] == "2026-01-12T09:00"
+    assert last["summary"]["task_states"]["done_late"] == 1
+    assert last["summary"]["warnings"] == []
+
+
+@pytest.mark.parametrize("by", ["date", "agency"])
+def test_simulate_listing_of_plan_289_fits_100_columns_without_sdk_warnings(by: str) -> None:
+    """Slow (~20 s): what a reader of `accord simulate` sees, stdout and stderr."""
+    result = run_accord_process(
+        "simulate",
+        str(QUANG_BINH_289),
+        "--by",
+        by,
+        "--submit",
+        "289-kh-ubnd-2025/ke-hoach-kiem-tra/*@2025-01-15",
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    too_wide = [line for line in lines if len(line) > 100]
+    assert not too_wide, too_wide[:3]
+    assert "Temporal Server" not in result.stdout + result.stderr
+    assert result.stderr == ""
+    rows = [line for line in lines if line.startswith("  ")]
+    if by == "date":
+        # A heading per day, the agency on each line.
+        assert lines[0].startswith("15/01/2025, thứ Tư (")
+        assert all(re.match(r"  \d\d:\d\d  ", row) for row in rows)
+        assert any(" UBND_LE_THUY " in row for row in rows)
+    else:
+        assert "UBND_LE_THUY — UBND huyện Lệ Thủy (" in result.stdout
+        assert all(re.match(r"  \d\d/\d\d/2025 \d\d:\d\d  ", row) for row in rows)
+    assert "252 messages" not in result.stdout  # the receipts are listed too
+    assert any("Đã nhận" in row for row in rows)
 
 
 def test_simulate_an_invalid_agreement_prints_its_problems(

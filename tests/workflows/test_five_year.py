@@ -8,12 +8,10 @@ run's ledger is rebuilt from the input it received, the tasks it started and the
 signals it was sent (in history order), and must equal the ledger the next run received; the
 last run's result must agree with what every task's own workflow returned.
 
-Scripted reports go only to tasks whose agreement run is still current when the report
-completes them. Once a report completes a task whose starting run has since continued-as-new,
-the time-skipping test server (1.40) stops skipping time, so the simulation stalls: `accord
-simulate agreements/nghe-an-2021-2026-chuong-trinh.yaml --submit
-'nghe-an-ctph-dan-van-2021-2026/bao-cao-ket-qua-nam/SNV/2024@2025-01-10'` never finishes, the
-same report on 2024-12-20 (same run) takes 3 s. Compare temporalio/sdk-java#1540.
+Once a report completes a task whose starting run has since continued-as-new, the
+time-skipping test server (1.40) leaks a time-skipping lock (the parent run that should release
+it is closed; compare temporalio/sdk-java#1540); `accord.simulate` releases it, and
+tests/test_cli_engine.py scripts such a report.
 """
 
 from __future__ import annotations
