@@ -32,12 +32,13 @@ import re
 import sys
 import textwrap
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
@@ -1369,5 +1370,42 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> NoReturn:
+    """The `accord` console script and `python -m accord.cli`: `main()`, then an immediate exit.
+
+    A process that used a Temporal client can abort in interpreter teardown, after printing
+    its result, when the SDK's Rust threads call into a finalizing Python
+    (temporalio/sdk-python#300): `Fatal Python error: PyGILState_Release`, exit 134. Once the
+    command is done there is nothing left to tear down, so flush and leave with `os._exit`,
+    keeping the command's own exit code. Tests call `main()`, which returns it.
+    """
+    try:
+        code = main()
+    except SystemExit as exit_request:  # argparse: usage errors (2) and --help (0)
+        code = _exit_status(exit_request.code)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away, or the stream is closed
+            code = code or 1
+    logging.shutdown()
+    os._exit(code)
+
+
+def _exit_status(status: object) -> int:
+    """The exit status Python would give `raise SystemExit(status)`."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status
+    print(status, file=sys.stderr)
+    return 1
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()

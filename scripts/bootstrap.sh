@@ -9,11 +9,16 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "Accord needs Python 3.11 or newer (found: $("$python" --version 2>&1))." >&2
   exit 1
 fi
-if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv
-fi
 stamp=.venv/.accord-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ -f "$stamp" ]; then
+    echo "pyproject.toml changed: updating .venv." >&2
+  else
+    echo "First run: setting up .venv (Accord and its tools); this takes about a minute." >&2
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+  fi
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"

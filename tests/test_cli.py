@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -250,7 +252,7 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_console_script_is_installed() -> None:
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "accord"]
-    assert script.value == "accord.cli:main"
+    assert script.value == "accord.cli:console_main"
 
 
 def test_calendar_prints_the_year_with_tet_and_make_up_days(
@@ -265,3 +267,22 @@ def test_calendar_prints_the_year_with_tet_and_make_up_days(
     assert "Số ngày làm việc: 249" in out
     assert main(["calendar", "2026", "--lang", "en"]) == 0
     assert "Working days: 249" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    [[str(Path(sys.executable).parent / "accord")], [sys.executable, "-m", "accord.cli"]],
+)
+def test_the_process_exits_with_the_command_code(entry_point: list[str]) -> None:
+    """The console script ends with `os._exit`; the code must still be the command's."""
+    for argv, code in (
+        (["validate", str(REPO_AGREEMENTS)], 0),
+        (["validate", str(BROKEN / "unknown-owner-agency.yaml")], 1),
+        (["validate"], 2),
+        (["--help"], 0),
+    ):
+        result = subprocess.run(
+            [*entry_point, *argv], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == code, (argv, result.stderr)
+        assert result.stdout or result.stderr

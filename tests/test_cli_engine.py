@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -184,12 +185,19 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     thread.stop()
 
 
-def point_cli_at(patch: pytest.MonkeyPatch, engine: Engine) -> None:
+def cli_settings(engine: Engine) -> dict[str, str]:
     """What a user's environment would say; `Settings()` in the CLI reads it."""
-    patch.setenv("ACCORD_TEMPORAL__ADDRESS", engine.address)
-    patch.setenv("ACCORD_TEMPORAL__TASK_QUEUE", engine.task_queue)
-    patch.setenv("ACCORD_DATABASE_URL", engine.database_url)
-    patch.setenv("ACCORD_DATA_DIR", str(engine.data_dir / "cli"))
+    return {
+        "ACCORD_TEMPORAL__ADDRESS": engine.address,
+        "ACCORD_TEMPORAL__TASK_QUEUE": engine.task_queue,
+        "ACCORD_DATABASE_URL": engine.database_url,
+        "ACCORD_DATA_DIR": str(engine.data_dir / "cli"),
+    }
+
+
+def point_cli_at(patch: pytest.MonkeyPatch, engine: Engine) -> None:
+    for name, value in cli_settings(engine).items():
+        patch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")
@@ -1138,3 +1146,123 @@ def status_task(capsys: pytest.CaptureFixture[str], agreement_id: str) -> dict[s
     tasks = list(status_json(capsys, "--agreement", agreement_id).values())
     assert len(tasks) == 1, tasks
     return tasks[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Exit codes of the installed command. A process that used a Temporal client could print its
+# result, then abort in interpreter teardown with exit 134 (temporalio/sdk-python#300): only
+# real processes show it, and only now and then, so every engine command runs many times.
+
+EXIT_RUNS = 30
+"""Runs of each command; before the fix about one engine command in ten aborted."""
+EXIT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class ExpectedExit:
+    argv: tuple[str, ...]
+    code: int
+    line: str
+    """A regular expression one whole line must match: of stdout on success, of stderr when
+    refused."""
+
+    def problem(self, result: subprocess.CompletedProcess[str]) -> str | None:
+        """What is wrong with one run, or None."""
+        if result.returncode != self.code:
+            return f"exit {result.returncode}"
+        output = result.stdout if self.code == 0 else result.stderr
+        if not any(re.fullmatch(self.line, line) for line in output.splitlines()):
+            return "no result line"
+        if "Fatal Python error" in result.stderr:
+            return "fatal error printed"
+        return None
+
+
+def run_cli_process(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_engine_commands_exit_with_their_result_code(
+    nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Slow (about a minute): some 200 `accord` processes, four at a time, half through the
+    console script and half through `python -m accord.cli`."""
+    wait_until_started(capsys)
+    report = str(write_report(tmp_path, REPORT))
+    refused = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    submitted = nghe_an_task("ke-hoach-nam", 2024)
+
+    def refusal(command: str, rule: str) -> str:
+        return re.escape(f"accord {command}: {refused}: bị từ chối: {rule}")
+
+    repeated = [
+        ExpectedExit(
+            ("status", "--agreement", NGHE_AN_ID),
+            0,
+            re.escape(f"{NGHE_AN_TITLE} (agreement:{NGHE_AN_ID})"),
+        ),
+        ExpectedExit(
+            ("deploy", str(NGHE_AN)),
+            0,
+            re.escape(f"unchanged agreement:{NGHE_AN_ID}: 11 tasks (already running)"),
+        ),
+        ExpectedExit(
+            ("submit", refused, "--file", report, "--as", BDV_FOCAL_POINT),
+            1,
+            refusal("submit", "chỉ cán bộ của SNV hoặc quản trị viên được nộp báo cáo")
+            + re.escape(f" (cán bộ {BDV_FOCAL_POINT} thuộc BDV_TU)"),
+        ),
+        ExpectedExit(
+            ("extend", refused, "--until", "2027-03-01", "--reason", "Chậm", "--as", ADMIN),
+            1,
+            refusal("extend", "ngày mới 01/03/2027 nằm ngoài thời gian của văn bản")
+            + re.escape(" (kết thúc ngày 31/12/2026)"),
+        ),
+        ExpectedExit(
+            ("decide", refused, "approve", "--as", BDV_FOCAL_POINT),
+            1,
+            refusal("decide", "không có đề nghị gia hạn nào đang chờ quyết định"),
+        ),
+        ExpectedExit(
+            ("waive", refused, "--reason", "Không cần", "--as", SNV_FOCAL_POINT),
+            1,
+            refusal("waive", "chỉ quản trị viên được miễn nhiệm vụ")
+            + re.escape(f" (cán bộ {SNV_FOCAL_POINT} không phải quản trị viên)"),
+        ),
+        ExpectedExit(
+            ("calendar", "2026", "--publish", "--note", "Kiểm thử"),
+            0,
+            r"published to \d+ running tasks due in 2025–2032 and 1 running agreements",
+        ),
+    ]
+    submit_once = ExpectedExit(
+        ("submit", submitted, "--file", report, "--as", SNV_FOCAL_POINT),
+        0,
+        re.escape(f"Đã nhận báo cáo (quá hạn): {submitted} — Hoàn thành quá hạn, ")
+        + r"hạn trước \d\d/\d\d/2024",
+    )
+    runs = [expected for _ in range(EXIT_RUNS) for expected in repeated] + [submit_once]
+    entry_points = ([ACCORD], [sys.executable, "-m", "accord.cli"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    env |= cli_settings(nghe_an)
+
+    with ThreadPoolExecutor(EXIT_CONCURRENCY) as pool:
+        results = list(
+            pool.map(
+                lambda n, expected: run_cli_process([*entry_points[n % 2], *expected.argv], env),
+                range(len(runs)),
+                runs,
+            )
+        )
+
+    problems: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for expected, result in zip(runs, results, strict=True):
+        problem = expected.problem(result)
+        if problem is not None:
+            key = f"accord {expected.argv[0]}: {problem}"
+            problems[key] += 1
+            examples.setdefault(key, f"{result.stdout}{result.stderr}"[-1500:])
+    assert not problems, f"{dict(problems)} of {len(runs)} runs; " + "\n".join(
+        f"--- {key}:\n{text}" for key, text in examples.items()
+    )
