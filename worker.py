@@ -24,6 +24,7 @@ from accord import db
 from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities
 from activities.store import StoreActivities
+from activities.templates import MailTemplates
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -34,10 +35,12 @@ ACCORD_PACKAGES = ("workflows", "agreements", "activities", "accord")
 
 
 def build_activities(
-    session_factory: sessionmaker[Session], smtp: SmtpSettings
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings,
+    templates: MailTemplates | None = None,
 ) -> list[Callable[..., Any]]:
     store = StoreActivities(session_factory)
-    mail = MailActivities(session_factory, smtp)
+    mail = MailActivities(session_factory, smtp, templates=templates)
     return [
         store.record_submission,
         store.record_audit,
@@ -55,6 +58,7 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int = 1000,
     share_accord_modules: bool = True,
+    templates: MailTemplates | None = None,
 ) -> Worker:
     """The worker. With `share_accord_modules` (the default) the workflow sandbox shares
     Accord's own packages instead of re-importing them for every workflow run: that halves a
@@ -69,7 +73,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=build_activities(session_factory, smtp),
+        activities=build_activities(session_factory, smtp, templates),
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
@@ -104,6 +108,14 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
     engine = db.make_engine(settings.resolved_database_url)
     db.create_schema(engine)
     return db.session_factory(engine)
+
+
+def load_mail_templates(settings: Settings) -> MailTemplates:
+    """The mail wording: `<ACCORD_DATA_DIR>/mail_templates/` over the package's, every
+    template compiled now, so that a broken override stops start-up naming its file and line."""
+    templates = MailTemplates(settings.data_dir / "mail_templates")
+    templates.load_all()
+    return templates
 
 
 def _stop_event() -> asyncio.Event:
@@ -147,6 +159,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             task_queue=settings.temporal.task_queue,
             session_factory=session_factory,
             smtp=smtp,
+            templates=load_mail_templates(settings),
         )
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
@@ -197,6 +210,7 @@ async def run_worker_only(settings: Settings) -> None:
         task_queue=settings.temporal.task_queue,
         session_factory=session_factory,
         smtp=settings.smtp,
+        templates=load_mail_templates(settings),
     )
     async with worker:
         log.info("worker polling %s", settings.temporal.task_queue)

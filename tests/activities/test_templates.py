@@ -256,7 +256,8 @@ def test_html_escapes_data() -> None:
         agency_names={"STP": "Sở <i>Tư pháp</i> & Co"},
     )
     assert "<script>" not in rendered.html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;dân vận&quot;" in (
+    # Jinja's autoescape (markupsafe) writes a double quote as &#34;, html.escape as &quot;.
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;dân vận&#34;" in (
         rendered.html
     )
     assert "&lt;b&gt;Hoa&lt;/b&gt;" in rendered.html
