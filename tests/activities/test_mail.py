@@ -497,7 +497,7 @@ async def test_hostile_names_cannot_add_recipients_or_markup(
     assert "\nBcc:" not in raw_headers
     html = body(message, "html")
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "&lt;b&gt;Phòng&lt;/b&gt;" in html
     assert "Sở &lt;Tư pháp&gt; &amp; Co" in html
 
