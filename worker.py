@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -24,7 +25,7 @@ from accord import db
 from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities
 from activities.store import StoreActivities
-from activities.templates import MailTemplates
+from activities.templates import MailTemplateError, MailTemplates
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -112,7 +113,8 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
 
 def load_mail_templates(settings: Settings) -> MailTemplates:
     """The mail wording: `<ACCORD_DATA_DIR>/mail_templates/` over the package's, every
-    template compiled now, so that a broken override stops start-up naming its file and line."""
+    template compiled and checked now, so that a broken override stops start-up naming its file
+    and line (MailTemplateError, one line), before any server is started."""
     templates = MailTemplates(settings.data_dir / "mail_templates")
     templates.load_all()
     return templates
@@ -133,6 +135,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
     from accord.embedded import DevServer, MailSink
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    templates = load_mail_templates(settings)
     stop = _stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address
@@ -159,7 +162,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             task_queue=settings.temporal.task_queue,
             session_factory=session_factory,
             smtp=smtp,
-            templates=load_mail_templates(settings),
+            templates=templates,
         )
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
@@ -202,6 +205,7 @@ def _safe_url(url: str) -> str:
 
 async def run_worker_only(settings: Settings) -> None:
     """Production: a worker process against the configured cluster, database and SMTP relay."""
+    templates = load_mail_templates(settings)
     session_factory = open_database(settings)
     client = await connect(settings)
     stop = _stop_event()
@@ -210,13 +214,23 @@ async def run_worker_only(settings: Settings) -> None:
         task_queue=settings.temporal.task_queue,
         session_factory=session_factory,
         smtp=settings.smtp,
-        templates=load_mail_templates(settings),
+        templates=templates,
     )
     async with worker:
         log.info("worker polling %s", settings.temporal.task_queue)
         await stop.wait()
 
 
-if __name__ == "__main__":
+def main() -> int:
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker_only(Settings()))
+    try:
+        asyncio.run(run_worker_only(Settings()))
+    except MailTemplateError as error:
+        # The file and line are the whole story; a traceback would bury them.
+        print(f"worker: mail template: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

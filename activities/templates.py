@@ -50,6 +50,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+import jinja2.meta
+import jinja2.nodes
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
 from icalendar import Calendar, Event
@@ -178,6 +180,29 @@ TemplateError = jinja2.TemplateError
 PACKAGE_TEMPLATES = Path(__file__).parent / "mail_templates"
 _KINDS = [kind.value for kind in NotificationKind]
 
+VARIABLES = frozenset(
+    {
+        "kind", "recipient_name", "role", "owing", "title", "agency", "deliverable", "period",
+        "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
+        "days_left", "days_overdue", "step", "late", "approved", "reason",
+    }
+)  # fmt: skip
+"""What `_variables` gives every template (README, "Rewording mail")."""
+_KIND_NAMES = VARIABLES | {"lang", "deliverable_name", "w"}
+_FAILURE_NAMES = frozenset({"about_kind", "refused_name", "refused_id"})
+_LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
+    "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
+}  # fmt: skip
+
+
+class MailTemplateError(Exception):
+    """A template that cannot be used, as one line: '<file>:<line>: <what is wrong>'."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        super().__init__(f"{path}:{line or 1}: {message}")
+        self.path = path
+        self.line = line
+
 
 class MailTemplates:
     """The mail wording: Jinja2 templates, looked up first in `override` (a province's
@@ -188,13 +213,20 @@ class MailTemplates:
     shares; `_layout.txt.j2` and `_layout.html.j2` the two parts of the message. Wording is
     plain text (never escaped); the HTML layout escapes everything it shows (autoescape).
     Any undefined name is an error (StrictUndefined), not an empty string in an officer's mail.
+    An override may copy a file whole, or extend the package's own and replace one block:
+    `{% extends "package/vi/reminder.txt.j2" %}` (the package's files under `package/`).
     """
 
     def __init__(self, override: Path | None = None) -> None:
         folders = [str(override)] if override is not None else []
         self.override = override
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([*folders, str(PACKAGE_TEMPLATES)]),
+            loader=jinja2.ChoiceLoader(
+                [
+                    jinja2.FileSystemLoader([*folders, str(PACKAGE_TEMPLATES)]),
+                    jinja2.PrefixLoader({"package": jinja2.FileSystemLoader(PACKAGE_TEMPLATES)}),
+                ]
+            ),
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html.j2",), default_for_string=False, default=False
             ),
@@ -204,13 +236,44 @@ class MailTemplates:
         )
 
     def load_all(self) -> None:
-        """Compile every template once: a broken override stops the worker at start-up with
-        its file and line (jinja2.TemplateSyntaxError), not the first reminder at 07:30."""
+        """Compile every template once and check the names it uses: a broken override stops
+        the worker at start-up with its file and line (MailTemplateError), not the first
+        reminder at 07:30. A name no template is given (a typo, or `{{ officer }}`) is caught
+        here in every branch, though StrictUndefined would only raise when a mail takes it."""
         for locale in ("vi", "en"):
-            for name in [*_KINDS, "_words"]:
-                self._env.get_template(f"{locale}/{name}.txt.j2")
+            for kind in _KINDS:
+                extra = _FAILURE_NAMES if kind == NotificationKind.DELIVERY_FAILED else frozenset()
+                self._check(f"{locale}/{kind}.txt.j2", _KIND_NAMES | extra)
+            self._check(f"{locale}/_words.txt.j2", _KIND_NAMES - {"w"})
             for layout in ("txt", "html"):
-                self._env.get_template(f"{locale}/_layout.{layout}.j2")
+                self._check(f"{locale}/_layout.{layout}.j2", _LAYOUT_NAMES)
+
+    def _check(self, name: str, given: frozenset[str]) -> None:
+        try:
+            template = self._env.get_template(name)
+        except jinja2.TemplateSyntaxError as error:
+            raise MailTemplateError(
+                error.filename or name, error.lineno, error.message or "syntax error"
+            ) from error
+        path = template.filename or name
+        source = Path(path).read_text(encoding="utf-8") if template.filename else ""
+        tree = self._env.parse(source, name, path)
+        for extends in tree.find_all(jinja2.nodes.Extends):
+            parent = extends.template
+            if isinstance(parent, jinja2.nodes.Const) and parent.value == name:
+                raise MailTemplateError(
+                    path,
+                    extends.lineno,
+                    f"extends itself; extend the package's file: "
+                    f'{{% extends "package/{name}" %}}',
+                )
+        unknown = jinja2.meta.find_undeclared_variables(tree) - given
+        if unknown:
+            first = min(
+                (node for node in tree.find_all(jinja2.nodes.Name) if node.name in unknown),
+                key=lambda node: node.lineno,
+            )
+            raise MailTemplateError(path, first.lineno, f"{first.name!r} is undefined")
 
     def _words(self, locale: Locale, variables: dict[str, Any]) -> Any:
         return self._env.get_template(f"{locale}/_words.txt.j2").make_module(variables)
@@ -229,7 +292,12 @@ class MailTemplates:
         template = self._env.get_template(f"{locale}/{kind.value}.txt.j2")
 
         def block(name: str, values: dict[str, Any]) -> str:
-            return "".join(template.blocks[name](template.new_context(values))).strip()
+            context = template.new_context(values)
+            # Rendering the whole template once fills `context.blocks` along the `extends`
+            # chain: an override that replaces one block keeps its parent's others.
+            for _ in template.root_render_func(context):
+                pass
+            return "".join(context.blocks[name][0](context)).strip()
 
         subject = one_line(block("subject", variables))
         if len(subject) > SUBJECT_MAX:
