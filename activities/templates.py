@@ -261,12 +261,9 @@ class MailTemplates:
         for extends in tree.find_all(jinja2.nodes.Extends):
             parent = extends.template
             if isinstance(parent, jinja2.nodes.Const) and parent.value == name:
-                raise MailTemplateError(
-                    path,
-                    extends.lineno,
-                    f"extends itself; extend the package's file: "
-                    f'{{% extends "package/{name}" %}}',
-                )
+                hint = f'{{% extends "package/{name}" %}}'
+                message = f"extends itself; extend the package's file: {hint}"
+                raise MailTemplateError(path, extends.lineno, message)
         unknown = jinja2.meta.find_undeclared_variables(tree) - given
         if unknown:
             first = min(
