@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -24,6 +25,7 @@ from accord import db
 from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities
 from activities.store import StoreActivities
+from activities.templates import MailTemplateError, MailTemplates
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -34,10 +36,12 @@ ACCORD_PACKAGES = ("workflows", "agreements", "activities", "accord")
 
 
 def build_activities(
-    session_factory: sessionmaker[Session], smtp: SmtpSettings
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings,
+    templates: MailTemplates | None = None,
 ) -> list[Callable[..., Any]]:
     store = StoreActivities(session_factory)
-    mail = MailActivities(session_factory, smtp)
+    mail = MailActivities(session_factory, smtp, templates=templates)
     return [
         store.record_submission,
         store.record_audit,
@@ -55,6 +59,7 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_cached_workflows: int = 1000,
     share_accord_modules: bool = True,
+    templates: MailTemplates | None = None,
 ) -> Worker:
     """The worker. With `share_accord_modules` (the default) the workflow sandbox shares
     Accord's own packages instead of re-importing them for every workflow run: that halves a
@@ -69,7 +74,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=build_activities(session_factory, smtp),
+        activities=build_activities(session_factory, smtp, templates),
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
@@ -106,6 +111,15 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
     return db.session_factory(engine)
 
 
+def load_mail_templates(settings: Settings) -> MailTemplates:
+    """The mail wording: `<ACCORD_DATA_DIR>/mail_templates/` over the package's, every
+    template compiled and checked now, so that a broken override stops start-up naming its file
+    and line (MailTemplateError, one line), before any server is started."""
+    templates = MailTemplates(settings.data_dir / "mail_templates")
+    templates.load_all()
+    return templates
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,6 +135,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
     from accord.embedded import DevServer, MailSink
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    templates = load_mail_templates(settings)
     stop = _stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address
@@ -147,6 +162,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             task_queue=settings.temporal.task_queue,
             session_factory=session_factory,
             smtp=smtp,
+            templates=templates,
         )
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
@@ -189,6 +205,7 @@ def _safe_url(url: str) -> str:
 
 async def run_worker_only(settings: Settings) -> None:
     """Production: a worker process against the configured cluster, database and SMTP relay."""
+    templates = load_mail_templates(settings)
     session_factory = open_database(settings)
     client = await connect(settings)
     stop = _stop_event()
@@ -197,12 +214,23 @@ async def run_worker_only(settings: Settings) -> None:
         task_queue=settings.temporal.task_queue,
         session_factory=session_factory,
         smtp=settings.smtp,
+        templates=templates,
     )
     async with worker:
         log.info("worker polling %s", settings.temporal.task_queue)
         await stop.wait()
 
 
-if __name__ == "__main__":
+def main() -> int:
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker_only(Settings()))
+    try:
+        asyncio.run(run_worker_only(Settings()))
+    except MailTemplateError as error:
+        # The file and line are the whole story; a traceback would bury them.
+        print(f"worker: mail template: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

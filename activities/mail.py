@@ -64,10 +64,12 @@ from activities.smtp import SmtpConnections
 from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
     Composed,
+    MailTemplates,
     Recipient,
     RefusedDelivery,
     compose_delivery_failure,
     compose_message,
+    package_templates,
     sender_address,
 )
 from agreements.models import OfficerRole, RecipientRole
@@ -230,8 +232,11 @@ class MailActivities:
         smtp: SmtpSettings,
         *,
         heartbeat_interval: timedelta = HEARTBEAT_INTERVAL,
+        templates: MailTemplates | None = None,
     ) -> None:
         self._session_factory = session_factory
+        # The wording (a province's overrides first); the package's alone if none is given.
+        self._templates = templates or package_templates()
         self._smtp = smtp
         bind = session_factory.kw.get("bind")
         # Marks go straight to a connection of the factory's engine: a Session around a single
@@ -381,6 +386,7 @@ class MailActivities:
                     recipient=recipient,
                     agency_names=plan.agency_names,
                     sender=self._smtp.sender,
+                    templates=self._templates,
                 )
             return messages[recipient.email]
 
@@ -505,6 +511,7 @@ class MailActivities:
             agency_names=plan.agency_names,
             sender=self._smtp.sender,
             at=at,
+            templates=self._templates,
         )
 
     # ----------------------------------------------------------------------------------------

@@ -1,13 +1,33 @@
-"""What a notification says: subject, plain text and HTML, in Vietnamese (default) or English.
+"""What a notification says (subject, plain text, HTML; Vietnamese by default, English), and
+the bytes that carry it.
 
-Pure functions, no I/O: the caller looks up the recipient and the agency names and passes
-them in. Every piece of data (titles, names, reasons) is untrusted text: it is folded onto one
-line before it reaches a header, and escaped before it reaches HTML.
+The wording is not here: it lives in Jinja2 templates, `activities/mail_templates/{vi,en}/`,
+which a province overrides from `<ACCORD_DATA_DIR>/mail_templates/` without a code change
+(README, "Rewording mail"). This module computes what the templates are given, every piece of
+untrusted data (titles, names, reasons) folded onto one line before it reaches a header or a
+template; dates and numbers through Babel with explicit patterns. It must not hold sentences
+officials may want to change, do I/O beyond reading templates, or know about SMTP sessions.
 
 Due dates follow the agreement convention: `due_at` is the first late moment, so a due instant
 of 15/05 00:00 reads "trước ngày 15/05/2025 (ngày cuối: 14/05/2025)". Every date and time is
 shown in the agreement's time zone, and a time of day names it: "trước 16:06 ngày 03/12/2026
 (UTC+7)".
+
+Why the message is still written by hand, not with the email package (measured 2026-12-03 on
+the shared 2-core machine, load average ~10):
+- building one reminder (render + calendar + MIME, `/tmp` microbenchmark, best of 3 × 1,000):
+  hand-written writer 3.0 ms CPU, EmailMessage with policy SMTP 12.6 ms: +9.5 ms a message;
+  the writer alone is 0.8 ms of the 3.0 (rendering and the calendar are the rest);
+- the mail path (`bench/run.py --only mail --no-profile --out /tmp/...`, before this change)
+  ran at 6.0 messages/s and 37 ms CPU a message (discarding server, 200 notifications one
+  after the other): ten times the committed quiet-machine figures (280/s, 2.65 ms), so the
+  machine's load, not the code, set it. At the quiet rate a 4,000-message 07:30 burst takes
+  14.3 s and a tenth of it is 1.43 s; the email package adds 9.5 ms × 4,000 = 38 s here, and
+  about 2 ms × 4,000 = 8 s on a quiet machine (measured when the writer replaced it). More than
+  a tenth on the quiet figures (at the loaded 6/s, 38 s against 67 s would pass: re-measure
+  on a quiet machine). So the writer stays, checked against the email package's output by
+  tests/activities/test_wire_format.py. It also keeps spaces between encoded words that
+  CPython's header folder can drop (gh-144156).
 """
 
 from __future__ import annotations
@@ -15,24 +35,30 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import functools
 import hashlib
-import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from icalendar import Calendar, Event
 
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.calendar import last_day_of
-from agreements.models import Deliverable, RecipientRole
+from agreements.models import RecipientRole
 
 Locale = Literal["vi", "en"]
 
@@ -91,7 +117,12 @@ def _ascii_header(value: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Dates
+# Dates and numbers: Babel, with explicit patterns. Babel's own Vietnamese short date is
+# "15/5/25" and its medium one "15 thg 5, 2025"; officials write "15/05/2025", in English mail
+# too (an English reader in Vietnam reads the same document dates), so the pattern is fixed.
+
+DAY_PATTERN = "dd/MM/yyyy"
+TIME_PATTERN = "HH:mm"
 
 
 def _zone(task: TaskRef) -> ZoneInfo:
@@ -102,8 +133,8 @@ def _zone(task: TaskRef) -> ZoneInfo:
         return ZoneInfo(DEFAULT_ZONE)
 
 
-def _day(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
+def _day(day: date, locale: Locale) -> str:
+    return format_date(day, DAY_PATTERN, locale=locale)
 
 
 def _zone_name(local: datetime) -> str:
@@ -115,376 +146,201 @@ def _zone_name(local: datetime) -> str:
     return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
-def _moment(at: datetime, zone: ZoneInfo, locale: Locale, *, named_zone: bool = True) -> str:
-    """'16:10 ngày 03/12/2026 (UTC+7)': local to the agreement, whatever zone `at` is in."""
+@dataclass(frozen=True)
+class Moment:
+    """An instant as the templates show it, in the agreement's zone. `midnight`: the instant
+    is 00:00 local, a deadline of "before that day" whose `last_day` is the day before."""
+
+    day: str
+    time: str
+    zone: str
+    midnight: bool
+    last_day: str
+
+
+def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
     local = at.astimezone(zone)
-    text = f"{local:%H:%M} {'on' if locale == 'en' else 'ngày'} {_day(local.date())}"
-    return f"{text} ({_zone_name(local)})" if named_zone else text
+    return Moment(
+        day=_day(local.date(), locale),
+        time=format_time(local, TIME_PATTERN, locale=locale),
+        zone=_zone_name(local),
+        midnight=local.time() == time.min,
+        last_day=_day(local.date() - timedelta(days=1), locale),
+    )
 
 
-def _due_long(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """'trước ngày 15/05/2025 (ngày cuối: 14/05/2025)' for a due instant at local midnight,
-    'trước 16:06 ngày 03/12/2026 (UTC+7)' for one later in a day."""
-    local = due_at.astimezone(zone)
-    if local.time() == time.min:
-        last_day = local.date() - timedelta(days=1)
-        if locale == "en":
-            return f"before {_day(local.date())} (last day: {_day(last_day)})"
-        return f"trước ngày {_day(local.date())} (ngày cuối: {_day(last_day)})"
-    return f"{'before' if locale == 'en' else 'trước'} {_moment(local, zone, locale)}"
-
-
-def _due_short(due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
-    """The due date in a subject: 'hạn trước 15/05/2025' (a time of day without its zone:
-    the subject stays short, the body names it)."""
-    local = due_at.astimezone(zone)
-    if local.time() == time.min:
-        when = _day(local.date())
-    else:
-        when = _moment(local, zone, locale, named_zone=False)
-    return f"due before {when}" if locale == "en" else f"hạn trước {when}"
-
-
-def _days(delta: timedelta, locale: Locale) -> str:
-    days = delta.days
-    if locale == "en":
-        return f"{days} day" if days == 1 else f"{days} days"
-    return f"{days} ngày"
+def _whole_days(delta: timedelta, locale: Locale) -> str | None:
+    return format_decimal(delta.days, locale=locale) if delta >= timedelta(days=1) else None
 
 
 # --------------------------------------------------------------------------------------------
-# Vocabulary
+# Templates
 
-_DELIVERABLE: dict[Locale, dict[Deliverable, str]] = {
-    "vi": {
-        Deliverable.REPORT: "báo cáo",
-        Deliverable.PLAN: "kế hoạch",
-        Deliverable.INSPECTION: "kết quả kiểm tra",
-        Deliverable.OTHER: "kết quả thực hiện",
-    },
-    "en": {
-        Deliverable.REPORT: "report",
-        Deliverable.PLAN: "plan",
-        Deliverable.INSPECTION: "inspection results",
-        Deliverable.OTHER: "deliverable",
-    },
-}
+TemplateError = jinja2.TemplateError
+PACKAGE_TEMPLATES = Path(__file__).parent / "mail_templates"
+_KINDS = [kind.value for kind in NotificationKind]
 
-_LABELS: dict[Locale, dict[str, str]] = {
-    "vi": {
-        "agreement": "Văn bản",
-        "item": "Nội dung",
-        "obligation": "Nhiệm vụ",
-        "period": "Kỳ báo cáo",
-        "agency": "Cơ quan thực hiện",
-        "recipient": "Nơi nhận",
-        "due": "Hạn nộp",
-        "due_note": "Ghi chú về hạn",
-        "covers": "Kỳ số liệu",
-        "previous_due": "Hạn cũ",
-        "new_due": "Hạn mới",
-        "kept_due": "Hạn nộp (giữ nguyên)",
-        "asked_due": "Hạn đề nghị",
-        "declined_due": "Hạn đề nghị (không được chấp thuận)",
-        "task": "Mã nhiệm vụ",
-        "reason": "Lý do",
-        "no_due": "không có hạn cụ thể",
-        "greeting": "Kính gửi đồng chí {name},",
-        "footer": (
-            "Thư này do hệ thống Accord gửi tự động để theo dõi việc thực hiện chương trình, "
-            "kế hoạch phối hợp. Vui lòng không trả lời thư này."
-        ),
-    },
-    "en": {
-        "agreement": "Agreement",
-        "item": "Item",
-        "obligation": "Obligation",
-        "period": "Reporting period",
-        "agency": "Agency",
-        "recipient": "Delivered to",
-        "due": "Due",
-        "due_note": "About the deadline",
-        "covers": "Data period",
-        "previous_due": "Previous deadline",
-        "new_due": "New deadline",
-        "kept_due": "Due (unchanged)",
-        "asked_due": "Requested deadline",
-        "declined_due": "Requested deadline (declined)",
-        "task": "Task ID",
-        "reason": "Reason",
-        "no_due": "no fixed due date",
-        "greeting": "Dear {name},",
-        "footer": (
-            "This message was sent automatically by Accord, which tracks coordination "
-            "agreements. Please do not reply."
-        ),
-    },
-}
+VARIABLES = frozenset(
+    {
+        "kind", "recipient_name", "role", "owing", "title", "agency", "deliverable", "period",
+        "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
+        "days_left", "days_overdue", "step", "late", "approved", "reason",
+    }
+)  # fmt: skip
+"""What `_variables` gives every template (README, "Rewording mail")."""
+_KIND_NAMES = VARIABLES | {"lang", "deliverable_name", "w"}
+_FAILURE_NAMES = frozenset({"about_kind", "refused_name", "refused_id"})
+_LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
+    "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
+}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Context:
-    """Everything a template needs, already folded to one line and localised."""
+class MailTemplateError(Exception):
+    """A template that cannot be used, as one line: '<file>:<line>: <what is wrong>'."""
 
-    request: NotificationRequest
-    recipient: Recipient
-    locale: Locale
-    zone: ZoneInfo
-    title: str
-    agency: str
-    deliverable: str
-    period: str
-    due: str | None
-    due_short: str | None
-    now: str
-    reason: str | None
-    names: Mapping[str, str]
-    """Agency names by code (the task's agency and recipient)."""
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        super().__init__(f"{path}:{line or 1}: {message}")
+        self.path = path
+        self.line = line
 
 
-@dataclass
-class _Content:
-    subject_prefix: str
-    subject_suffix: list[str] = field(default_factory=list)
-    paragraphs: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    how_to_submit: str | None = None
-    """Where the owing agency sends what it owes."""
+class MailTemplates:
+    """The mail wording: Jinja2 templates, looked up first in `override` (a province's
+    `<ACCORD_DATA_DIR>/mail_templates/`), then in the package's `mail_templates/`.
+
+    Per language (`vi/`, `en/`): `<kind>.txt.j2` holds a notification kind's wording in
+    blocks (`subject`, `body`, `actions`, `note`); `_words.txt.j2` the words every kind
+    shares; `_layout.txt.j2` and `_layout.html.j2` the two parts of the message. Wording is
+    plain text (never escaped); the HTML layout escapes everything it shows (autoescape).
+    Any undefined name is an error (StrictUndefined), not an empty string in an officer's mail.
+    An override may copy a file whole, or extend the package's own and replace one block:
+    `{% extends "package/vi/reminder.txt.j2" %}` (the package's files under `package/`).
+    """
+
+    def __init__(self, override: Path | None = None) -> None:
+        folders = [str(override)] if override is not None else []
+        self.override = override
+        self._env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(
+                [
+                    jinja2.FileSystemLoader([*folders, str(PACKAGE_TEMPLATES)]),
+                    jinja2.PrefixLoader({"package": jinja2.FileSystemLoader(PACKAGE_TEMPLATES)}),
+                ]
+            ),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False, default=False
+            ),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+
+    def load_all(self) -> None:
+        """Compile every template once and check the names it uses: a broken override stops
+        the worker at start-up with its file and line (MailTemplateError), not the first
+        reminder at 07:30. A name no template is given (a typo, or `{{ officer }}`) is caught
+        here in every branch, though StrictUndefined would only raise when a mail takes it."""
+        for locale in ("vi", "en"):
+            for kind in _KINDS:
+                extra = _FAILURE_NAMES if kind == NotificationKind.DELIVERY_FAILED else frozenset()
+                self._check(f"{locale}/{kind}.txt.j2", _KIND_NAMES | extra)
+            self._check(f"{locale}/_words.txt.j2", _KIND_NAMES - {"w"})
+            for layout in ("txt", "html"):
+                self._check(f"{locale}/_layout.{layout}.j2", _LAYOUT_NAMES)
+
+    def _check(self, name: str, given: frozenset[str]) -> None:
+        try:
+            template = self._env.get_template(name)
+        except jinja2.TemplateSyntaxError as error:
+            raise MailTemplateError(
+                error.filename or name, error.lineno, error.message or "syntax error"
+            ) from error
+        path = template.filename or name
+        source = Path(path).read_text(encoding="utf-8") if template.filename else ""
+        tree = self._env.parse(source, name, path)
+        for extends in tree.find_all(jinja2.nodes.Extends):
+            parent = extends.template
+            if isinstance(parent, jinja2.nodes.Const) and parent.value == name:
+                hint = f'{{% extends "package/{name}" %}}'
+                message = f"extends itself; extend the package's file: {hint}"
+                raise MailTemplateError(path, extends.lineno, message)
+        unknown = jinja2.meta.find_undeclared_variables(tree) - given
+        if unknown:
+            first = min(
+                (node for node in tree.find_all(jinja2.nodes.Name) if node.name in unknown),
+                key=lambda node: node.lineno,
+            )
+            raise MailTemplateError(path, first.lineno, f"{first.name!r} is undefined")
+
+    def _words(self, locale: Locale, variables: dict[str, Any]) -> Any:
+        return self._env.get_template(f"{locale}/_words.txt.j2").make_module(variables)
+
+    def render(
+        self,
+        kind: NotificationKind,
+        locale: Locale,
+        variables: dict[str, Any],
+        facts: list[tuple[str, str]],
+    ) -> RenderedMessage:
+        variables = dict(variables, lang=locale)
+        noun = self._words(locale, {}).deliverable(variables["deliverable"])
+        variables["deliverable_name"] = str(noun)
+        words = variables["w"] = self._words(locale, variables)
+        template = self._env.get_template(f"{locale}/{kind.value}.txt.j2")
+
+        def block(name: str, values: dict[str, Any]) -> str:
+            context = template.new_context(values)
+            # Rendering the whole template once fills `context.blocks` along the `extends`
+            # chain: an override that replaces one block keeps its parent's others.
+            for _ in template.root_render_func(context):
+                pass
+            return "".join(context.blocks[name][0](context)).strip()
+
+        subject = one_line(block("subject", variables))
+        if len(subject) > SUBJECT_MAX:
+            # A long obligation title gives way first, so the agency and the date stay visible.
+            room = SUBJECT_MAX - (len(subject) - len(variables["title"]))
+            shorter = dict(variables, title=_shorten(variables["title"], max(room, 20)))
+            subject = one_line(block("subject", shorter))
+        subject = _shorten(subject, SUBJECT_MAX)
+        paragraphs = [one_line(p) for p in block("body", variables).split("\n\n") if p.strip()]
+        actions = [one_line(a) for a in block("actions", variables).split("\n\n") if a.strip()]
+        note = one_line(block("note", variables))
+        shown = [(str(words.label(key)), value) for key, value in facts]
+        # The layouts get the wording as finished strings, not `w`: in the autoescaped HTML
+        # layout a macro's output would count as safe markup, data inside it unescaped.
+        parts = {name: value for name, value in variables.items() if name != "w"}
+        parts.update(
+            greeting=one_line(str(words.greeting())),
+            footer=one_line(str(words.footer())),
+            subject=subject,
+            paragraphs=paragraphs,
+            actions=actions,
+            note=note,
+            facts=shown,
+        )
+        text = self._env.get_template(f"{locale}/_layout.txt.j2").render(parts)
+        html = self._env.get_template(f"{locale}/_layout.html.j2").render(parts)
+        return RenderedMessage(subject=subject, text=text.rstrip("\n") + "\n", html=html + "\n")
+
+    def due_text(self, due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
+        words = self._words(locale, {})
+        return str(words.due_long(_moment(due_at, zone, locale)))
+
+
+@functools.cache
+def package_templates() -> MailTemplates:
+    """The package's templates alone (tests, tools; the worker passes its own)."""
+    return MailTemplates()
+
+
+# --------------------------------------------------------------------------------------------
+# What a template is given
 
 
 def _agency_label(code: str, names: Mapping[str, str]) -> str:
     name = names.get(code)
     return f"{one_line(name)} ({code})" if name else code
-
-
-def _context(
-    request: NotificationRequest, recipient: Recipient, names: Mapping[str, str]
-) -> _Context:
-    task = request.task
-    locale: Locale = "en" if recipient.locale == "en" else "vi"
-    zone = _zone(task)
-    return _Context(
-        request=request,
-        recipient=recipient,
-        locale=locale,
-        zone=zone,
-        title=one_line(task.title),
-        agency=one_line(names.get(task.agency) or task.agency),
-        deliverable=_DELIVERABLE[locale][task.deliverable],
-        period=one_line(task.period_label),
-        due=_due_long(task.due_at, zone, locale) if task.due_at else None,
-        due_short=_due_short(task.due_at, zone, locale) if task.due_at else None,
-        now=_moment(request.scheduled_at, zone, locale),
-        reason=one_line(request.reason) if request.reason else None,
-        names=names,
-    )
-
-
-def _how_to_submit(ctx: _Context) -> str:
-    """Whom the owing agency sends its deliverable to, until officers can submit in Accord
-    itself (`accord submit` is for the administrators who record what arrives).
-
-    The receiving agency if the obligation names one, else the body that issued the
-    agreement, else the way every official document leaves an agency: signed by its head.
-    Replies to Accord's mail reach nobody (the footer says so), and this line agrees.
-    """
-    en = ctx.locale == "en"
-    task = ctx.request.task
-    what = ctx.deliverable
-    focal_point = ctx.recipient.role is RecipientRole.FOCAL_POINT
-    document = one_line(task.document_number)
-    no_reply = " (not as a reply to this message)" if en else " (không trả lời thư này)"
-    if task.recipient:
-        to = _agency_label(task.recipient, ctx.names)
-        if en:
-            who = "You" if focal_point else "Your focal point"
-            return (
-                f"How to submit: send the {what} to {to}, the receiving agency{no_reply}. "
-                f"{who} will receive a receipt once the {what} is recorded."
-            )
-        who = "đồng chí" if focal_point else "bộ phận đầu mối"
-        return (
-            f"Cách nộp: gửi {what} cho {to}, cơ quan tiếp nhận, tổng hợp{no_reply}. "
-            f"Khi {what} được ghi nhận, {who} sẽ nhận được thư xác nhận."
-        )
-    if task.issuer:
-        issuer = one_line(task.issuer)
-        if en:
-            return f"How to submit: send the {what} to {issuer}, which issued {document}{no_reply}."
-        return f"Cách nộp: gửi {what} cho {issuer}, cơ quan ban hành văn bản {document}{no_reply}."
-    if focal_point:
-        if en:
-            return (
-                f"How to submit: have the head of {ctx.agency} sign the {what} and send it as "
-                f"{document} requires{no_reply}."
-            )
-        return (
-            f"Cách nộp: trình lãnh đạo {ctx.agency} ký, gửi {what} theo quy định của văn bản "
-            f"{document}{no_reply}."
-        )
-    if en:
-        return f"How to submit: send the {what} as {document} requires{no_reply}."
-    return f"Cách nộp: gửi {what} theo quy định của văn bản {document}{no_reply}."
-
-
-def _owing_agency(role: RecipientRole | None) -> bool:
-    return role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
-
-
-def _for_information(ctx: _Context) -> str:
-    role = ctx.recipient.role
-    if ctx.locale == "en":
-        if role is RecipientRole.AGGREGATOR:
-            return "For your information as the receiving agency, to follow up and consolidate."
-        return "For your information and direction."
-    if role is RecipientRole.AGGREGATOR:
-        return "Thông báo để đồng chí nắm, theo dõi và tổng hợp."
-    return "Kính báo cáo để đồng chí nắm và chỉ đạo."
-
-
-def _reminder(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    content = _Content("[Accord] Reminder: " if en else "[Accord] Nhắc hạn: ")
-    if ctx.due_short:
-        content.subject_suffix.append(ctx.due_short)
-    due = ctx.due or _LABELS[ctx.locale]["no_due"]
-    if en:
-        content.paragraphs.append(
-            f"Reminder: {ctx.agency} must submit the {ctx.deliverable} “{ctx.title}” "
-            f"(period {ctx.period}), due {due}."
-        )
-    else:
-        content.paragraphs.append(
-            f"Nhắc hạn: {ctx.agency} cần nộp {ctx.deliverable} “{ctx.title}” "
-            f"(kỳ {ctx.period}), hạn nộp {due}."
-        )
-    due_at = ctx.request.task.due_at
-    if due_at is not None and due_at - ctx.request.scheduled_at >= timedelta(days=1):
-        left = _days(due_at - ctx.request.scheduled_at, ctx.locale)
-        content.paragraphs.append(f"{left} left." if en else f"Còn {left} đến hạn.")
-    _owing_actions(ctx, content, urgent=False)
-    return content
-
-
-def _escalation(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    step = ctx.request.step
-    if en:
-        prefix = f"[Accord] Overdue (step {step}): " if step else "[Accord] Overdue: "
-    else:
-        prefix = f"[Accord] Quá hạn (bậc {step}): " if step else "[Accord] Quá hạn: "
-    content = _Content(prefix)
-    if ctx.due_short:
-        content.subject_suffix.append(ctx.due_short)
-    due = ctx.due or _LABELS[ctx.locale]["no_due"]
-    if en:
-        content.paragraphs.append(
-            f"Overdue: as of {ctx.now}, {ctx.agency} has not submitted the {ctx.deliverable} "
-            f"“{ctx.title}” (period {ctx.period}), due {due}."
-        )
-    else:
-        content.paragraphs.append(
-            f"Quá hạn: đến {ctx.now}, {ctx.agency} chưa nộp {ctx.deliverable} “{ctx.title}” "
-            f"(kỳ {ctx.period}), hạn nộp {due}."
-        )
-    due_at = ctx.request.task.due_at
-    if due_at is not None and ctx.request.scheduled_at - due_at >= timedelta(days=1):
-        late = _days(ctx.request.scheduled_at - due_at, ctx.locale)
-        content.paragraphs.append(f"{late} overdue." if en else f"Đã quá hạn {late}.")
-    if step:
-        content.paragraphs.append(
-            f"This is escalation step {step}." if en else f"Đây là thông báo quá hạn bậc {step}."
-        )
-    _owing_actions(ctx, content, urgent=True)
-    return content
-
-
-def _owing_actions(ctx: _Context, content: _Content, *, urgent: bool) -> None:
-    en = ctx.locale == "en"
-    role = ctx.recipient.role
-    if role is RecipientRole.FOCAL_POINT:
-        if en:
-            content.actions.append(
-                f"Please {'complete it without delay' if urgent else 'complete it on time'} "
-                f"and submit the {ctx.deliverable}."
-            )
-        else:
-            content.actions.append(
-                f"Đề nghị đồng chí {'khẩn trương hoàn thành' if urgent else 'hoàn thành'} "
-                f"và nộp {ctx.deliverable} {'ngay' if urgent else 'đúng hạn'}."
-            )
-    elif role is RecipientRole.HEAD_OF_AGENCY:
-        content.actions.append(
-            f"Please direct your focal point to submit the {ctx.deliverable}"
-            f"{' without delay' if urgent else ' on time'}."
-            if en
-            else f"Đề nghị đồng chí chỉ đạo bộ phận đầu mối "
-            f"{'khẩn trương ' if urgent else ''}hoàn thành và nộp {ctx.deliverable}."
-        )
-    else:
-        content.actions.append(_for_information(ctx))
-    if _owing_agency(role):
-        content.how_to_submit = _how_to_submit(ctx)
-
-
-def _receipt(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    late = ctx.request.late
-    if en:
-        content = _Content(f"[Accord] {ctx.deliverable.capitalize()} received: ")
-        state = None if late is None else ("late" if late else "on time")
-    else:
-        content = _Content(f"[Accord] Đã nhận {ctx.deliverable}: ")
-        state = None if late is None else ("quá hạn" if late else "đúng hạn")
-    if state:
-        content.subject_suffix.append(state)
-    if en:
-        content.paragraphs.append(
-            f"Accord received the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-            f"from {ctx.agency} at {ctx.now}" + (f" – {state}." if state else ".")
-        )
-    else:
-        content.paragraphs.append(
-            f"Accord đã nhận {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) "
-            f"của {ctx.agency} lúc {ctx.now}" + (f" – {state}." if state else ".")
-        )
-    if _owing_agency(ctx.recipient.role):
-        content.actions.append(
-            "No further action is needed." if en else "Đơn vị không cần thao tác thêm."
-        )
-    else:
-        content.actions.append(_for_information(ctx))
-    return content
-
-
-def _extension_requested(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    content = _Content("[Accord] Extension requested: " if en else "[Accord] Đề nghị gia hạn: ")
-    new_due = ctx.request.new_due_at
-    until = _due_long(new_due, ctx.zone, ctx.locale) if new_due else None
-    if en:
-        content.paragraphs.append(
-            f"{ctx.agency} requests an extension for the {ctx.deliverable} “{ctx.title}” "
-            f"(period {ctx.period})" + (f", proposing a new due date {until}." if until else ".")
-        )
-    else:
-        content.paragraphs.append(
-            f"{ctx.agency} đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period})"
-            + (f", đề nghị hạn mới: {until}." if until else ".")
-        )
-    if _owing_agency(ctx.recipient.role):
-        content.actions.append(
-            "Until a decision is made, the current due date stands."
-            if en
-            else "Trong khi chờ quyết định, hạn nộp hiện hành vẫn giữ nguyên."
-        )
-    else:
-        content.actions.append(
-            "Please review the request and decide."
-            if en
-            else "Đề nghị đồng chí xem xét, quyết định."
-        )
-    return content
 
 
 def _approved_due(request: NotificationRequest) -> datetime | None:
@@ -494,292 +350,122 @@ def _approved_due(request: NotificationRequest) -> datetime | None:
     return request.task.due_at or request.new_due_at
 
 
-def _extension_decided(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    approved = ctx.request.approved
-    new_due = _approved_due(ctx.request) if approved else None
-    if approved:
-        content = _Content(
-            "[Accord] Extension approved: " if en else "[Accord] Chấp thuận gia hạn: "
-        )
-        if new_due:
-            content.subject_suffix.append(
-                ("new " if en else "mới: ") + _due_short(new_due, ctx.zone, ctx.locale)
-            )
-            until = _due_long(new_due, ctx.zone, ctx.locale)
-            content.paragraphs.append(
-                f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-                f"of {ctx.agency} was approved. New deadline: {until}."
-                if en
-                else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
-                f"{ctx.agency} đã được chấp thuận. Hạn mới: {until}."
-            )
-        else:
-            content.paragraphs.append(
-                f"The extension for the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-                f"of {ctx.agency} was approved."
-                if en
-                else f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
-                f"{ctx.agency} đã được chấp thuận."
-            )
-    else:
-        declined = approved is False
-        if en:
-            verb = "Extension declined" if declined else "Extension decision"
-        else:
-            verb = "Không chấp thuận gia hạn" if declined else "Quyết định gia hạn"
-        content = _Content(f"[Accord] {verb}: ")
-        due = ctx.due or _LABELS[ctx.locale]["no_due"]
-        if en:
-            outcome = "was declined" if declined else "was decided"
-            content.paragraphs.append(
-                f"The extension request for the {ctx.deliverable} “{ctx.title}” "
-                f"(period {ctx.period}) of {ctx.agency} {outcome}. The due date stays: {due}."
-            )
-        else:
-            outcome = "không được chấp thuận" if declined else "đã được xem xét"
-            content.paragraphs.append(
-                f"Đề nghị gia hạn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
-                f"{ctx.agency} {outcome}. Hạn nộp giữ nguyên: {due}."
-            )
-    if _owing_agency(ctx.recipient.role):
-        content.actions.append(
-            f"Please submit the {ctx.deliverable} by the due date."
-            if en
-            else f"Đề nghị đồng chí hoàn thành và nộp {ctx.deliverable} trong hạn."
-        )
-        content.how_to_submit = _how_to_submit(ctx)
-    else:
-        content.actions.append(_for_information(ctx))
-    return content
+def _variables(
+    request: NotificationRequest, recipient: Recipient, names: Mapping[str, str], locale: Locale
+) -> dict[str, Any]:
+    """Everything a template is given (README, "Rewording mail"), folded to one line."""
+    task = request.task
+    zone = _zone(task)
+
+    def moment(at: datetime | None) -> Moment | None:
+        return _moment(at, zone, locale) if at is not None else None
+
+    role = recipient.role
+    due_at = task.due_at
+    scheduled = request.scheduled_at
+    return {
+        "kind": request.kind.value,
+        "recipient_name": one_line(recipient.name),
+        "role": role.value if role is not None else None,
+        "owing": role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY),
+        "title": one_line(task.title),
+        "agency": one_line(names.get(task.agency) or task.agency),
+        "deliverable": task.deliverable.value,
+        "period": one_line(task.period_label),
+        "document": one_line(task.document_number),
+        "issuer": one_line(task.issuer) if task.issuer else None,
+        "receiving_agency": _agency_label(task.recipient, names) if task.recipient else None,
+        "due": moment(due_at),
+        "asked_due": moment(request.new_due_at),
+        "new_due": moment(_approved_due(request)) if request.approved else None,
+        "now": moment(scheduled),
+        "days_left": _whole_days(due_at - scheduled, locale) if due_at else None,
+        "days_overdue": _whole_days(scheduled - due_at, locale) if due_at else None,
+        "step": request.step,
+        "late": request.late,
+        "approved": request.approved,
+        "reason": one_line(request.reason) if request.reason else None,
+    }
 
 
-def _waived(ctx: _Context) -> _Content:
-    en = ctx.locale == "en"
-    content = _Content("[Accord] Waived: " if en else f"[Accord] Miễn {ctx.deliverable}: ")
-    content.paragraphs.append(
-        f"{ctx.agency} is exempted from the {ctx.deliverable} “{ctx.title}” "
-        f"(period {ctx.period}); nothing needs to be submitted."
-        if en
-        else f"{ctx.agency} được miễn {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}); "
-        f"không cần nộp."
-    )
-    if _owing_agency(ctx.recipient.role):
-        content.actions.append("No action is needed." if en else "Đơn vị không cần thao tác thêm.")
-    else:
-        content.actions.append(_for_information(ctx))
-    return content
+def _facts(
+    request: NotificationRequest,
+    names: Mapping[str, str],
+    templates: MailTemplates,
+    locale: Locale,
+) -> list[tuple[str, str]]:
+    """(label key, value) lines of the facts table; the templates name the labels."""
+    task = request.task
+    zone = _zone(task)
 
+    def due(at: datetime) -> str:
+        return templates.due_text(at, zone, locale)
 
-_TEMPLATES = {
-    NotificationKind.REMINDER: _reminder,
-    NotificationKind.ESCALATION: _escalation,
-    NotificationKind.RECEIPT: _receipt,
-    NotificationKind.EXTENSION_REQUESTED: _extension_requested,
-    NotificationKind.EXTENSION_DECIDED: _extension_decided,
-    NotificationKind.WAIVED: _waived,
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Delivery failure: told to the admins, about a notification of any other kind
-
-REPLY_MAX = 500
-"""Characters of the SMTP reply quoted in a delivery-failure notice."""
-
-_KIND_NAMES: dict[Locale, dict[NotificationKind, str]] = {
-    "vi": {
-        NotificationKind.REMINDER: "thư nhắc hạn",
-        NotificationKind.ESCALATION: "thông báo quá hạn",
-        NotificationKind.RECEIPT: "thư xác nhận đã nhận",
-        NotificationKind.EXTENSION_REQUESTED: "thông báo đề nghị gia hạn",
-        NotificationKind.EXTENSION_DECIDED: "thông báo kết quả xem xét gia hạn",
-        NotificationKind.WAIVED: "thông báo miễn nộp",
-        NotificationKind.DELIVERY_FAILED: "thông báo thư không gửi được",
-    },
-    "en": {
-        NotificationKind.REMINDER: "reminder",
-        NotificationKind.ESCALATION: "overdue notice",
-        NotificationKind.RECEIPT: "receipt",
-        NotificationKind.EXTENSION_REQUESTED: "extension request notice",
-        NotificationKind.EXTENSION_DECIDED: "extension decision",
-        NotificationKind.WAIVED: "waiver notice",
-        NotificationKind.DELIVERY_FAILED: "delivery-failure notice",
-    },
-}
-
-
-def _delivery_failed(ctx: _Context, refused: RefusedDelivery) -> _Content:
-    en = ctx.locale == "en"
-    request = ctx.request
-    kind = _KIND_NAMES[ctx.locale][request.kind]
-    if request.kind is NotificationKind.ESCALATION and request.step:
-        kind += f" (step {request.step})" if en else f" (bậc {request.step})"
-    name = one_line(refused.officer_name)
-    officer_id = one_line(refused.officer_id)
-    content = _Content("[Accord] Undeliverable: " if en else "[Accord] Không gửi được thư: ")
-    if en:
-        content.paragraphs.append(
-            f"The mail server permanently refused the {kind} to {name} (officer ID: "
-            f"{officer_id}) about the {ctx.deliverable} “{ctx.title}” (period {ctx.period}) "
-            f"of {ctx.agency}. Accord will not send it to that address again."
-        )
-        content.actions.append(
-            "Please check and correct this officer's e-mail address in the directory; later "
-            "notices go to the address the directory holds when they are sent."
-        )
-    else:
-        content.paragraphs.append(
-            f"Máy chủ thư đã từ chối vĩnh viễn {kind} gửi đồng chí {name} (mã cán bộ: "
-            f"{officer_id}) về {ctx.deliverable} “{ctx.title}” (kỳ {ctx.period}) của "
-            f"{ctx.agency}. Accord sẽ không gửi lại thư này đến địa chỉ đó."
-        )
-        content.actions.append(
-            "Đề nghị đồng chí kiểm tra, cập nhật địa chỉ thư điện tử của cán bộ này trong danh "
-            "bạ; các thông báo sau sẽ được gửi theo địa chỉ có trong danh bạ lúc gửi."
-        )
-    return content
-
-
-def _refusal_facts(ctx: _Context, refused: RefusedDelivery) -> list[tuple[str, str]]:
-    en = ctx.locale == "en"
-    officer = f"{one_line(refused.officer_name)} ({one_line(refused.officer_id)})"
-    reply = _shorten(one_line(refused.reply), REPLY_MAX)
-    return [
-        ("Officer not reached" if en else "Cán bộ không nhận được thư", officer),
-        ("Mail server reply" if en else "Trả lời của máy chủ thư", reply),
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# Assembly
-
-
-def _subject(ctx: _Context, content: _Content) -> str:
-    prefix = one_line(content.subject_prefix) + " "
-    tail = "".join(f" – {one_line(part)}" for part in [ctx.agency, *content.subject_suffix])
-    # A long obligation title gives way first, so the agency and the date stay visible.
-    room = SUBJECT_MAX - len(prefix) - len(tail)
-    title = _shorten(ctx.title, max(room, 20))
-    return _shorten(one_line(prefix + title + tail), SUBJECT_MAX)
-
-
-def _facts(ctx: _Context, names: Mapping[str, str]) -> list[tuple[str, str]]:
-    labels = _LABELS[ctx.locale]
-    task = ctx.request.task
     facts = [
-        (
-            labels["agreement"],
-            f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
-        ),
+        ("agreement", f"{one_line(task.document_number)} – {one_line(task.agreement_title)}"),
     ]
     if task.item_number:
-        facts.append((labels["item"], one_line(task.item_number)))
-    facts.append((labels["obligation"], ctx.title))
-    facts.append((labels["period"], ctx.period))
-    facts.append((labels["agency"], _agency_label(task.agency, names)))
+        facts.append(("item", one_line(task.item_number)))
+    facts.append(("obligation", one_line(task.title)))
+    facts.append(("period", one_line(task.period_label)))
+    facts.append(("agency", _agency_label(task.agency, names)))
     if task.recipient:
-        facts.append((labels["recipient"], _agency_label(task.recipient, names)))
-    facts += _due_facts(ctx)
+        facts.append(("recipient", _agency_label(task.recipient, names)))
+    no_due = str(templates._words(locale, {}).no_due())
+    current = due(task.due_at) if task.due_at else no_due
+    asked = due(request.new_due_at) if request.new_due_at else None
+    if request.kind is NotificationKind.EXTENSION_DECIDED and request.approved:
+        if request.previous_due_at is not None:
+            facts.append(("previous_due", due(request.previous_due_at)))
+        new_due = _approved_due(request)
+        facts.append(("new_due", due(new_due) if new_due else no_due))
+    elif request.kind is NotificationKind.EXTENSION_DECIDED and request.approved is False:
+        facts.append(("kept_due", current))
+        if asked:
+            facts.append(("declined_due", asked))
+    else:
+        facts.append(("due", current))
+        if asked:
+            facts.append(("asked_due", asked))
     if task.covers_from and task.covers_to:
-        facts.append((labels["covers"], f"{task.covers_from:%d/%m/%Y} – {task.covers_to:%d/%m/%Y}"))
-    note = task.due_note_en if ctx.locale == "en" else task.due_note_vi
+        span = f"{_day(task.covers_from, locale)} – {_day(task.covers_to, locale)}"
+        facts.append(("covers", span))
+    note = task.due_note_en if locale == "en" else task.due_note_vi
     if note:
-        facts.append((labels["due_note"], one_line(note)))
-    if ctx.reason:
-        facts.append((labels["reason"], ctx.reason))
-    facts.append((labels["task"], one_line(task.task_id)))
+        facts.append(("due_note", one_line(note)))
+    if request.reason:
+        facts.append(("reason", one_line(request.reason)))
+    facts.append(("task", one_line(task.task_id)))
     return facts
 
 
-def _due_facts(ctx: _Context) -> list[tuple[str, str]]:
-    """The deadline lines: the one in force and, around an extension, the others involved."""
-    labels = _LABELS[ctx.locale]
-    request = ctx.request
-    due = ctx.due or labels["no_due"]
-    asked = _due_long(request.new_due_at, ctx.zone, ctx.locale) if request.new_due_at else None
-    if request.kind is NotificationKind.EXTENSION_DECIDED:
-        if request.approved:
-            facts = []
-            if request.previous_due_at is not None:
-                previous = _due_long(request.previous_due_at, ctx.zone, ctx.locale)
-                facts.append((labels["previous_due"], previous))
-            new_due = _approved_due(request)
-            new = _due_long(new_due, ctx.zone, ctx.locale) if new_due else labels["no_due"]
-            return [*facts, (labels["new_due"], new)]
-        if request.approved is False:
-            facts = [(labels["kept_due"], due)]
-            return facts + ([(labels["declined_due"], asked)] if asked else [])
-    facts = [(labels["due"], due)]
-    return facts + ([(labels["asked_due"], asked)] if asked else [])
-
-
-def _text(greeting: str, content: _Content, facts: list[tuple[str, str]], footer: str) -> str:
-    lines = [greeting, ""]
-    for paragraph in content.paragraphs:
-        lines += [paragraph, ""]
-    lines += [f"{label}: {value}" for label, value in facts]
-    lines.append("")
-    for action in content.actions:
-        lines += [action, ""]
-    if content.how_to_submit:
-        lines += [content.how_to_submit, ""]
-    lines += ["--", footer, ""]
-    return "\n".join(lines)
-
-
-def _html(
-    ctx: _Context,
-    subject: str,
-    greeting: str,
-    content: _Content,
-    facts: list[tuple[str, str]],
-    footer: str,
-) -> str:
-    e = html.escape
-    rows = "\n".join(
-        f'<tr><th style="text-align:left;padding:2px 12px 2px 0;vertical-align:top">{e(label)}'
-        f"</th><td>{e(value)}</td></tr>"
-        for label, value in facts
-    )
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="{ctx.locale}">',
-        f'<head><meta charset="utf-8"><title>{e(subject)}</title></head>',
-        '<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px">',
-        f"<p>{e(greeting)}</p>",
-        *(f"<p>{e(paragraph)}</p>" for paragraph in content.paragraphs),
-        f"<table>\n{rows}\n</table>",
-        *(f"<p><strong>{e(action)}</strong></p>" for action in content.actions),
-    ]
-    if content.how_to_submit:
-        parts.append(f"<p>{e(content.how_to_submit)}</p>")
-    parts += [f'<p style="color:#666;font-size:12px">{e(footer)}</p>', "</body>", "</html>", ""]
-    return "\n".join(parts)
+def _locale(recipient: Recipient) -> Locale:
+    return "en" if recipient.locale == "en" else "vi"
 
 
 def render(
-    request: NotificationRequest, *, recipient: Recipient, agency_names: Mapping[str, str]
+    request: NotificationRequest,
+    *,
+    recipient: Recipient,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
 ) -> RenderedMessage:
     """Subject, plain text and HTML of `request` for one recipient, in their language.
 
     `agency_names` maps agency codes (the task's agency and recipient) to their names; a
     missing code is shown as the code itself.
     """
-    template = _TEMPLATES.get(request.kind)
-    if template is None:
+    if request.kind is NotificationKind.DELIVERY_FAILED:
         raise ValueError(f"{request.kind.value} notices are built by build_delivery_failure")
-    ctx = _context(request, recipient, agency_names)
-    content = template(ctx)
-    labels = _LABELS[ctx.locale]
-    greeting = labels["greeting"].format(name=one_line(recipient.name))
-    subject = _subject(ctx, content)
-    facts = _facts(ctx, agency_names)
-    return RenderedMessage(
-        subject=subject,
-        text=_text(greeting, content, facts, labels["footer"]),
-        html=_html(ctx, subject, greeting, content, facts, labels["footer"]),
-    )
+    templates = templates or package_templates()
+    locale = _locale(recipient)
+    variables = _variables(request, recipient, agency_names, locale)
+    facts = _facts(request, agency_names, templates, locale)
+    return templates.render(request.kind, locale, variables, facts)
+
+
+REPLY_MAX = 500
+"""Characters of the SMTP reply quoted in a delivery-failure notice."""
 
 
 def render_delivery_failure(
@@ -788,23 +474,24 @@ def render_delivery_failure(
     admin: Recipient,
     refused: RefusedDelivery,
     agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
 ) -> RenderedMessage:
     """The notice telling an admin that `request` could not be delivered to one officer.
 
     It names the officer (name and ID) and quotes the server's reply, never the address:
     the admin finds it in the directory by the officer ID.
     """
-    ctx = _context(request, admin, agency_names)
-    content = _delivery_failed(ctx, refused)
-    labels = _LABELS[ctx.locale]
-    greeting = labels["greeting"].format(name=one_line(admin.name))
-    subject = _subject(ctx, content)
-    facts = [*_refusal_facts(ctx, refused), *_facts(ctx, agency_names)]
-    return RenderedMessage(
-        subject=subject,
-        text=_text(greeting, content, facts, labels["footer"]),
-        html=_html(ctx, subject, greeting, content, facts, labels["footer"]),
-    )
+    templates = templates or package_templates()
+    locale = _locale(admin)
+    variables = _variables(request, admin, agency_names, locale)
+    name, officer_id = one_line(refused.officer_name), one_line(refused.officer_id)
+    variables.update(about_kind=request.kind.value, refused_name=name, refused_id=officer_id)
+    facts = [
+        ("refused_officer", f"{name} ({officer_id})"),
+        ("server_reply", _shorten(one_line(refused.reply), REPLY_MAX)),
+        *_facts(request, agency_names, templates, locale),
+    ]
+    return templates.render(NotificationKind.DELIVERY_FAILED, locale, variables, facts)
 
 
 def message_id(business_key: str, email: str) -> str:
@@ -1020,13 +707,14 @@ def compose_message(
     recipient: Recipient,
     agency_names: Mapping[str, str],
     sender: str,
+    templates: MailTemplates | None = None,
 ) -> Composed:
     """A multipart/alternative (text + HTML) UTF-8 message to exactly one recipient; a
     reminder of a dated task also carries the deadline as an iCalendar event."""
-    rendered = render(request, recipient=recipient, agency_names=agency_names)
+    rendered = render(request, recipient=recipient, agency_names=agency_names, templates=templates)
     calendar = None
     if request.kind is NotificationKind.REMINDER and request.task.due_at is not None:
-        calendar = due_date_event(request, agency_names)
+        calendar = due_date_event(request, agency_names, templates)
     return _compose(
         rendered,
         sender=sender,
@@ -1061,6 +749,7 @@ def compose_delivery_failure(
     agency_names: Mapping[str, str],
     sender: str,
     at: datetime,
+    templates: MailTemplates | None = None,
 ) -> Composed:
     """The delivery-failure notice about `request` to one admin, under its own business key.
 
@@ -1068,7 +757,7 @@ def compose_delivery_failure(
     a hash of it): headers travel further than bodies, into logs and relays.
     """
     rendered = render_delivery_failure(
-        request, admin=admin, refused=refused, agency_names=agency_names
+        request, admin=admin, refused=refused, agency_names=agency_names, templates=templates
     )
     return _compose(
         rendered,
@@ -1103,7 +792,11 @@ def build_delivery_failure(
     ).parsed()
 
 
-def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]) -> bytes:
+def due_date_event(
+    request: NotificationRequest,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
+) -> bytes:
     """The deadline as an iCalendar event, so an officer can add it to any calendar app: an
     all-day event on the task's last day for a deadline at local midnight, a timed one at the
     due instant (in the agreement's zone, which the calendar carries) for a deadline later in
@@ -1133,7 +826,7 @@ def due_date_event(request: NotificationRequest, agency_names: Mapping[str, str]
     description = [
         f"{one_line(task.document_number)} – {one_line(task.agreement_title)}",
         f"Kỳ báo cáo: {one_line(task.period_label)}",
-        f"Hạn nộp: {_due_long(due, zone, 'vi')}",
+        f"Hạn nộp: {(templates or package_templates()).due_text(due, zone, 'vi')}",
         f"Mã nhiệm vụ: {task.task_id}",
     ]
     if task.due_note_vi:

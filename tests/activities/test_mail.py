@@ -7,6 +7,7 @@ import dataclasses
 import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from activity_helpers import (
@@ -28,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from accord.db import AuditRow, OutboxRow, upsert_directory
-from accord.settings import SmtpSettings
+from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities, delivery_failure_key
 from activities.models import (
     AuditEntry,
@@ -36,7 +37,9 @@ from activities.models import (
     NotificationRequest,
     NotificationResult,
 )
+from activities.templates import PACKAGE_TEMPLATES, Recipient, package_templates, render
 from agreements.models import Officer, OfficerRole, RecipientRole
+from worker import load_mail_templates
 
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
 TASK_ID = "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"
@@ -497,7 +500,7 @@ async def test_hostile_names_cannot_add_recipients_or_markup(
     assert "\nBcc:" not in raw_headers
     html = body(message, "html")
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "&lt;b&gt;Phòng&lt;/b&gt;" in html
     assert "Sở &lt;Tư pháp&gt; &amp; Co" in html
 
@@ -517,6 +520,67 @@ async def test_english_officer_gets_english(
     assert "Dear Nguyễn Thị Hoa," in text
     assert "Due: before 15/05/2025 (last day: 14/05/2025)" in text
     assert "How to submit: send the report to Sở Nội vụ (SNV), the receiving agency" in text
+
+
+PACKAGE_SENTENCE = "Còn {{ w.days(days_left) }} đến hạn."
+PROVINCE_SENTENCE = (
+    'Còn {{ w.days(days_left) }} đến hạn; nộp qua "Hệ thống QLVB" <qlvb.quangbinh.example>.'
+)
+
+
+async def test_a_province_rewords_one_sentence_of_the_reminder(
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    smtp_settings: SmtpSettings,
+    mail_server: MailServer,
+) -> None:
+    # What README "Rewording mail" tells an admin: copy the file, change the sentence, restart.
+    data = tmp_path / "data"
+    original = (PACKAGE_TEMPLATES / "vi" / "reminder.txt.j2").read_text(encoding="utf-8")
+    assert PACKAGE_SENTENCE in original
+    copy = data / "mail_templates" / "vi" / "reminder.txt.j2"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(original.replace(PACKAGE_SENTENCE, PROVINCE_SENTENCE), encoding="utf-8")
+    templates = load_mail_templates(Settings(data_dir=data))
+    mail = MailActivities(sessions, smtp_settings, templates=templates)
+
+    await send(mail, notification())
+    await send(mail, notification(NotificationKind.ESCALATION, BOTH_AT_STP, step=2, late=True))
+
+    [reminder] = [
+        m.parsed() for m in mail_server.received if "reminder" in m.parsed()["X-Accord-Key"]
+    ]
+    changed = 'Còn 6 ngày đến hạn; nộp qua "Hệ thống QLVB" <qlvb.quangbinh.example>.'
+    text = body(reminder, "plain")
+    assert changed in text
+    assert "Còn 6 ngày đến hạn.\n" not in text
+    assert "Hạn nộp: trước ngày 15/05/2025 (ngày cuối: 14/05/2025)" in text  # the rest stays
+    html = body(reminder, "html")
+    assert (
+        "<p>Còn 6 ngày đến hạn; nộp qua &#34;Hệ thống QLVB&#34; &lt;qlvb.quangbinh.example&gt;.</p>"
+    ) in html
+    assert "<qlvb" not in html
+    escalations = [m.parsed() for m in mail_server.received_by(HEAD.email)]
+    assert escalations and all(m["X-Accord-Kind"] == "escalation" for m in escalations)
+    assert "QLVB" not in body(escalations[0], "plain")
+
+    # Every other kind, and the English reminder, read exactly as the package's.
+    for kind in NotificationKind:
+        if kind is NotificationKind.DELIVERY_FAILED:
+            continue
+        for locale in ("vi", "en"):
+            if (kind, locale) == (NotificationKind.REMINDER, "vi"):
+                continue
+            request = notification(kind, step=2, late=True, approved=True)
+            reader = Recipient(
+                FOCAL.id, FOCAL.name, FOCAL.email, RecipientRole.FOCAL_POINT, locale=locale
+            )
+            names = {"STP": "Sở Tư pháp", "SNV": "Sở Nội vụ"}
+            province = render(request, recipient=reader, agency_names=names, templates=templates)
+            package = render(
+                request, recipient=reader, agency_names=names, templates=package_templates()
+            )
+            assert province == package, (kind, locale)
 
 
 async def test_no_recipient_is_a_permanent_failure(

@@ -7,6 +7,7 @@ import email.policy
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,9 @@ from icalendar import Calendar
 from activities.models import NotificationKind, NotificationRequest
 from activities.templates import (
     SUBJECT_MAX,
+    VARIABLES,
+    MailTemplateError,
+    MailTemplates,
     Recipient,
     RefusedDelivery,
     build_delivery_failure,
@@ -24,6 +28,7 @@ from activities.templates import (
     render,
     render_delivery_failure,
 )
+from activities.templates import _variables as template_variables
 from agreements.models import Deliverable, RecipientRole
 
 NAMES = {"STP": "Sở Tư pháp", "SNV": "Sở Nội vụ"}
@@ -256,7 +261,8 @@ def test_html_escapes_data() -> None:
         agency_names={"STP": "Sở <i>Tư pháp</i> & Co"},
     )
     assert "<script>" not in rendered.html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;dân vận&quot;" in (
+    # Jinja's autoescape (markupsafe) writes a double quote as &#34;, html.escape as &quot;.
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;dân vận&#34;" in (
         rendered.html
     )
     assert "&lt;b&gt;Hoa&lt;/b&gt;" in rendered.html
@@ -682,3 +688,82 @@ def test_render_refuses_a_delivery_failure_request() -> None:
             recipient=officer(),
             agency_names=NAMES,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# A province's overrides, checked at start-up
+
+
+def test_every_variable_a_template_gets_is_declared() -> None:
+    # load_all() rejects names outside VARIABLES: a new variable must be added there (and to
+    # the README's list) or no override could use it.
+    given = template_variables(notification(), officer(), NAMES, "vi")
+
+    assert set(given) == VARIABLES
+
+
+def override(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / "mail_templates"
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_the_package_templates_load() -> None:
+    MailTemplates().load_all()
+
+
+def test_a_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    folder = override(
+        tmp_path,
+        "vi/reminder.txt.j2",
+        '{% extends "package/vi/reminder.txt.j2" %}\n{% block note %}\nNộp {{ agency }\n'
+        "{% endblock %}\n",
+    )
+
+    with pytest.raises(MailTemplateError) as raised:
+        MailTemplates(folder).load_all()
+
+    assert str(raised.value) == f"{folder / 'vi/reminder.txt.j2'}:3: unexpected '}}'"
+
+
+def test_an_undefined_name_in_any_branch_names_the_file_and_line(tmp_path: Path) -> None:
+    # StrictUndefined alone would raise only when a mail takes the branch (an escalation at
+    # step 3, months later); load_all() finds the name in every branch.
+    folder = override(
+        tmp_path,
+        "en/escalation.txt.j2",
+        '{% extends "package/en/escalation.txt.j2" %}\n{% block note %}\n'
+        "{% if step == 3 %}Call {{ officer_phone }}.{% endif %}\n{% endblock %}\n",
+    )
+
+    with pytest.raises(MailTemplateError) as raised:
+        MailTemplates(folder).load_all()
+
+    assert str(raised.value) == (
+        f"{folder / 'en/escalation.txt.j2'}:3: 'officer_phone' is undefined"
+    )
+
+
+def test_a_layout_cannot_use_the_word_macros(tmp_path: Path) -> None:
+    # The HTML layout would not escape a macro's output (README, "Rewording mail").
+    folder = override(tmp_path, "vi/_layout.html.j2", "<p>{{ w.greeting() }}</p>\n")
+
+    with pytest.raises(MailTemplateError, match=r"_layout.html.j2:1: 'w' is undefined"):
+        MailTemplates(folder).load_all()
+
+
+def test_an_override_that_extends_itself_is_refused(tmp_path: Path) -> None:
+    folder = override(
+        tmp_path,
+        "vi/receipt.txt.j2",
+        '{% extends "vi/receipt.txt.j2" %}\n{% block note %}Cảm ơn.{% endblock %}\n',
+    )
+
+    with pytest.raises(MailTemplateError) as raised:
+        MailTemplates(folder).load_all()
+
+    assert str(raised.value) == (
+        f"{folder / 'vi/receipt.txt.j2'}:1: extends itself; extend the package's file: "
+        '{% extends "package/vi/receipt.txt.j2" %}'
+    )
