@@ -379,12 +379,15 @@ def run_service(args: argparse.Namespace) -> int:
     until Ctrl+C or SIGTERM."""
     import worker
     from accord.embedded import EmbeddedError
+    from activities.templates import MailTemplateError
 
     settings = load_settings()
     try:
         asyncio.run(worker.serve(settings, demo=args.demo, deploy=args.deploy))
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
+    except MailTemplateError as error:
+        raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
     return 0
 
 
