@@ -69,10 +69,9 @@ from agreements.loader import (
     load_agreement,
     load_directory,
     looks_like_directory,
-    parse_yaml,
-    read_text,
 )
 from agreements.models import Agreement, Directory, OfficerRole
+from agreements.yaml_files import parse_yaml, read_text
 from workflows.payloads import (
     REFUSED,
     SA_AGENCY,
