@@ -20,10 +20,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from accord import db
-from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities
 from activities.store import StoreActivities
+from infra import db
+from infra.settings import Settings, SmtpSettings
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 

@@ -15,7 +15,7 @@ one function declaring its arguments; `COMMANDS` at the bottom registers them. T
 command, write those two functions and add a line there.
 
 Commands that talk to the engine take every setting from `ACCORD_*` variables (see
-accord/settings.py). Expected failures (server unreachable, unknown officer, a refused
+infra/settings.py). Expected failures (server unreachable, unknown officer, a refused
 request) print one message instead of a traceback: exit 1 when the action failed, 2 when the
 input was wrong (`CommandError`).
 """
@@ -60,7 +60,6 @@ from temporalio.runtime import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from accord.settings import Settings
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import WorkingCalendar
 from agreements.loader import (
@@ -72,6 +71,7 @@ from agreements.loader import (
 )
 from agreements.models import Agreement, Directory, OfficerRole
 from agreements.yaml_files import parse_yaml, read_text
+from infra.settings import Settings
 from workflows.payloads import (
     REFUSED,
     SA_AGENCY,
@@ -780,7 +780,7 @@ def waive(args: argparse.Namespace) -> int:
 def find_actor(settings: Settings, officer_id: str) -> Actor:
     """The officer as the directory in the database knows them (deploying loads it)."""
     import worker
-    from accord import db
+    from infra import db
 
     with worker.open_database(settings)() as session:
         officer = db.get_officer(session, officer_id=officer_id)

@@ -15,11 +15,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from accord import db
 from accord.deploy import build_input, start_agreement
 from activities.models import Actor
 from agreements import LoadedAgreement, expand, load_directory
 from agreements.models import Agreement, OfficerRole
+from infra import db
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import AgreementInput, SubmitReport, task_workflow_id
 

@@ -13,7 +13,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from accord import db
 from agreements import LoadedAgreement, LoadError, load_agreement
 from agreements.expansion import (
     TaskOccurrence,
@@ -24,6 +23,7 @@ from agreements.expansion import (
 )
 from agreements.loader import agreement_files
 from agreements.models import Offset, OffsetUnit
+from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
     AgreementInput,

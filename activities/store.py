@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from accord.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 from activities.models import (
     AuditBatch,
     AuditEntry,
@@ -26,6 +25,7 @@ from activities.models import (
     RecordSubmission,
     SubmissionStored,
 )
+from infra.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 
 Row = TypeVar("Row", SubmissionRow, AuditRow)
 
@@ -54,7 +54,7 @@ def insert_once(
 
 
 def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
-    """Audit entries as column values, for `accord.db.add_audit_rows`."""
+    """Audit entries as column values, for `infra.db.add_audit_rows`."""
     return [
         {
             "event_key": entry.event_key,

@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from infra import db
 from temporalio.client import Client
 
-from accord import db
 from agreements import load_directory
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, task_workflow_id

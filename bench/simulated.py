@@ -36,13 +36,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from infra import db
+from infra.settings import SmtpSettings
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from accord import db
 from accord.embedded import MailSink
-from accord.settings import SmtpSettings
 from accord.simulate import SimulationReport, simulate, start_test_server
 from agreements import LoadedAgreement, load_agreement, load_directory
 from worker import build_worker

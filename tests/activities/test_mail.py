@@ -27,8 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from accord.db import AuditRow, OutboxRow, upsert_directory
-from accord.settings import SmtpSettings
 from activities.mail import MailActivities, delivery_failure_key
 from activities.models import (
     AuditEntry,
@@ -37,6 +35,8 @@ from activities.models import (
     NotificationResult,
 )
 from agreements.models import Officer, OfficerRole, RecipientRole
+from infra.db import AuditRow, OutboxRow, upsert_directory
+from infra.settings import SmtpSettings
 
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"
 TASK_ID = "289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t"

@@ -39,9 +39,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import accord.simulate
 import worker
 import workflows.agreement
-from accord.settings import SmtpSettings
 from accord.simulate import ScriptedSubmission, SimulationReport, simulate, start_test_server
 from agreements import LoadedAgreement, load_agreement
+from infra.settings import SmtpSettings
 from workflows.payloads import (
     TASK_CHANGED_SIGNAL,
     AgreementInput,
