@@ -97,7 +97,7 @@ from workflows.payloads import (
 if TYPE_CHECKING:
     from temporalio.workflow import UpdateMethodMultiParam
 
-    from accord.simulate import DeliveredMail, ScriptedSubmission
+    from accord.simulation import DeliveredMail, ScriptedSubmission
     from workflows.obligation import ObligationWorkflow
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -1027,7 +1027,7 @@ def _indicator_value(value: object) -> IndicatorValue | None:
 
 
 def _scripted_submission(text: str) -> ScriptedSubmission:
-    from accord.simulate import ScriptedSubmission
+    from accord.simulation import ScriptedSubmission
 
     try:
         return ScriptedSubmission.parse(text)
@@ -1115,8 +1115,8 @@ def simulate(args: argparse.Namespace) -> int:
     """Run the agreement from start to end on Temporal's time-skipping test server, with the
     real workflows, and print every mail it would send."""
     from accord.embedded import EmbeddedError
-    from accord.simulate import SimulationStalled
-    from accord.simulate import simulate as run_simulation
+    from accord.simulation import SimulationStalled
+    from accord.simulation import simulate as run_simulation
 
     try:
         loaded = load_agreement(args.path)

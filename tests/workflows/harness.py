@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from accord.embedded import MailSink, find_binary, register_search_attributes
-from accord.simulate import start_test_server
+from accord.simulation import start_test_server
 from activities.models import Actor, TaskRef
 from agreements import load_directory
 from agreements.calendar import WorkingCalendar

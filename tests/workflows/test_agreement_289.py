@@ -12,7 +12,7 @@ from harness import ROOT
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from accord.simulate import ScriptedSubmission, simulate
+from accord.simulation import ScriptedSubmission, simulate
 from agreements import LoadedAgreement, load_agreement
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import cached_calendar, calendar_years

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness import QUANG_BINH
 
-from accord.simulate import simulate
+from accord.simulation import simulate
 from agreements import load_agreement
 
 AGREEMENT = """\
