@@ -1,0 +1,3 @@
+from accord.cli.commands import main
+
+raise SystemExit(main())
