@@ -43,7 +43,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import worker
-from accord.cli import main, status_query
+from accord.cli import main
+from accord.cli.deployment import status_query
 from accord.deploy import build_input
 from accord.embedded import DevServer, MailSink, find_binary
 from agreements.loader import load_agreement

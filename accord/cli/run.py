@@ -1,0 +1,42 @@
+"""`accord run [--demo]`: the whole service in one process, until Ctrl+C or SIGTERM.
+
+A thin shell over `worker.serve`; what runs, and how it is composed, is the worker's business.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from accord.cli.engine import (
+    CommandError,
+    load_settings,
+)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start a demo agreement whose deadlines are a few minutes away",
+    )
+    parser.add_argument(
+        "--no-deploy",
+        dest="deploy",
+        action="store_false",
+        help="do not deploy the agreements folder (ACCORD_AGREEMENTS_DIR) at start-up",
+    )
+
+
+def run_service(args: argparse.Namespace) -> int:
+    """Run Temporal (embedded unless configured), the mail sink, the worker and the agreements
+    until Ctrl+C or SIGTERM."""
+    import worker
+    from accord.embedded import EmbeddedError
+
+    settings = load_settings()
+    try:
+        asyncio.run(worker.serve(settings, demo=args.demo, deploy=args.deploy))
+    except EmbeddedError as error:
+        raise CommandError(str(error)) from error
+    return 0
