@@ -17,7 +17,8 @@ from temporalio.client import Client
 
 from accord.deploy import build_input, start_agreement
 from activities.models import Actor
-from agreements import LoadedAgreement, expand, load_directory
+from agreements.expansion import expand
+from agreements.loader import LoadedAgreement, load_directory
 from agreements.models import Agreement, OfficerRole
 from infra import db
 from workflows.obligation import ObligationWorkflow

@@ -13,7 +13,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from agreements import LoadedAgreement, LoadError, load_agreement
 from agreements.expansion import (
     TaskOccurrence,
     cached_calendar,
@@ -21,7 +20,7 @@ from agreements.expansion import (
     effective_policy,
     local_midnight,
 )
-from agreements.loader import agreement_files
+from agreements.loader import LoadedAgreement, LoadError, agreement_files, load_agreement
 from agreements.models import Offset, OffsetUnit
 from infra import db
 from workflows.agreement import AgreementWorkflow

@@ -51,8 +51,8 @@ from temporalio.testing import WorkflowEnvironment
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from activities.models import Actor, IndicatorValue, Ratio
-from agreements import LoadedAgreement
 from agreements.calendar import CalendarDay, WorkingCalendar
+from agreements.loader import LoadedAgreement
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
 from infra.settings import SmtpSettings

@@ -22,7 +22,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 
 import worker
 from accord.simulation import simulate, start_test_server
-from agreements import load_agreement
+from agreements.loader import load_agreement
 
 from synthetic import write_agreement
 

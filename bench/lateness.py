@@ -33,7 +33,7 @@ from infra import db
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from agreements import load_directory
+from agreements.loader import load_directory
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, task_workflow_id
 

@@ -30,7 +30,7 @@ from typing import Any
 from infra import db
 from temporalio.client import Client
 
-from agreements import load_directory
+from agreements.loader import load_directory
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, task_workflow_id
 

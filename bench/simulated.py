@@ -44,7 +44,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from accord.embedded import MailSink
 from accord.simulation import SimulationReport, simulate, start_test_server
-from agreements import LoadedAgreement, load_agreement, load_directory
+from agreements.loader import LoadedAgreement, load_agreement, load_directory
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import agreement_workflow_id, task_workflow_id

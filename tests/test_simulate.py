@@ -10,7 +10,7 @@ import pytest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest
 
 from accord.simulation import SimulationStalled, simulate, start_test_server
-from agreements import load_agreement
+from agreements.loader import load_agreement
 
 QUANG_BINH_289 = Path(__file__).resolve().parents[1] / "agreements/quang-binh-2025-289-kh-ubnd.yaml"
 

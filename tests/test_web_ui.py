@@ -33,7 +33,8 @@ from temporalio.common import SearchAttributeKey
 import worker
 from accord.deploy import build_input, start_agreement
 from accord.embedded import DevServer, MailSink
-from agreements import LoadedAgreement, expand, load_directory
+from agreements.expansion import expand
+from agreements.loader import LoadedAgreement, load_directory
 from agreements.models import Agreement
 from infra import db
 from infra.settings import Settings, SmtpSettings

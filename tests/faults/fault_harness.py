@@ -62,7 +62,7 @@ from temporalio.service import RPCError
 from accord.deploy import build_input, start_agreement
 from accord.embedded import DevServer
 from activities.models import Actor
-from agreements import load_agreement
+from agreements.loader import load_agreement
 from agreements.models import Directory, OfficerRole
 from infra import db
 from workflows.agreement import AgreementWorkflow

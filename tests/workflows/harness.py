@@ -23,8 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.simulation import start_test_server
 from activities.models import Actor, TaskRef
-from agreements import load_directory
 from agreements.calendar import WorkingCalendar
+from agreements.loader import load_directory
 from agreements.models import (
     Deliverable,
     Directory,

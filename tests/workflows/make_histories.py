@@ -18,7 +18,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from accord.simulation import simulate
-from agreements import load_agreement
+from agreements.loader import load_agreement
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     ExtensionDecision,

@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from accord.simulation import ScriptedSubmission, simulate
-from agreements import LoadedAgreement, load_agreement
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import cached_calendar, calendar_years
+from agreements.loader import LoadedAgreement, load_agreement
 from agreements.models import Directory, OfficerRole, RecipientRole
 from infra import db
 from workflows.payloads import TaskState

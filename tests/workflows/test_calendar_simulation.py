@@ -9,7 +9,7 @@ from pathlib import Path
 from harness import QUANG_BINH
 
 from accord.simulation import simulate
-from agreements import load_agreement
+from agreements.loader import load_agreement
 
 AGREEMENT = """\
 document_number: 99/KH-UBND

@@ -40,7 +40,7 @@ import accord.simulation
 import worker
 import workflows.agreement
 from accord.simulation import ScriptedSubmission, SimulationReport, simulate, start_test_server
-from agreements import LoadedAgreement, load_agreement
+from agreements.loader import LoadedAgreement, load_agreement
 from infra.settings import SmtpSettings
 from workflows.payloads import (
     TASK_CHANGED_SIGNAL,
