@@ -1,6 +1,9 @@
 """Composition root: the one place that builds settings, the database engine, activities, the
 Temporal client and the worker. `accord run` calls `serve`; `python worker.py` runs only the
 worker against the configured Temporal cluster, for production deployments.
+
+Nothing else builds settings, engines or clients, and nothing here decides what is due or
+what a mail says: this file only composes the layers (see tests/test_layers.py).
 """
 
 from __future__ import annotations

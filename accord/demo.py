@@ -3,6 +3,8 @@
 Two agencies owe a report due six minutes after start. Both get reminders; Sở Tư pháp submits
 on time (the demo sends its report after the first reminder), so its officers get a receipt;
 UBND huyện Lệ Thủy never submits, so it goes overdue and climbs the escalation ladder.
+
+Demo data only: nothing here is used by a real agreement.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Turn a validated agreement into the workflow input, and start it idempotently."""
+"""Turn a validated agreement into the workflow input, and start it idempotently.
+
+Used by `accord deploy`, `accord run` and the demo: loads the directory into the database and
+starts the agreement workflow under its deterministic ID, so deploying again changes nothing.
+It holds no workflow logic and decides no deadline: the expansion and the workflows do.
+"""
 
 from __future__ import annotations
 

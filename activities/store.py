@@ -4,6 +4,8 @@ Each write is keyed by its business key (the task ID, the audit event key), so a
 activity finds the row an earlier attempt stored and reports `created=False`. Transient
 database errors (a locked SQLite file, a dropped PostgreSQL connection) are left to propagate:
 Temporal retries the activity.
+
+No workflow logic and no mail here; the tables and queries are `infra.db`'s.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ running workflows.
 
 Building the calendar is the domain's (`agreements.calendar`); publishing it is
 `accord.calendars`. This module parses the arguments and prints.
+
+It does not compute the calendar or tell workflows anything itself.
 """
 
 from __future__ import annotations

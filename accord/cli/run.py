@@ -1,6 +1,8 @@
 """`accord run [--demo]`: the whole service in one process, until Ctrl+C or SIGTERM.
 
 A thin shell over `worker.serve`; what runs, and how it is composed, is the worker's business.
+
+It composes nothing itself: no settings beyond loading them, no client, no worker.
 """
 
 from __future__ import annotations

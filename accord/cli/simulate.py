@@ -2,6 +2,8 @@
 
 The simulation itself (time-skipping test server, real workflows, a mail sink) is
 `accord.simulation`; this module parses the arguments, shows progress and prints the listing.
+
+It never touches a running engine or the configured database and mail server.
 """
 
 from __future__ import annotations
