@@ -1,9 +1,11 @@
 """Composition root: the one place that builds settings, the database engine, activities, the
-Temporal client and the worker. `accord run` calls `serve`; `python worker.py` runs only the
-worker against the configured Temporal cluster, for production deployments.
+Temporal client and the worker. `accord run` (`accord/service.py`) adds the embedded servers
+around it; `python worker.py` runs only the worker against the configured Temporal cluster, for
+production deployments.
 
 Nothing else builds settings, engines or clients, and nothing here decides what is due or
-what a mail says: this file only composes the layers (see tests/test_layers.py).
+what a mail says: this file only composes the layers below it (see tests/test_layers.py), and
+imports no entry point (`accord`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
     return db.session_factory(engine)
 
 
-def _stop_event() -> asyncio.Event:
+def stop_event() -> asyncio.Event:
+    """Set on SIGTERM or Ctrl+C (SIGINT)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -117,84 +119,11 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
-    """Run the whole service on embedded defaults (or on the parts the settings name)."""
-    from accord.demo import start_demo
-    from accord.deploy import deploy_folder
-    from accord.embedded import DevServer, MailSink
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    stop = _stop_event()
-    async with AsyncExitStack() as stack:
-        address = settings.temporal.address
-        ui_url = None
-        if address is None:
-            server = DevServer(
-                settings.data_dir,
-                port=settings.temporal.dev_port,
-                ui_port=settings.temporal.ui_port,
-                namespace=settings.temporal.namespace,
-                retention_days=settings.temporal.retention_days,
-            )
-            await stack.enter_async_context(server)
-            address, ui_url = server.address, server.ui_url
-        smtp = settings.smtp
-        if smtp.embedded:
-            sink = MailSink(settings.mail_dir, port=smtp.port)
-            await stack.enter_async_context(sink)
-            smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
-        session_factory = open_database(settings)
-        client = await connect(settings, address)
-        worker = build_worker(
-            client,
-            task_queue=settings.temporal.task_queue,
-            session_factory=session_factory,
-            smtp=smtp,
-        )
-        async with worker:
-            print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
-            if ui_url:
-                print(f"Web UI:   {ui_url}", flush=True)
-            where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
-            print(f"Mail:     {where}", flush=True)
-            print(f"Database: {_safe_url(settings.resolved_database_url)}", flush=True)
-            if deploy:
-                for line in await deploy_folder(
-                    client,
-                    settings.agreements_dir,
-                    session_factory=session_factory,
-                    task_queue=settings.temporal.task_queue,
-                ):
-                    print(line, flush=True)
-            demo_task: asyncio.Task[None] | None = None
-            if demo:
-                demo_task = asyncio.create_task(
-                    start_demo(
-                        client,
-                        settings.agreements_dir,
-                        session_factory=session_factory,
-                        task_queue=settings.temporal.task_queue,
-                    )
-                )
-            print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
-            await stop.wait()
-            print("Stopping: waiting for running activities to finish…", flush=True)
-            if demo_task is not None:
-                demo_task.cancel()
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 async def run_worker_only(settings: Settings) -> None:
     """Production: a worker process against the configured cluster, database and SMTP relay."""
     session_factory = open_database(settings)
     client = await connect(settings)
-    stop = _stop_event()
+    stop = stop_event()
     worker = build_worker(
         client,
         task_queue=settings.temporal.task_queue,

@@ -2,8 +2,9 @@
 
 Bottom to top: the pure domain (`agreements`, then the payload types in `activities.models`),
 infrastructure (`infra`: settings, database, SMTP), workflows (the domain only) and activities
-(the domain and infrastructure), and the entry points (`accord`, `worker.py`), which use
-everything. An import that goes upward, or a cycle, fails here with the file and the name.
+(the domain and infrastructure), the composition root (`worker.py`), and the entry points
+(`accord`), which use everything. An import that goes upward, or a cycle, fails here with the
+file and the name.
 
 Every import counts, at the top of a module or inside a function or `TYPE_CHECKING` block, and
 so does the package `__init__` that importing `a.b` runs first. Tests and bench are not read.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agreements", "workflows", "activities", "infra", "accord")
-ENTRY_POINTS = ("accord", "worker")
+ENTRY_POINTS = ("accord",)
 
 PAYLOADS = "activities.models"
 """Activity payload types: the one module of `activities` that workflows may use."""
@@ -30,8 +31,10 @@ PROJECT_IMPORTS = {
     "workflows": {"agreements", "workflows", PAYLOADS},
     "infra": {"agreements", "infra"},
     "activities": {"agreements", PAYLOADS, "activities", "infra"},
+    "worker": {"agreements", PAYLOADS, "infra", "workflows", "activities"},
 }
-"""Per layer, the layers its modules may import; entry points may import any."""
+"""Per layer, the layers its modules may import. `accord` (the CLI and the commands' engine
+parts) may import any; `worker.py`, the composition root, any but `accord`."""
 
 WORKFLOW_LIBRARIES = {"temporalio", "pydantic", "pydantic_core"}
 """Besides the standard library, all that workflow modules import."""

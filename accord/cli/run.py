@@ -1,8 +1,8 @@
 """`accord run [--demo]`: the whole service in one process, until Ctrl+C or SIGTERM.
 
-A thin shell over `worker.serve`; what runs, and how it is composed, is the worker's business.
-
-It composes nothing itself: no settings beyond loading them, no client, no worker.
+A thin shell over `accord.service.serve`: what runs is the service's business, how the worker is
+composed `worker.py`'s. It composes nothing itself: no settings beyond loading them, no client,
+no worker.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_service(args: argparse.Namespace) -> int:
     """Run Temporal (embedded unless configured), the mail sink, the worker and the agreements
     until Ctrl+C or SIGTERM."""
-    import worker
     from accord.embedded import EmbeddedError
+    from accord.service import serve
 
     settings = load_settings()
     try:
-        asyncio.run(worker.serve(settings, demo=args.demo, deploy=args.deploy))
+        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy))
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
     return 0
