@@ -269,6 +269,10 @@ async def _print_overview(client: Client, agreement_id: str) -> None:
     print()
 
 
+# --------------------------------------------------------------------------------------------
+# Argument types of accord status (their values go into a visibility query), and its table
+
+
 AGREEMENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 AGENCY_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 

@@ -185,6 +185,10 @@ def checked(model: type[P], **fields: Any) -> P:
         raise CommandError(problems, EXIT_BAD_INPUT) from error
 
 
+# --------------------------------------------------------------------------------------------
+# Argument types
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
