@@ -1,6 +1,11 @@
 """Composition root: the one place that builds settings, the database engine, activities, the
-Temporal client and the worker. `accord run` calls `serve`; `python worker.py` runs only the
-worker against the configured Temporal cluster, for production deployments.
+Temporal client and the worker. `accord run` (`accord/service.py`) adds the embedded servers
+around it; `python worker.py` runs only the worker against the configured Temporal cluster, for
+production deployments.
+
+Nothing else builds settings, engines or clients, and nothing here decides what is due or
+what a mail says: this file only composes the layers below it (see tests/test_layers.py), and
+imports no entry point (`accord`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,11 +25,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from accord import db
-from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
+from infra import db
+from infra.settings import Settings, SmtpSettings
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -120,7 +124,8 @@ def load_mail_templates(settings: Settings) -> MailTemplates:
     return templates
 
 
-def _stop_event() -> asyncio.Event:
+def stop_event() -> asyncio.Event:
+    """Set on SIGTERM or Ctrl+C (SIGINT)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,87 +133,12 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
-    """Run the whole service on embedded defaults (or on the parts the settings name)."""
-    from accord.demo import start_demo
-    from accord.deploy import deploy_folder
-    from accord.embedded import DevServer, MailSink
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    templates = load_mail_templates(settings)
-    stop = _stop_event()
-    async with AsyncExitStack() as stack:
-        address = settings.temporal.address
-        ui_url = None
-        if address is None:
-            server = DevServer(
-                settings.data_dir,
-                port=settings.temporal.dev_port,
-                ui_port=settings.temporal.ui_port,
-                namespace=settings.temporal.namespace,
-                retention_days=settings.temporal.retention_days,
-            )
-            await stack.enter_async_context(server)
-            address, ui_url = server.address, server.ui_url
-        smtp = settings.smtp
-        if smtp.embedded:
-            sink = MailSink(settings.mail_dir, port=smtp.port)
-            await stack.enter_async_context(sink)
-            smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
-        session_factory = open_database(settings)
-        client = await connect(settings, address)
-        worker = build_worker(
-            client,
-            task_queue=settings.temporal.task_queue,
-            session_factory=session_factory,
-            smtp=smtp,
-            templates=templates,
-        )
-        async with worker:
-            print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
-            if ui_url:
-                print(f"Web UI:   {ui_url}", flush=True)
-            where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
-            print(f"Mail:     {where}", flush=True)
-            print(f"Database: {_safe_url(settings.resolved_database_url)}", flush=True)
-            if deploy:
-                for line in await deploy_folder(
-                    client,
-                    settings.agreements_dir,
-                    session_factory=session_factory,
-                    task_queue=settings.temporal.task_queue,
-                ):
-                    print(line, flush=True)
-            demo_task: asyncio.Task[None] | None = None
-            if demo:
-                demo_task = asyncio.create_task(
-                    start_demo(
-                        client,
-                        settings.agreements_dir,
-                        session_factory=session_factory,
-                        task_queue=settings.temporal.task_queue,
-                    )
-                )
-            print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
-            await stop.wait()
-            print("Stopping: waiting for running activities to finish…", flush=True)
-            if demo_task is not None:
-                demo_task.cancel()
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 async def run_worker_only(settings: Settings) -> None:
     """Production: a worker process against the configured cluster, database and SMTP relay."""
     templates = load_mail_templates(settings)
     session_factory = open_database(settings)
     client = await connect(settings)
-    stop = _stop_event()
+    stop = stop_event()
     worker = build_worker(
         client,
         task_queue=settings.temporal.task_queue,

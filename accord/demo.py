@@ -3,6 +3,8 @@
 Two agencies owe a report due six minutes after start. Both get reminders; Sở Tư pháp submits
 on time (the demo sends its report after the first reminder), so its officers get a receipt;
 UBND huyện Lệ Thủy never submits, so it goes overdue and climbs the escalation ladder.
+
+Demo data only: nothing here is used by a real agreement.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from accord import db
 from accord.deploy import build_input, start_agreement
 from activities.models import Actor
-from agreements import LoadedAgreement, expand, load_directory
+from agreements.expansion import expand
+from agreements.loader import LoadedAgreement, load_directory
 from agreements.models import Agreement, OfficerRole
+from infra import db
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import AgreementInput, SubmitReport, task_workflow_id
 

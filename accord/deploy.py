@@ -1,4 +1,9 @@
-"""Turn a validated agreement into the workflow input, and start it idempotently."""
+"""Turn a validated agreement into the workflow input, and start it idempotently.
+
+Used by `accord deploy`, `accord run` and the demo: loads the directory into the database and
+starts the agreement workflow under its deterministic ID, so deploying again changes nothing.
+It holds no workflow logic and decides no deadline: the expansion and the workflows do.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from accord import db
-from agreements import LoadedAgreement, LoadError, load_agreement
 from agreements.expansion import (
     TaskOccurrence,
     cached_calendar,
@@ -22,8 +25,9 @@ from agreements.expansion import (
     effective_policy,
     local_midnight,
 )
-from agreements.loader import agreement_files
+from agreements.loader import LoadedAgreement, LoadError, agreement_files, load_agreement
 from agreements.models import Offset, OffsetUnit
+from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
     AgreementInput,

@@ -16,7 +16,7 @@ notice, itself outbox mail under a key of its own (`<key>/delivery-failed/<hash>
 too goes out once. The audit entries the workflow hands over with the request are written, once
 each by event key, in the transaction of the notification's own `notification_sent` row.
 
-The SMTP session is borrowed from a small pool kept by the worker (`activities/smtp.py`) and
+The SMTP session is borrowed from a small pool kept by the worker (`infra/smtp.py`) and
 given back for the next notification, so a burst of reminders does not open, greet and QUIT a
 session (with STARTTLS and AUTH) per message; the outbox, not the session, decides what is sent.
 
@@ -46,21 +46,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from accord.db import (
-    OUTBOX_TABLE,
-    OfficerRow,
-    OutboxStatus,
-    active_officers,
-    add_audit_rows,
-    agencies_by_code,
-)
-from accord.settings import SmtpSettings
 from activities.models import (
     NotificationKind,
     NotificationRequest,
     NotificationResult,
 )
-from activities.smtp import SmtpConnections
 from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
     Composed,
@@ -73,6 +63,16 @@ from activities.templates import (
     sender_address,
 )
 from agreements.models import OfficerRole, RecipientRole
+from infra.db import (
+    OUTBOX_TABLE,
+    OfficerRow,
+    OutboxStatus,
+    active_officers,
+    add_audit_rows,
+    agencies_by_code,
+)
+from infra.settings import SmtpSettings
+from infra.smtp import SmtpConnections
 
 NO_LONGER_RECIPIENT = "no longer holds the role at send time"
 

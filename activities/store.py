@@ -4,6 +4,8 @@ Each write is keyed by its business key (the task ID, the audit event key), so a
 activity finds the row an earlier attempt stored and reports `created=False`. Transient
 database errors (a locked SQLite file, a dropped PostgreSQL connection) are left to propagate:
 Temporal retries the activity.
+
+No workflow logic and no mail here; the tables and queries are `infra.db`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from accord.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 from activities.models import (
     AuditBatch,
     AuditEntry,
@@ -26,6 +27,7 @@ from activities.models import (
     RecordSubmission,
     SubmissionStored,
 )
+from infra.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 
 Row = TypeVar("Row", SubmissionRow, AuditRow)
 
@@ -54,7 +56,7 @@ def insert_once(
 
 
 def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
-    """Audit entries as column values, for `accord.db.add_audit_rows`."""
+    """Audit entries as column values, for `infra.db.add_audit_rows`."""
     return [
         {
             "event_key": entry.event_key,

@@ -1,17 +1,11 @@
-"""Agreements as data: schema, loader and expansion into task occurrences."""
+"""Agreements as data, the pure domain at the bottom of the house: the schema (`models`), YAML
+files read with positions (`yaml_files`), the working calendar (`calendar`), the expansion
+into task occurrences (`expansion`) and the loader that ties them (`loader`), plus the
+agreements, agency directories and calendar overrides themselves as YAML.
 
-from agreements.expansion import TaskOccurrence, expand
-from agreements.loader import LoadedAgreement, LoadError, Problem, load_agreement, load_directory
-from agreements.models import Agreement, Directory
-
-__all__ = [
-    "Agreement",
-    "Directory",
-    "LoadError",
-    "LoadedAgreement",
-    "Problem",
-    "TaskOccurrence",
-    "expand",
-    "load_agreement",
-    "load_directory",
-]
+Inside the package each module imports only those below it (models, yaml_files → calendar →
+expansion → loader). Nothing here imports workflows, activities, infra or the entry points, talks
+to Temporal, a database or a mail server, or reads a clock. This file imports nothing, so a
+workflow that uses the calendar does not load the loader or APScheduler: import from the
+modules.
+"""

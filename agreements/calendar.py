@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, PrivateAttr, field_validator, model_validator
@@ -40,9 +40,7 @@ from agreements.models import (
     ReportingPeriodPreset,
     Text,
 )
-
-if TYPE_CHECKING:
-    from agreements.loader import Loc
+from agreements.yaml_files import LoadError, Loc, format_loc, parse_yaml, read_text, validate_model
 
 __all__ = [
     "CALENDAR_YEARS",
@@ -706,11 +704,8 @@ class CalendarOverrides(Model):
 
 def parse_overrides(text: str, file: str) -> CalendarOverrides:
     """Validate overrides text; every mistake is reported as FILE:LINE:COL in `LoadError`."""
-    # Imported on call: the loader imports expansion, which is to use this module (a cycle).
-    from agreements.loader import LoadError, _validate, parse_yaml
-
     doc = parse_yaml(text, file)
-    overrides = _validate(doc, CalendarOverrides)
+    overrides = validate_model(doc, CalendarOverrides)
     problems = list(doc.problems)
     if overrides is not None:
         problems.extend(doc.problem(loc, message) for loc, message in _check(overrides))
@@ -720,8 +715,6 @@ def parse_overrides(text: str, file: str) -> CalendarOverrides:
 
 
 def load_overrides(path: Path = DEFAULT_OVERRIDES) -> CalendarOverrides:
-    from agreements.loader import LoadError, read_text
-
     text, problem = read_text(path)
     if problem:
         raise LoadError([problem])
@@ -869,8 +862,6 @@ def build_calendar(years: range, overrides: CalendarOverrides | None = None) -> 
     overrides = overrides or CalendarOverrides()
     problems = _check(overrides)
     if problems:
-        from agreements.loader import format_loc
-
         raise ValueError("\n".join(f"{format_loc(loc)}: {message}" for loc, message in problems))
 
     package = _package_days(years)

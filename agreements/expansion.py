@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from agreements.calendar import (
+    DEFAULT_OVERRIDES,
     WorkingCalendar,
     apply_deadline_rule,
     last_day_of,
@@ -78,8 +79,6 @@ _CALENDARS: dict[tuple[range, float], WorkingCalendar] = {}
 
 def cached_calendar(years: range) -> WorkingCalendar:
     """The working calendar for `years`, rebuilt when the overrides file changes."""
-    from agreements.calendar import DEFAULT_OVERRIDES
-
     stamp = DEFAULT_OVERRIDES.stat().st_mtime if DEFAULT_OVERRIDES.exists() else 0.0
     key = (years, stamp)
     if key not in _CALENDARS:

@@ -9,6 +9,8 @@ that as a **due instant of 15 May 00:00 in the agreement's time zone**: the last
 is 14 May, and a report stamped on 15 May is late. Every dated obligation below follows this
 convention (`before`, recurring `month`/`day`, and relative offsets all name the first day that
 is already too late).
+
+Pure data: no I/O (reading files is the loader's) and no import of the rest of the project.
 """
 
 from __future__ import annotations

@@ -19,13 +19,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from infra import db
+from infra.settings import SmtpSettings
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from accord import db
-from accord.settings import SmtpSettings
 from worker import build_worker
 
 from baseline import BareMail, BareReminderWorkflow, BareWorkflow, echo

@@ -1,5 +1,5 @@
 """Experiment (not Accord's configuration, not part of `run.py`): what the workflow sandbox
-costs section 4's five-year programme. The same `accord.simulate.simulate` run twice on fresh
+costs section 4's five-year programme. The same `accord.simulation.simulate` run twice on fresh
 time-skipping servers, once with the worker as shipped (sandboxed, Accord's packages shared)
 and once with the worker's sandbox replaced by Temporal's `UnsandboxedWorkflowRunner`.
 
@@ -21,8 +21,8 @@ from typing import Any
 from temporalio.worker import UnsandboxedWorkflowRunner
 
 import worker
-from accord.simulate import simulate, start_test_server
-from agreements import load_agreement
+from accord.simulation import simulate, start_test_server
+from agreements.loader import load_agreement
 
 from synthetic import write_agreement
 

@@ -29,11 +29,11 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
+from infra import db
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from accord import db
-from agreements import load_directory
+from agreements.loader import load_directory
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, task_workflow_id
 

@@ -1,7 +1,7 @@
 """Section 5: messages per second through the mail activity, with and without kept sessions.
 
 `MailActivities.send_notification` sends every recipient of a notification over one SMTP
-session, borrowed from the worker's kept sessions (`activities/smtp.py`) and given back. So:
+session, borrowed from the worker's kept sessions (`infra/smtp.py`) and given back. So:
 
 - one notification to all: one call whose role 200 officers of one agency hold: 200
   messages over one session (outbox rows, message building and "sent" marks are still per
@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra import db
+from infra.settings import SmtpSettings
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from accord import db
-from accord.settings import SmtpSettings
 from activities.mail import MailActivities
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.models import (

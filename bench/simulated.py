@@ -3,7 +3,7 @@
 What `accord simulate` does, on synthetic provinces: each has about 115 agencies that report
 twice a year (before 15 May and 15 November) under the real agreements' policy (reminders
 7d/3d/1d, escalation 1d/5d/10d) and nobody ever submits, so every task runs its whole
-escalation ladder: the heaviest case. `accord.simulate.simulate` runs the agreement and its
+escalation ladder: the heaviest case. `accord.simulation.simulate` runs the agreement and its
 obligation workflows with the real worker and activities, a SQLite database and MailSink.
 
 1. One province's five-year programme (2027–2031): wall time of `simulate`.
@@ -36,15 +36,15 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from infra import db
+from infra.settings import SmtpSettings
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from accord import db
 from accord.embedded import MailSink
-from accord.settings import SmtpSettings
-from accord.simulate import SimulationReport, simulate, start_test_server
-from agreements import LoadedAgreement, load_agreement, load_directory
+from accord.simulation import SimulationReport, simulate, start_test_server
+from agreements.loader import LoadedAgreement, load_agreement, load_directory
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import agreement_workflow_id, task_workflow_id

@@ -31,12 +31,12 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from infra import db
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from accord import db
 from activities.models import Actor
-from agreements import load_directory
+from agreements.loader import load_directory
 from agreements.models import OfficerRole, Offset
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, SubmitReport, task_workflow_id

@@ -44,12 +44,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import worker
-from accord import db
-from accord.cli import main, status_query
+from accord.cli import main
+from accord.cli.deployment import status_query
 from accord.deploy import build_input
 from accord.embedded import DevServer, MailSink, find_binary
-from accord.settings import Settings, SmtpSettings
 from agreements.loader import load_agreement
+from infra import db
+from infra.settings import Settings, SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 NGHE_AN = ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml"

@@ -1,4 +1,4 @@
-"""`accord.simulate` when the time-skipping test server's clock stops skipping: the simulation
+"""`accord.simulation` when the time-skipping test server's clock stops skipping: the simulation
 ends with one line instead of hanging (the CLI's runs are in test_cli_engine.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest
 
-from accord.simulate import SimulationStalled, simulate, start_test_server
-from agreements import load_agreement
+from accord.simulation import SimulationStalled, simulate, start_test_server
+from agreements.loader import load_agreement
 
 QUANG_BINH_289 = Path(__file__).resolve().parents[1] / "agreements/quang-binh-2025-289-kh-ubnd.yaml"
 

@@ -31,12 +31,13 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 import worker
-from accord import db
 from accord.deploy import build_input, start_agreement
 from accord.embedded import DevServer, MailSink
-from accord.settings import Settings, SmtpSettings
-from agreements import LoadedAgreement, expand, load_directory
+from agreements.expansion import expand
+from agreements.loader import LoadedAgreement, load_directory
 from agreements.models import Agreement
+from infra import db
+from infra.settings import Settings, SmtpSettings
 from workflows.payloads import AgreementInput, agreement_workflow_id, task_workflow_id
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from accord.settings import Settings
 from activities.templates import MailTemplateError
+from infra.settings import Settings
 from worker import load_mail_templates
 
 WORKER = Path(__file__).parent.parent / "worker.py"

@@ -4,6 +4,9 @@ It starts an obligation workflow (child) for each task when the task's window op
 compact ledger of their states (children report changes by signal, so the ledger survives
 continue-as-new), answers an overview query, continues-as-new before history limits and at
 every change of reporting year, and completes once the period has ended and every task closed.
+
+Like every workflow module it does no I/O and reads no clock but `workflow.now()`: whatever
+it does beyond computing goes through `workflow.*` (children, signals, timers, continue-as-new).
 """
 
 from __future__ import annotations

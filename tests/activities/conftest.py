@@ -9,8 +9,8 @@ import pytest
 from activity_helpers import MailServer, demo_directory, free_port
 from sqlalchemy.orm import Session, sessionmaker
 
-from accord.db import create_schema, make_engine, session_factory, upsert_directory
-from accord.settings import SmtpSettings
+from infra.db import create_schema, make_engine, session_factory, upsert_directory
+from infra.settings import SmtpSettings
 
 
 @pytest.fixture

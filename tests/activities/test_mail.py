@@ -28,8 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from accord.db import AuditRow, OutboxRow, upsert_directory
-from accord.settings import Settings, SmtpSettings
 from activities.mail import MailActivities, delivery_failure_key
 from activities.models import (
     AuditEntry,
@@ -39,6 +37,8 @@ from activities.models import (
 )
 from activities.templates import PACKAGE_TEMPLATES, Recipient, package_templates, render
 from agreements.models import Officer, OfficerRole, RecipientRole
+from infra.db import AuditRow, OutboxRow, upsert_directory
+from infra.settings import Settings, SmtpSettings
 from worker import load_mail_templates
 
 TITLE = "Báo cáo kết quả công tác dân vận 6 tháng"

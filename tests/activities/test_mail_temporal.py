@@ -24,9 +24,9 @@ from temporalio.worker import (
 )
 
 from accord.embedded import find_binary
-from accord.settings import SmtpSettings
 from activities.mail import MailActivities
 from agreements.models import RecipientRole
+from infra.settings import SmtpSettings
 
 
 class HeartbeatCounter(Interceptor):

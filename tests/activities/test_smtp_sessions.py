@@ -1,4 +1,4 @@
-"""SMTP sessions kept open between notifications (activities/smtp.py), against a real server:
+"""SMTP sessions kept open between notifications (infra/smtp.py), against a real server:
 reused while healthy, replaced when stale, capped, and never a cause of a lost or doubled
 message."""
 
@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import activities.smtp
-from accord.db import OutboxRow
-from accord.settings import SmtpSettings
+import infra.smtp
 from activities.mail import MailActivities
 from activities.models import NotificationRequest, NotificationResult
+from infra.db import OutboxRow
+from infra.settings import SmtpSettings
 
 
 def requests(n: int) -> list[NotificationRequest]:
@@ -124,7 +124,7 @@ async def test_a_session_the_server_dropped_is_replaced_after_a_check(
     mail_server: MailServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(activities.smtp, "CHECK_AFTER", 0.0)  # check every kept session
+    monkeypatch.setattr(infra.smtp, "CHECK_AFTER", 0.0)  # check every kept session
     mail = mail_activities(sessions, smtp_settings)
     first, second = requests(2)
     await send(mail, first)

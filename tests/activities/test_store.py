@@ -23,7 +23,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from accord.db import (
+from activities.models import AuditBatch, AuditEntry, Ratio, RecordSubmission
+from activities.store import StoreActivities, insert_once
+from agreements.models import Officer, OfficerRole
+from infra.db import (
     AuditRow,
     OutboxRow,
     OutboxStatus,
@@ -36,9 +39,6 @@ from accord.db import (
     session_factory,
     upsert_directory,
 )
-from activities.models import AuditBatch, AuditEntry, Ratio, RecordSubmission
-from activities.store import StoreActivities, insert_once
-from agreements.models import Officer, OfficerRole
 
 
 def submission(**changes: object) -> RecordSubmission:

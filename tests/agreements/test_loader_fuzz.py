@@ -18,8 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agreements.loader import MAX_YAML_VALUES, LoadError, load_directory, parse_agreement
+from agreements.loader import LoadError, load_directory, parse_agreement
 from agreements.models import Agreement, Directory
+from agreements.yaml_files import MAX_YAML_VALUES
 
 FILE = "fuzz.yaml"
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agreements import LoadedAgreement, TaskOccurrence, load_agreement, load_directory
+from agreements.expansion import TaskOccurrence
+from agreements.loader import LoadedAgreement, load_agreement, load_directory
 from agreements.models import Deliverable, IndicatorKind, OfficerRole
 
 ROOT = Path(__file__).resolve().parents[2] / "agreements"

@@ -59,12 +59,12 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from accord import db
 from accord.deploy import build_input, start_agreement
 from accord.embedded import DevServer
 from activities.models import Actor
-from agreements import load_agreement
+from agreements.loader import load_agreement
 from agreements.models import Directory, OfficerRole
+from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (

@@ -20,13 +20,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from accord import db
 from accord.embedded import MailSink, find_binary, register_search_attributes
-from accord.settings import SmtpSettings
-from accord.simulate import start_test_server
+from accord.simulation import start_test_server
 from activities.models import Actor, TaskRef
-from agreements import load_directory
 from agreements.calendar import WorkingCalendar
+from agreements.loader import load_directory
 from agreements.models import (
     Deliverable,
     Directory,
@@ -35,6 +33,8 @@ from agreements.models import (
     OfficerRole,
     ReminderPolicy,
 )
+from infra import db
+from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (

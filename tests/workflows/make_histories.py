@@ -17,8 +17,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from accord.simulate import simulate
-from agreements import load_agreement
+from accord.simulation import simulate
+from agreements.loader import load_agreement
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     ExtensionDecision,
@@ -127,7 +127,7 @@ async def record_calendar_change() -> None:
 
 async def record_programme() -> None:
     """Nghệ An 2021–2026: the agreement continues-as-new at every new reporting year."""
-    from accord.simulate import start_test_server
+    from accord.simulation import start_test_server
 
     loaded = load_agreement(ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml")
     env = await start_test_server()

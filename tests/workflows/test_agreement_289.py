@@ -12,12 +12,12 @@ from harness import ROOT
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from accord import db
-from accord.simulate import ScriptedSubmission, simulate
-from agreements import LoadedAgreement, load_agreement
+from accord.simulation import ScriptedSubmission, simulate
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import cached_calendar, calendar_years
+from agreements.loader import LoadedAgreement, load_agreement
 from agreements.models import Directory, OfficerRole, RecipientRole
+from infra import db
 from workflows.payloads import TaskState
 
 PLAN = ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"

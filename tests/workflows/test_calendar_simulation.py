@@ -8,8 +8,8 @@ from pathlib import Path
 
 from harness import QUANG_BINH
 
-from accord.simulate import simulate
-from agreements import load_agreement
+from accord.simulation import simulate
+from agreements.loader import load_agreement
 
 AGREEMENT = """\
 document_number: 99/KH-UBND

@@ -10,7 +10,7 @@ last run's result must agree with what every task's own workflow returned.
 
 Once a report completes a task whose starting run has since continued-as-new, the
 time-skipping test server (1.40) leaks a time-skipping lock (the parent run that should release
-it is closed; compare temporalio/sdk-java#1540); `accord.simulate` releases it, and
+it is closed; compare temporalio/sdk-java#1540); `accord.simulation` releases it, and
 tests/test_cli_engine.py scripts such a report.
 """
 
@@ -36,12 +36,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-import accord.simulate
+import accord.simulation
 import worker
 import workflows.agreement
-from accord.settings import SmtpSettings
-from accord.simulate import ScriptedSubmission, SimulationReport, simulate, start_test_server
-from agreements import LoadedAgreement, load_agreement
+from accord.simulation import ScriptedSubmission, SimulationReport, simulate, start_test_server
+from agreements.loader import LoadedAgreement, load_agreement
+from infra.settings import SmtpSettings
 from workflows.payloads import (
     TASK_CHANGED_SIGNAL,
     AgreementInput,
@@ -378,7 +378,7 @@ async def test_history_budget_continues_as_new_within_a_year(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(workflows.agreement, "HISTORY_EVENT_BUDGET", SMALL_BUDGET)
-    monkeypatch.setattr(accord.simulate, "build_worker", _unsandboxed_worker)
+    monkeypatch.setattr(accord.simulation, "build_worker", _unsandboxed_worker)
     path = write_agreement(
         tmp_path / "agreement",
         number=2,

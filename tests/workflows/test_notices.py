@@ -26,7 +26,7 @@ from sqlalchemy import select
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from accord import db
+from infra import db
 from worker import build_worker
 from workflows.obligation import SUBMISSION_CLOCK_TOLERANCE, ObligationWorkflow
 from workflows.payloads import (

@@ -12,8 +12,8 @@ from harness import ZONE, harness, local_now, midnight, obligation_input, recipi
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
-from accord import db
 from agreements.models import Indicator, OfficerRole
+from infra import db
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     ExtensionDecision,

@@ -21,9 +21,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from accord.deploy import build_input, start_agreement
-from agreements import load_agreement
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import cached_calendar
+from agreements.loader import load_agreement
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import CalendarUpdate, TaskState, task_workflow_id

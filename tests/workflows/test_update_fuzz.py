@@ -40,7 +40,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowU
 from temporalio.exceptions import FailureError
 
 from activities.models import Actor, IndicatorValue, Ratio
-from agreements import load_directory
+from agreements.loader import load_directory
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (

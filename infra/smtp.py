@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from accord.settings import SmtpSettings
+from infra.settings import SmtpSettings
 
 CHECK_AFTER = 1.0
 """Seconds of idleness after which a kept session is checked with NOOP before it is reused."""

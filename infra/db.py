@@ -5,6 +5,9 @@ Datetimes are stored in UTC and always come back timezone-aware, whatever the ba
 
 Repository functions take the session first and everything else by keyword. They run in the
 caller's session; `upsert_directory` commits because it is a complete unit of work on its own.
+
+Infrastructure: it imports only SQLAlchemy and the domain's models, never activities,
+workflows or the entry points, and opens no engine at import time (`worker.py` does).
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Nested values use a double underscore: `ACCORD_SMTP__HOST=relay.example`. Secrets have no
 default and are `SecretStr`, so they never appear in logs or reprs.
+
+Infrastructure: it imports only pydantic and pydantic-settings, never the rest of the project,
+and reads the environment only when `Settings()` is built (by `worker.py` or a command), never
+at import.
 """
 
 from __future__ import annotations

@@ -48,14 +48,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from accord import db
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
-from accord.settings import SmtpSettings
 from activities.models import Actor, IndicatorValue, Ratio
-from agreements import LoadedAgreement
 from agreements.calendar import CalendarDay, WorkingCalendar
+from agreements.loader import LoadedAgreement
 from agreements.models import Indicator, IndicatorKind, OfficerRole
+from infra import db
+from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow

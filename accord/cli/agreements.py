@@ -1,0 +1,104 @@
+"""`accord validate` and `accord schema`: agreement files checked, and their JSON Schema.
+
+These commands read files only: they never talk to the engine, so they work without Temporal
+or a database (in CI, in an editor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from agreements.loader import (
+    LoadError,
+    agreement_files,
+    load_agreement,
+    load_directory,
+    looks_like_directory,
+)
+from agreements.models import Agreement, Directory
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help=(
+            "an agreement file, or a folder: every *.yaml agreement in it and below, except "
+            "agency directories and calendars (files under directory/ or calendars/, or with "
+            "agencies: and no "
+            "document_number:)"
+        ),
+    )
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Load every file completely; print one OK line per valid file and every problem found."""
+    paths: list[Path] = args.paths
+    checked = failed = 0
+    empty_folder = False
+    for path in paths:
+        files = agreement_files(path) if path.is_dir() else [path]
+        if not files:
+            # Validating nothing must not pass, e.g. in CI after a folder was moved.
+            print(f"{path}: no agreement files found")
+            empty_folder = True
+        for file in files:
+            checked += 1
+            failed += not check_file(file)
+    if failed:
+        print(f"{failed} of {checked} files have problems", file=sys.stderr)
+    return 1 if failed or empty_folder else 0
+
+
+def check_file(path: Path) -> bool:
+    try:
+        if looks_like_directory(path):  # named explicitly: check it as what it is
+            directory = load_directory(path)
+            print(
+                f"OK {path}: agency directory of {directory.province} — "
+                f"{len(directory.agencies)} agencies, {len(directory.officers)} officers"
+            )
+            return True
+        loaded = load_agreement(path)
+    except LoadError as error:
+        for problem in error.problems:
+            print(problem)
+        return False
+    agreement = loaded.agreement
+    dated = sum(1 for occurrence in loaded.occurrences if occurrence.due_at is not None)
+    print(
+        f"OK {path}: {agreement.agreement_id} — {len(agreement.items)} items, "
+        f"{len(agreement.all_obligations())} obligations, "
+        f"{len(loaded.occurrences)} task occurrences ({dated} dated)"
+    )
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# accord schema
+
+
+def add_schema_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--directory",
+        action="store_true",
+        help="print the schema of an agency directory file instead of an agreement file",
+    )
+
+
+def schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema, e.g. for an editor's YAML language server."""
+    model: type[BaseModel] = Directory if args.directory else Agreement
+    title = "Accord agency directory" if args.directory else "Accord agreement"
+    document = {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+    return 0

@@ -1,0 +1,174 @@
+"""The table of `accord` commands, the argument parser, and `main`.
+
+Each command is one function taking the parsed arguments and returning the exit code, with
+one function declaring its arguments, both in the module of its group (see the package's
+opening comment); `COMMANDS` registers them. To add a command, write those two functions and
+add a line here.
+
+Commands that talk to the engine take every setting from `ACCORD_*` variables (see
+infra/settings.py). Expected failures (server unreachable, unknown officer, a refused
+request) print one message instead of a traceback: exit 1 when the action failed, 2 when the
+input was wrong (`CommandError`). No command's work is done here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from accord.cli import agreements, calendar, deployment, run, simulate, tasks
+from accord.cli.engine import CommandError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS = (
+    Command(
+        "validate",
+        "check agreement files and the directories they name; exit 1 if any has problems",
+        agreements.add_validate_arguments,
+        agreements.validate,
+    ),
+    Command(
+        "schema",
+        "print the JSON Schema of agreement (or directory) files",
+        agreements.add_schema_arguments,
+        agreements.schema,
+    ),
+    Command(
+        "run",
+        "run Accord: Temporal (embedded unless configured), mail, the worker and every "
+        "agreement in the agreements folder, until Ctrl+C",
+        run.add_run_arguments,
+        run.run_service,
+    ),
+    Command(
+        "deploy",
+        "start the workflows of agreement files; deploying again changes nothing; exit 1 if "
+        "any file is invalid",
+        deployment.add_deploy_arguments,
+        deployment.deploy,
+    ),
+    Command(
+        "status",
+        "list tasks with their state, deadline and escalation level (from Temporal's search "
+        "attributes)",
+        deployment.add_status_arguments,
+        deployment.status,
+    ),
+    Command(
+        "submit",
+        "submit a task's report on behalf of an officer",
+        tasks.add_submit_arguments,
+        tasks.submit,
+    ),
+    Command(
+        "extend",
+        "ask for a later deadline for a task on behalf of an officer",
+        tasks.add_extend_arguments,
+        tasks.extend,
+    ),
+    Command(
+        "decide",
+        "approve or reject a task's pending extension request (aggregator or admin)",
+        tasks.add_decide_arguments,
+        tasks.decide,
+    ),
+    Command(
+        "waive",
+        "release an agency from a task (admin)",
+        tasks.add_waive_arguments,
+        tasks.waive,
+    ),
+    Command(
+        "calendar",
+        "print a year's working calendar (holidays, make-up working days); --publish sends it "
+        "to running workflows",
+        calendar.add_calendar_arguments,
+        calendar.calendar,
+    ),
+    Command(
+        "simulate",
+        "preview every mail an agreement will send, start to end, on a time-skipping server",
+        simulate.add_simulate_arguments,
+        simulate.simulate,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accord", description="Accord: deadlines of inter-agency coordination agreements."
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run, command_name=command.name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return command(args)
+    except CommandError as error:
+        print(f"accord {args.command_name}: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`accord validate agreements | head`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def console_main() -> NoReturn:
+    """The `accord` console script and `python -m accord.cli`: `main()`, then an immediate exit.
+
+    A process that used a Temporal client can abort in interpreter teardown, after printing
+    its result, when the SDK's Rust threads call into a finalizing Python
+    (temporalio/sdk-python#300): `Fatal Python error: PyGILState_Release`, exit 134. Once the
+    command is done there is nothing left to tear down, so flush and leave with `os._exit`,
+    keeping the command's own exit code. Tests call `main()`, which returns it.
+    """
+    try:
+        code = main()
+    except SystemExit as exit_request:  # argparse: usage errors (2) and --help (0)
+        code = _exit_status(exit_request.code)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away, or the stream is closed
+            code = code or 1
+    logging.shutdown()
+    os._exit(code)
+
+
+def _exit_status(status: object) -> int:
+    """The exit status Python would give `raise SystemExit(status)`."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status
+    print(status, file=sys.stderr)
+    return 1

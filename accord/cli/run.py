@@ -1,0 +1,48 @@
+"""`accord run [--demo]`: the whole service in one process, until Ctrl+C or SIGTERM.
+
+A thin shell over `accord.service.serve`: what runs is the service's business, how the worker is
+composed `worker.py`'s. It composes nothing itself: no settings beyond loading them, no client,
+no worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from accord.cli.engine import (
+    EXIT_BAD_INPUT,
+    CommandError,
+    load_settings,
+)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start a demo agreement whose deadlines are a few minutes away",
+    )
+    parser.add_argument(
+        "--no-deploy",
+        dest="deploy",
+        action="store_false",
+        help="do not deploy the agreements folder (ACCORD_AGREEMENTS_DIR) at start-up",
+    )
+
+
+def run_service(args: argparse.Namespace) -> int:
+    """Run Temporal (embedded unless configured), the mail sink, the worker and the agreements
+    until Ctrl+C or SIGTERM."""
+    from accord.embedded import EmbeddedError
+    from accord.service import serve
+    from activities.templates import MailTemplateError
+
+    settings = load_settings()
+    try:
+        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy))
+    except EmbeddedError as error:
+        raise CommandError(str(error)) from error
+    except MailTemplateError as error:
+        raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
+    return 0

@@ -1,0 +1,266 @@
+"""`accord simulate PATH`: every mail an agreement will send, listed by date or by agency.
+
+The simulation itself (time-skipping test server, real workflows, a mail sink) is
+`accord.simulation`; this module parses the arguments, shows progress and prints the listing.
+
+It never touches a running engine or the configured database and mail server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from temporalio.service import RPCError
+
+from accord.cli.engine import (
+    EXIT_FAILED,
+    CommandError,
+    state_label,
+    use_cli_runtime,
+)
+from agreements.loader import (
+    LoadError,
+    load_agreement,
+)
+from agreements.models import Agreement
+
+if TYPE_CHECKING:
+    from accord.simulation import DeliveredMail, ScriptedSubmission
+
+
+def _scripted_submission(text: str) -> ScriptedSubmission:
+    from accord.simulation import ScriptedSubmission
+
+    try:
+        return ScriptedSubmission.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH", help="the agreement file")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per mail, then a summary object, instead of the listing",
+    )
+    parser.add_argument(
+        "--by",
+        choices=("date", "agency"),
+        default="date",
+        help="group the listing by day (with the agency on each line, the default) or by agency",
+    )
+    parser.add_argument(
+        "--submit",
+        type=_scripted_submission,
+        action="append",
+        default=[],
+        metavar="GLOB@YYYY-MM-DD",
+        help=(
+            "pretend the tasks matching GLOB (task IDs, e.g. '289-kh-ubnd-2025/*') submit "
+            "their report at 09:00 on that day; repeatable"
+        ),
+    )
+
+
+SIMULATE_WIDTH = 100
+"""The human listing of `accord simulate` fits a terminal this wide."""
+PROGRESS_AFTER = 2.0
+"""Seconds before `accord simulate` starts showing progress (on a terminal's stderr)."""
+TEST_SERVER_WARNING = "Temporal Server 1.16.0 or newer is required"
+"""The SDK's warning that the time-skipping test server lacks a newer server's capability:
+true of the test server, and nothing the reader of a simulation can act on."""
+WEEKDAYS_VI = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
+
+
+class _WithoutTestServerWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TEST_SERVER_WARNING not in record.getMessage()
+
+
+class _SimulationProgress:
+    """'mô phỏng …: 08/05/2025 (35 %)' on one line of a terminal's stderr, rewritten in place,
+    from PROGRESS_AFTER seconds on; nothing when stderr is not a terminal."""
+
+    def __init__(self, agreement: Agreement) -> None:
+        zone = agreement.zone
+        self._name = agreement.agreement_id
+        self._start = datetime.combine(agreement.period.start, datetime.min.time(), tzinfo=zone)
+        self._end = datetime.combine(
+            agreement.period.end + timedelta(days=1), datetime.min.time(), tzinfo=zone
+        )
+        self._shown_from = time.monotonic() + PROGRESS_AFTER
+        self._enabled = sys.stderr.isatty()
+        self._width = 0
+
+    def __call__(self, at: datetime) -> None:
+        if not self._enabled or time.monotonic() < self._shown_from:
+            return
+        if at < self._start:
+            where = "đang chuẩn bị"
+        else:
+            done = min(1.0, (at - self._start) / (self._end - self._start))
+            where = f"{at:%d/%m/%Y} ({done:.0%})"
+        line = f"mô phỏng {self._name}: {where}"[: SIMULATE_WIDTH - 1]
+        sys.stderr.write("\r" + line.ljust(self._width))
+        sys.stderr.flush()
+        self._width = len(line)
+
+    def clear(self) -> None:
+        if self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
+            self._width = 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """Run the agreement from start to end on Temporal's time-skipping test server, with the
+    real workflows, and print every mail it would send."""
+    from accord.embedded import EmbeddedError
+    from accord.simulation import SimulationStalled
+    from accord.simulation import simulate as run_simulation
+
+    try:
+        loaded = load_agreement(args.path)
+    except LoadError as error:
+        for problem in error.problems:
+            print(problem)
+        return EXIT_FAILED
+    use_cli_runtime()
+    logging.getLogger("temporalio.core").addFilter(_WithoutTestServerWarning())
+    progress = _SimulationProgress(loaded.agreement)
+    try:
+        report = asyncio.run(run_simulation(loaded, submissions=args.submit, progress=progress))
+    except (EmbeddedError, SimulationStalled) as error:
+        raise CommandError(str(error)) from error
+    except RPCError as error:
+        raise CommandError(f"the time-skipping test server failed: {error.message}") from error
+    finally:
+        progress.clear()
+    if args.json:
+        for mail in report.mails:
+            print(json.dumps(mail.as_json(), ensure_ascii=False))
+        print(json.dumps(report.summary_json(), ensure_ascii=False))
+        return 0
+    names = {agency.code: agency.name for agency in loaded.directory.agencies}
+    listing = _mails_by_agency if args.by == "agency" else _mails_by_date
+    for line in listing(report.mails, report.agreement_id, names):
+        print(line)
+    summary = report.summary_json()["summary"]
+    kinds = ", ".join(f"{kind} {n}" for kind, n in summary["by_kind"].items())
+    states = "; ".join(
+        f"{n} {state_label(state)}" for state, n in summary["task_states"].items() if n
+    )
+    print(f"{summary['messages']} messages ({kinds or 'none'}) for {summary['tasks']} tasks")
+    print(_wrapped(f"end states: {states}"))
+    if report.shift_years:
+        print(
+            f"(run {report.shift_years} years later on the test server, as weekdays repeat;\n"
+            " dates are shown as in the agreement)"
+        )
+    for warning in report.warnings:
+        print(_wrapped(f"warning: {warning}"))
+    return 0
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(
+        text, SIMULATE_WIDTH, subsequent_indent="  ", break_long_words=True, break_on_hyphens=False
+    )
+
+
+@dataclass(frozen=True)
+class _MailLine:
+    """Mails sent at the same moment about the same task for the same reason: one line."""
+
+    at: datetime
+    label: str
+    agency: str
+    task: str
+    to: tuple[str, ...]
+
+
+def _mail_lines(mails: Sequence[DeliveredMail], agreement_id: str) -> list[_MailLine]:
+    recipients: dict[tuple[datetime, str, str, str], list[str]] = {}
+    for mail in mails:
+        # "[Accord] Quá hạn (bậc 2): …" says what the mail is in the reader's words.
+        head, colon, _ = mail.subject.removeprefix("[Accord] ").partition(":")
+        label = head if colon and len(head) <= 40 else mail.kind
+        # obligation/agency/period: the agency has a column of its own.
+        task = mail.task.removeprefix(f"{agreement_id}/")
+        obligation, _, rest = task.partition("/")
+        period = rest.partition("/")[2]
+        short = f"{obligation} {period}" if period else task
+        recipients.setdefault((mail.at, label, mail.agency, short), []).extend(mail.to)
+    return [
+        _MailLine(at, label, agency, task, tuple(to))
+        for (at, label, agency, task), to in recipients.items()
+    ]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _recipients(addresses: Sequence[str], width: int) -> str:
+    more = f" +{len(addresses) - 1}" if len(addresses) > 1 else ""
+    return _clip(addresses[0], width - len(more)) + more if addresses else "—"
+
+
+def _grouped(
+    groups: Sequence[tuple[str, Sequence[_MailLine]]],
+    cells: Callable[[_MailLine], list[str]],
+    caps: Sequence[int],
+) -> list[str]:
+    """Each group's heading, then its lines indented by two: each column as wide as its widest
+    cell in the whole listing (up to its cap), the recipients in what is left of
+    SIMULATE_WIDTH."""
+    rows = [cells(line) for _, lines in groups for line in lines]
+    if not rows:
+        return []
+    widths = [min(cap, max(len(row[i]) for row in rows)) for i, cap in enumerate(caps)]
+    left = SIMULATE_WIDTH - 2 - sum(width + 2 for width in widths)
+    out: list[str] = []
+    for heading, lines in groups:
+        out.append(_clip(heading, SIMULATE_WIDTH))
+        for line in lines:
+            row = zip(cells(line), widths, strict=True)
+            padded = "  ".join(_clip(cell, width).ljust(width) for cell, width in row)
+            out.append(f"  {padded}  {_recipients(line.to, left)}")
+    return out
+
+
+def _mails_by_date(
+    mails: Sequence[DeliveredMail], agreement_id: str, names: dict[str, str]
+) -> list[str]:
+    lines = _mail_lines(mails, agreement_id)
+    groups = []
+    for day in sorted({line.at.date() for line in lines}):
+        todays = [line for line in lines if line.at.date() == day]
+        count = sum(len(line.to) for line in todays)
+        groups.append((f"{day:%d/%m/%Y}, {WEEKDAYS_VI[day.weekday()]} ({count} thư)", todays))
+    return _grouped(groups, lambda m: [f"{m.at:%H:%M}", m.label, m.agency, m.task], [5, 18, 16, 28])
+
+
+def _mails_by_agency(
+    mails: Sequence[DeliveredMail], agreement_id: str, names: dict[str, str]
+) -> list[str]:
+    lines = _mail_lines(mails, agreement_id)
+    groups = []
+    for agency in sorted({line.agency for line in lines}):
+        theirs = [line for line in lines if line.agency == agency]
+        count = sum(len(line.to) for line in theirs)
+        name = f" — {names[agency]}" if agency in names else ""
+        groups.append((f"{agency}{name} ({count} thư)", theirs))
+    return _grouped(groups, lambda m: [f"{m.at:%d/%m/%Y %H:%M}", m.label, m.task], [16, 18, 30])

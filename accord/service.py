@@ -1,0 +1,91 @@
+"""`accord run`: the whole service in one process — Temporal (the embedded dev server unless
+one is configured), the mail sink (unless a relay is), the worker, the agreements folder
+deployed, and the demo on request — until Ctrl+C or SIGTERM.
+
+The worker, its client and its database come from `worker.py`, the composition root; this
+module only starts the embedded parts around them and says where everything is. It holds no
+business rule, and `python worker.py` (production) never runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from accord.demo import start_demo
+from accord.deploy import deploy_folder
+from accord.embedded import DevServer, MailSink
+from infra.settings import Settings
+from worker import build_worker, connect, load_mail_templates, open_database, stop_event
+
+
+async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
+    """Run the whole service on embedded defaults (or on the parts the settings name)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # First: a broken mail template override stops start-up before anything is started.
+    templates = load_mail_templates(settings)
+    stop = stop_event()
+    async with AsyncExitStack() as stack:
+        address = settings.temporal.address
+        ui_url = None
+        if address is None:
+            server = DevServer(
+                settings.data_dir,
+                port=settings.temporal.dev_port,
+                ui_port=settings.temporal.ui_port,
+                namespace=settings.temporal.namespace,
+                retention_days=settings.temporal.retention_days,
+            )
+            await stack.enter_async_context(server)
+            address, ui_url = server.address, server.ui_url
+        smtp = settings.smtp
+        if smtp.embedded:
+            sink = MailSink(settings.mail_dir, port=smtp.port)
+            await stack.enter_async_context(sink)
+            smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
+        session_factory = open_database(settings)
+        client = await connect(settings, address)
+        worker = build_worker(
+            client,
+            task_queue=settings.temporal.task_queue,
+            session_factory=session_factory,
+            smtp=smtp,
+            templates=templates,
+        )
+        async with worker:
+            print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
+            if ui_url:
+                print(f"Web UI:   {ui_url}", flush=True)
+            where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
+            print(f"Mail:     {where}", flush=True)
+            print(f"Database: {_safe_url(settings.resolved_database_url)}", flush=True)
+            if deploy:
+                for line in await deploy_folder(
+                    client,
+                    settings.agreements_dir,
+                    session_factory=session_factory,
+                    task_queue=settings.temporal.task_queue,
+                ):
+                    print(line, flush=True)
+            demo_task: asyncio.Task[None] | None = None
+            if demo:
+                demo_task = asyncio.create_task(
+                    start_demo(
+                        client,
+                        settings.agreements_dir,
+                        session_factory=session_factory,
+                        task_queue=settings.temporal.task_queue,
+                    )
+                )
+            print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
+            await stop.wait()
+            print("Stopping: waiting for running activities to finish…", flush=True)
+            if demo_task is not None:
+                demo_task.cancel()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
