@@ -20,6 +20,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import AuditEntry, TaskRef
+    from agreements import planner
     from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
@@ -246,13 +247,7 @@ class AgreementWorkflow:
 
     def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
-        calendar = self._plan.calendar
-        if calendar is None:
-            return None
-        year = (task.due_at or self._plan.starts_at).year
-        if not calendar.first_year <= year <= calendar.last_year:
-            return None
-        return calendar.between_years(year - 1, year + 1)
+        return planner.task_calendar(self._plan.calendar, task.due_at, self._plan.starts_at)
 
     @workflow.signal
     def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
