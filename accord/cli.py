@@ -9,6 +9,7 @@
     accord extend | decide TASK    request an extension of a deadline; decide on it
     accord waive TASK ...          release an agency from a task (admins)
     accord simulate PATH           preview every mail an agreement will cause
+    accord plan PATH               the same list, worked out by the planner without a server
 
 Each command is one function taking the parsed arguments and returning the exit code, with
 one function declaring its arguments; `COMMANDS` at the bottom registers them. To add a
@@ -1103,6 +1104,68 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# accord plan
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH", help="the agreement file")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per mail, then a summary object, instead of the table",
+    )
+    parser.add_argument(
+        "--submit",
+        type=_scripted_submission,
+        action="append",
+        default=[],
+        metavar="GLOB@YYYY-MM-DD",
+        help=(
+            "pretend the tasks matching GLOB (task IDs, e.g. '289-kh-ubnd-2025/*') submit "
+            "their report at 09:00 on that day; repeatable"
+        ),
+    )
+
+
+def plan(args: argparse.Namespace) -> int:
+    """Work out every mail the agreement will send with the planner alone (no server), in
+    the same lines as `accord simulate`."""
+    from accord.plan import plan as run_plan
+
+    try:
+        loaded = load_agreement(args.path)
+    except LoadError as error:
+        for problem in error.problems:
+            print(problem)
+        return EXIT_FAILED
+    report = run_plan(loaded, submissions=args.submit)
+    if args.json:
+        for mail in report.mails:
+            print(json.dumps(mail.as_json(), ensure_ascii=False))
+        print(json.dumps(report.summary_json(), ensure_ascii=False))
+        return 0
+    print_table(
+        ["Lúc", "Loại", "Nhiệm vụ", "Gửi đến", "Tiêu đề"],
+        [
+            [f"{m.at:%d/%m/%Y %H:%M}", m.kind, m.task, ", ".join(m.to), m.subject]
+            for m in report.mails
+        ],
+    )
+    summary = report.summary_json()["summary"]
+    kinds = ", ".join(f"{kind} {n}" for kind, n in summary["by_kind"].items())
+    states = "; ".join(
+        f"{n} {state_label(state)}" for state, n in summary["task_states"].items() if n
+    )
+    print(
+        f"{summary['messages']} messages ({kinds or 'none'}) for {summary['tasks']} tasks; "
+        f"end states: {states}"
+    )
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # Registration
 
 
@@ -1184,6 +1247,13 @@ COMMANDS = (
         "preview every mail an agreement will send, start to end, on a time-skipping server",
         add_simulate_arguments,
         simulate,
+    ),
+    Command(
+        "plan",
+        "list every mail an agreement will send, start to end, worked out without a server "
+        "(the same lines as simulate)",
+        add_plan_arguments,
+        plan,
     ),
 )
 

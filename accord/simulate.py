@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -34,6 +34,8 @@ from temporalio.testing import WorkflowEnvironment
 from accord import db
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
+from accord.plan import SUBMIT_AT as SUBMIT_AT
+from accord.plan import ScriptedSubmission as ScriptedSubmission
 from accord.settings import SmtpSettings
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements import LoadedAgreement
@@ -53,24 +55,6 @@ from workflows.payloads import (
 
 CYCLE_YEARS = 28
 SIMULATION_TIMEOUT = timedelta(days=365 * 100)
-SUBMIT_AT = time(9, 0)
-"""Scripted submissions arrive at 09:00 local time on their day."""
-
-
-@dataclass(frozen=True)
-class ScriptedSubmission:
-    pattern: str
-    on: date
-
-    @classmethod
-    def parse(cls, text: str) -> ScriptedSubmission:
-        pattern, sep, day = text.rpartition("@")
-        if not sep or not pattern:
-            raise ValueError(f"expected GLOB@YYYY-MM-DD, got {text!r}")
-        try:
-            return cls(pattern, date.fromisoformat(day))
-        except ValueError as exc:
-            raise ValueError(f"{text!r}: {day!r} is not a date YYYY-MM-DD") from exc
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AuditEntry, TaskRef
+    from activities.models import AuditEntry
     from agreements import planner
     from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         clip_summary,
         local_text,
         parse_argument,
+        task_ref,
         task_search_attributes,
         task_workflow_id,
     )
@@ -182,26 +183,7 @@ class AgreementWorkflow:
     async def _start_task(self, task: PlannedTask) -> None:
         plan = self._plan
         obligation = plan.obligations[task.obligation_id]
-        ref = TaskRef(
-            task_id=task.task_id,
-            agreement_id=plan.agreement_id,
-            document_number=plan.document_number,
-            agreement_title=plan.title,
-            issuer=plan.issuer,
-            item_number=obligation.item_number,
-            obligation_id=obligation.obligation_id,
-            deliverable=obligation.deliverable,
-            title=obligation.title,
-            agency=task.agency,
-            recipient=obligation.recipient,
-            period_label=task.period_label,
-            due_at=task.due_at,
-            time_zone=plan.time_zone,
-            due_note_vi=task.due_note_vi,
-            due_note_en=task.due_note_en,
-            covers_from=task.covers_from,
-            covers_to=task.covers_to,
-        )
+        ref = task_ref(plan, task)
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
         # The child's search attributes come with its start: no upsert event in its history.
         attributes = task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
