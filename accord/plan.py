@@ -126,9 +126,15 @@ class _Addressing:
     def recipients(self, task: TaskRef, roles: Sequence[RecipientRole]) -> list[Recipient]:
         scopes = role_scopes(roles, agency=task.agency, recipient=task.recipient)
         province = self._directory.province if task.agency in self._codes else None
+        if all(scope.agency is not None for scope in scopes):
+            # Only the named agencies' officers can be reached: skip the rest of the province.
+            agencies = {scope.agency for scope in scopes}
+            candidates = [pair for pair in self._officers if pair[1].agency in agencies]
+        else:
+            candidates = self._officers
         return [
             _recipient(officer, role)
-            for officer, role in pick_recipients(scopes, self._officers, province)
+            for officer, role in pick_recipients(scopes, candidates, province)
         ]
 
     def names(self, task: TaskRef) -> dict[str, str]:

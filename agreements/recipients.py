@@ -74,12 +74,13 @@ def pick_recipients(
     seen: set[str] = set()
     chosen: list[tuple[T, RecipientRole]] = []
     for scope in scopes:
+        wanted, agency = scope.officer_role.value, scope.agency
         for officer, holder in officers:
-            if scope.officer_role.value not in holder.roles:
+            if wanted not in holder.roles:
                 continue
-            if scope.agency is not None and holder.agency != scope.agency:
+            if agency is not None and holder.agency != agency:
                 continue
-            if scope.agency is None and province is not None and holder.province != province:
+            if agency is None and province is not None and holder.province != province:
                 continue
             address = holder.email.lower()
             if address in seen:
