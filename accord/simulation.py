@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -50,6 +50,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
+from accord.plan import SUBMIT_AT as SUBMIT_AT
+from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.loader import LoadedAgreement
@@ -70,8 +72,6 @@ from workflows.payloads import (
 
 CYCLE_YEARS = 28
 SIMULATION_TIMEOUT = timedelta(days=365 * 100)
-SUBMIT_AT = time(9, 0)
-"""Scripted submissions arrive at 09:00 local time on their day."""
 POLL_SECONDS = 1.0
 """How often a waiting simulation looks at the test server's clock (and reports progress)."""
 STALL_SECONDS = 120.0
@@ -90,22 +90,6 @@ Progress = Callable[[datetime], None]
 class SimulationStalled(Exception):
     """The test server's clock stopped skipping and the simulation could not finish; the
     message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class ScriptedSubmission:
-    pattern: str
-    on: date
-
-    @classmethod
-    def parse(cls, text: str) -> ScriptedSubmission:
-        pattern, sep, day = text.rpartition("@")
-        if not sep or not pattern:
-            raise ValueError(f"expected GLOB@YYYY-MM-DD, got {text!r}")
-        try:
-            return cls(pattern, date.fromisoformat(day))
-        except ValueError as exc:
-            raise ValueError(f"{text!r}: {day!r} is not a date YYYY-MM-DD") from exc
 
 
 @dataclass(frozen=True)

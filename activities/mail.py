@@ -63,6 +63,7 @@ from activities.templates import (
     sender_address,
 )
 from agreements.models import OfficerRole, RecipientRole
+from agreements.recipients import Holder, pick_recipients, role_scopes
 from infra.db import (
     OUTBOX_TABLE,
     OfficerRow,
@@ -335,44 +336,25 @@ class MailActivities:
     ) -> list[Recipient]:
         """Officers holding the requested roles now, one per address, in role order."""
         task = request.task
-        # (role asked for, officer role, agency; None: anywhere in the owing agency's province)
-        wanted: list[tuple[RecipientRole, OfficerRole, str | None]] = []
-        for role in request.roles:
-            match role:
-                case RecipientRole.FOCAL_POINT:
-                    wanted.append((role, OfficerRole.FOCAL_POINT, task.agency))
-                case RecipientRole.HEAD_OF_AGENCY:
-                    wanted.append((role, OfficerRole.HEAD, task.agency))
-                case RecipientRole.AGGREGATOR:
-                    if task.recipient is not None:
-                        wanted.append((role, OfficerRole.FOCAL_POINT, task.recipient))
-                case RecipientRole.PROVINCIAL_LEADERSHIP:
-                    wanted.append((role, OfficerRole.PROVINCIAL_LEADERSHIP, None))
-        province_wide = any(agency is None for _, _, agency in wanted)
+        scopes = role_scopes(request.roles, agency=task.agency, recipient=task.recipient)
+        province_wide = any(scope.agency is None for scope in scopes)
         officers = active_officers(
             session,
-            roles={officer_role for _, officer_role, _ in wanted},
-            agencies={agency for _, _, agency in wanted if agency is not None},
+            roles={scope.officer_role for scope in scopes},
+            agencies={scope.agency for scope in scopes if scope.agency is not None},
             provinces=[province] if province_wide and province is not None else [],
             # With several provinces in one database, only the owing agency's; all of them
             # if that agency is not in the directory.
             everywhere=province_wide and province is None,
         )
-        seen: set[str] = set()
-        recipients: list[Recipient] = []
-        for role, officer_role, agency in wanted:
-            for officer, officer_province in officers:
-                if not officer.has_role(officer_role):
-                    continue
-                if agency is not None and officer.agency_code != agency:
-                    continue
-                if agency is None and province is not None and officer_province != province:
-                    continue
-                if officer.email.lower() in seen:
-                    continue
-                seen.add(officer.email.lower())
-                recipients.append(_recipient(officer, role))
-        return recipients
+        holders = [
+            (officer, Holder(officer.agency_code, officer_province, officer.roles, officer.email))
+            for officer, officer_province in officers
+        ]
+        return [
+            _recipient(officer, role)
+            for officer, role in pick_recipients(scopes, holders, province)
+        ]
 
     def _plan_outbox(self, session: Session, request: NotificationRequest, plan: _Plan) -> None:
         """Insert the missing rows; list what is still to send (messages built only for it)."""

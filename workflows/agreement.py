@@ -22,7 +22,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AuditEntry, TaskRef
+    from activities.models import AuditEntry
+    from agreements import planner
     from agreements.calendar import WorkingCalendar
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         clip_summary,
         local_text,
         parse_argument,
+        task_ref,
         task_search_attributes,
         task_workflow_id,
     )
@@ -184,26 +186,7 @@ class AgreementWorkflow:
     async def _start_task(self, task: PlannedTask) -> None:
         plan = self._plan
         obligation = plan.obligations[task.obligation_id]
-        ref = TaskRef(
-            task_id=task.task_id,
-            agreement_id=plan.agreement_id,
-            document_number=plan.document_number,
-            agreement_title=plan.title,
-            issuer=plan.issuer,
-            item_number=obligation.item_number,
-            obligation_id=obligation.obligation_id,
-            deliverable=obligation.deliverable,
-            title=obligation.title,
-            agency=task.agency,
-            recipient=obligation.recipient,
-            period_label=task.period_label,
-            due_at=task.due_at,
-            time_zone=plan.time_zone,
-            due_note_vi=task.due_note_vi,
-            due_note_en=task.due_note_en,
-            covers_from=task.covers_from,
-            covers_to=task.covers_to,
-        )
+        ref = task_ref(plan, task)
         self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
         # The child's search attributes come with its start: no upsert event in its history.
         attributes = task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
@@ -249,13 +232,7 @@ class AgreementWorkflow:
 
     def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
-        calendar = self._plan.calendar
-        if calendar is None:
-            return None
-        year = (task.due_at or self._plan.starts_at).year
-        if not calendar.first_year <= year <= calendar.last_year:
-            return None
-        return calendar.between_years(year - 1, year + 1)
+        return planner.task_calendar(self._plan.calendar, task.due_at, self._plan.starts_at)
 
     @workflow.signal
     def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:

@@ -2,15 +2,17 @@
 
 It sleeps until the next reminder, the due instant or the next escalation step, whichever comes
 first, and wakes early when an update changes the picture (a report, an extension, a waiver).
-All time comes from `workflow.now()`; recipients are resolved by the mail activity at send time.
+What comes next, when, and to which roles is decided by the pure planner
+(`agreements/planner.py`), which `accord plan` also runs; this class is the shell that sleeps,
+sends and records. All time comes from `workflow.now()`; recipients are resolved by the mail
+activity at send time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
@@ -27,14 +29,8 @@ with workflow.unsafe.imports_passed_through():
         Ratio,
         RecordSubmission,
     )
-    from agreements.calendar import (
-        CalendarRangeError,
-        SendingWindow,
-        apply_deadline_rule,
-        offset_after,
-        offset_before,
-    )
-    from agreements.models import IndicatorKind, Offset, RecipientRole
+    from agreements import planner
+    from agreements.models import IndicatorKind, RecipientRole
     from workflows.payloads import (
         STATE_LABELS_EN,
         STATE_LABELS_VI,
@@ -69,7 +65,6 @@ rarely cut off between the relay's acceptance and the outbox mark (which would r
 the same Message-ID, on the durable path)."""
 MAIL_HEARTBEAT = timedelta(seconds=30)
 LOCAL_STORE_TIMEOUT = timedelta(seconds=45)
-_DAY_UNITS = frozenset({"d", "wd"})
 LOCAL_MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=2,
@@ -87,15 +82,6 @@ STORE_RETRY = RetryPolicy(
 )
 
 
-@dataclass(frozen=True)
-class _Action:
-    key: str
-    kind: str  # "reminder" | "overdue" | "escalation" | "close"
-    step: int
-    offset: str
-    at: datetime
-
-
 @workflow.defn(name="Obligation")
 class ObligationWorkflow:
     @workflow.init
@@ -109,6 +95,15 @@ class ObligationWorkflow:
         self._due_note: str | None = input.task.due_note_vi
         self._due_note_en: str | None = input.task.due_note_en
         self._calendar = input.calendar
+        self._terms = planner.TaskTerms(
+            reminders=input.reminders,
+            escalation=input.escalation,
+            closes_at=input.closes_at,
+            time_zone=input.task.time_zone,
+            sending_time=input.sending_time,
+            deadline_rule=input.deadline_rule,
+            has_recipient=input.task.recipient is not None,
+        )
         self._receipt: tuple[list[RecipientRole], bool] | None = None
         self._state = TaskState.PENDING
         self._escalation_level = 0
@@ -191,12 +186,24 @@ class ObligationWorkflow:
     def _woken_since(self, seen: int) -> Callable[[], bool]:
         return lambda: self._wakes != seen
 
-    def _next_action(self) -> _Action | None:
+    def _next_action(self) -> planner.Action | None:
         if self._closed or not self._state.is_open:
             return None
-        return self._next_in_schedule()
+        return planner.next_action(self._terms, self._progress())
 
-    def _fire(self, action: _Action) -> None:
+    def _progress(self) -> planner.Progress:
+        return planner.Progress(
+            due_at=self._due_at,
+            written_due=self._written_due,
+            calendar=self._calendar,
+            schedule_from=self._schedule_from,
+            open=self._state.is_open,
+            overdue=self._state is TaskState.OVERDUE,
+            escalation_level=self._escalation_level,
+            done=self._done_keys(),
+        )
+
+    def _fire(self, action: planner.Action) -> None:
         """Decide a reminder, the overdue transition or an escalation step (not the close)."""
         now = workflow.now()
         if action.kind == "overdue":
@@ -207,7 +214,7 @@ class ObligationWorkflow:
             self._add_audit("overdue", {"due_at": local_text(self._due_at)})
             self._publish()
             return
-        skipped = self._is_stale(action) or now >= self._closes_at()
+        notice = planner.notice_for(self._terms, self._progress(), action, now)
         self._notices.append(
             SentNotice(
                 key=action.key,
@@ -215,19 +222,22 @@ class ObligationWorkflow:
                 step=action.step,
                 offset=action.offset,
                 at=now,
-                skipped=skipped,
+                skipped=notice.skipped,
             )
         )
-        if skipped:
+        if notice.skipped:
             return
-        if action.kind == "reminder":
-            roles = list(self._input.reminders.notify)
-            kind = NotificationKind.REMINDER
-        else:
-            roles = list(self._input.escalation[action.step - 1].notify)
-            kind = NotificationKind.ESCALATION
+        if notice.kind == "escalation":
             self._escalation_level = action.step
-        self._spawn(self._send(kind, roles, key=action.key, step=action.step, offset=action.offset))
+        self._spawn(
+            self._send(
+                NotificationKind(notice.kind),
+                list(notice.roles),
+                key=action.key,
+                step=action.step,
+                offset=action.offset,
+            )
+        )
         self._publish()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -439,8 +449,6 @@ class ObligationWorkflow:
         owed before the report was sent, so they go out, whatever order the workflow sees the
         two in."""
         action = self._next_action()
-        if action is None or action.kind == "close" or action.at >= until:
-            return
         while action is not None and action.kind != "close" and action.at < until:
             self._fire(action)
             action = self._next_action()
@@ -449,7 +457,7 @@ class ObligationWorkflow:
         now = workflow.now()
         at = self._effective_submission_time(report)
         self._catch_up(at)
-        late = self._due_at is not None and at >= self._due_at
+        late = planner.is_late(at, self._due_at)
         self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
         self._submitted_at = at
         self._decisions.append(
@@ -484,10 +492,7 @@ class ObligationWorkflow:
             retry_policy=STORE_RETRY,
             summary="lưu báo cáo",
         )
-        roles = [RecipientRole.FOCAL_POINT]
-        if self._task.recipient:
-            roles.append(RecipientRole.AGGREGATOR)
-        self._receipt = (roles, late)
+        self._receipt = (list(planner.receipt_roles(self._terms)), late)
         self._closed = True
         self._publish()
         return self._result(
@@ -510,11 +515,12 @@ class ObligationWorkflow:
             {"new_due": request.new_due.isoformat(), "reason": request.reason},
             actor=request.actor.officer_id,
         )
-        if self._task.recipient:
+        roles = planner.extension_request_roles(self._terms)
+        if roles:
             self._spawn(
                 self._send(
                     NotificationKind.EXTENSION_REQUESTED,
-                    [RecipientRole.AGGREGATOR],
+                    list(roles),
                     key=f"extension-request/{len(self._decisions)}",
                     new_due_at=self._local_midnight(request.new_due),
                     reason=request.reason,
@@ -565,7 +571,7 @@ class ObligationWorkflow:
         self._spawn(
             self._send(
                 NotificationKind.EXTENSION_DECIDED,
-                [RecipientRole.FOCAL_POINT],
+                list(planner.EXTENSION_DECISION_ROLES),
                 key=f"extension-decision/{len(self._decisions)}",
                 approved=decision.approve,
                 new_due_at=new_due_at,
@@ -592,7 +598,7 @@ class ObligationWorkflow:
         self._spawn(
             self._send(
                 NotificationKind.WAIVED,
-                [RecipientRole.FOCAL_POINT],
+                list(planner.WAIVER_ROLES),
                 key="waived",
                 reason=waiver.reason,
             )
@@ -607,89 +613,12 @@ class ObligationWorkflow:
     def _done_keys(self) -> set[str]:
         return {n.key for n in self._notices}
 
-    def _closes_at(self) -> datetime:
-        closes_at = self._input.closes_at
-        if self._due_at is not None and self._input.escalation:
-            last_step = self._due_at + self._input.escalation[-1].after.duration
-            closes_at = max(closes_at, last_step + timedelta(days=1))
-        return closes_at
-
-    def _next_in_schedule(self) -> _Action:
-        """The earliest thing still to do; closing is always last."""
-        close = _Action("close", "close", 0, "", self._closes_at())
-        if not self._state.is_open or self._due_at is None:
-            return close
-        done = self._done_keys()
-        due_key = f"{self._written_due or self._due_at:%Y%m%d%H%M}"
-        candidates: list[_Action] = []
-        if self._state is TaskState.PENDING:
-            offsets = sorted(self._input.reminders.before, key=lambda o: -o.seconds)
-            previous: datetime | None = None
-            for index, offset in enumerate(offsets, start=1):
-                key = f"reminder/{index}/{due_key}"
-                at = self._reminder_at(offset)
-                # Two reminders pushed into the same sending window (a holiday) go out once.
-                merged = previous is not None and at <= previous
-                previous = at if previous is None else max(previous, at)
-                if key not in done and not merged:
-                    candidates.append(_Action(key, "reminder", index, str(offset), at))
-            candidates.append(_Action(f"overdue/{due_key}", "overdue", 0, "", self._due_at))
-        else:
-            for index, step in enumerate(self._input.escalation, start=1):
-                key = f"escalation/{index}/{due_key}"
-                if index > self._escalation_level and key not in done:
-                    at = self._escalation_at(step.after)
-                    candidates.append(_Action(key, "escalation", index, str(step.after), at))
-        candidates = [c for c in candidates if c.at <= close.at]
-        return min(candidates, key=lambda c: (c.at, c.step), default=close)
-
-    def _window(self) -> SendingWindow | None:
-        if self._calendar is None:
-            return None
-        return SendingWindow(
-            calendar=self._calendar,
-            time_zone=self._task.time_zone,
-            opens_at=self._input.sending_time,
-        )
-
-    def _reminder_at(self, offset: Offset) -> datetime:
-        """Due instant minus the offset; day offsets go to the latest sending window before."""
-        assert self._due_at is not None
-        window = self._window()
-        if window is None or offset.unit not in _DAY_UNITS:
-            return self._due_at - offset.duration
-        try:
-            planned = offset_before(self._due_at, offset, window.calendar)
-            # The morning of the planned day, or of the working day before it.
-            return window.previous_window(window.opening(planned.date()))
-        except CalendarRangeError:
-            return self._due_at - offset.duration
-
-    def _escalation_at(self, offset: Offset) -> datetime:
-        """Due instant plus the offset; day offsets go to the next sending window."""
-        assert self._due_at is not None
-        window = self._window()
-        if window is None or offset.unit not in _DAY_UNITS:
-            return self._due_at + offset.duration
-        try:
-            return window.next_window(offset_after(self._due_at, offset, window.calendar))
-        except CalendarRangeError:
-            return self._due_at + offset.duration
-
     def _apply_rule(self, written: datetime) -> datetime:
         """Set the due instant for a written one under the task's deadline rule and calendar,
         with the explanation when it moved."""
-        self._due_note = self._due_note_en = None
-        if self._calendar is None:
-            return written
-        try:
-            adjusted = apply_deadline_rule(
-                written, self._input.deadline_rule, self._calendar, written.tzinfo or UTC
-            )
-        except CalendarRangeError:
-            return written
-        self._due_note, self._due_note_en = adjusted.explanation_vi, adjusted.explanation_en
-        return adjusted.adjusted
+        rule = planner.deadline(written, self._input.deadline_rule, self._calendar)
+        self._due_note, self._due_note_en = rule.note_vi, rule.note_en
+        return rule.due_at
 
     @workflow.signal
     def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
@@ -746,13 +675,6 @@ class ObligationWorkflow:
         )
         self._add_audit("signal_ignored", {"signal": signal, "why": why[:500]})
         self._publish()
-
-    def _is_stale(self, action: _Action) -> bool:
-        """A reminder or escalation step whose time had already passed when the schedule was
-        made (a task deployed late, or an extension granted after the fact) is recorded as
-        skipped, not sent in a burst. Timers that fire late because a worker was down are
-        not stale: their time was still ahead when the schedule was made."""
-        return action.at < self._schedule_from
 
     # ----------------------------------------------------------------------------------------
     # Updates

@@ -349,6 +349,31 @@ class AgreementSummary(Payload):
     finished_at: AwareDatetime
 
 
+def task_ref(plan: AgreementPlan, task: PlannedTask) -> TaskRef:
+    """What the task's workflow, its mail and its rows know about a planned task."""
+    obligation = plan.obligations[task.obligation_id]
+    return TaskRef(
+        task_id=task.task_id,
+        agreement_id=plan.agreement_id,
+        document_number=plan.document_number,
+        agreement_title=plan.title,
+        issuer=plan.issuer,
+        item_number=obligation.item_number,
+        obligation_id=obligation.obligation_id,
+        deliverable=obligation.deliverable,
+        title=obligation.title,
+        agency=task.agency,
+        recipient=obligation.recipient,
+        period_label=task.period_label,
+        due_at=task.due_at,
+        time_zone=plan.time_zone,
+        due_note_vi=task.due_note_vi,
+        due_note_en=task.due_note_en,
+        covers_from=task.covers_from,
+        covers_to=task.covers_to,
+    )
+
+
 def clip_summary(text: str, limit: int = 200) -> str:
     """Text cut to the Web UI's summary limit in UTF-8 bytes, ending in '…' when cut."""
     encoded = text.encode("utf-8")

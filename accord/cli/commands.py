@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from accord.cli import agreements, calendar, deployment, run, simulate, tasks
+from accord.cli import agreements, calendar, deployment, plan, run, simulate, tasks
 from accord.cli.engine import CommandError
 
 
@@ -104,6 +104,13 @@ COMMANDS = (
         "preview every mail an agreement will send, start to end, on a time-skipping server",
         simulate.add_simulate_arguments,
         simulate.simulate,
+    ),
+    Command(
+        "plan",
+        "list every mail an agreement will send, start to end, worked out without a server "
+        "(the same lines as simulate)",
+        plan.add_plan_arguments,
+        plan.plan,
     ),
 )
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from temporalio.service import RPCError
 
@@ -30,17 +30,19 @@ from accord.cli.engine import (
     use_cli_runtime,
 )
 from agreements.loader import (
+    LoadedAgreement,
     LoadError,
     load_agreement,
 )
 from agreements.models import Agreement
 
 if TYPE_CHECKING:
-    from accord.simulation import DeliveredMail, ScriptedSubmission
+    from accord.plan import ScriptedSubmission
 
 
-def _scripted_submission(text: str) -> ScriptedSubmission:
-    from accord.simulation import ScriptedSubmission
+def scripted_submission(text: str) -> ScriptedSubmission:
+    """`--submit GLOB@YYYY-MM-DD` (simulate and plan)."""
+    from accord.plan import ScriptedSubmission
 
     try:
         return ScriptedSubmission.parse(text)
@@ -63,7 +65,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--submit",
-        type=_scripted_submission,
+        type=scripted_submission,
         action="append",
         default=[],
         metavar="GLOB@YYYY-MM-DD",
@@ -148,13 +150,52 @@ def simulate(args: argparse.Namespace) -> int:
         raise CommandError(f"the time-skipping test server failed: {error.message}") from error
     finally:
         progress.clear()
-    if args.json:
+    print_report(report, loaded, as_json=args.json, by=args.by)
+    if report.shift_years and not args.json:
+        print(
+            f"(run {report.shift_years} years later on the test server, as weekdays repeat;\n"
+            " dates are shown as in the agreement)"
+        )
+    return 0
+
+
+class Report(Protocol):
+    """What `simulate` and `plan` both produce."""
+
+    @property
+    def agreement_id(self) -> str: ...
+    @property
+    def mails(self) -> Sequence[ListedMail]: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    def summary_json(self) -> dict[str, Any]: ...
+
+
+class ListedMail(Protocol):
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def agency(self) -> str: ...
+    @property
+    def to(self) -> list[str]: ...
+    @property
+    def subject(self) -> str: ...
+    def as_json(self) -> dict[str, Any]: ...
+
+
+def print_report(report: Report, loaded: LoadedAgreement, *, as_json: bool, by: str) -> None:
+    """The mails and the summary: JSON lines, or the listing by date or by agency."""
+    if as_json:
         for mail in report.mails:
             print(json.dumps(mail.as_json(), ensure_ascii=False))
         print(json.dumps(report.summary_json(), ensure_ascii=False))
-        return 0
+        return
     names = {agency.code: agency.name for agency in loaded.directory.agencies}
-    listing = _mails_by_agency if args.by == "agency" else _mails_by_date
+    listing = _mails_by_agency if by == "agency" else _mails_by_date
     for line in listing(report.mails, report.agreement_id, names):
         print(line)
     summary = report.summary_json()["summary"]
@@ -164,14 +205,8 @@ def simulate(args: argparse.Namespace) -> int:
     )
     print(f"{summary['messages']} messages ({kinds or 'none'}) for {summary['tasks']} tasks")
     print(_wrapped(f"end states: {states}"))
-    if report.shift_years:
-        print(
-            f"(run {report.shift_years} years later on the test server, as weekdays repeat;\n"
-            " dates are shown as in the agreement)"
-        )
     for warning in report.warnings:
         print(_wrapped(f"warning: {warning}"))
-    return 0
 
 
 def _wrapped(text: str) -> str:
@@ -191,7 +226,7 @@ class _MailLine:
     to: tuple[str, ...]
 
 
-def _mail_lines(mails: Sequence[DeliveredMail], agreement_id: str) -> list[_MailLine]:
+def _mail_lines(mails: Sequence[ListedMail], agreement_id: str) -> list[_MailLine]:
     recipients: dict[tuple[datetime, str, str, str], list[str]] = {}
     for mail in mails:
         # "[Accord] Quá hạn (bậc 2): …" says what the mail is in the reader's words.
@@ -242,7 +277,7 @@ def _grouped(
 
 
 def _mails_by_date(
-    mails: Sequence[DeliveredMail], agreement_id: str, names: dict[str, str]
+    mails: Sequence[ListedMail], agreement_id: str, names: dict[str, str]
 ) -> list[str]:
     lines = _mail_lines(mails, agreement_id)
     groups = []
@@ -254,7 +289,7 @@ def _mails_by_date(
 
 
 def _mails_by_agency(
-    mails: Sequence[DeliveredMail], agreement_id: str, names: dict[str, str]
+    mails: Sequence[ListedMail], agreement_id: str, names: dict[str, str]
 ) -> list[str]:
     lines = _mail_lines(mails, agreement_id)
     groups = []

@@ -1,0 +1,246 @@
+"""Every mail an agreement will send, worked out on paper: `accord plan`.
+
+The pure planner (`agreements/planner.py`) runs each task of the expanded agreement from its
+opening to its close, with scripted submissions; roles become the directory's officers by the
+mail activity's rule (`agreements/recipients.py`), and subjects come from the mail templates.
+The result has the shape of `accord simulate`'s, which runs the real workflows on a
+time-skipping server: the two must agree message for message, and a test checks that they do.
+No server, database or SMTP is involved, and no 28-year shift: dates are the agreement's own.
+
+Not modelled (simulate does not script them either): extensions, waivers, calendar changes
+published while the agreement runs, and mail refused by the relay.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from accord.deploy import build_input
+from activities.models import NotificationKind, NotificationRequest, TaskRef
+from activities.templates import Recipient, render
+from agreements import planner
+from agreements.loader import LoadedAgreement
+from agreements.models import Directory, Officer, RecipientRole
+from agreements.recipients import Holder, pick_recipients, role_scopes
+from workflows.payloads import AgreementInput, TaskState, task_ref
+
+SUBMIT_AT = time(9, 0)
+"""Scripted submissions arrive at 09:00 local time on their day."""
+
+
+@dataclass(frozen=True)
+class ScriptedSubmission:
+    pattern: str
+    on: date
+
+    @classmethod
+    def parse(cls, text: str) -> ScriptedSubmission:
+        pattern, sep, day = text.rpartition("@")
+        if not sep or not pattern:
+            raise ValueError(f"expected GLOB@YYYY-MM-DD, got {text!r}")
+        try:
+            return cls(pattern, date.fromisoformat(day))
+        except ValueError as exc:
+            raise ValueError(f"{text!r}: {day!r} is not a date YYYY-MM-DD") from exc
+
+
+def mail_subject(
+    request: NotificationRequest, recipient: Recipient, agency_names: Mapping[str, str]
+) -> str:
+    """The subject a recipient reads: the one place `accord plan` takes mail wording from
+    `activities/templates.py`."""
+    return render(request, recipient=recipient, agency_names=agency_names).subject
+
+
+@dataclass(frozen=True)
+class PlannedMail:
+    """One message to one address, as `accord simulate` lists a delivered one."""
+
+    at: datetime
+    kind: str
+    task: str
+    agency: str
+    to: list[str]
+    subject: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "task": self.task,
+            "agency": self.agency,
+            "to": self.to,
+            "subject": self.subject,
+        }
+
+
+@dataclass
+class PlanReport:
+    agreement_id: str
+    mails: list[PlannedMail]
+    tasks: int
+    counts: dict[str, int]
+    """End states of the tasks, by `TaskState` value (every state, zeros included)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def summary_json(self) -> dict[str, Any]:
+        return {
+            "summary": {
+                "agreement": self.agreement_id,
+                "messages": len(self.mails),
+                "by_kind": dict(sorted(Counter(m.kind for m in self.mails).items())),
+                "tasks": self.tasks,
+                "task_states": self.counts,
+                "warnings": self.warnings,
+            }
+        }
+
+
+class _Addressing:
+    """Roles to officers over the directory file, as the mail activity does over the database
+    filled from it (officers by ID; the province of the directory)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._codes = {agency.code for agency in directory.agencies}
+        self._names = {agency.code: agency.name for agency in directory.agencies}
+        self._officers = [
+            (
+                officer,
+                Holder(
+                    agency=officer.agency,
+                    province=directory.province if officer.agency in self._codes else None,
+                    roles={role.value for role in officer.roles},
+                    email=officer.email,
+                ),
+            )
+            for officer in sorted(directory.officers, key=lambda o: o.id)
+            # An officer of an agency outside the directory is not stored (no agency row).
+            if officer.agency in self._codes
+        ]
+
+    def recipients(self, task: TaskRef, roles: Sequence[RecipientRole]) -> list[Recipient]:
+        scopes = role_scopes(roles, agency=task.agency, recipient=task.recipient)
+        province = self._directory.province if task.agency in self._codes else None
+        if all(scope.agency is not None for scope in scopes):
+            # Only the named agencies' officers can be reached: skip the rest of the province.
+            agencies = {scope.agency for scope in scopes}
+            candidates = [pair for pair in self._officers if pair[1].agency in agencies]
+        else:
+            candidates = self._officers
+        return [
+            _recipient(officer, role)
+            for officer, role in pick_recipients(scopes, candidates, province)
+        ]
+
+    def names(self, task: TaskRef) -> dict[str, str]:
+        codes = [task.agency, *([task.recipient] if task.recipient else [])]
+        return {code: self._names[code] for code in codes if code in self._names}
+
+
+def _recipient(officer: Officer, role: RecipientRole) -> Recipient:
+    return Recipient(
+        officer_id=officer.id,
+        name=officer.name,
+        email=officer.email,
+        role=role,
+        locale="en" if officer.locale == "en" else "vi",
+    )
+
+
+def plan(
+    loaded: LoadedAgreement,
+    *,
+    submissions: Sequence[ScriptedSubmission] = (),
+    input: AgreementInput | None = None,
+) -> PlanReport:
+    """Every message the agreement sends from its start to its end, and each task's end state,
+    with the scripted submissions (a task's first matching one counts, as in a simulation)."""
+    input = input or build_input(loaded)
+    agreement = input.plan
+    zone = loaded.agreement.zone
+    addressing = _Addressing(loaded.directory)
+    warnings: list[str] = []
+    arrivals: dict[str, datetime] = {}
+    for scripted in sorted(submissions, key=lambda s: s.on):
+        matched = [t for t in input.waiting if fnmatch.fnmatchcase(t.task_id, scripted.pattern)]
+        if not matched:
+            warnings.append(f"--submit {scripted.pattern}@{scripted.on}: no task matches")
+        for task in matched:
+            if task.due_at is None:
+                warnings.append(
+                    f"{task.task_id}: undated tasks cannot be submitted in a simulation"
+                )
+                continue
+            arrivals.setdefault(task.task_id, datetime.combine(scripted.on, SUBMIT_AT, zone))
+    mails: list[PlannedMail] = []
+    counts = Counter[str]()
+    for task in input.waiting:
+        obligation = agreement.obligations[task.obligation_id]
+        ref = task_ref(agreement, task)
+        terms = planner.TaskTerms(
+            reminders=obligation.reminders,
+            escalation=obligation.escalation,
+            closes_at=agreement.closes_at,
+            time_zone=agreement.time_zone,
+            sending_time=agreement.sending_time,
+            deadline_rule=obligation.deadline_rule,
+            has_recipient=obligation.recipient is not None,
+        )
+        result = planner.plan_task(
+            terms,
+            opens_at=task.opens_at,
+            due_at=task.due_at,
+            written_due=task.written_due_at,
+            calendar=planner.task_calendar(agreement.calendar, task.due_at, agreement.starts_at),
+            submitted_at=arrivals.get(task.task_id),
+        )
+        counts[result.state] += 1
+        if result.submission_refused:
+            warnings.append(f"{task.task_id}: not submitted: {result.submission_refused}")
+        for notice in result.notices:
+            mails.extend(_mails(addressing, ref, notice, zone))
+    mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
+    return PlanReport(
+        agreement_id=agreement.agreement_id,
+        mails=mails,
+        tasks=len(input.waiting),
+        counts={state.value: counts.get(state.value, 0) for state in TaskState},
+        warnings=warnings,
+    )
+
+
+def _mails(
+    addressing: _Addressing, task: TaskRef, notice: planner.PlannedNotice, zone: Any
+) -> list[PlannedMail]:
+    recipients = addressing.recipients(task, notice.roles)
+    if not recipients:
+        return []
+    request = NotificationRequest(
+        business_key=f"{task.task_id}/{notice.key}",
+        kind=NotificationKind(notice.kind),
+        task=task,
+        roles=list(notice.roles),
+        step=notice.step,
+        offset=notice.offset,
+        scheduled_at=notice.at.astimezone(zone),
+        late=notice.late,
+    )
+    names = addressing.names(task)
+    at = notice.at.astimezone(zone)
+    return [
+        PlannedMail(
+            at=at,
+            kind=notice.kind,
+            task=task.task_id,
+            agency=task.agency,
+            to=[recipient.email],
+            subject=mail_subject(request, recipient, names),
+        )
+        for recipient in recipients
+    ]

@@ -1,0 +1,354 @@
+"""The planner: what a task sends, when, and to which roles, given its terms, its calendar and
+what has happened so far.
+
+One set of pure functions answers that question for two callers: the Obligation workflow
+(`workflows/obligation.py`), which asks for its next action, sleeps until it and then sends or
+records it; and `accord plan`, which runs a task from its opening to its close on paper, with
+scripted submissions, and prints the same mail `accord simulate` delivers, without a server.
+
+What it must not do: import Temporal (workflow code depends on this module, not the other way
+round; a test checks that importing it leaves `temporalio` unloaded), read a clock, the
+database, settings or the network, or resolve officers and addresses. Time comes in as
+arguments (`now`, `schedule_from`), and roles stay roles: whom a role reaches is decided by
+`agreements/recipients.py` over a directory. Changing what a function here returns changes
+what running workflows do on replay: such a change needs a `workflow.patched` guard in the
+workflow and a replay test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+from agreements.calendar import (
+    CalendarRangeError,
+    SendingWindow,
+    WorkingCalendar,
+    apply_deadline_rule,
+    offset_after,
+    offset_before,
+)
+from agreements.models import (
+    DeadlineRule,
+    EscalationStep,
+    Offset,
+    OffsetUnit,
+    RecipientRole,
+    ReminderPolicy,
+)
+
+ActionKind = Literal["reminder", "overdue", "escalation", "close"]
+NoticeKind = Literal[
+    "reminder", "escalation", "receipt", "extension_requested", "extension_decided", "waived"
+]
+"""The values of `activities.models.NotificationKind` the planner decides on."""
+
+_DAY_UNITS = frozenset({OffsetUnit.DAYS, OffsetUnit.WORKING_DAYS})
+
+RECEIPT_ROLES = (RecipientRole.FOCAL_POINT,)
+"""A receipt goes to the owing agency's focal point, and to the aggregator when there is one
+(`receipt_roles`)."""
+EXTENSION_REQUEST_ROLES = (RecipientRole.AGGREGATOR,)
+"""The aggregator decides; without one (no recipient agency) nobody is mailed."""
+EXTENSION_DECISION_ROLES = (RecipientRole.FOCAL_POINT,)
+WAIVER_ROLES = (RecipientRole.FOCAL_POINT,)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class TaskTerms:
+    """What a task's schedule is made of and never changes while it runs."""
+
+    reminders: ReminderPolicy
+    escalation: Sequence[EscalationStep]
+    closes_at: datetime
+    """When the agreement's unfinished tasks close (a late ladder may keep a task open longer)."""
+    time_zone: str
+    sending_time: time = time(7, 30)
+    deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
+    has_recipient: bool = False
+    """The obligation names an agency that receives the deliverable (the aggregator)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What has happened so far, as far as the schedule cares."""
+
+    due_at: datetime | None
+    """The due instant now in force (after the deadline rule, extensions, calendar changes)."""
+    written_due: datetime | None
+    """The due instant as written or extended, before the rule: business keys use it, so a
+    calendar change that moves the deadline never re-sends a notice."""
+    calendar: WorkingCalendar | None
+    schedule_from: datetime
+    """When the schedule was last (re)made: actions planned before it are skipped, not sent."""
+    open: bool = True
+    overdue: bool = False
+    escalation_level: int = 0
+    done: Collection[str] = frozenset()
+    """Keys of the actions already taken (sent, skipped or recorded)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass(frozen=True)
+class Action:
+    """The next thing on a task's schedule; `key` is unique per task and due instant."""
+
+    key: str
+    kind: ActionKind
+    step: int
+    offset: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What taking a reminder or escalation action means: mail to `roles`, or a skip."""
+
+    kind: Literal["reminder", "escalation"]
+    step: int
+    roles: tuple[RecipientRole, ...]
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class Deadline:
+    due_at: datetime
+    note_vi: str | None = None
+    note_en: str | None = None
+    """Why the rule moved it, when it did."""
+
+
+# --------------------------------------------------------------------------------------------
+# The schedule
+
+
+def closes_at(terms: TaskTerms, due_at: datetime | None) -> datetime:
+    """The agreement's close, or a day after the last escalation step if that is later."""
+    if due_at is not None and terms.escalation:
+        last_step = due_at + terms.escalation[-1].after.duration
+        return max(terms.closes_at, last_step + timedelta(days=1))
+    return terms.closes_at
+
+
+def next_action(terms: TaskTerms, progress: Progress) -> Action:
+    """The earliest thing still to do; closing is always last."""
+    close = Action("close", "close", 0, "", closes_at(terms, progress.due_at))
+    due_at = progress.due_at
+    if not progress.open or due_at is None:
+        return close
+    done = progress.done
+    due_key = f"{progress.written_due or due_at:%Y%m%d%H%M}"
+    candidates: list[Action] = []
+    if not progress.overdue:
+        offsets = sorted(terms.reminders.before, key=lambda o: -o.seconds)
+        previous: datetime | None = None
+        for index, offset in enumerate(offsets, start=1):
+            key = f"reminder/{index}/{due_key}"
+            at = reminder_at(terms, progress.calendar, due_at, offset)
+            # Two reminders pushed into the same sending window (a holiday) go out once.
+            merged = previous is not None and at <= previous
+            previous = at if previous is None else max(previous, at)
+            if key not in done and not merged:
+                candidates.append(Action(key, "reminder", index, str(offset), at))
+        candidates.append(Action(f"overdue/{due_key}", "overdue", 0, "", due_at))
+    else:
+        for index, step in enumerate(terms.escalation, start=1):
+            key = f"escalation/{index}/{due_key}"
+            if index > progress.escalation_level and key not in done:
+                at = escalation_at(terms, progress.calendar, due_at, step.after)
+                candidates.append(Action(key, "escalation", index, str(step.after), at))
+    candidates = [c for c in candidates if c.at <= close.at]
+    return min(candidates, key=lambda c: (c.at, c.step), default=close)
+
+
+def is_stale(action: Action, schedule_from: datetime) -> bool:
+    """A reminder or escalation step whose time had already passed when the schedule was
+    made (a task deployed late, or an extension granted after the fact) is recorded as
+    skipped, not sent in a burst. Timers that fire late because a worker was down are not
+    stale: their time was still ahead when the schedule was made."""
+    return action.at < schedule_from
+
+
+def notice_for(terms: TaskTerms, progress: Progress, action: Action, now: datetime) -> Notice:
+    """What a reminder or escalation action sends when taken at `now` (not overdue, close)."""
+    skipped = is_stale(action, progress.schedule_from) or now >= closes_at(terms, progress.due_at)
+    if action.kind == "reminder":
+        return Notice("reminder", action.step, tuple(terms.reminders.notify), skipped)
+    if action.kind == "escalation":
+        roles = tuple(terms.escalation[action.step - 1].notify)
+        return Notice("escalation", action.step, roles, skipped)
+    raise ValueError(f"a {action.kind} action sends no notice")
+
+
+def receipt_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
+    if terms.has_recipient:
+        return (*RECEIPT_ROLES, RecipientRole.AGGREGATOR)
+    return RECEIPT_ROLES
+
+
+def extension_request_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
+    """Empty when nobody receives the deliverable, so nobody is asked."""
+    return EXTENSION_REQUEST_ROLES if terms.has_recipient else ()
+
+
+def is_late(submitted_at: datetime, due_at: datetime | None) -> bool:
+    return due_at is not None and submitted_at >= due_at
+
+
+# --------------------------------------------------------------------------------------------
+# Calendar arithmetic
+
+
+def sending_window(terms: TaskTerms, calendar: WorkingCalendar | None) -> SendingWindow | None:
+    if calendar is None:
+        return None
+    return SendingWindow(calendar=calendar, time_zone=terms.time_zone, opens_at=terms.sending_time)
+
+
+def reminder_at(
+    terms: TaskTerms, calendar: WorkingCalendar | None, due_at: datetime, offset: Offset
+) -> datetime:
+    """Due instant minus the offset; day offsets go to the latest sending window before."""
+    window = sending_window(terms, calendar)
+    if window is None or offset.unit not in _DAY_UNITS:
+        return due_at - offset.duration
+    try:
+        planned = offset_before(due_at, offset, window.calendar)
+        # The morning of the planned day, or of the working day before it.
+        return window.previous_window(window.opening(planned.date()))
+    except CalendarRangeError:
+        return due_at - offset.duration
+
+
+def escalation_at(
+    terms: TaskTerms, calendar: WorkingCalendar | None, due_at: datetime, offset: Offset
+) -> datetime:
+    """Due instant plus the offset; day offsets go to the next sending window."""
+    window = sending_window(terms, calendar)
+    if window is None or offset.unit not in _DAY_UNITS:
+        return due_at + offset.duration
+    try:
+        return window.next_window(offset_after(due_at, offset, window.calendar))
+    except CalendarRangeError:
+        return due_at + offset.duration
+
+
+def deadline(written: datetime, rule: DeadlineRule, calendar: WorkingCalendar | None) -> Deadline:
+    """The due instant for a written one under the rule and calendar, with the explanation
+    when it moved (none without a calendar, or outside its years)."""
+    if calendar is None:
+        return Deadline(written)
+    try:
+        adjusted = apply_deadline_rule(written, rule, calendar, written.tzinfo or UTC)
+    except CalendarRangeError:
+        return Deadline(written)
+    return Deadline(adjusted.adjusted, adjusted.explanation_vi, adjusted.explanation_en)
+
+
+def task_calendar(
+    calendar: WorkingCalendar | None, due_at: datetime | None, starts_at: datetime
+) -> WorkingCalendar | None:
+    """The agreement's calendar cut to the years around a task, as the task receives it."""
+    if calendar is None:
+        return None
+    year = (due_at or starts_at).year
+    if not calendar.first_year <= year <= calendar.last_year:
+        return None
+    return calendar.between_years(year - 1, year + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole task on paper
+
+
+@dataclass(frozen=True)
+class PlannedNotice:
+    """One notification a task sends: when, what, to which roles."""
+
+    at: datetime
+    kind: NoticeKind
+    key: str
+    """The business key's tail after the task ID, as the workflow writes it."""
+    roles: tuple[RecipientRole, ...]
+    step: int | None = None
+    offset: str | None = None
+    late: bool | None = None
+
+
+@dataclass
+class TaskPlan:
+    notices: list[PlannedNotice] = field(default_factory=list)
+    skipped: list[Action] = field(default_factory=list)
+    """Reminders and escalation steps recorded as skipped (stale, or past the close)."""
+    state: Literal["done_on_time", "done_late", "not_done", "not_done_overdue"] = "not_done"
+    closed_at: datetime | None = None
+    submission_refused: str | None = None
+    """Why a scripted submission was not taken (the task had closed, or had not opened)."""
+
+
+def plan_task(
+    terms: TaskTerms,
+    *,
+    opens_at: datetime,
+    due_at: datetime | None,
+    written_due: datetime | None,
+    calendar: WorkingCalendar | None,
+    submitted_at: datetime | None = None,
+) -> TaskPlan:
+    """Run a task from `opens_at` to its close as the Obligation workflow does, with a report
+    arriving at `submitted_at` (None: never). Actions due at the very instant of the report
+    are taken before it, as the workflow catches up on timers owed before a report."""
+    plan = TaskPlan()
+    progress = Progress(
+        due_at=due_at,
+        written_due=written_due or due_at,
+        calendar=calendar,
+        schedule_from=opens_at,
+    )
+    done: set[str] = set()
+    now = opens_at
+    if submitted_at is not None and submitted_at < opens_at:
+        plan.submission_refused = "the task has not opened yet"
+        submitted_at = None
+    while True:
+        action = next_action(terms, progress)
+        if submitted_at is not None and due_at is not None and submitted_at < action.at:
+            late = is_late(submitted_at, progress.due_at)
+            plan.state = "done_late" if late else "done_on_time"
+            plan.notices.append(
+                PlannedNotice(submitted_at, "receipt", "receipt", receipt_roles(terms), late=late)
+            )
+            plan.closed_at = submitted_at
+            return plan
+        now = max(now, action.at)
+        if action.kind == "close":
+            plan.state = "not_done_overdue" if progress.overdue else "not_done"
+            plan.closed_at = now
+            if submitted_at is not None:
+                plan.submission_refused = "the task had closed"
+            return plan
+        done.add(action.key)
+        if action.kind == "overdue":
+            progress = replace(progress, overdue=True, done=frozenset(done))
+            continue
+        notice = notice_for(terms, progress, action, now)
+        progress = replace(progress, done=frozenset(done))
+        if notice.skipped:
+            plan.skipped.append(action)
+            continue
+        if notice.kind == "escalation":
+            progress = replace(progress, escalation_level=action.step)
+        plan.notices.append(
+            PlannedNotice(
+                now, notice.kind, action.key, notice.roles, step=action.step, offset=action.offset
+            )
+        )

@@ -1,0 +1,109 @@
+"""How long `accord plan` takes: the planner over a whole agreement, without a server.
+
+    .venv/bin/python bench/plan.py [--repeat N] [--simulate]
+
+For Nghệ An's five-year programme (agreements/nghe-an-2021-2026-chuong-trinh.yaml), plan
+289/KH-UBND and the synthetic five-year programme of 115 agencies (`synthetic.write_agreement`,
+as section 4 of `simulated.py` builds it; nobody submits), it prints:
+
+- **in-process**: `accord.plan.plan(load_agreement(path))`, the median of N runs in this
+  process after one warm-up (imports and the calendar cache already paid);
+- **subprocess**: `accord plan PATH --json > /dev/null` as a user runs it, the median of N
+  runs, interpreter start and imports included.
+
+Target: each under 2 s. With `--simulate`, `accord.simulate.simulate` on the same agreement
+once (the time-skipping server, for comparison; minutes for the synthetic programme).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from statistics import median
+
+from accord.plan import plan
+from accord.simulation import simulate
+from agreements.loader import load_agreement
+
+from synthetic import write_agreement
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCORD = ROOT / ".venv" / "bin" / "accord"
+TARGET_SECONDS = 2.0
+
+
+def _in_process(path: Path, repeat: int) -> tuple[float, int]:
+    plan(load_agreement(path))
+    times = []
+    messages = 0
+    for _ in range(repeat):
+        began = time.perf_counter()
+        report = plan(load_agreement(path))
+        times.append(time.perf_counter() - began)
+        messages = len(report.mails)
+    return median(times), messages
+
+
+def _subprocess(path: Path, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        subprocess.run(
+            [str(ACCORD), "plan", str(path), "--json"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        times.append(time.perf_counter() - began)
+    return median(times)
+
+
+def _simulated(path: Path) -> float:
+    began = time.perf_counter()
+    asyncio.run(simulate(load_agreement(path)))
+    return time.perf_counter() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--simulate", action="store_true", help="also time accord simulate")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="accord-bench-plan-") as tmp:
+        synthetic = write_agreement(
+            Path(tmp),
+            number=1,
+            agencies=115,
+            start=date(2027, 1, 1),
+            end=date(2031, 12, 31),
+            label="5y",
+        )
+        cases = {
+            "Nghệ An 2021–2026": ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml",
+            "289/KH-UBND 2025": ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml",
+            "synthetic 115 agencies, 5 years": synthetic,
+        }
+        print(f"{'agreement':34} {'messages':>8} {'in-process':>11} {'subprocess':>11}", end="")
+        print(f" {'simulate':>9}" if args.simulate else "")
+        worst = 0.0
+        for name, path in cases.items():
+            inside, messages = _in_process(path, args.repeat)
+            outside = _subprocess(path, args.repeat)
+            worst = max(worst, inside, outside)
+            line = f"{name:34} {messages:>8} {inside:>10.2f}s {outside:>10.2f}s"
+            if args.simulate:
+                line += f" {_simulated(path):>8.1f}s"
+            print(line, flush=True)
+    verdict = "PASS" if worst < TARGET_SECONDS else "MISS"
+    print(f"{verdict}: slowest {worst:.2f} s (target < {TARGET_SECONDS:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
