@@ -149,10 +149,16 @@ def agreements(draw: Any) -> dict[str, Any]:
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(document=agreements())
+@given(
+    document=agreements(), reports=st.lists(st.sampled_from([None, -2, 3]), min_size=3, max_size=3)
+)
 def test_plan_matches_simulate_on_generated_agreements(
-    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any]
+    tmp_path_factory: pytest.TempPathFactory,
+    document: dict[str, Any],
+    reports: list[int | None],
 ) -> None:
+    """`reports`: per obligation, no report, one two days before the due date (on time) or
+    three days after it (late), from every owner."""
     folder = tmp_path_factory.mktemp("generated")
     (folder / "directory").mkdir()
     shutil.copy(QUANG_BINH, folder / "directory" / "quang-binh.yaml")
@@ -163,9 +169,12 @@ def test_plan_matches_simulate_on_generated_agreements(
     except LoadError:
         # E.g. an escalation ladder whose steps are not in order: not an agreement.
         reject()
-    # No scripted reports here: `simulate` of such a small agreement with a report never
-    # returns (seen with one task of one or two agencies, 2026 and 2027 periods; the shipped
-    # agreements above are not affected). Until that is understood, generated agreements are
-    # compared on reminders and the escalation ladder only.
-    submissions: list[ScriptedSubmission] = []
+    submissions = [
+        ScriptedSubmission(
+            f"{loaded.agreement.agreement_id}/{obligation['id']}/*",
+            date.fromisoformat(obligation["due"]["before"]) + timedelta(days=days),
+        )
+        for obligation, days in zip(document["reporting"], reports, strict=False)
+        if days is not None
+    ]
     _compare(loaded, submissions)
