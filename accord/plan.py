@@ -22,7 +22,7 @@ from typing import Any
 
 from accord.deploy import build_input
 from activities.models import NotificationKind, NotificationRequest, TaskRef
-from activities.templates import Recipient, render
+from activities.templates import Recipient, subject
 from agreements import planner
 from agreements.loader import LoadedAgreement
 from agreements.models import Directory, Officer, RecipientRole
@@ -54,7 +54,7 @@ def mail_subject(
 ) -> str:
     """The subject a recipient reads: the one place `accord plan` takes mail wording from
     `activities/templates.py`."""
-    return render(request, recipient=recipient, agency_names=agency_names).subject
+    return subject(request, recipient=recipient, agency_names=agency_names)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import email
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import babel
 import jinja2
 import jinja2.meta
 import jinja2.nodes
@@ -133,8 +134,15 @@ def _zone(task: TaskRef) -> ZoneInfo:
         return ZoneInfo(DEFAULT_ZONE)
 
 
+@functools.cache
+def _babel_locale(locale: Locale) -> babel.Locale:
+    """Parsed once: Babel would parse the locale name at every call."""
+    return babel.Locale.parse(locale)
+
+
+@functools.lru_cache(maxsize=4096)
 def _day(day: date, locale: Locale) -> str:
-    return format_date(day, DAY_PATTERN, locale=locale)
+    return format_date(day, DAY_PATTERN, locale=_babel_locale(locale))
 
 
 def _zone_name(local: datetime) -> str:
@@ -162,7 +170,7 @@ def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
     local = at.astimezone(zone)
     return Moment(
         day=_day(local.date(), locale),
-        time=format_time(local, TIME_PATTERN, locale=locale),
+        time=format_time(local, TIME_PATTERN, locale=_babel_locale(locale)),
         zone=_zone_name(local),
         midnight=local.time() == time.min,
         last_day=_day(local.date() - timedelta(days=1), locale),
@@ -170,7 +178,9 @@ def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
 
 
 def _whole_days(delta: timedelta, locale: Locale) -> str | None:
-    return format_decimal(delta.days, locale=locale) if delta >= timedelta(days=1) else None
+    if delta < timedelta(days=1):
+        return None
+    return format_decimal(delta.days, locale=_babel_locale(locale))
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +230,7 @@ class MailTemplates:
     def __init__(self, override: Path | None = None) -> None:
         folders = [str(override)] if override is not None else []
         self.override = override
+        self._plain: dict[Locale, Any] = {}
         self._env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
                 [
@@ -272,8 +283,57 @@ class MailTemplates:
             )
             raise MailTemplateError(path, first.lineno, f"{first.name!r} is undefined")
 
+    def _plain_words(self, locale: Locale) -> Any:
+        """The wording macros given no variables (the deliverable's name), built once."""
+        words = self._plain.get(locale)
+        if words is None:
+            words = self._plain[locale] = self._words(locale, {})
+        return words
+
     def _words(self, locale: Locale, variables: dict[str, Any]) -> Any:
         return self._env.get_template(f"{locale}/_words.txt.j2").make_module(variables)
+
+    def _blocks(
+        self, kind: NotificationKind, locale: Locale, variables: dict[str, Any]
+    ) -> tuple[dict[str, Any], Callable[[str], str]]:
+        """The variables as the kind's template sees them, and a function rendering one of
+        its blocks with them."""
+        variables = dict(variables, lang=locale)
+        noun = self._plain_words(locale).deliverable(variables["deliverable"])
+        variables["deliverable_name"] = str(noun)
+        variables["w"] = self._words(locale, variables)
+        template = self._env.get_template(f"{locale}/{kind.value}.txt.j2")
+        context = template.new_context(variables)
+        # Rendering the whole template once fills `context.blocks` along the `extends` chain:
+        # an override that replaces one block keeps its parent's others.
+        for _ in template.root_render_func(context):
+            pass
+
+        def block(name: str) -> str:
+            return "".join(context.blocks[name][0](context)).strip()
+
+        return variables, block
+
+    def subject(self, kind: NotificationKind, locale: Locale, variables: dict[str, Any]) -> str:
+        """The subject line alone (what `accord plan` lists)."""
+        variables, block = self._blocks(kind, locale, variables)
+        return self._subject(kind, locale, variables, block)
+
+    def _subject(
+        self,
+        kind: NotificationKind,
+        locale: Locale,
+        variables: dict[str, Any],
+        block: Callable[[str], str],
+    ) -> str:
+        subject = one_line(block("subject"))
+        if len(subject) > SUBJECT_MAX:
+            # A long obligation title gives way first, so the agency and the date stay visible.
+            room = SUBJECT_MAX - (len(subject) - len(variables["title"]))
+            shorter = dict(variables, title=_shorten(variables["title"], max(room, 20)))
+            _, shorter_block = self._blocks(kind, locale, shorter)
+            subject = one_line(shorter_block("subject"))
+        return _shorten(subject, SUBJECT_MAX)
 
     def render(
         self,
@@ -282,30 +342,12 @@ class MailTemplates:
         variables: dict[str, Any],
         facts: list[tuple[str, str]],
     ) -> RenderedMessage:
-        variables = dict(variables, lang=locale)
-        noun = self._words(locale, {}).deliverable(variables["deliverable"])
-        variables["deliverable_name"] = str(noun)
-        words = variables["w"] = self._words(locale, variables)
-        template = self._env.get_template(f"{locale}/{kind.value}.txt.j2")
-
-        def block(name: str, values: dict[str, Any]) -> str:
-            context = template.new_context(values)
-            # Rendering the whole template once fills `context.blocks` along the `extends`
-            # chain: an override that replaces one block keeps its parent's others.
-            for _ in template.root_render_func(context):
-                pass
-            return "".join(context.blocks[name][0](context)).strip()
-
-        subject = one_line(block("subject", variables))
-        if len(subject) > SUBJECT_MAX:
-            # A long obligation title gives way first, so the agency and the date stay visible.
-            room = SUBJECT_MAX - (len(subject) - len(variables["title"]))
-            shorter = dict(variables, title=_shorten(variables["title"], max(room, 20)))
-            subject = one_line(block("subject", shorter))
-        subject = _shorten(subject, SUBJECT_MAX)
-        paragraphs = [one_line(p) for p in block("body", variables).split("\n\n") if p.strip()]
-        actions = [one_line(a) for a in block("actions", variables).split("\n\n") if a.strip()]
-        note = one_line(block("note", variables))
+        variables, block = self._blocks(kind, locale, variables)
+        words = variables["w"]
+        subject = self._subject(kind, locale, variables, block)
+        paragraphs = [one_line(p) for p in block("body").split("\n\n") if p.strip()]
+        actions = [one_line(a) for a in block("actions").split("\n\n") if a.strip()]
+        note = one_line(block("note"))
         shown = [(str(words.label(key)), value) for key, value in facts]
         # The layouts get the wording as finished strings, not `w`: in the autoescaped HTML
         # layout a macro's output would count as safe markup, data inside it unescaped.
@@ -462,6 +504,20 @@ def render(
     variables = _variables(request, recipient, agency_names, locale)
     facts = _facts(request, agency_names, templates, locale)
     return templates.render(request.kind, locale, variables, facts)
+
+
+def subject(
+    request: NotificationRequest,
+    *,
+    recipient: Recipient,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
+) -> str:
+    """The subject `render` gives, without the body, the HTML or the calendar."""
+    templates = templates or package_templates()
+    locale = _locale(recipient)
+    variables = _variables(request, recipient, agency_names, locale)
+    return templates.subject(request.kind, locale, variables)
 
 
 REPLY_MAX = 500

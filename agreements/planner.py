@@ -211,7 +211,22 @@ def is_late(submitted_at: datetime, due_at: datetime | None) -> bool:
 def sending_window(terms: TaskTerms, calendar: WorkingCalendar | None) -> SendingWindow | None:
     if calendar is None:
         return None
-    return SendingWindow(calendar=calendar, time_zone=terms.time_zone, opens_at=terms.sending_time)
+    key = (id(calendar), terms.time_zone, terms.sending_time)
+    cached = _WINDOWS.get(key)
+    # The entry holds its calendar, so the id cannot have been reused by another object.
+    if cached is None or cached[0] is not calendar:
+        window = SendingWindow(
+            calendar=calendar, time_zone=terms.time_zone, opens_at=terms.sending_time
+        )
+        if len(_WINDOWS) >= 256:
+            _WINDOWS.clear()
+        cached = _WINDOWS[key] = (calendar, window)
+    return cached[1]
+
+
+_WINDOWS: dict[tuple[int, str, time], tuple[WorkingCalendar, SendingWindow]] = {}
+"""Sending windows by calendar object, zone and opening: a whole agreement shares a few, and
+building one (or hashing a calendar) on every question costs more than the question."""
 
 
 def reminder_at(
