@@ -14,20 +14,18 @@ shown in the agreement's time zone, and a time of day names it: "trước 16:06 
 (UTC+7)".
 
 Why the message is still written by hand, not with the email package (measured 2026-12-03 on
-the shared 2-core machine, load average ~10):
-- building one reminder (render + calendar + MIME, `/tmp` microbenchmark, best of 3 × 1,000):
-  hand-written writer 3.0 ms CPU, EmailMessage with policy SMTP 12.6 ms: +9.5 ms a message;
-  the writer alone is 0.8 ms of the 3.0 (rendering and the calendar are the rest);
-- the mail path (`bench/run.py --only mail --no-profile --out /tmp/...`, before this change)
-  ran at 6.0 messages/s and 37 ms CPU a message (discarding server, 200 notifications one
-  after the other): ten times the committed quiet-machine figures (280/s, 2.65 ms), so the
-  machine's load, not the code, set it. At the quiet rate a 4,000-message 07:30 burst takes
-  14.3 s and a tenth of it is 1.43 s; the email package adds 9.5 ms × 4,000 = 38 s here, and
-  about 2 ms × 4,000 = 8 s on a quiet machine (measured when the writer replaced it). More than
-  a tenth on the quiet figures (at the loaded 6/s, 38 s against 67 s would pass: re-measure
-  on a quiet machine). So the writer stays, checked against the email package's output by
-  tests/activities/test_wire_format.py. It also keeps spaces between encoded words that
-  CPython's header folder can drop (gh-144156).
+the 2-core machine, quiet, load average < 1):
+- building one reminder with its calendar (`.venv/bin/python bench/compose.py`): 1.5 ms CPU
+  with the hand-written writer, 10.6 ms with EmailMessage and policy SMTP (rendering and the
+  calendar alone: 1.3 ms), so the email package costs +9 ms a message;
+- the whole mail path (`.venv/bin/python bench/run.py --only mail --no-profile`: outbox rows,
+  SMTP session, marks; discarding server, 200 notifications one after the other) ran at 67
+  messages/s, 11.4 ms CPU a message (the code before the templates: 64/s, 10.7 ms, on the
+  same machine that day). A whole country's 07:30 burst of about 4,000 messages then takes
+  about 60 s; a tenth of it is 6 s, and the email package would add 4,000 × 9 ms = 36 s.
+So the writer stays, checked against the email package's output by
+tests/activities/test_wire_format.py. It also keeps spaces between encoded words that
+CPython's header folder can drop (gh-144156).
 """
 
 from __future__ import annotations
