@@ -22,7 +22,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +30,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
+from ports import free_ports
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -73,15 +72,6 @@ T = TypeVar("T")
 
 def nghe_an_task(obligation: str, year: int, agency: str = "SNV") -> str:
     return f"{NGHE_AN_ID}/{obligation}/{agency}/{year}"
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports free on 127.0.0.1 right now (all sockets held until all are chosen)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
 
 
 def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:

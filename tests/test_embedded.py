@@ -14,13 +14,13 @@ import logging
 import socket
 import sys
 from collections.abc import Mapping
-from contextlib import ExitStack
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import pytest
+from ports import free_ports
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -35,15 +35,6 @@ INDEXED_TYPES = {
     "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
 }
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports free on 127.0.0.1 right now (all sockets held until all are chosen)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
 
 
 def dev_server(

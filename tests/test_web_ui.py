@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import async_playwright, expect
+from ports import free_ports
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
@@ -60,15 +60,6 @@ def chromium() -> str:
             pytest.fail(f"{reason}, and ACCORD_REQUIRE_BROWSER=1 requires the browser test")
         pytest.skip(reason)
     return found
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports free on 127.0.0.1 right now (all sockets held until all are chosen)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
 
 
 def overdue_agreement(now: datetime) -> Agreement:
