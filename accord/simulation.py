@@ -51,6 +51,7 @@ from temporalio.testing import WorkflowEnvironment
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.plan import SUBMIT_AT as SUBMIT_AT
+from accord.plan import PlannedMail
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
@@ -93,14 +94,11 @@ class SimulationStalled(Exception):
 
 
 @dataclass(frozen=True)
-class DeliveredMail:
-    at: datetime
-    kind: str
-    task: str
-    agency: str
-    to: list[str]
-    subject: str
-    raw: bytes = field(repr=False)
+class DeliveredMail(PlannedMail):
+    """A message the simulation's mail server received: what `accord plan` lists, and the
+    message itself."""
+
+    raw: bytes = field(repr=False, default=b"")
 
     @property
     def message(self) -> EmailMessage:
@@ -108,16 +106,6 @@ class DeliveredMail:
         message = email.message_from_bytes(self.raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         return message
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at.isoformat(),
-            "kind": self.kind,
-            "task": self.task,
-            "agency": self.agency,
-            "to": self.to,
-            "subject": self.subject,
-        }
 
 
 @dataclass

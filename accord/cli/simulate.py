@@ -51,6 +51,11 @@ def scripted_submission(text: str) -> ScriptedSubmission:
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_listing_arguments(parser)
+
+
+def add_listing_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `simulate` and `plan` both take: the file, the listing's form, scripted reports."""
     parser.add_argument("path", type=Path, metavar="PATH", help="the agreement file")
     parser.add_argument(
         "--json",
