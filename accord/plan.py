@@ -89,16 +89,29 @@ class PlanReport:
     warnings: list[str] = field(default_factory=list)
 
     def summary_json(self) -> dict[str, Any]:
-        return {
-            "summary": {
-                "agreement": self.agreement_id,
-                "messages": len(self.mails),
-                "by_kind": dict(sorted(Counter(m.kind for m in self.mails).items())),
-                "tasks": self.tasks,
-                "task_states": self.counts,
-                "warnings": self.warnings,
-            }
+        return summary_json(self.agreement_id, self.mails, self.tasks, self.counts, self.warnings)
+
+
+def summary_json(
+    agreement_id: str,
+    mails: Sequence[PlannedMail],
+    tasks: int,
+    counts: dict[str, int],
+    warnings: list[str],
+    **more: object,
+) -> dict[str, Any]:
+    """The closing JSON line of `accord plan` and `accord simulate` (`more`: simulate's own)."""
+    return {
+        "summary": {
+            "agreement": agreement_id,
+            "messages": len(mails),
+            "by_kind": dict(sorted(Counter(m.kind for m in mails).items())),
+            "tasks": tasks,
+            "task_states": counts,
+            **more,
+            "warnings": warnings,
         }
+    }
 
 
 class _Addressing:

@@ -29,7 +29,6 @@ import os
 import re
 import tempfile
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -51,7 +50,7 @@ from temporalio.testing import WorkflowEnvironment
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.plan import SUBMIT_AT as SUBMIT_AT
-from accord.plan import PlannedMail
+from accord.plan import PlannedMail, summary_json
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
@@ -120,17 +119,14 @@ class SimulationReport:
     warnings: list[str] = field(default_factory=list)
 
     def summary_json(self) -> dict[str, Any]:
-        return {
-            "summary": {
-                "agreement": self.agreement_id,
-                "messages": len(self.mails),
-                "by_kind": dict(sorted(Counter(m.kind for m in self.mails).items())),
-                "tasks": self.summary.total,
-                "task_states": self.summary.counts,
-                "simulated_years_later": self.shift_years,
-                "warnings": self.warnings,
-            }
-        }
+        return summary_json(
+            self.agreement_id,
+            self.mails,
+            self.summary.total,
+            self.summary.counts,
+            self.warnings,
+            simulated_years_later=self.shift_years,
+        )
 
 
 def shift_years_for(starts_at: datetime, now: datetime) -> int:
