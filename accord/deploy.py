@@ -10,13 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING, Any
 
 from agreements.expansion import (
     TaskOccurrence,
@@ -27,8 +21,6 @@ from agreements.expansion import (
 )
 from agreements.loader import LoadedAgreement, LoadError, agreement_files, load_agreement
 from agreements.models import Offset, OffsetUnit
-from infra import db
-from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
     AgreementInput,
     AgreementPlan,
@@ -38,6 +30,13 @@ from workflows.payloads import (
     agreement_workflow_id,
     clip_summary,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+    from temporalio.client import Client, WorkflowHandle
+
+# The Temporal client, the workflows and the database are imported by the functions that start
+# workflows: `accord plan` needs only `build_input`, and must not pay their imports (≈1 s).
 
 CLOSE_GRACE = timedelta(days=30)
 """How long after the period ends unfinished tasks are still chased before they close."""
@@ -133,6 +132,13 @@ async def start_agreement(
 
     `execution_timeout` is for the time-skipping test server only, whose default caps a
     workflow at ten years; real servers let an agreement run as long as it needs."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.agreement import AgreementWorkflow
+
     workflow_id = agreement_workflow_id(input.plan.agreement_id)
     try:
         existing = await client.get_workflow_handle(workflow_id).describe()
@@ -178,6 +184,8 @@ async def deploy_loaded(
     task_queue: str,
 ) -> Deployed:
     """Load the directory into the database, then start the agreement's workflow."""
+    from infra import db
+
     with session_factory() as session:
         db.upsert_directory(session, directory=loaded.directory)
     return await start_agreement(client, build_input(loaded), task_queue=task_queue)

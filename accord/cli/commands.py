@@ -14,121 +14,149 @@ input was wrong (`CommandError`). No command's work is done here.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from accord.cli import agreements, calendar, deployment, plan, run, simulate, tasks
-from accord.cli.engine import CommandError
+from accord.cli.errors import CommandError
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
     help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    module: str
+    """The command group's module in this package, `agreements` for `accord.cli.agreements`:
+    imported only when this command runs, so that `accord plan` does not pay for the Temporal
+    client and the database that other commands need."""
+    add_arguments: str
+    run: str
+
+    def function(self, name: str) -> Callable[..., Any]:
+        function: Callable[..., Any] = getattr(
+            importlib.import_module(f"accord.cli.{self.module}"), name
+        )
+        return function
 
 
 COMMANDS = (
     Command(
         "validate",
         "check agreement files and the directories they name; exit 1 if any has problems",
-        agreements.add_validate_arguments,
-        agreements.validate,
+        "agreements",
+        "add_validate_arguments",
+        "validate",
     ),
     Command(
         "schema",
         "print the JSON Schema of agreement (or directory) files",
-        agreements.add_schema_arguments,
-        agreements.schema,
+        "agreements",
+        "add_schema_arguments",
+        "schema",
     ),
     Command(
         "run",
         "run Accord: Temporal (embedded unless configured), mail, the worker and every "
         "agreement in the agreements folder, until Ctrl+C",
-        run.add_run_arguments,
-        run.run_service,
+        "run",
+        "add_run_arguments",
+        "run_service",
     ),
     Command(
         "deploy",
         "start the workflows of agreement files; deploying again changes nothing; exit 1 if "
         "any file is invalid",
-        deployment.add_deploy_arguments,
-        deployment.deploy,
+        "deployment",
+        "add_deploy_arguments",
+        "deploy",
     ),
     Command(
         "status",
         "list tasks with their state, deadline and escalation level (from Temporal's search "
         "attributes)",
-        deployment.add_status_arguments,
-        deployment.status,
+        "deployment",
+        "add_status_arguments",
+        "status",
     ),
     Command(
         "submit",
         "submit a task's report on behalf of an officer",
-        tasks.add_submit_arguments,
-        tasks.submit,
+        "tasks",
+        "add_submit_arguments",
+        "submit",
     ),
     Command(
         "extend",
         "ask for a later deadline for a task on behalf of an officer",
-        tasks.add_extend_arguments,
-        tasks.extend,
+        "tasks",
+        "add_extend_arguments",
+        "extend",
     ),
     Command(
         "decide",
         "approve or reject a task's pending extension request (aggregator or admin)",
-        tasks.add_decide_arguments,
-        tasks.decide,
+        "tasks",
+        "add_decide_arguments",
+        "decide",
     ),
     Command(
         "waive",
         "release an agency from a task (admin)",
-        tasks.add_waive_arguments,
-        tasks.waive,
+        "tasks",
+        "add_waive_arguments",
+        "waive",
     ),
     Command(
         "calendar",
         "print a year's working calendar (holidays, make-up working days); --publish sends it "
         "to running workflows",
-        calendar.add_calendar_arguments,
-        calendar.calendar,
+        "calendar",
+        "add_calendar_arguments",
+        "calendar",
     ),
     Command(
         "simulate",
         "preview every mail an agreement will send, start to end, on a time-skipping server",
-        simulate.add_simulate_arguments,
-        simulate.simulate,
+        "simulate",
+        "add_simulate_arguments",
+        "simulate",
     ),
     Command(
         "plan",
         "list every mail an agreement will send, start to end, worked out without a server "
         "(the same lines as simulate)",
-        plan.add_plan_arguments,
-        plan.plan,
+        "plan",
+        "add_plan_arguments",
+        "plan",
     ),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `only`, of that command alone (the others listed by
+    name and help, their modules not imported)."""
     parser = argparse.ArgumentParser(
         prog="accord", description="Accord: deadlines of inter-agency coordination agreements."
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-        sub.set_defaults(run=command.run, command_name=command.name)
+        if only is None or command.name == only:
+            command.function(command.add_arguments)(sub)
+            sub.set_defaults(run=command.function(command.run), command_name=command.name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The command is the first word that is not an option (`accord` itself has only --help).
+    only = next((word for word in argv if not word.startswith("-")), "")
+    args = build_parser(only).parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.run
     try:
         return command(args)

@@ -35,6 +35,9 @@ from temporalio.runtime import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from accord.cli.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from accord.cli.errors import EXIT_FAILED as EXIT_FAILED
+from accord.cli.errors import CommandError as CommandError
 from infra.settings import Settings
 from workflows.payloads import (
     REFUSED,
@@ -52,9 +55,6 @@ if TYPE_CHECKING:
     from workflows.obligation import ObligationWorkflow
 
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the Temporal server to answer."""
 ACCEPT_TIMEOUT = 30.0
@@ -67,15 +67,6 @@ LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 """Every Vietnamese province keeps this time; dates are shown in it."""
 
 TASK_PREFIX = task_workflow_id("")
-
-
-class CommandError(Exception):
-    """An expected failure: `main` prints the message, without a traceback, and exits with
-    `code` (1: the action failed; 2: the input was wrong)."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def load_settings() -> Settings:

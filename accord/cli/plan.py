@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from accord.cli.engine import EXIT_FAILED
+from accord.cli.errors import EXIT_FAILED
 from accord.cli.simulate import add_listing_arguments, print_report
 from agreements.loader import LoadError, load_agreement
 

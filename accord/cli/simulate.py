@@ -21,14 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from temporalio.service import RPCError
-
-from accord.cli.engine import (
-    EXIT_FAILED,
-    CommandError,
-    state_label,
-    use_cli_runtime,
-)
+from accord.cli.errors import EXIT_FAILED, CommandError
 from agreements.loader import (
     LoadedAgreement,
     LoadError,
@@ -134,6 +127,9 @@ class _SimulationProgress:
 def simulate(args: argparse.Namespace) -> int:
     """Run the agreement from start to end on Temporal's time-skipping test server, with the
     real workflows, and print every mail it would send."""
+    from temporalio.service import RPCError
+
+    from accord.cli.engine import use_cli_runtime
     from accord.embedded import EmbeddedError
     from accord.simulation import SimulationStalled
     from accord.simulation import simulate as run_simulation
@@ -199,6 +195,8 @@ def print_report(report: Report, loaded: LoadedAgreement, *, as_json: bool, by: 
             print(json.dumps(mail.as_json(), ensure_ascii=False))
         print(json.dumps(report.summary_json(), ensure_ascii=False))
         return
+    from accord.cli.engine import state_label  # here, not at the top: `--json` skips its imports
+
     names = {agency.code: agency.name for agency in loaded.directory.agencies}
     listing = _mails_by_agency if by == "agency" else _mails_by_date
     for line in listing(report.mails, report.agreement_id, names):
