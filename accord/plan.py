@@ -22,8 +22,9 @@ from typing import Any
 
 from accord.deploy import build_input
 from activities.models import NotificationKind, NotificationRequest, TaskRef
-from activities.templates import Recipient, subject
+from activities.templates import MailTemplates, Recipient, package_templates, subject
 from agreements import planner
+from agreements.calendar import WorkingCalendar
 from agreements.loader import LoadedAgreement
 from agreements.models import Directory, Officer, RecipientRole
 from agreements.recipients import Holder, pick_recipients, role_scopes
@@ -50,11 +51,14 @@ class ScriptedSubmission:
 
 
 def mail_subject(
-    request: NotificationRequest, recipient: Recipient, agency_names: Mapping[str, str]
+    request: NotificationRequest,
+    recipient: Recipient,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
 ) -> str:
     """The subject a recipient reads: the one place `accord plan` takes mail wording from
     `activities/templates.py`."""
-    return subject(request, recipient=recipient, agency_names=agency_names)
+    return subject(request, recipient=recipient, agency_names=agency_names, templates=templates)
 
 
 @dataclass(frozen=True)
@@ -136,16 +140,25 @@ class _Addressing:
             # An officer of an agency outside the directory is not stored (no agency row).
             if officer.agency in self._codes
         ]
+        self._candidates: dict[tuple[tuple[str, str | None], ...], list[tuple[Officer, Holder]]]
+        self._candidates = {}
 
     def recipients(self, task: TaskRef, roles: Sequence[RecipientRole]) -> list[Recipient]:
         scopes = role_scopes(roles, agency=task.agency, recipient=task.recipient)
         province = self._directory.province if task.agency in self._codes else None
-        if all(scope.agency is not None for scope in scopes):
-            # Only the named agencies' officers can be reached: skip the rest of the province.
-            agencies = {scope.agency for scope in scopes}
-            candidates = [pair for pair in self._officers if pair[1].agency in agencies]
-        else:
-            candidates = self._officers
+        key = tuple((scope.officer_role.value, scope.agency) for scope in scopes)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            # Only officers a scope can reach (of its agency, or holding its role when it
+            # names no agency), in directory order: the rule then skips the rest.
+            candidates = self._candidates[key] = [
+                pair
+                for pair in self._officers
+                if any(
+                    pair[1].agency == agency if agency is not None else role in pair[1].roles
+                    for role, agency in key
+                )
+            ]
         return [
             _recipient(officer, role)
             for officer, role in pick_recipients(scopes, candidates, province)
@@ -171,10 +184,13 @@ def plan(
     *,
     submissions: Sequence[ScriptedSubmission] = (),
     input: AgreementInput | None = None,
+    templates: MailTemplates | None = None,
 ) -> PlanReport:
     """Every message the agreement sends from its start to its end, and each task's end state,
-    with the scripted submissions (a task's first matching one counts, as in a simulation)."""
+    with the scripted submissions (a task's first matching one counts, as in a simulation).
+    `templates`: the mail wording subjects come from (the package's if None)."""
     input = input or build_input(loaded)
+    templates = templates or package_templates()
     agreement = input.plan
     zone = loaded.agreement.zone
     addressing = _Addressing(loaded.directory)
@@ -193,6 +209,9 @@ def plan(
             arrivals.setdefault(task.task_id, datetime.combine(scripted.on, SUBMIT_AT, zone))
     mails: list[PlannedMail] = []
     counts = Counter[str]()
+    # A task's calendar is the agreement's cut to the years around it: one per year, shared,
+    # so that the planner's sending windows and calendar lookups are built once per year.
+    calendars: dict[int, WorkingCalendar | None] = {}
     for task in input.waiting:
         obligation = agreement.obligations[task.obligation_id]
         ref = task_ref(agreement, task)
@@ -210,14 +229,16 @@ def plan(
             opens_at=task.opens_at,
             due_at=task.due_at,
             written_due=task.written_due_at,
-            calendar=planner.task_calendar(agreement.calendar, task.due_at, agreement.starts_at),
+            calendar=_task_calendar(
+                calendars, agreement.calendar, task.due_at, agreement.starts_at
+            ),
             submitted_at=arrivals.get(task.task_id),
         )
         counts[result.state] += 1
         if result.submission_refused:
             warnings.append(f"{task.task_id}: not submitted: {result.submission_refused}")
         for notice in result.notices:
-            mails.extend(_mails(addressing, ref, notice, zone))
+            mails.extend(_mails(addressing, ref, notice, zone, templates))
     mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
     return PlanReport(
         agreement_id=agreement.agreement_id,
@@ -228,8 +249,25 @@ def plan(
     )
 
 
+def _task_calendar(
+    calendars: dict[int, WorkingCalendar | None],
+    calendar: WorkingCalendar | None,
+    due_at: datetime | None,
+    starts_at: datetime,
+) -> WorkingCalendar | None:
+    """`planner.task_calendar`, once per year (it depends on the task's year alone)."""
+    year = (due_at or starts_at).year
+    if year not in calendars:
+        calendars[year] = planner.task_calendar(calendar, due_at, starts_at)
+    return calendars[year]
+
+
 def _mails(
-    addressing: _Addressing, task: TaskRef, notice: planner.PlannedNotice, zone: Any
+    addressing: _Addressing,
+    task: TaskRef,
+    notice: planner.PlannedNotice,
+    zone: Any,
+    templates: MailTemplates,
 ) -> list[PlannedMail]:
     recipients = addressing.recipients(task, notice.roles)
     if not recipients:
@@ -246,6 +284,18 @@ def _mails(
     )
     names = addressing.names(task)
     at = notice.at.astimezone(zone)
+    # A subject that names no recipient is rendered once per language (a third of the work on
+    # a large programme); a province's override may name one, then each gets their own.
+    shared: dict[str, str] = {}
+
+    def subject_for(recipient: Recipient) -> str:
+        if templates.subject_per_recipient(request.kind, recipient.locale):
+            return mail_subject(request, recipient, names, templates)
+        text = shared.get(recipient.locale)
+        if text is None:
+            text = shared[recipient.locale] = mail_subject(request, recipient, names, templates)
+        return text
+
     return [
         PlannedMail(
             at=at,
@@ -253,7 +303,7 @@ def _mails(
             task=task.task_id,
             agency=task.agency,
             to=[recipient.email],
-            subject=mail_subject(request, recipient, names),
+            subject=subject_for(recipient),
         )
         for recipient in recipients
     ]

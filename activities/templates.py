@@ -164,7 +164,10 @@ class Moment:
     last_day: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
+    """Cached: a task's due instant and a notice's time come back for every recipient and
+    every notice of the task (`accord plan` asks for thousands)."""
     local = at.astimezone(zone)
     return Moment(
         day=_day(local.date(), locale),
@@ -178,7 +181,12 @@ def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
 def _whole_days(delta: timedelta, locale: Locale) -> str | None:
     if delta < timedelta(days=1):
         return None
-    return format_decimal(delta.days, locale=_babel_locale(locale))
+    return _number(delta.days, locale)
+
+
+@functools.lru_cache(maxsize=1024)
+def _number(n: int, locale: Locale) -> str:
+    return format_decimal(n, locale=_babel_locale(locale))
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +209,10 @@ _FAILURE_NAMES = frozenset({"about_kind", "refused_name", "refused_id"})
 _LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
     "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
 }  # fmt: skip
+_OTHER_TEMPLATES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)
+_MISSING = object()
+_RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing"})
+"""The variables that differ between two recipients of one notification in one language."""
 
 
 class MailTemplateError(Exception):
@@ -229,6 +241,10 @@ class MailTemplates:
         folders = [str(override)] if override is not None else []
         self.override = override
         self._plain: dict[Locale, Any] = {}
+        self._extends: dict[str, bool] = {}
+        self._per_recipient: dict[tuple[NotificationKind, Locale], bool] = {}
+        self._word_names: dict[Locale, tuple[str, ...] | None] = {}
+        self._word_modules: dict[tuple[Any, ...], Any] = {}
         self._env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
                 [
@@ -289,7 +305,38 @@ class MailTemplates:
         return words
 
     def _words(self, locale: Locale, variables: dict[str, Any]) -> Any:
+        """The wording macros (`w`) given `variables`. Built once for the values of the names
+        the words template reads (a module per message cost a third of a subject)."""
+        names = self._words_reads(locale)
+        if names is None:
+            return self._make_words(locale, variables)
+        key = (locale, *(variables.get(name, _MISSING) for name in names))
+        try:
+            words = self._word_modules.get(key)
+        except TypeError:  # a value that cannot be a key: build the module as it is
+            return self._make_words(locale, variables)
+        if words is None:
+            if len(self._word_modules) >= 4096:
+                self._word_modules.clear()
+            words = self._word_modules[key] = self._make_words(locale, variables)
+        return words
+
+    def _make_words(self, locale: Locale, variables: dict[str, Any]) -> Any:
         return self._env.get_template(f"{locale}/_words.txt.j2").make_module(variables)
+
+    def _words_reads(self, locale: Locale) -> tuple[str, ...] | None:
+        """Every variable the words template (and what it extends) reads; None when it
+        includes or imports another template, or extends one not named by a constant."""
+        if locale not in self._word_names:
+            chain = self._chain(f"{locale}/_words.txt.j2")
+            names: set[str] = set()
+            for tree in chain or []:
+                if any(tree.find(kind) for kind in _OTHER_TEMPLATES):
+                    chain = None
+                    break
+                names |= jinja2.meta.find_undeclared_variables(tree)
+            self._word_names[locale] = None if chain is None else tuple(sorted(names))
+        return self._word_names[locale]
 
     def _blocks(
         self, kind: NotificationKind, locale: Locale, variables: dict[str, Any]
@@ -300,17 +347,127 @@ class MailTemplates:
         noun = self._plain_words(locale).deliverable(variables["deliverable"])
         variables["deliverable_name"] = str(noun)
         variables["w"] = self._words(locale, variables)
-        template = self._env.get_template(f"{locale}/{kind.value}.txt.j2")
+        name = f"{locale}/{kind.value}.txt.j2"
+        template = self._env.get_template(name)
         context = template.new_context(variables)
-        # Rendering the whole template once fills `context.blocks` along the `extends` chain:
-        # an override that replaces one block keeps its parent's others.
-        for _ in template.root_render_func(context):
-            pass
+        if self._has_extends(name):
+            # Rendering the whole template once fills `context.blocks` along the `extends`
+            # chain: an override that replaces one block keeps its parent's others. Without
+            # `extends` the context has every block already (`accord plan` saves the pass).
+            for _ in template.root_render_func(context):
+                pass
 
         def block(name: str) -> str:
             return "".join(context.blocks[name][0](context)).strip()
 
         return variables, block
+
+    def _tree(self, name: str) -> jinja2.nodes.Template:
+        """A template's syntax tree, freshly parsed (the caller may change it)."""
+        loader = self._env.loader
+        assert loader is not None
+        source, filename, _ = loader.get_source(self._env, name)
+        return self._env.parse(source, name, filename)
+
+    def _chain(self, name: str) -> list[jinja2.nodes.Template] | None:
+        """The trees of a template and of the ones it extends, the template's own first; None
+        if a parent is not named by a constant (it could depend on the variables)."""
+        trees = []
+        seen = set()
+        while name not in seen:
+            seen.add(name)
+            tree = self._tree(name)
+            trees.append(tree)
+            extends = tree.find(jinja2.nodes.Extends)
+            if extends is None:
+                return trees
+            if not isinstance(extends.template, jinja2.nodes.Const):
+                return None
+            name = str(extends.template.value)
+        return None
+
+    def _has_extends(self, name: str) -> bool:
+        found = self._extends.get(name)
+        if found is None:
+            found = self._extends[name] = self._tree(name).find(jinja2.nodes.Extends) is not None
+        return found
+
+    def subject_per_recipient(self, kind: NotificationKind, locale: Locale) -> bool:
+        """Whether the subject of `kind` in `locale` may differ between two recipients of one
+        notification: it (or a wording macro it calls) uses `recipient_name`, `role` or
+        `owing`, or anything this check cannot follow. False for the package's templates, so
+        `accord plan` renders a subject once per notification and language; a province's
+        override that names the recipient in the subject is rendered for each recipient."""
+        key = (kind, locale)
+        found = self._per_recipient.get(key)
+        if found is None:
+            found = self._per_recipient[key] = self._subject_uses_recipient(kind, locale)
+        return found
+
+    def _subject_uses_recipient(self, kind: NotificationKind, locale: Locale) -> bool:
+        notification = (_KIND_NAMES - _RECIPIENT_NAMES) - {"w"}
+        chain = self._chain(f"{locale}/{kind.value}.txt.j2")
+        if chain is None:
+            return True
+        names: set[str] = set()
+        words: set[str] = set()
+        for tree in chain:
+            # What renders the subject: its block (with `super()`, the parents' too) and the
+            # code outside blocks; every other block is left out of the analysis.
+            for block in tree.find_all(jinja2.nodes.Block):
+                inner = {b.name for b in block.find_all(jinja2.nodes.Block)}
+                if block.name != "subject" and "subject" not in inner:
+                    block.body = []
+            if any(node.name == "self" for node in tree.find_all(jinja2.nodes.Name)):
+                return True  # `self.body()`: another block, not followed
+            if any(tree.find(kind) for kind in _OTHER_TEMPLATES):
+                return True  # another template, maybe given the whole context: not followed
+            names |= jinja2.meta.find_undeclared_variables(tree)
+            uses = [n for n in tree.find_all(jinja2.nodes.Name) if n.name == "w"]
+            calls = [
+                g.attr
+                for g in tree.find_all(jinja2.nodes.Getattr)
+                if isinstance(g.node, jinja2.nodes.Name) and g.node.name == "w"
+            ]
+            if len(calls) != len(uses):
+                return True  # `w` passed around or indexed: not followed
+            words.update(calls)
+        if not (names - {"w"}) <= notification:
+            return True
+        return bool(words) and self._macros_use_recipient(locale, words, notification)
+
+    def _macros_use_recipient(
+        self, locale: Locale, called: set[str], notification: frozenset[str]
+    ) -> bool:
+        """Whether the wording macros `called` (and those they call) use a name that is not
+        the same for every recipient of a notification."""
+        chain = self._chain(f"{locale}/_words.txt.j2")
+        if chain is None:
+            return True
+        macros: dict[str, jinja2.nodes.Macro] = {}
+        for tree in reversed(chain):  # the override's own macros win
+            macros.update({m.name: m for m in tree.find_all(jinja2.nodes.Macro)})
+        todo, done = list(called), set()
+        while todo:
+            name = todo.pop()
+            if name in done:
+                continue
+            done.add(name)
+            macro = macros.get(name)
+            if macro is None:
+                return True
+            if any(node.name == "self" for node in macro.find_all(jinja2.nodes.Name)):
+                return True
+            if any(macro.find(kind) for kind in _OTHER_TEMPLATES):
+                return True
+            alone = jinja2.nodes.Template([macro])
+            alone.set_environment(self._env)
+            for free in jinja2.meta.find_undeclared_variables(alone):
+                if free in macros:
+                    todo.append(free)
+                elif free not in notification:
+                    return True
+        return False
 
     def subject(self, kind: NotificationKind, locale: Locale, variables: dict[str, Any]) -> str:
         """The subject line alone (what `accord plan` lists)."""

@@ -282,11 +282,27 @@ def _runaway_quote(text: str, stop: yaml.Mark) -> yaml.ScalarToken | None:
     return found
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+"""libyaml's parser, when PyYAML has it: the same nodes and positions, ten times faster (a
+directory of 115 agencies: 0.5 s in Python)."""
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML node tree; errors always come from the Python parser, whose messages the
+    problems quote (libyaml words them differently)."""
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.compose(text, Loader=_FAST_LOADER)
+        except (yaml.YAMLError, RecursionError):
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def parse_yaml(text: str, file: str) -> YamlDoc:
     """Parse one YAML document; syntax problems go into the returned `YamlDoc`."""
     text = unicodedata.normalize("NFC", text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         return YamlDoc(file, None, None, [_syntax_problem(file, text, exc)])
     except yaml.reader.ReaderError as exc:
