@@ -140,6 +140,13 @@ class _Addressing:
             # An officer of an agency outside the directory is not stored (no agency row).
             if officer.agency in self._codes
         ]
+        # Where each agency's officers and each role's holders are in that list.
+        self._of_agency: dict[str, list[int]] = {}
+        self._holding: dict[str, list[int]] = {}
+        for index, (_, holder) in enumerate(self._officers):
+            self._of_agency.setdefault(holder.agency, []).append(index)
+            for role in holder.roles:
+                self._holding.setdefault(role, []).append(index)
         self._candidates: dict[tuple[tuple[str, str | None], ...], list[tuple[Officer, Holder]]]
         self._candidates = {}
 
@@ -151,14 +158,14 @@ class _Addressing:
         if candidates is None:
             # Only officers a scope can reach (of its agency, or holding its role when it
             # names no agency), in directory order: the rule then skips the rest.
-            candidates = self._candidates[key] = [
-                pair
-                for pair in self._officers
-                if any(
-                    pair[1].agency == agency if agency is not None else role in pair[1].roles
-                    for role, agency in key
+            reached: set[int] = set()
+            for role, agency in key:
+                reached.update(
+                    self._of_agency.get(agency, [])
+                    if agency is not None
+                    else self._holding.get(role, [])
                 )
-            ]
+            candidates = self._candidates[key] = [self._officers[i] for i in sorted(reached)]
         return [
             _recipient(officer, role)
             for officer, role in pick_recipients(scopes, candidates, province)

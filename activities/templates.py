@@ -242,6 +242,7 @@ class MailTemplates:
         self.override = override
         self._plain: dict[Locale, Any] = {}
         self._extends: dict[str, bool] = {}
+        self._nouns: dict[tuple[Locale, str], str] = {}
         self._per_recipient: dict[tuple[NotificationKind, Locale], bool] = {}
         self._word_names: dict[Locale, tuple[str, ...] | None] = {}
         self._word_modules: dict[tuple[Any, ...], Any] = {}
@@ -304,6 +305,14 @@ class MailTemplates:
             words = self._plain[locale] = self._words(locale, {})
         return words
 
+    def _deliverable_name(self, locale: Locale, deliverable: str) -> str:
+        """`w.deliverable(kind)` given no variables: the same for the same kind, kept."""
+        key = (locale, deliverable)
+        noun = self._nouns.get(key)
+        if noun is None:
+            noun = self._nouns[key] = str(self._plain_words(locale).deliverable(deliverable))
+        return noun
+
     def _words(self, locale: Locale, variables: dict[str, Any]) -> Any:
         """The wording macros (`w`) given `variables`. Built once for the values of the names
         the words template reads (a module per message cost a third of a subject)."""
@@ -344,8 +353,7 @@ class MailTemplates:
         """The variables as the kind's template sees them, and a function rendering one of
         its blocks with them."""
         variables = dict(variables, lang=locale)
-        noun = self._plain_words(locale).deliverable(variables["deliverable"])
-        variables["deliverable_name"] = str(noun)
+        variables["deliverable_name"] = self._deliverable_name(locale, variables["deliverable"])
         variables["w"] = self._words(locale, variables)
         name = f"{locale}/{kind.value}.txt.j2"
         template = self._env.get_template(name)
