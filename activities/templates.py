@@ -213,6 +213,8 @@ _OTHER_TEMPLATES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.From
 _MISSING = object()
 _RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing"})
 """The variables that differ between two recipients of one notification in one language."""
+_NOTIFICATION_NAMES = _KIND_NAMES - _RECIPIENT_NAMES - {"w"}
+"""The variables that are the same for every recipient of a notification in one language."""
 
 
 class MailTemplateError(Exception):
@@ -243,7 +245,8 @@ class MailTemplates:
         self._plain: dict[Locale, Any] = {}
         self._extends: dict[str, bool] = {}
         self._nouns: dict[tuple[Locale, str], str] = {}
-        self._per_recipient: dict[tuple[NotificationKind, Locale], bool] = {}
+        self._subject_names: dict[tuple[NotificationKind, Locale], tuple[str, ...] | None] = {}
+        self._subjects: dict[tuple[Any, ...], str] = {}
         self._word_names: dict[Locale, tuple[str, ...] | None] = {}
         self._word_modules: dict[tuple[Any, ...], Any] = {}
         self._env = jinja2.Environment(
@@ -406,17 +409,23 @@ class MailTemplates:
         `owing`, or anything this check cannot follow. False for the package's templates, so
         `accord plan` renders a subject once per notification and language; a province's
         override that names the recipient in the subject is rendered for each recipient."""
-        key = (kind, locale)
-        found = self._per_recipient.get(key)
-        if found is None:
-            found = self._per_recipient[key] = self._subject_uses_recipient(kind, locale)
-        return found
+        names = self._subject_reads(kind, locale)
+        return names is None or not set(names) <= _NOTIFICATION_NAMES
 
-    def _subject_uses_recipient(self, kind: NotificationKind, locale: Locale) -> bool:
-        notification = (_KIND_NAMES - _RECIPIENT_NAMES) - {"w"}
+    def _subject_reads(self, kind: NotificationKind, locale: Locale) -> tuple[str, ...] | None:
+        """Every variable the subject of `kind` reads, directly or through the wording macros
+        it calls (`title` always: a long subject is shortened by it); None when it does
+        something this analysis does not follow. Cached per kind and language."""
+        key = (kind, locale)
+        if key not in self._subject_names:
+            names = self._subject_free_names(kind, locale)
+            self._subject_names[key] = None if names is None else tuple(sorted(names | {"title"}))
+        return self._subject_names[key]
+
+    def _subject_free_names(self, kind: NotificationKind, locale: Locale) -> set[str] | None:
         chain = self._chain(f"{locale}/{kind.value}.txt.j2")
         if chain is None:
-            return True
+            return None
         names: set[str] = set()
         words: set[str] = set()
         for tree in chain:
@@ -427,9 +436,9 @@ class MailTemplates:
                 if block.name != "subject" and "subject" not in inner:
                     block.body = []
             if any(node.name == "self" for node in tree.find_all(jinja2.nodes.Name)):
-                return True  # `self.body()`: another block, not followed
+                return None  # `self.body()`: another block, not followed
             if any(tree.find(kind) for kind in _OTHER_TEMPLATES):
-                return True  # another template, maybe given the whole context: not followed
+                return None  # another template, maybe given the whole context: not followed
             names |= jinja2.meta.find_undeclared_variables(tree)
             uses = [n for n in tree.find_all(jinja2.nodes.Name) if n.name == "w"]
             calls = [
@@ -438,23 +447,26 @@ class MailTemplates:
                 if isinstance(g.node, jinja2.nodes.Name) and g.node.name == "w"
             ]
             if len(calls) != len(uses):
-                return True  # `w` passed around or indexed: not followed
+                return None  # `w` passed around or indexed: not followed
             words.update(calls)
-        if not (names - {"w"}) <= notification:
-            return True
-        return bool(words) and self._macros_use_recipient(locale, words, notification)
+        names.discard("w")
+        if words:
+            read = self._macros_read(locale, words)
+            if read is None:
+                return None
+            names |= read
+        return names
 
-    def _macros_use_recipient(
-        self, locale: Locale, called: set[str], notification: frozenset[str]
-    ) -> bool:
-        """Whether the wording macros `called` (and those they call) use a name that is not
-        the same for every recipient of a notification."""
+    def _macros_read(self, locale: Locale, called: set[str]) -> set[str] | None:
+        """The variables the wording macros `called` (and those they call) read; None when
+        one is not found or does something this analysis does not follow."""
         chain = self._chain(f"{locale}/_words.txt.j2")
         if chain is None:
-            return True
+            return None
         macros: dict[str, jinja2.nodes.Macro] = {}
         for tree in reversed(chain):  # the override's own macros win
             macros.update({m.name: m for m in tree.find_all(jinja2.nodes.Macro)})
+        names: set[str] = set()
         todo, done = list(called), set()
         while todo:
             name = todo.pop()
@@ -463,24 +475,42 @@ class MailTemplates:
             done.add(name)
             macro = macros.get(name)
             if macro is None:
-                return True
+                return None
             if any(node.name == "self" for node in macro.find_all(jinja2.nodes.Name)):
-                return True
+                return None
             if any(macro.find(kind) for kind in _OTHER_TEMPLATES):
-                return True
+                return None
             alone = jinja2.nodes.Template([macro])
             alone.set_environment(self._env)
             for free in jinja2.meta.find_undeclared_variables(alone):
                 if free in macros:
                     todo.append(free)
-                elif free not in notification:
-                    return True
-        return False
+                else:
+                    names.add(free)
+        return names
 
     def subject(self, kind: NotificationKind, locale: Locale, variables: dict[str, Any]) -> str:
-        """The subject line alone (what `accord plan` lists)."""
+        """The subject line alone (what `accord plan` lists). Kept per the values of the
+        variables it reads: the reminders of one task read the same subject."""
+        names = self._subject_reads(kind, locale)
+        key: tuple[Any, ...] | None = None
+        if names is not None:
+            given = dict(variables, lang=locale)
+            given["deliverable_name"] = self._deliverable_name(locale, variables["deliverable"])
+            key = (kind, locale, *(given.get(name, _MISSING) for name in names))
+            try:
+                found = self._subjects.get(key)
+            except TypeError:  # a value that cannot be a key
+                found, key = None, None
+            if found is not None:
+                return found
         variables, block = self._blocks(kind, locale, variables)
-        return self._subject(kind, locale, variables, block)
+        subject = self._subject(kind, locale, variables, block)
+        if key is not None:
+            if len(self._subjects) >= 4096:
+                self._subjects.clear()
+            self._subjects[key] = subject
+        return subject
 
     def _subject(
         self,
