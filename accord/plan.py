@@ -219,6 +219,8 @@ def plan(
     # A task's calendar is the agreement's cut to the years around it: one per year, shared,
     # so that the planner's sending windows and calendar lookups are built once per year.
     calendars: dict[int, WorkingCalendar | None] = {}
+    # The agencies of a programme share an obligation's dates: their tasks' plans are equal.
+    plans: dict[tuple[Any, ...], planner.TaskPlan] = {}
     for task in input.waiting:
         obligation = agreement.obligations[task.obligation_id]
         ref = task_ref(agreement, task)
@@ -231,16 +233,26 @@ def plan(
             deadline_rule=obligation.deadline_rule,
             has_recipient=obligation.recipient is not None,
         )
-        result = planner.plan_task(
-            terms,
-            opens_at=task.opens_at,
-            due_at=task.due_at,
-            written_due=task.written_due_at,
-            calendar=_task_calendar(
-                calendars, agreement.calendar, task.due_at, agreement.starts_at
-            ),
-            submitted_at=arrivals.get(task.task_id),
+        calendar = _task_calendar(calendars, agreement.calendar, task.due_at, agreement.starts_at)
+        submitted_at = arrivals.get(task.task_id)
+        key = (
+            task.obligation_id,
+            task.opens_at,
+            task.due_at,
+            task.written_due_at,
+            id(calendar),
+            submitted_at,
         )
+        result = plans.get(key)
+        if result is None:
+            result = plans[key] = planner.plan_task(
+                terms,
+                opens_at=task.opens_at,
+                due_at=task.due_at,
+                written_due=task.written_due_at,
+                calendar=calendar,
+                submitted_at=submitted_at,
+            )
         counts[result.state] += 1
         if result.submission_refused:
             warnings.append(f"{task.task_id}: not submitted: {result.submission_refused}")
