@@ -44,7 +44,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import babel
@@ -53,11 +53,13 @@ import jinja2.meta
 import jinja2.nodes
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
-from icalendar import Calendar, Event, Timezone
 
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.calendar import last_day_of
 from agreements.models import RecipientRole
+
+if TYPE_CHECKING:
+    from icalendar import Timezone
 
 Locale = Literal["vi", "en"]
 
@@ -1055,6 +1057,8 @@ def due_date_event(
     zone = _zone(task)
     due = task.due_at.astimezone(zone)
     agency = one_line(agency_names.get(task.agency) or task.agency)
+    from icalendar import Calendar, Event  # here: `accord plan` renders subjects only
+
     calendar = Calendar()
     calendar.add("prodid", "-//Accord//Hạn nộp báo cáo//VI")
     calendar.add("version", "2.0")
@@ -1095,6 +1099,8 @@ def _vtimezone(tzid: str) -> Timezone | None:
     """A zone's VTIMEZONE, as `Calendar.add_missing_timezones` builds it, built once: it walks
     the zone's transitions over decades (about 10 ms CPU, more than the rest of the message)."""
     try:
+        from icalendar import Timezone
+
         return Timezone.from_tzid(tzid)
     except ValueError:
         return None
