@@ -14,7 +14,9 @@ as section 4 of `simulated.py` builds it; nobody submits), it prints:
   environment sets PYTHONDONTWRITEBYTECODE=1; `--no-bytecode-cache` keeps the environment's
   setting (every module compiled from source at every run: about +0.6 s here).
 
-The load average (1 min) is printed at the start and the end: the machine may be shared.
+The load average (1 min) is printed at the start and the end: the machine may be shared, and
+then the wall-clock figures count the neighbours' work too. So each figure comes with its CPU
+time (user + system; in-process: this process's), what a quiet machine would take.
 
 Target: each under 2 s. With `--simulate`, `accord.simulate.simulate` on the same agreement
 once (the time-skipping server, for comparison; minutes for the synthetic programme).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,22 +48,30 @@ ACCORD = ROOT / ".venv" / "bin" / "accord"
 TARGET_SECONDS = 2.0
 
 
-def _in_process(path: Path, repeat: int) -> tuple[float, int]:
+def _in_process(path: Path, repeat: int) -> tuple[float, float, int]:
+    """Median wall-clock and CPU seconds, and the number of messages."""
     plan(load_agreement(path))
-    times = []
+    times, cpu = [], []
     messages = 0
     for _ in range(repeat):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         report = plan(load_agreement(path))
         times.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
         messages = len(report.mails)
-    return median(times), messages
+    return median(times), median(cpu), messages
 
 
-def _subprocess(path: Path, repeat: int, env: dict[str, str]) -> float:
-    times = []
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _subprocess(path: Path, repeat: int, env: dict[str, str]) -> tuple[float, float]:
+    """Median wall-clock and CPU (user + system) seconds of the command."""
+    times, cpu = [], []
     for run in range(repeat + 1):  # the first fills the bytecode cache, and is not counted
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), _children_cpu()
         subprocess.run(
             [str(ACCORD), "plan", str(path), "--json"],
             check=True,
@@ -70,7 +81,8 @@ def _subprocess(path: Path, repeat: int, env: dict[str, str]) -> float:
         )
         if run:
             times.append(time.perf_counter() - began)
-    return median(times)
+            cpu.append(_children_cpu() - began_cpu)
+    return median(times), median(cpu)
 
 
 def _environment(bytecode_cache: bool) -> dict[str, str]:
@@ -114,19 +126,25 @@ def main() -> int:
             "289/KH-UBND 2025": ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml",
             "synthetic 115 agencies, 5 years": synthetic,
         }
-        print(f"{'agreement':34} {'messages':>8} {'in-process':>11} {'subprocess':>11}", end="")
-        print(f" {'simulate':>9}" if args.simulate else "")
-        worst = 0.0
+        header = f"{'agreement':34} {'messages':>8} {'in-process':>11} {'cpu':>6}"
+        header += f" {'subprocess':>11} {'cpu':>6}"
+        print(header + (f" {'simulate':>9}" if args.simulate else ""))
+        worst = worst_cpu = 0.0
         for name, path in cases.items():
-            inside, messages = _in_process(path, args.repeat)
-            outside = _subprocess(path, args.repeat, env)
+            inside, inside_cpu, messages = _in_process(path, args.repeat)
+            outside, outside_cpu = _subprocess(path, args.repeat, env)
             worst = max(worst, inside, outside)
-            line = f"{name:34} {messages:>8} {inside:>10.2f}s {outside:>10.2f}s"
+            worst_cpu = max(worst_cpu, inside_cpu, outside_cpu)
+            line = f"{name:34} {messages:>8} {inside:>10.2f}s {inside_cpu:>5.2f}s"
+            line += f" {outside:>10.2f}s {outside_cpu:>5.2f}s"
             if args.simulate:
                 line += f" {_simulated(path):>8.1f}s"
             print(line, flush=True)
     verdict = "PASS" if worst < TARGET_SECONDS else "MISS"
     print(f"{verdict}: slowest {worst:.2f} s (target < {TARGET_SECONDS:.0f} s)")
+    # On a shared machine the wall clock counts the neighbours' work too; CPU time does not.
+    cpu_verdict = "PASS" if worst_cpu < TARGET_SECONDS else "MISS"
+    print(f"CPU time: {cpu_verdict}, slowest {worst_cpu:.2f} s")
     print(f"load average {load_average()[0]:.2f} at the end")
     return 0
 
