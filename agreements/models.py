@@ -173,11 +173,41 @@ class LeadershipOf(Model):
         return f"leadership_of:{self.leadership_of}"
 
 
-NotifyTarget = RecipientRole | LeadershipOf
+_AGENCY_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+
+
+def _notify_target(value: Any) -> Any:
+    """One error line for a wrong `notify` entry, instead of one per member of the union."""
+    if isinstance(value, RecipientRole | LeadershipOf):
+        return value
+    if isinstance(value, str):
+        try:
+            return RecipientRole(_nfc(value))
+        except ValueError:
+            *first, last = (repr(r.value) for r in RecipientRole)
+            raise ValueError(
+                f"{value!r} is not one of {', '.join(first)} or {last}, nor {{leadership_of: CODE}}"
+            ) from None
+    if isinstance(value, dict):
+        if set(value) != {"leadership_of"}:
+            keys = ", ".join(repr(k) for k in value)
+            raise ValueError(
+                f"expected {{leadership_of: CODE}}, e.g. {{leadership_of: UBND_TINH}}, got {keys}"
+            )
+        code = value["leadership_of"]
+        if not isinstance(code, str) or not _AGENCY_CODE_RE.match(_nfc(code)):
+            raise ValueError(
+                f"leadership_of: {code!r} is not an agency code (upper-case, e.g. UBND_TINH)"
+            )
+        return LeadershipOf(leadership_of=_nfc(code))
+    raise ValueError("expected a role, e.g. focal_point, or {leadership_of: CODE}")
+
+
+NotifyTarget = Annotated[RecipientRole | LeadershipOf, BeforeValidator(_notify_target)]
 """An entry of a `notify` list: a role (`focal_point`, ...) or `{leadership_of: CODE}`."""
 
 
-def notify_text(target: NotifyTarget) -> str:
+def notify_text(target: RecipientRole | LeadershipOf) -> str:
     """`focal_point`, or `leadership_of:UBND_TINH`, for messages and logs."""
     return target.value if isinstance(target, RecipientRole) else str(target)
 
