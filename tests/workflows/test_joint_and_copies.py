@@ -169,3 +169,8 @@ async def test_second_owner_submits_and_closes_the_joint_task(tmp_path: Path) ->
             assert row.officer_id == "dau-moi-stp"
         status = await handle.query(ObligationWorkflow.status)
         assert status.task.co_owners == ["STP"]
+        # What the Web UI shows for the task (its current details).
+        metadata = await handle.query("__temporal_workflow_metadata")
+        details = metadata.current_details
+        assert "- Cơ quan thực hiện: `SNV`, `STP` (cùng thực hiện)" in details
+        assert "- Đồng gửi: `BTGDV`" in details
