@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -190,7 +190,7 @@ def _agency_active(directory: Directory, code: str, due_at: datetime | None, sta
     if (
         agency.active_from is not None
         and due_at is not None
-        and last_day_of(due_at, due_at.tzinfo or ZoneInfo("UTC")) < agency.active_from
+        and last_day_of(due_at, due_at.tzinfo or UTC) < agency.active_from
     ):
         return False
     if agency.active_until is None:
