@@ -692,7 +692,7 @@ class ObligationWorkflow:
         report = parse_argument(SubmitReport, "submit_report", report, extra)
         self._require_open()
         actor = report.actor
-        owners = self._owners()
+        owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
                 en=f"only an officer of {' or '.join(owners)} or an admin may submit "
@@ -722,7 +722,7 @@ class ObligationWorkflow:
         request = parse_argument(ExtensionRequest, "request_extension", request, extra)
         self._require_open()
         actor = request.actor
-        owners = self._owners()
+        owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
                 en=f"only an officer of {' or '.join(owners)} or an admin may request an "
@@ -853,17 +853,13 @@ class ObligationWorkflow:
         offset = (self._due_at or self._input.closes_at).strftime("%z")
         return f"giờ UTC{offset[:3]}:{offset[3:]}" if offset else "giờ UTC"
 
-    def _owners(self) -> list[str]:
-        """The owing agencies: one, or all the owners of a joint task (the lead first)."""
-        return [self._task.agency, *self._task.co_owners]
-
     def _details(self) -> str:
         task = self._task
         lines = [
             f"**{task.title}**",
             "",
             f"- Trạng thái: **{STATE_LABELS_VI[self._state]}**",
-            f"- Cơ quan thực hiện: {', '.join(f'`{code}`' for code in self._owners())}"
+            f"- Cơ quan thực hiện: {', '.join(f'`{code}`' for code in self._task.owners)}"
             + (" (cùng thực hiện)" if task.co_owners else ""),
             *([f"- Đồng gửi: {', '.join(f'`{c}`' for c in task.copy_to)}"] if task.copy_to else []),
             f"- Kỳ báo cáo: {task.period_label}",
