@@ -7,6 +7,7 @@ calendar, never computed with Accord's expansion."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import datetime
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from accord.cli import main
 from accord.plan import ScriptedSubmission, plan
 from agreements.loader import load_agreement
 from agreements.models import (
@@ -246,3 +248,31 @@ def test_documented_examples_are_valid() -> None:
         for step in example.get("escalation", []):
             EscalationStep.model_validate(step)
     assert AgencyKind.COMMUNE in kinds
+
+
+def test_accord_schema_describes_the_new_forms_with_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def described(args: list[str]) -> dict[str, str]:
+        assert main(["schema", *args]) == 0
+        defs = json.loads(capsys.readouterr().out)["$defs"]
+        return {
+            f"{model}.{name}": field.get("description", "")
+            for model, body in defs.items()
+            for name, field in body.get("properties", {}).items()
+        }
+
+    agreement, directory = described([]), described(["--directory"])
+    new_fields = {
+        "Owners.jointly": agreement,
+        "Obligation.copy_to": agreement,
+        "LeadershipOf.leadership_of": agreement,
+        "EscalationStep.notify": agreement,
+        "ReminderPolicy.notify": agreement,
+        "Agency.active_from": directory,
+        "Agency.kind": directory,
+    }
+    for field, descriptions in new_fields.items():
+        assert "e.g." in descriptions[field], field
+    assert "leadership_of" in agreement["EscalationStep.notify"]
+    assert "commune" in directory["Agency.kind"]
