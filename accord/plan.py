@@ -28,7 +28,7 @@ from agreements.expansion import event_occurrences, local_midnight
 from agreements.loader import LoadedAgreement
 from agreements.models import Directory, EventDue, Officer, RecipientRole
 from agreements.recipients import Holder, pick_recipients, role_scopes
-from workflows.payloads import AgreementInput, TaskState, task_ref
+from workflows.payloads import AgreementInput, PlannedTask, TaskState, task_ref
 
 SUBMIT_AT = time(9, 0)
 """Scripted submissions arrive at 09:00 local time on their day."""
@@ -223,7 +223,7 @@ def plan(
     warnings: list[str] = []
     awaiting = awaiting_events(loaded, {preview.event for preview in events})
     if events:
-        previewed = []
+        previewed: list[PlannedTask] = []
         for preview in events:
             found = event_occurrences(
                 loaded.agreement,
