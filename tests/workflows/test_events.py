@@ -19,6 +19,7 @@ from harness import ROOT, ZONE, harness
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
+from accord.cli import main
 from accord.cli.events import send_event
 from accord.deploy import build_input, start_agreement
 from agreements.loader import load_agreement
@@ -43,7 +44,9 @@ def local(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=ZONE)
 
 
-async def test_recording_an_event_starts_its_tasks_once(tmp_path: Path) -> None:
+async def test_recording_an_event_starts_its_tasks_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     loaded = load_agreement(AGREEMENT)
     async with harness(tmp_path) as h:
         deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
@@ -103,7 +106,28 @@ async def test_recording_an_event_starts_its_tasks_once(tmp_path: Path) -> None:
             assert status.state in (TaskState.PENDING, TaskState.OVERDUE)
             assert status.due_note and "hết ngày 07/12/2026" in status.due_note
 
-        # The same event again: nothing new, the first recording's tasks in the answer.
+        # The same event again, as an admin types it: nothing new.
+        monkeypatch.setenv(
+            "ACCORD_TEMPORAL__ADDRESS", h.env.client.service_client.config.target_host
+        )
+        monkeypatch.setenv("ACCORD_DATABASE_URL", f"sqlite:///{tmp_path / 'accord.db'}")
+        monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "cli"))
+        argv = ["event", "record", AGREEMENT_ID, "hoi-nghi-so-ket", "--date", "2026-12-01"]
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, [*argv, "--as", admin.officer_id])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert out.splitlines() == [
+            "Sự kiện hoi-nghi-so-ket (2026-12-01) đã được ghi nhận ngày 01/12/2026; "
+            "không tạo thêm nhiệm vụ",
+            f"  {CONFERENCE}/SNV/2026-12-01  trước 08/12/2026",
+            f"  {CONFERENCE}/STP/2026-12-01  trước 08/12/2026",
+        ]
+        code = await asyncio.to_thread(main, [*argv, "--as", focal_point.officer_id])
+        assert code == 1
+        assert "bị từ chối: chỉ quản trị viên được ghi nhận sự kiện" in capsys.readouterr().err
+
+        # And through the function the command calls: the first recording's tasks in the answer.
         again = await send_event(
             h.env.client,
             AGREEMENT_ID,
