@@ -349,6 +349,8 @@ def apply_deadline_rule(
     rule: DeadlineRule,
     calendar: WorkingCalendar,
     zone: tzinfo = VIETNAM,
+    *,
+    keep_time: bool = True,
 ) -> AdjustedDeadline:
     """Apply a deadline rule to a due instant (the first late moment).
 
@@ -362,7 +364,8 @@ def apply_deadline_rule(
     * `as_written`: the instant stays, and the explanation says that it falls on a day off.
 
     A due instant with a time of day (before 17:00 on Saturday 14/11/2026) has that day as its
-    last day; a move keeps the time (17:00 on Monday 16/11/2026).
+    last day; a move keeps the time (17:00 on Monday 16/11/2026). `keep_time=False` is the
+    rule before issue 13 (the moved deadline ends with its day), for workflows that replay it.
     """
     last = last_day_of(due_instant, zone)
     if calendar.is_working_day(last):
@@ -380,11 +383,11 @@ def apply_deadline_rule(
     else:
         new_last = last
     local = _local(due_instant, zone)
-    at = None if local.time() == time.min else local.time()
+    at = None if local.time() == time.min or not keep_time else local.time()
     vi, en = _explain(rule, last, new_last, calendar, at)
     if new_last == last:
         adjusted = due_instant
-    elif local.time() == time.min:
+    elif at is None:
         adjusted = end_of_day(new_last, zone)
     else:
         # A deadline with a time of day ("trước 17 giờ ngày X") keeps its time on the new day.

@@ -257,13 +257,22 @@ def escalation_at(
         return due_at + offset.duration
 
 
-def deadline(written: datetime, rule: DeadlineRule, calendar: WorkingCalendar | None) -> Deadline:
+def deadline(
+    written: datetime,
+    rule: DeadlineRule,
+    calendar: WorkingCalendar | None,
+    *,
+    keep_time: bool = True,
+) -> Deadline:
     """The due instant for a written one under the rule and calendar, with the explanation
-    when it moved (none without a calendar, or outside its years)."""
+    when it moved (none without a calendar, or outside its years). `keep_time`: see
+    `apply_deadline_rule`."""
     if calendar is None:
         return Deadline(written)
     try:
-        adjusted = apply_deadline_rule(written, rule, calendar, written.tzinfo or UTC)
+        adjusted = apply_deadline_rule(
+            written, rule, calendar, written.tzinfo or UTC, keep_time=keep_time
+        )
     except CalendarRangeError:
         return Deadline(written)
     return Deadline(adjusted.adjusted, adjusted.explanation_vi, adjusted.explanation_en)

@@ -55,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
         task_search_attributes,
     )
 
+DEADLINE_KEEPS_TIME_PATCH = "deadline-keeps-time-of-day"
+"""Patch marker: a deadline with a time of day keeps it when the deadline rule moves it."""
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
 SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
 """How far before its handling a report's `sent_at` is believed (outages, retries)."""
@@ -617,6 +619,13 @@ class ObligationWorkflow:
         """Set the due instant for a written one under the task's deadline rule and calendar,
         with the explanation when it moved."""
         rule = planner.deadline(written, self._input.deadline_rule, self._calendar)
+        # A deadline with a time of day moved by the rule used to end with its new day; it now
+        # keeps its time. Histories recorded before that replay the old answer.
+        before = planner.deadline(
+            written, self._input.deadline_rule, self._calendar, keep_time=False
+        )
+        if before != rule and not workflow.patched(DEADLINE_KEEPS_TIME_PATCH):
+            rule = before
         self._due_note, self._due_note_en = rule.note_vi, rule.note_en
         return rule.due_at
 
