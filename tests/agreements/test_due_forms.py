@@ -274,7 +274,7 @@ def test_plan_lists_what_waits_for_an_event_and_previews_it() -> None:
     ]
 
 
-def test_accord_plan_as_a_subprocess_on_the_quarterly_agreement() -> None:
+def test_accord_plan_as_a_subprocess() -> None:
     done = subprocess.run(
         [ACCORD, "plan", str(FORMS / "su-kien.yaml"), "--json", "--event",
          "hoi-nghi-so-ket=2026-12-01"],
