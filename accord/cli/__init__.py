@@ -16,9 +16,8 @@
 Where each lives: `agreements.py` (validate, schema: files only, no engine), `run.py`,
 `deployment.py` (deploy, status), `tasks.py` (submit, extend, decide, waive), `events.py`
 (event record), `calendar.py`, `simulate.py`, `plan.py` (no engine); all talk to the engine
-through `engine.py`, and
-`commands.py` registers them and holds `main`. Commands are entry points: nothing below
-(workflows, activities, infra, agreements) imports this package.
+through `engine.py`, and `commands.py` registers them and holds `main`. Commands are entry
+points: nothing below (workflows, activities, infra, agreements) imports this package.
 """
 
 from accord.cli.commands import console_main, main
