@@ -282,15 +282,6 @@ def event_obligations(
     ]
 
 
-def agreement_events(agreement: Agreement) -> list[str]:
-    """The events the agreement's obligations wait for, in order of first mention."""
-    events: list[str] = []
-    for _item, ob in agreement.all_obligations():
-        if isinstance(ob.due, EventDue) and ob.due.event not in events:
-            events.append(ob.due.event)
-    return events
-
-
 def event_occurrences(
     agreement: Agreement,
     directory: Directory,
