@@ -31,15 +31,19 @@ from agreements.models import (
     Deliverable,
     Directory,
     EscalationStep,
+    EventDue,
+    EveryDue,
     FixedDue,
     Indicator,
     NoDue,
     Obligation,
     Owners,
+    QuarterlyDue,
     RecurringDue,
     RelativeDue,
     ReminderPolicy,
 )
+from agreements.planner import event_due_at
 
 
 class TaskOccurrence(BaseModel):
@@ -121,14 +125,17 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> Iterator[datetime]:
-    """Local midnights the rule produces between `start` and `end` inclusive."""
+def cron_dates(
+    rule: RecurringDue | QuarterlyDue, start: date, end: date, zone: ZoneInfo
+) -> Iterator[datetime]:
+    """Local midnights of the days the rule names between `start` and `end` inclusive."""
     first = max(start, rule.starting) if rule.starting else start
     last = min(end, rule.until) if rule.until else end
     if last < first:
         return
+    month = ",".join(map(str, rule.months)) if isinstance(rule, QuarterlyDue) else str(rule.month)
     trigger = CronTrigger(
-        month=str(rule.month),
+        month=month,
         day=str(rule.day),
         hour=0,
         minute=0,
@@ -148,22 +155,72 @@ def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> It
         now = fire + timedelta(seconds=1)
 
 
+def named_day_instant(
+    day: date, zone: ZoneInfo, *, inclusive: bool = False, at: time | None = None
+) -> datetime:
+    """The due instant of a day a document names: `before` it (its 00:00), `by` it (inclusive:
+    the next day's 00:00), or at a time of day on it ("trước 17 giờ ngày X": X 17:00)."""
+    if at is not None:
+        return datetime.combine(day, at, tzinfo=zone)
+    if inclusive:
+        return local_midnight(day + timedelta(days=1), zone)
+    return local_midnight(day, zone)
+
+
+def quarter_of(month: int) -> int:
+    return (month - 1) // 3 + 1
+
+
+def every_periods(due: EveryDue, start: date, end: date) -> Iterator[tuple[date, date]]:
+    """(first day, first day of the next period) of each year, quarter or month that overlaps
+    `start`..`end`."""
+    months = {"year": 12, "quarter": 3, "month": 1}[due.period]
+    first_month = (start.month - 1) // months * months + 1
+    period_start = date(start.year, first_month, 1)
+    while period_start <= end:
+        yield period_start, add_months(period_start, months)
+        period_start = add_months(period_start, months)
+
+
 def due_instants(obligation: Obligation, agreement: Agreement) -> list[tuple[str, datetime | None]]:
-    """(period label, due instant) pairs for one obligation."""
+    """(period label, due instant) pairs for one obligation. An obligation started by an event
+    has none until the event is recorded (see `event_occurrences`)."""
     zone = agreement.zone
     due = obligation.due
     default_label = str(agreement.period.start.year)
     if isinstance(due, FixedDue):
-        return [(due.label or str(due.before.year), local_midnight(due.before, zone))]
+        at = named_day_instant(due.day, zone, inclusive=due.by is not None, at=due.time)
+        return [(due.label or str(due.day.year), at)]
     if isinstance(due, RelativeDue):
         day = add_months(agreement.period.start, due.years * 12 + due.months)
         day += timedelta(days=due.days)
         return [(due.label or str(day.year), local_midnight(day, zone))]
-    if isinstance(due, RecurringDue):
+    if isinstance(due, RecurringDue | QuarterlyDue):
         return [
-            (due.label.format(year=at.year, month=at.month, day=at.day), at)
-            for at in cron_dates(due, agreement.period.start, agreement.period.end, zone)
+            (
+                due.label.format(
+                    year=named.year,
+                    quarter=quarter_of(named.month),
+                    month=named.month,
+                    day=named.day,
+                ),
+                named_day_instant(named.date(), zone, inclusive=due.inclusive, at=due.time),
+            )
+            for named in cron_dates(due, agreement.period.start, agreement.period.end, zone)
         ]
+    if isinstance(due, EveryDue):
+        end = agreement.period.end
+        return [
+            (
+                due.label_template.format(
+                    year=first.year, quarter=quarter_of(first.month), month=first.month
+                ),
+                local_midnight(min(following, end + timedelta(days=1)), zone),
+            )
+            for first, following in every_periods(due, agreement.period.start, end)
+        ]
+    if isinstance(due, EventDue):
+        return []
     assert isinstance(due, NoDue)
     return [(due.label or default_label, None)]
 
@@ -229,10 +286,57 @@ def _expand_obligation(
     obligation: Obligation,
     calendar: WorkingCalendar,
 ) -> Iterator[TaskOccurrence]:
+    yield from _occurrences(
+        agreement, directory, item, obligation, calendar, due_instants(obligation, agreement)
+    )
+
+
+def event_obligations(
+    agreement: Agreement, event: str
+) -> list[tuple[ContentItem | None, Obligation]]:
+    """The obligations an event starts."""
+    return [
+        (item, ob)
+        for item, ob in agreement.all_obligations()
+        if isinstance(ob.due, EventDue) and ob.due.event == event
+    ]
+
+
+def event_occurrences(
+    agreement: Agreement,
+    directory: Directory,
+    event: str,
+    day: date,
+    label: str,
+    calendar: WorkingCalendar | None = None,
+) -> list[TaskOccurrence]:
+    """The tasks an event recorded on `day` starts, one per owner agency of each obligation
+    that waits for it, under the period label `label` (what `accord plan --event` previews;
+    the Agreement workflow computes the same with `planner.event_due_at`)."""
+    if calendar is None:
+        calendar = cached_calendar(calendar_years(agreement))
+    found: list[TaskOccurrence] = []
+    for item, obligation in event_obligations(agreement, event):
+        assert isinstance(obligation.due, EventDue)
+        written = event_due_at(day, obligation.due.within, calendar, agreement.zone)
+        found.extend(
+            _occurrences(agreement, directory, item, obligation, calendar, [(label, written)])
+        )
+    return found
+
+
+def _occurrences(
+    agreement: Agreement,
+    directory: Directory,
+    item: ContentItem | None,
+    obligation: Obligation,
+    calendar: WorkingCalendar,
+    instants: list[tuple[str, datetime | None]],
+) -> Iterator[TaskOccurrence]:
     reminders, escalation = effective_policy(obligation, agreement)
     agencies = resolve_owners(obligation.owners, directory)
     rule = obligation.deadline_rule or agreement.deadline_rule
-    for label, written in due_instants(obligation, agreement):
+    for label, written in instants:
         due_at, note_vi, note_en = written, None, None
         covers: tuple[date, date] | tuple[None, None] = (None, None)
         if written is not None and obligation.reporting_period is not None:

@@ -23,6 +23,8 @@ from agreements.models import (
     Agreement,
     Directory,
     EscalationStep,
+    EventDue,
+    EveryDue,
     FixedDue,
     LeadershipOf,
     NoDue,
@@ -30,6 +32,7 @@ from agreements.models import (
     Obligation,
     OfficerRole,
     Owners,
+    QuarterlyDue,
     RecipientRole,
     RecurringDue,
 )
@@ -323,19 +326,22 @@ def _check_due(
     period = agreement.period
     # A due instant is the first late moment, so 'before: <day after the end>' is still inside.
     latest = date.fromordinal(period.end.toordinal() + 1)
-    if isinstance(due, NoDue):
+    if isinstance(due, NoDue | EveryDue | EventDue):
         return []
     if isinstance(due, FixedDue):
-        if not period.start <= due.before <= latest:
+        # `by` and a time of day name the last day itself, which must be inside the period.
+        field = "before" if due.before is not None else "by"
+        last_allowed = latest if field == "before" and due.time is None else period.end
+        if not period.start <= due.day <= last_allowed:
             return [
                 doc.problem(
-                    (*loc, "due", "before"),
-                    f"due date {due.before} is outside the agreement's period "
+                    (*loc, "due", field),
+                    f"due date {due.day} is outside the agreement's period "
                     f"{period.start}..{period.end}",
                 )
             ]
         return []
-    if isinstance(due, RecurringDue):
+    if isinstance(due, RecurringDue | QuarterlyDue):
         for attr in ("starting", "until"):
             day = getattr(due, attr)
             if day is not None and not period.start <= day <= latest:

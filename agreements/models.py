@@ -337,20 +337,103 @@ class Owners(Model):
         return self
 
 
+def _time_of_day(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 17:00 as the sexagesimal number 1020.
+        raise ValueError(
+            f'{value} is not a time of day: write it in quotes as HH:MM, e.g. time: "17:00"'
+        )
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise ValueError(f'{value!r} is not a time of day: write HH:MM, e.g. "17:00"')
+        value = time(int(match.group(1)), int(match.group(2)))
+    if isinstance(value, time) and value == time.min:
+        raise ValueError(
+            "00:00 is the first moment of the day, not a time of day: write `before:` "
+            "without `time`"
+        )
+    return value
+
+
+TimeOfDay = Annotated[
+    time,
+    BeforeValidator(_time_of_day),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*\d{1,2}:\d{2}\s*$"}),
+]
+"""A local time of day written "HH:MM" (quoted in YAML), e.g. "17:00"."""
+
+_TIME_DESCRIPTION = (
+    "Time of day of the deadline, local, quoted: 'trước 17 giờ ngày X' is `time: \"17:00\"` "
+    "and makes the due instant X 17:00 (with `before` or `by` alike). If X is not a working "
+    "day the deadline rule moves the day and keeps the time."
+)
+
+
 class FixedDue(Model):
-    """One due date: `before: 2025-05-15` means due at 15 May 00:00 (last day 14 May)."""
+    """One due date, written one of two ways:
+
+    * `before: 2025-05-15` ("trước ngày 15/5"): due at 15 May 00:00, the last day is 14 May;
+    * `by: 2025-06-30` ("chậm nhất ngày 30/6", "trước hoặc trong ngày 30/6"): 30 June is the
+      last day, so the due instant is 1 July 00:00.
+
+    With `time: "17:00"` the due instant is that time on the day named ("trước 17 giờ ngày X").
+    """
 
     kind: Literal["fixed"] = Field(description="'fixed'.")
-    before: date = Field(description="First day that is already late.")
+    before: date | None = Field(
+        default=None,
+        description="First day that is already late: 'trước ngày 15/5' is `before: 2025-05-15`.",
+    )
+    by: date | None = Field(
+        default=None,
+        description=(
+            "Last day on time (inclusive): 'chậm nhất ngày 30/6' is `by: 2025-06-30`, due at "
+            "1 July 00:00. Give `before` or `by`, not both."
+        ),
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
     label: Slug | None = Field(
         default=None, description="Reporting-period label in task IDs; default: the year."
     )
+
+    @model_validator(mode="after")
+    def _one_day(self) -> FixedDue:
+        if (self.before is None) == (self.by is None):
+            raise ValueError(
+                "give the day as `before: YYYY-MM-DD` (first late day) or `by: YYYY-MM-DD` "
+                "(last day on time), one of the two"
+            )
+        return self
+
+    @property
+    def day(self) -> date:
+        """The day the document names."""
+        named = self.before or self.by
+        assert named is not None
+        return named
+
+
+_LABEL_FIELDS = {"year": 2000, "quarter": 1, "month": 1, "day": 1}
+
+
+def _check_label_template(value: str, allowed: tuple[str, ...]) -> str:
+    names = ", ".join(f"{{{name}}}" for name in allowed)
+    try:
+        rendered = value.format(**{name: _LABEL_FIELDS[name] for name in allowed})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"label template {value!r} may only use {names}") from exc
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", rendered):
+        raise ValueError(f"label {value!r} must render to lower-case letters, digits and hyphens")
+    return value
 
 
 class RecurringDue(Model):
     """Due dates that repeat, expanded with a cron rule in the agreement's time zone.
 
     `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
+    `inclusive: true` makes the day named the last day ("chậm nhất ngày 15 hằng tháng").
     """
 
     kind: Literal["recurring"] = Field(description="'recurring'.")
@@ -358,11 +441,21 @@ class RecurringDue(Model):
     day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
     label: str = Field(
         description=(
-            "Reporting-period label template for task IDs, e.g. '{year}-6t'. "
-            "Placeholders: {year}, {month}, {day}."
+            "Reporting-period label template for task IDs, e.g. '{year}-6t' or "
+            "'{year}-q{quarter}'. Placeholders: {year}, {quarter} (1-4), {month}, {day}, "
+            "all of the day the rule names."
         ),
         max_length=60,
     )
+    inclusive: bool = Field(
+        default=False,
+        description=(
+            "true: the day named is the last day on time ('chậm nhất ngày 25 hằng tháng' is "
+            "`day: 25, inclusive: true`, due at the 26th 00:00); false (default): it is the "
+            "first late day ('trước ngày 25')."
+        ),
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
     starting: date | None = Field(
         default=None, description="First date the rule may produce (default: period start)."
     )
@@ -373,15 +466,142 @@ class RecurringDue(Model):
     @field_validator("label")
     @classmethod
     def _label_template(cls, value: str) -> str:
-        try:
-            rendered = value.format(year=2000, month=1, day=1)
-        except (KeyError, IndexError, ValueError) as exc:
+        return _check_label_template(value, ("year", "quarter", "month", "day"))
+
+    @model_validator(mode="after")
+    def _inclusive_or_time(self) -> RecurringDue:
+        if self.inclusive and self.time is not None:
+            raise ValueError("`time` already makes the day named the last day: drop `inclusive`")
+        return self
+
+
+MonthOfQuarter = Literal["first", "middle", "last"]
+MONTHS_OF_QUARTER: dict[str, tuple[int, int, int, int]] = {
+    "first": (1, 4, 7, 10),
+    "middle": (2, 5, 8, 11),
+    "last": (3, 6, 9, 12),
+}
+_SHORTEST_MONTH = {"first": 30, "middle": 28, "last": 30}
+
+
+class QuarterlyDue(Model):
+    """A date in every quarter: 'trước ngày 20 của tháng cuối quý' is
+    `{kind: quarterly, day: 20}` (20 Mar, 20 Jun, 20 Sep, 20 Dec)."""
+
+    kind: Literal["quarterly"] = Field(description="'quarterly'.")
+    day: int = Field(ge=1, le=31, description="Day of the month, e.g. 20.")
+    month_of_quarter: MonthOfQuarter = Field(
+        default="last",
+        description=(
+            "Which month of each quarter: first (Jan, Apr, Jul, Oct), middle (Feb, May, Aug, "
+            "Nov) or last (Mar, Jun, Sep, Dec; the default), e.g. `month_of_quarter: last`."
+        ),
+    )
+    label: str = Field(
+        default="{year}-q{quarter}",
+        max_length=60,
+        description=(
+            "Period label template, default '{year}-q{quarter}' (2026-q3). Placeholders: "
+            "{year}, {quarter} (1-4), {month}, {day}, all of the day named."
+        ),
+    )
+    inclusive: bool = Field(
+        default=False,
+        description="true: the day named is the last day on time ('chậm nhất ngày 20').",
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
+    starting: date | None = Field(
+        default=None, description="First date the rule may produce (default: period start)."
+    )
+    until: date | None = Field(
+        default=None, description="Last date the rule may produce (default: period end)."
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_template(cls, value: str) -> str:
+        return _check_label_template(value, ("year", "quarter", "month", "day"))
+
+    @model_validator(mode="after")
+    def _every_quarter_has_the_day(self) -> QuarterlyDue:
+        shortest = _SHORTEST_MONTH[self.month_of_quarter]
+        if self.day > shortest:
             raise ValueError(
-                f"label template {value!r} may only use {{year}}, {{month}}, {{day}}"
-            ) from exc
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", rendered):
+                f"day {self.day} does not exist in every {self.month_of_quarter} month of a "
+                f"quarter (the shortest has {shortest} days)"
+            )
+        if self.inclusive and self.time is not None:
+            raise ValueError("`time` already makes the day named the last day: drop `inclusive`")
+        return self
+
+    @property
+    def months(self) -> tuple[int, int, int, int]:
+        return MONTHS_OF_QUARTER[self.month_of_quarter]
+
+
+class EveryDue(Model):
+    """A task per period with no day named ('hằng năm', 'hằng quý', 'định kỳ'): each period
+    of the agreement closes its own task, due at the first day of the next period 00:00
+    (the period's last day is the last day on time), clipped to the agreement's period."""
+
+    kind: Literal["every"] = Field(description="'every'.")
+    period: Literal["year", "quarter", "month"] = Field(
+        description=(
+            "year, quarter or month: `period: year` gives one task per calendar year, due "
+            "'before 1/1 of the next year' (or the day after the agreement ends)."
+        )
+    )
+    label: str | None = Field(
+        default=None,
+        max_length=60,
+        description=(
+            "Period label template; default '{year}', '{year}-q{quarter}' or "
+            "'{year}-{month:02d}'. Placeholders of the period itself (not of its due day): "
+            "{year}, {quarter}, {month}."
+        ),
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return _check_label_template(value, ("year", "quarter", "month"))
+
+    @property
+    def label_template(self) -> str:
+        if self.label:
+            return self.label
+        return {"year": "{year}", "quarter": "{year}-q{quarter}", "month": "{year}-{month:02d}"}[
+            self.period
+        ]
+
+
+class EventDue(Model):
+    """Due a distance after an event the text names ('trong vòng 15 ngày sau hội nghị'): no
+    task exists until an admin records the event with its date (`accord event record`)."""
+
+    kind: Literal["after_event"] = Field(description="'after_event'.")
+    event: Slug = Field(
+        description=(
+            "The event's identifier, used by `accord event record AGREEMENT EVENT --date ...`, "
+            "e.g. `hoi-nghi-so-ket`."
+        )
+    )
+    within: OffsetText = Field(
+        description=(
+            "Time allowed after the event's day, in days or working days: '15d' (the last "
+            "day is the 15th day after the event) or '5wd' (the 5th working day after)."
+        )
+    )
+
+    @field_validator("within")
+    @classmethod
+    def _days(cls, value: Offset) -> Offset:
+        if value.unit not in (OffsetUnit.DAYS, OffsetUnit.WORKING_DAYS) or value.amount < 1:
             raise ValueError(
-                f"label {value!r} must render to lower-case letters, digits and hyphens"
+                f"within {value} must count days or working days after the event, e.g. "
+                "'15d' or '5wd'"
             )
         return value
 
@@ -413,7 +633,10 @@ class NoDue(Model):
     )
 
 
-Due = Annotated[FixedDue | RecurringDue | RelativeDue | NoDue, Field(discriminator="kind")]
+Due = Annotated[
+    FixedDue | RecurringDue | QuarterlyDue | EveryDue | EventDue | RelativeDue | NoDue,
+    Field(discriminator="kind"),
+]
 
 
 class DeadlineRule(StrEnum):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 from agreements.calendar import (
@@ -271,7 +271,11 @@ def escalation_at(
         return due_at + offset.duration
 
 
-def deadline(written: datetime, rule: DeadlineRule, calendar: WorkingCalendar | None) -> Deadline:
+def deadline(
+    written: datetime,
+    rule: DeadlineRule,
+    calendar: WorkingCalendar | None,
+) -> Deadline:
     """The due instant for a written one under the rule and calendar, with the explanation
     when it moved (none without a calendar, or outside its years)."""
     if calendar is None:
@@ -381,3 +385,26 @@ def plan_task(
                 now, notice.kind, action.key, notice.roles, step=action.step, offset=action.offset
             )
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Obligations started by an event
+
+
+def event_due_at(
+    event_day: date, within: Offset, calendar: WorkingCalendar | None, zone: tzinfo
+) -> datetime:
+    """The written due instant of an obligation due `within` days (`15d`) or working days
+    (`5wd`) after an event: its last day is the n-th day, or the n-th working day, after the
+    event's day, and the due instant is the end of that day. "Within 5 days" of an event on
+    Tuesday 01/12/2026 has Sunday 06/12 as its last day (due 07/12 00:00, before the deadline
+    rule moves it); "within 5 working days" has Tuesday 08/12 (due 09/12 00:00). Without a
+    calendar working days count as calendar days.
+
+    The Agreement workflow calls this when an admin records the event; `accord plan --event`
+    through `agreements.expansion.event_occurrences`."""
+    if within.unit is OffsetUnit.WORKING_DAYS and calendar is not None:
+        last = calendar.add_working_days(event_day, within.amount)
+    else:
+        last = event_day + timedelta(days=within.amount)
+    return datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
