@@ -314,3 +314,26 @@ def test_offset_agreements_keep_loading() -> None:
     for path in sorted(OFFSETS.glob("*.yaml")):
         if path.name != "directory.yaml":
             assert load_agreement(path).occurrences, path
+
+
+# --------------------------------------------------------------------------------------------
+# The example of docs/agreement-format.md
+
+
+def test_the_documented_offsets_example_loads_and_sends_on_the_documented_days(
+    tmp_path: Path,
+) -> None:
+    text = (ROOT / "docs" / "agreement-format.md").read_text(encoding="utf-8")
+    section = text.split("## Offsets", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "directory.yaml").write_text(
+        (OFFSETS / "directory.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (tmp_path / "example.yaml").write_text(example, encoding="utf-8")
+    mails, _ = _plan_json(tmp_path / "example.yaml")
+    assert [(m["at"], m["kind"]) for m in mails] == [
+        (_at(date(2026, 2, 27)).isoformat(), "reminder"),
+        (_at(date(2026, 3, 4)).isoformat(), "reminder"),
+        (_at(date(2026, 3, 11)).isoformat(), "escalation"),
+        (_at(date(2026, 3, 12)).isoformat(), "escalation"),
+    ]
