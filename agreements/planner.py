@@ -137,24 +137,33 @@ def closes_at(
     """The agreement's close, or a day after the last escalation step if that is later.
 
     The last step counts by its nominal length (a working day as one day); given the calendar,
-    when the step's computed sending instant comes later still (working days over a weekend or
+    when a step's computed sending instant comes later still (working days over a weekend or
     Tết, a step pushed to the next sending window), the task stays open until a day after that
     instant, so that no step of the ladder is dropped by the close."""
-    if due_at is not None and terms.escalation:
-        last_step = due_at + terms.escalation[-1].after.duration
-        close = max(terms.closes_at, last_step + timedelta(days=1))
-        if calendar is not None:
-            last_sent = escalation_instants(terms, calendar, due_at)[-1]
-            if last_sent > close:
-                close = last_sent + timedelta(days=1)
-        return close
-    return terms.closes_at
+    instants = escalation_instants(terms, calendar, due_at) if due_at is not None else []
+    return _close(terms, due_at, instants)
+
+
+def _close(terms: TaskTerms, due_at: datetime | None, instants: Sequence[datetime]) -> datetime:
+    if due_at is None or not terms.escalation:
+        return terms.closes_at
+    last_step = due_at + terms.escalation[-1].after.duration
+    close = max(terms.closes_at, last_step + timedelta(days=1))
+    last_sent = max(instants, default=close)
+    return last_sent + timedelta(days=1) if last_sent > close else close
 
 
 def next_action(terms: TaskTerms, progress: Progress) -> Action:
     """The earliest thing still to do; closing is always last."""
-    close = Action("close", "close", 0, "", closes_at(terms, progress.due_at, progress.calendar))
     due_at = progress.due_at
+    # Before the due instant the nominal close is enough (it comes after the due instant
+    # whenever there is a ladder); the steps' instants are computed once overdue.
+    instants = (
+        escalation_instants(terms, progress.calendar, due_at)
+        if due_at is not None and progress.overdue
+        else []
+    )
+    close = Action("close", "close", 0, "", _close(terms, due_at, instants))
     if not progress.open or due_at is None:
         return close
     done = progress.done
@@ -169,7 +178,6 @@ def next_action(terms: TaskTerms, progress: Progress) -> Action:
                 )
         candidates.append(Action(f"overdue/{due_key}", "overdue", 0, "", due_at))
     else:
-        instants = escalation_instants(terms, progress.calendar, due_at)
         latest: datetime | None = None
         for index, (step, at) in enumerate(zip(terms.escalation, instants, strict=True), start=1):
             # Ladder order: a step never goes before the one above it (a `4d` step after a
@@ -192,7 +200,9 @@ def is_stale(action: Action, schedule_from: datetime) -> bool:
 
 def notice_for(terms: TaskTerms, progress: Progress, action: Action, now: datetime) -> Notice:
     """What a reminder or escalation action sends when taken at `now` (not overdue, close)."""
-    close = closes_at(terms, progress.due_at, progress.calendar)
+    # A reminder goes before the due instant, so before any close a ladder sets.
+    calendar = progress.calendar if action.kind == "escalation" else None
+    close = closes_at(terms, progress.due_at, calendar)
     skipped = is_stale(action, progress.schedule_from) or now >= close
     if action.kind == "reminder":
         return Notice("reminder", action.step, tuple(terms.reminders.notify), skipped)

@@ -206,6 +206,26 @@ def test_a_working_day_step_past_its_nominal_length_still_goes_before_the_close(
     assert result.closed_at == _at(date(2026, 3, 21))
 
 
+def test_the_close_waits_for_a_step_the_last_one_has_to_wait_for() -> None:
+    # [3wd, 4d] after Friday 06/03/2026 with the agreement closing at the due instant: the
+    # nominal close is 06/03 + 4 days + 1 = Wednesday 11/03 00:00, but step 1 (3wd) falls on
+    # Wednesday 11/03 07:30 and step 2 (4d, Tuesday 10/03) waits for it: both go out, and the
+    # task closes a day after, Thursday 12/03 07:30.
+    due = datetime(2026, 3, 6, tzinfo=ZONE)
+    result = planner.plan_task(
+        _terms([], ["3wd", "4d"], due),
+        opens_at=datetime(2026, 1, 1, tzinfo=ZONE),
+        due_at=due,
+        written_due=due,
+        calendar=CALENDAR,
+    )
+    assert [(n.step, n.at) for n in result.notices] == [
+        (1, _at(date(2026, 3, 11))),
+        (2, _at(date(2026, 3, 11))),
+    ]
+    assert result.closed_at == _at(date(2026, 3, 12))
+
+
 def test_five_days_then_four_working_days_is_a_valid_ladder() -> None:
     # Due Friday 06/03/2026: 5d is Wednesday 11/03; 4wd is Mon 09, Tue 10, Wed 11, Thu 12/03.
     loaded = load_agreement(OFFSETS / "mixed-ladder.yaml")
