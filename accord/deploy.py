@@ -78,12 +78,14 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             escalation=escalation,
             indicators=obligation.indicators,
             deadline_rule=obligation.deadline_rule or agreement.deadline_rule,
+            copy_to=list(obligation.copy_to),
         )
     tasks = [
         PlannedTask(
             task_id=o.task_id,
             obligation_id=o.obligation_id,
             agency=o.agency,
+            co_owners=o.co_owners,
             period_label=o.period_label,
             due_at=o.due_at,
             written_due_at=o.written_due_at,

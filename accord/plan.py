@@ -25,7 +25,7 @@ from activities.models import NotificationKind, NotificationRequest, TaskRef
 from activities.templates import Recipient, subject
 from agreements import planner
 from agreements.loader import LoadedAgreement
-from agreements.models import Directory, Officer, RecipientRole
+from agreements.models import Directory, NotifyTarget, Officer, RecipientRole
 from agreements.recipients import Holder, pick_recipients, role_scopes
 from workflows.payloads import AgreementInput, TaskState, task_ref
 
@@ -137,8 +137,14 @@ class _Addressing:
             if officer.agency in self._codes
         ]
 
-    def recipients(self, task: TaskRef, roles: Sequence[RecipientRole]) -> list[Recipient]:
-        scopes = role_scopes(roles, agency=task.agency, recipient=task.recipient)
+    def recipients(self, task: TaskRef, roles: Sequence[NotifyTarget]) -> list[Recipient]:
+        scopes = role_scopes(
+            roles,
+            agency=task.agency,
+            recipient=task.recipient,
+            co_owners=task.co_owners,
+            copy_to=task.copy_to,
+        )
         province = self._directory.province if task.agency in self._codes else None
         if all(scope.agency is not None for scope in scopes):
             # Only the named agencies' officers can be reached: skip the rest of the province.
@@ -152,7 +158,7 @@ class _Addressing:
         ]
 
     def names(self, task: TaskRef) -> dict[str, str]:
-        codes = [task.agency, *([task.recipient] if task.recipient else [])]
+        codes = [*task.owners, *task.copy_to, *([task.recipient] if task.recipient else [])]
         return {code: self._names[code] for code in codes if code in self._names}
 
 
@@ -204,6 +210,7 @@ def plan(
             sending_time=agreement.sending_time,
             deadline_rule=obligation.deadline_rule,
             has_recipient=obligation.recipient is not None,
+            has_copies=bool(obligation.copy_to),
         )
         result = planner.plan_task(
             terms,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -54,7 +54,14 @@ class TaskOccurrence(BaseModel):
     deliverable: Deliverable
     title: str
     agency: str
+    co_owners: list[str] = Field(
+        default_factory=list,
+        description="A joint task (`owners.jointly`): the other owing agencies; `agency` leads.",
+    )
     recipient: str | None
+    copy_to: list[str] = Field(
+        default_factory=list, description="Agencies that get the notices for information."
+    )
     period_label: str
     due_at: AwareDatetime | None = Field(
         description="Due instant (first late moment), local, after the deadline rule."
@@ -88,6 +95,10 @@ def cached_calendar(years: range) -> WorkingCalendar:
 
 def task_id(agreement_id: str, obligation_id: str, agency: str, period_label: str) -> str:
     return f"{agreement_id}/{obligation_id}/{agency}/{period_label}"
+
+
+JOINT_SEPARATOR = "+"
+"""Joins the owners' codes in a joint task's ID: `.../bao-cao-chung/SNV+STP/2025`."""
 
 
 def resolve_owners(owners: Owners, directory: Directory) -> list[str]:
@@ -171,16 +182,28 @@ def effective_policy(
     return reminders or ReminderPolicy(), list(escalation)
 
 
-def _agency_active(directory: Directory, code: str, last_day: date) -> bool:
-    """Whether the agency still exists on a task's last day.
+def _agency_active(
+    directory: Directory, code: str, due_at: datetime | None, last_day: date
+) -> bool:
+    """Whether the agency owes a task due at `due_at` (after the deadline rule).
 
-    `last_day` is the last day as written (the day before a midnight due instant), before the
-    deadline rule moves it: a move under Civil Code art. 148 gives more time, it never takes
-    the task away. An agency active until 30/06/2025 owes a report due "before 30/6" even
-    though 29/6 is a Sunday and the due instant becomes 01/07/2025 00:00.
+    An agency that ceases is judged by `last_day`, the task's last day as written (the day
+    before a midnight due instant), before the deadline rule moves it: a move under Civil Code
+    art. 148 gives more time, it never takes the task away. An agency active until 30/06/2025
+    owes a report due "before 30/6" even though 29/6 is a Sunday and the due instant becomes
+    01/07/2025 00:00.
     """
     agency = directory.agency(code)
-    if agency is None or agency.active_until is None:
+    if agency is None:
+        return True
+    # A body that begins later owes nothing whose last day comes before it exists.
+    if (
+        agency.active_from is not None
+        and due_at is not None
+        and last_day_of(due_at, due_at.tzinfo or UTC) < agency.active_from
+    ):
+        return False
+    if agency.active_until is None:
         return True
     return last_day <= agency.active_until
 
@@ -235,18 +258,27 @@ def _expand_obligation(
         last_day = (
             last_day_of(written, agreement.zone) if written is not None else agreement.period.start
         )
-        for agency in agencies:
-            if not _agency_active(directory, agency, last_day):
-                continue
+        active = [
+            agency for agency in agencies if _agency_active(directory, agency, due_at, last_day)
+        ]
+        # A joint deliverable is one task of all its (active) owners, led by the first.
+        owing = (
+            [(JOINT_SEPARATOR.join(active), active[0], active[1:])]
+            if obligation.owners.jointly and active
+            else [(agency, agency, []) for agency in active]
+        )
+        for segment, agency, co_owners in owing:
             yield TaskOccurrence(
-                task_id=task_id(agreement.agreement_id, obligation.id, agency, label),
+                task_id=task_id(agreement.agreement_id, obligation.id, segment, label),
                 agreement_id=agreement.agreement_id,
                 item_number=item.number if item else None,
                 obligation_id=obligation.id,
                 deliverable=obligation.deliverable,
                 title=obligation.title,
                 agency=agency,
+                co_owners=co_owners,
                 recipient=obligation.recipient,
+                copy_to=list(obligation.copy_to),
                 period_label=label,
                 due_at=due_at,
                 written_due_at=written,

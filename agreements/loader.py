@@ -32,7 +32,9 @@ from agreements.models import (
     Directory,
     EscalationStep,
     FixedDue,
+    LeadershipOf,
     NoDue,
+    NotifyTarget,
     Obligation,
     OfficerRole,
     Offset,
@@ -255,6 +257,19 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
             problems.append(
                 doc.problem((*loc, "recipient"), _unknown("agency", obligation.recipient, codes))
             )
+        for j, code in enumerate(obligation.copy_to):
+            if code not in codes:
+                problems.append(doc.problem((*loc, "copy_to", j), _unknown("agency", code, codes)))
+            elif not any(
+                o.agency == code and OfficerRole.FOCAL_POINT in o.roles for o in directory.officers
+            ):
+                problems.append(
+                    doc.problem(
+                        (*loc, "copy_to", j),
+                        f"the copy to {code} reaches nobody: no officer of {code} has role "
+                        "'focal_point'",
+                    )
+                )
         if obligation.notifications is not None:
             problems.extend(
                 _check_ladder(
@@ -473,7 +488,7 @@ def _check_roles(
     agreement: Agreement, directory: Directory, obligation: Obligation, loc: Loc, doc: YamlDoc
 ) -> list[Problem]:
     reminders, escalation = effective_policy(obligation, agreement)
-    used: list[tuple[RecipientRole, Loc]] = []
+    used: list[tuple[NotifyTarget, Loc]] = []
     override = obligation.notifications
     reminder_loc: Loc = (
         (*loc, "notifications", "reminders", "notify")
@@ -490,7 +505,20 @@ def _check_roles(
     for s, step in enumerate(escalation):
         used.extend((role, (*escalation_loc, s, "notify", k)) for k, role in enumerate(step.notify))
     problems: list[Problem] = []
-    for role, role_loc in used:
+    for target, role_loc in used:
+        if isinstance(target, LeadershipOf):
+            problems.extend(_check_leadership_of(directory, target, obligation, role_loc, doc))
+            continue
+        role = target
+        if role is RecipientRole.COPY:
+            if not obligation.copy_to:
+                problems.append(
+                    doc.problem(
+                        role_loc,
+                        f"obligation {obligation.id!r} notifies 'copy' but has no copy_to",
+                    )
+                )
+            continue
         holder = _ROLE_HOLDERS[role]
         if role is RecipientRole.AGGREGATOR:
             if obligation.recipient is None:
@@ -519,6 +547,31 @@ def _check_roles(
                 )
             )
     return sorted(set(problems))
+
+
+def _check_leadership_of(
+    directory: Directory, target: LeadershipOf, obligation: Obligation, loc: Loc, doc: YamlDoc
+) -> list[Problem]:
+    """`{leadership_of: CODE}` names a known agency with a leader (head or leadership role)."""
+    codes = [a.code for a in directory.agencies]
+    if target.leadership_of not in codes:
+        return [
+            doc.problem((*loc, "leadership_of"), _unknown("agency", target.leadership_of, codes))
+        ]
+    leaders = (OfficerRole.PROVINCIAL_LEADERSHIP, OfficerRole.HEAD)
+    if any(
+        o.agency == target.leadership_of and any(r in o.roles for r in leaders)
+        for o in directory.officers
+    ):
+        return []
+    return [
+        doc.problem(
+            (*loc, "leadership_of"),
+            f"leadership of {target.leadership_of} (used by obligation {obligation.id!r}) is held "
+            f"by nobody in the directory: no officer of {target.leadership_of} has role "
+            "'provincial_leadership' or 'head'",
+        )
+    ]
 
 
 def _check_unique_tasks(agreement: Agreement, directory: Directory, doc: YamlDoc) -> list[Problem]:

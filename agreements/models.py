@@ -151,6 +151,65 @@ class RecipientRole(StrEnum):
     """The focal point of the agency the deliverable goes to (e.g. Sở Nội vụ)."""
     PROVINCIAL_LEADERSHIP = "provincial_leadership"
     """Officers with the provincial-leadership role (lãnh đạo UBND tỉnh)."""
+    COPY = "copy"
+    """The focal points of the agencies an obligation is copied to (`copy_to`, đồng gửi), for
+    information. Added to every reminder, escalation step and receipt of such an obligation."""
+
+
+class LeadershipOf(Model):
+    """The leaders of one named body, e.g. `{leadership_of: UBND_TINH}`: its officers holding
+    the `provincial_leadership` or `head` role. Unlike the bare `provincial_leadership` role,
+    which reaches every provincial leader (People's Committee and Party committee alike), this
+    reaches only that body's."""
+
+    leadership_of: AgencyCode = Field(
+        description=(
+            "Agency whose leaders receive the notice, e.g. `UBND_TINH` (the issuing body) "
+            "or `TINH_UY`; written in a `notify` list as `{leadership_of: UBND_TINH}`."
+        )
+    )
+
+    def __str__(self) -> str:
+        return f"leadership_of:{self.leadership_of}"
+
+
+_AGENCY_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+
+
+def _notify_target(value: Any) -> Any:
+    """One error line for a wrong `notify` entry, instead of one per member of the union."""
+    if isinstance(value, RecipientRole | LeadershipOf):
+        return value
+    if isinstance(value, str):
+        try:
+            return RecipientRole(_nfc(value))
+        except ValueError:
+            *first, last = (repr(r.value) for r in RecipientRole)
+            raise ValueError(
+                f"{value!r} is not one of {', '.join(first)} or {last}, nor {{leadership_of: CODE}}"
+            ) from None
+    if isinstance(value, dict):
+        if set(value) != {"leadership_of"}:
+            keys = ", ".join(repr(k) for k in value)
+            raise ValueError(
+                f"expected {{leadership_of: CODE}}, e.g. {{leadership_of: UBND_TINH}}, got {keys}"
+            )
+        code = value["leadership_of"]
+        if not isinstance(code, str) or not _AGENCY_CODE_RE.match(_nfc(code)):
+            raise ValueError(
+                f"leadership_of: {code!r} is not an agency code (upper-case, e.g. UBND_TINH)"
+            )
+        return LeadershipOf(leadership_of=_nfc(code))
+    raise ValueError("expected a role, e.g. focal_point, or {leadership_of: CODE}")
+
+
+NotifyTarget = Annotated[RecipientRole | LeadershipOf, BeforeValidator(_notify_target)]
+"""An entry of a `notify` list: a role (`focal_point`, ...) or `{leadership_of: CODE}`."""
+
+
+def notify_text(target: RecipientRole | LeadershipOf) -> str:
+    """`focal_point`, or `leadership_of:UBND_TINH`, for messages and logs."""
+    return target.value if isinstance(target, RecipientRole) else str(target)
 
 
 class ReminderPolicy(Model):
@@ -165,10 +224,13 @@ class ReminderPolicy(Model):
             "instant, and those that fall in the same sending window go out as one mail."
         ),
     )
-    notify: list[RecipientRole] = Field(
-        default_factory=lambda: [RecipientRole.FOCAL_POINT],
+    notify: list[NotifyTarget] = Field(
+        default_factory=lambda: list[NotifyTarget]([RecipientRole.FOCAL_POINT]),
         min_length=1,
-        description="Roles that receive each reminder.",
+        description=(
+            "Roles that receive each reminder, e.g. ['focal_point', 'head_of_agency'], or "
+            "the leaders of a named body: [{leadership_of: UBND_TINH}]."
+        ),
     )
 
     @field_validator("before")
@@ -188,8 +250,13 @@ class EscalationStep(Model):
     """One rung of the escalation ladder, counted from the due instant."""
 
     after: OffsetText = Field(description="Offset after the due instant, e.g. '1d', '5wd'.")
-    notify: list[RecipientRole] = Field(
-        min_length=1, description="Roles that receive this escalation step."
+    notify: list[NotifyTarget] = Field(
+        min_length=1,
+        description=(
+            "Roles that receive this escalation step, e.g. ['head_of_agency', "
+            "'provincial_leadership'], or the leaders of a named body only: "
+            "[{leadership_of: UBND_TINH}] (not the Party committee's)."
+        ),
     )
 
 
@@ -266,6 +333,15 @@ class Owners(Model):
     )
     excluding: list[AgencyCode] = Field(
         default_factory=list, description="Agencies removed from the groups above."
+    )
+    jointly: bool = Field(
+        default=False,
+        description=(
+            "One deliverable owed jointly by all the owners: one task per period (ID segment "
+            "'SNV+STP', codes in directory order), reminded to every owner's officers and "
+            "closed by the first submission of any owner's officer, e.g. "
+            "`owners: {agencies: [SNV, STP], jointly: true}`. Default false: one task per agency."
+        ),
     )
 
     @model_validator(mode="after")
@@ -389,6 +465,15 @@ class Obligation(Model):
     owners: Owners = Field(description="Who owes it.")
     recipient: AgencyCode | None = Field(
         default=None, description="Agency it is delivered to (the aggregator), e.g. `SNV`."
+    )
+    copy_to: list[AgencyCode] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "Agencies that receive a copy for information (đồng gửi), e.g. `[BTGDV]`: their "
+            "focal points get every reminder, escalation step and receipt of the obligation, "
+            "marked 'Đồng gửi để biết'. They owe nothing."
+        ),
     )
     due: Due = Field(description="When it is due; see the deadline convention.")
     indicators: list[Indicator] = Field(
@@ -583,18 +668,35 @@ class AgencyKind(StrEnum):
     MEDIA = "media"
     ARMED_FORCES = "armed_forces"
     DISTRICT_PEOPLES_COMMITTEE = "district_peoples_committee"
+    """UBND cấp huyện: district level, abolished on 1 July 2025."""
     MASS_ORGANISATION = "mass_organisation"
+    COMMUNE = "commune"
+    """UBND xã, phường, đặc khu: the commune level, which replaced districts on 1 July 2025."""
 
 
 class Agency(Model):
     code: AgencyCode = Field(description="Unique code used everywhere else, e.g. 'SNV'.")
     name: Name = Field(description="Vietnamese name, e.g. 'Sở Nội vụ'.")
-    kind: AgencyKind = Field(description="What kind of body it is.")
+    kind: AgencyKind = Field(
+        description=(
+            "What kind of body it is: party_body, peoples_committee, department, inspectorate, "
+            "public_service_unit, media, armed_forces, district_peoples_committee, "
+            "mass_organisation or commune (UBND xã/phường from 1 July 2025, e.g. "
+            "`kind: commune` with `groups: [ubnd_cap_xa]`)."
+        )
+    )
     groups: list[GroupCode] = Field(
         default_factory=list,
         description="Groups it belongs to, e.g. so_ban_nganh, ubnd_cap_huyen.",
     )
     parent: AgencyCode | None = Field(default=None, description="Agency it belongs to, if any.")
+    active_from: date | None = Field(
+        default=None,
+        description=(
+            "First day the agency exists, e.g. `2025-07-01` for a body created by the 2025 "
+            "reorganisation: a task whose last day is before it is not issued to the agency."
+        ),
+    )
     active_until: date | None = Field(
         default=None,
         description="Last day the agency exists (2025 reorganisation); later tasks are not issued.",
@@ -602,6 +704,14 @@ class Agency(Model):
     successor: AgencyCode | None = Field(
         default=None, description="Agency that took over its duties after a merger."
     )
+
+    @model_validator(mode="after")
+    def _exists_some_day(self) -> Agency:
+        if self.active_from and self.active_until and self.active_until < self.active_from:
+            raise ValueError(
+                f"active_until ({self.active_until}) is before active_from ({self.active_from})"
+            )
+        return self
 
 
 class OfficerRole(StrEnum):

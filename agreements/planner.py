@@ -33,6 +33,7 @@ from agreements.calendar import (
 from agreements.models import (
     DeadlineRule,
     EscalationStep,
+    NotifyTarget,
     Offset,
     OffsetUnit,
     RecipientRole,
@@ -73,6 +74,9 @@ class TaskTerms:
     deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
     has_recipient: bool = False
     """The obligation names an agency that receives the deliverable (the aggregator)."""
+    has_copies: bool = False
+    """The obligation is copied to other agencies (`copy_to`): every reminder, escalation step
+    and receipt also goes to them (`RecipientRole.COPY`), for information."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Notice:
 
     kind: Literal["reminder", "escalation"]
     step: int
-    roles: tuple[RecipientRole, ...]
+    roles: tuple[NotifyTarget, ...]
     skipped: bool
 
 
@@ -205,17 +209,27 @@ def notice_for(terms: TaskTerms, progress: Progress, action: Action, now: dateti
     close = closes_at(terms, progress.due_at, calendar)
     skipped = is_stale(action, progress.schedule_from) or now >= close
     if action.kind == "reminder":
-        return Notice("reminder", action.step, tuple(terms.reminders.notify), skipped)
+        roles = _with_copies(terms, tuple(terms.reminders.notify))
+        return Notice("reminder", action.step, roles, skipped)
     if action.kind == "escalation":
-        roles = tuple(terms.escalation[action.step - 1].notify)
+        roles = _with_copies(terms, tuple(terms.escalation[action.step - 1].notify))
         return Notice("escalation", action.step, roles, skipped)
     raise ValueError(f"a {action.kind} action sends no notice")
 
 
+def _with_copies(terms: TaskTerms, roles: tuple[NotifyTarget, ...]) -> tuple[NotifyTarget, ...]:
+    if terms.has_copies and RecipientRole.COPY not in roles:
+        return (*roles, RecipientRole.COPY)
+    return roles
+
+
 def receipt_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
+    roles: tuple[RecipientRole, ...] = RECEIPT_ROLES
     if terms.has_recipient:
-        return (*RECEIPT_ROLES, RecipientRole.AGGREGATOR)
-    return RECEIPT_ROLES
+        roles = (*roles, RecipientRole.AGGREGATOR)
+    if terms.has_copies:
+        roles = (*roles, RecipientRole.COPY)
+    return roles
 
 
 def extension_request_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
@@ -359,7 +373,7 @@ class PlannedNotice:
     kind: NoticeKind
     key: str
     """The business key's tail after the task ID, as the workflow writes it."""
-    roles: tuple[RecipientRole, ...]
+    roles: tuple[NotifyTarget, ...]
     step: int | None = None
     offset: str | None = None
     late: bool | None = None

@@ -213,15 +213,17 @@ class AgreementWorkflow:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
                 static_summary=clip_summary(
-                    f"{task.agency} · {task.period_label} · {obligation.title}"
+                    f"{'+'.join(ref.owners)} · {task.period_label} · {obligation.title}"
                 ),
                 static_details=(
                     f"**{obligation.title}**\n\n"
                     f"- Văn bản: {plan.document_number} — {plan.title}\n"
                     f"- Nội dung: {obligation.item_number or 'chế độ báo cáo'}\n"
-                    f"- Cơ quan thực hiện: `{task.agency}`\n"
+                    f"- Cơ quan thực hiện: {', '.join(f'`{c}`' for c in ref.owners)}"
+                    f"{' (cùng thực hiện)' if ref.co_owners else ''}\n"
                     f"- Nơi nhận: `{obligation.recipient or '—'}`\n"
-                    f"- Kỳ: {task.period_label}\n"
+                    + "".join(f"- Đồng gửi: `{c}`\n" for c in ref.copy_to)
+                    + f"- Kỳ: {task.period_label}\n"
                     f"- Hạn: {before_day_text(task.due_at)}\n"
                     f"- Mã nhiệm vụ: `{task.task_id}`"
                 ),

@@ -268,12 +268,18 @@ class ObligationPlan(Payload):
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
     deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
+    copy_to: list[str] = Field(
+        default_factory=list, description="Agencies copied for information (đồng gửi)."
+    )
 
 
 class PlannedTask(Payload):
     task_id: str
     obligation_id: str
     agency: str
+    co_owners: list[str] = Field(
+        default_factory=list, description="A joint task: the other owing agencies."
+    )
     period_label: str
     due_at: AwareDatetime | None
     written_due_at: AwareDatetime | None = None
@@ -371,6 +377,8 @@ def task_ref(plan: AgreementPlan, task: PlannedTask) -> TaskRef:
         due_note_en=task.due_note_en,
         covers_from=task.covers_from,
         covers_to=task.covers_to,
+        co_owners=list(task.co_owners),
+        copy_to=list(obligation.copy_to),
     )
 
 
