@@ -239,7 +239,17 @@ def effective_policy(
     return reminders or ReminderPolicy(), list(escalation)
 
 
-def _agency_active(directory: Directory, code: str, due_at: datetime | None, start: date) -> bool:
+def _agency_active(
+    directory: Directory, code: str, due_at: datetime | None, last_day: date
+) -> bool:
+    """Whether the agency owes a task due at `due_at` (after the deadline rule).
+
+    An agency that ceases is judged by `last_day`, the task's last day as written (the day
+    before a midnight due instant), before the deadline rule moves it: a move under Civil Code
+    art. 148 gives more time, it never takes the task away. An agency active until 30/06/2025
+    owes a report due "before 30/6" even though 29/6 is a Sunday and the due instant becomes
+    01/07/2025 00:00.
+    """
     agency = directory.agency(code)
     if agency is None:
         return True
@@ -252,8 +262,7 @@ def _agency_active(directory: Directory, code: str, due_at: datetime | None, sta
         return False
     if agency.active_until is None:
         return True
-    day = due_at.date() if due_at else start
-    return day <= agency.active_until
+    return last_day <= agency.active_until
 
 
 def calendar_years(agreement: Agreement) -> range:
@@ -349,10 +358,12 @@ def _occurrences(
                 adjusted.explanation_vi,
                 adjusted.explanation_en,
             )
+        # Undated tasks belong to the agreement's start; dated ones to their written last day.
+        last_day = (
+            last_day_of(written, agreement.zone) if written is not None else agreement.period.start
+        )
         active = [
-            agency
-            for agency in agencies
-            if _agency_active(directory, agency, due_at, agreement.period.start)
+            agency for agency in agencies if _agency_active(directory, agency, due_at, last_day)
         ]
         # A joint deliverable is one task of all its (active) owners, led by the first.
         owing = (

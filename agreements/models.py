@@ -218,7 +218,11 @@ class ReminderPolicy(Model):
     before: list[OffsetText] = Field(
         default_factory=list,
         max_length=10,
-        description="Offsets before the due instant at which to remind, e.g. ['7d', '3d', '1d'].",
+        description=(
+            "Offsets before the due instant at which to remind, e.g. ['7d', '5wd', '3d', "
+            "'1wd']: in any order, days and working days mixed; each is sent at its computed "
+            "instant, and those that fall in the same sending window go out as one mail."
+        ),
     )
     notify: list[NotifyTarget] = Field(
         default_factory=lambda: list[NotifyTarget]([RecipientRole.FOCAL_POINT]),
@@ -232,9 +236,13 @@ class ReminderPolicy(Model):
     @field_validator("before")
     @classmethod
     def _distinct(cls, value: list[Offset]) -> list[Offset]:
-        seconds = [o.seconds for o in value]
-        if len(set(seconds)) != len(seconds):
-            raise ValueError("reminder offsets must be distinct")
+        # `5d` and `5wd` are different offsets (a weekend in between sets them apart; when it
+        # does not they share a sending window and go out once); `5d` written twice is a slip.
+        seen: set[str] = set()
+        for offset in value:
+            if str(offset) in seen:
+                raise ValueError(f"reminder offset {offset} is written twice")
+            seen.add(str(offset))
         return value
 
 
@@ -262,7 +270,13 @@ class NotificationPolicy(Model):
     escalation: list[EscalationStep] | None = Field(
         default=None,
         max_length=10,
-        description="Escalation ladder after the due instant, in increasing order of offset.",
+        description=(
+            "Escalation ladder after the due instant, each step after the one above it, e.g. "
+            "[{after: 3wd, notify: [head_of_agency]}, {after: 10wd, notify: "
+            "[provincial_leadership]}]. Steps may mix d and wd ([5d, 4wd] is fine: 4 working "
+            "days after a Friday end later than 5 days); the ladder is refused when a step "
+            "falls before the one above it on one of the agreement's due dates."
+        ),
     )
 
 

@@ -73,6 +73,17 @@ def test_plan_matches_simulate_without_reports() -> None:
     _compare(load_agreement(ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"), [])
 
 
+OFFSET_AGREEMENTS = sorted(
+    p for p in (ROOT / "tests" / "agreements" / "offsets").glob("*.yaml") if p.stem != "directory"
+)
+"""Issue 13's agreements mixing d and wd offsets, and a task moved past its agency's end."""
+
+
+@pytest.mark.parametrize("path", OFFSET_AGREEMENTS, ids=[p.stem for p in OFFSET_AGREEMENTS])
+def test_plan_matches_simulate_on_mixed_offsets(path: Path) -> None:
+    _compare(load_agreement(path), [])
+
+
 # --------------------------------------------------------------------------------------------
 # Generated agreements
 
