@@ -18,10 +18,12 @@ from agreements.expansion import (
     calendar_years,
     effective_policy,
     local_midnight,
+    resolve_owners,
 )
 from agreements.loader import LoadedAgreement, LoadError, agreement_files, load_agreement
-from agreements.models import Offset, OffsetUnit
+from agreements.models import EventDue, Offset, OffsetUnit
 from workflows.payloads import (
+    AgencySpan,
     AgreementInput,
     AgreementPlan,
     AgreementSummary,
@@ -59,6 +61,24 @@ def opens_at(occurrence: TaskOccurrence, starts_at: datetime) -> datetime:
     return max(starts_at, occurrence.due_at - longest - OPEN_LEAD)
 
 
+def planned_task(occurrence: TaskOccurrence, opens_at: datetime) -> PlannedTask:
+    o = occurrence
+    return PlannedTask(
+        task_id=o.task_id,
+        obligation_id=o.obligation_id,
+        agency=o.agency,
+        co_owners=o.co_owners,
+        period_label=o.period_label,
+        due_at=o.due_at,
+        written_due_at=o.written_due_at,
+        due_note_vi=o.due_note_vi,
+        due_note_en=o.due_note_en,
+        covers_from=o.covers_from,
+        covers_to=o.covers_to,
+        opens_at=opens_at,
+    )
+
+
 def build_input(loaded: LoadedAgreement) -> AgreementInput:
     agreement = loaded.agreement
     zone = agreement.zone
@@ -67,6 +87,16 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
     obligations: dict[str, ObligationPlan] = {}
     for item, obligation in agreement.all_obligations():
         reminders, escalation = effective_policy(obligation, agreement)
+        event = obligation.due if isinstance(obligation.due, EventDue) else None
+        owners: dict[str, AgencySpan] = {}
+        if event is not None:
+            for code in resolve_owners(obligation.owners, loaded.directory):
+                agency = loaded.directory.agency(code)
+                owners[code] = (
+                    AgencySpan(active_from=agency.active_from, active_until=agency.active_until)
+                    if agency
+                    else AgencySpan()
+                )
         obligations[obligation.id] = ObligationPlan(
             obligation_id=obligation.id,
             item_number=item.number if item else None,
@@ -77,23 +107,13 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             escalation=escalation,
             indicators=obligation.indicators,
             deadline_rule=obligation.deadline_rule or agreement.deadline_rule,
+            copy_to=list(obligation.copy_to),
+            event=event.event if event else None,
+            within=event.within if event else None,
+            owners=owners,
+            jointly=obligation.owners.jointly,
         )
-    tasks = [
-        PlannedTask(
-            task_id=o.task_id,
-            obligation_id=o.obligation_id,
-            agency=o.agency,
-            period_label=o.period_label,
-            due_at=o.due_at,
-            written_due_at=o.written_due_at,
-            due_note_vi=o.due_note_vi,
-            due_note_en=o.due_note_en,
-            covers_from=o.covers_from,
-            covers_to=o.covers_to,
-            opens_at=opens_at(o, starts_at),
-        )
-        for o in loaded.occurrences
-    ]
+    tasks = [planned_task(o, opens_at(o, starts_at)) for o in loaded.occurrences]
     plan = AgreementPlan(
         agreement_id=agreement.agreement_id,
         document_number=agreement.document_number,

@@ -62,7 +62,7 @@ from activities.templates import (
     package_templates,
     sender_address,
 )
-from agreements.models import OfficerRole, RecipientRole
+from agreements.models import OfficerRole, RecipientRole, notify_text
 from agreements.recipients import Holder, pick_recipients, role_scopes
 from infra.db import (
     OUTBOX_TABLE,
@@ -296,7 +296,7 @@ class MailActivities:
     def _prepare(self, request: NotificationRequest) -> _Plan:
         task = request.task
         with self._session_factory() as session:
-            codes = {task.agency} | ({task.recipient} if task.recipient else set())
+            codes = {*task.owners, *task.copy_to} | ({task.recipient} if task.recipient else set())
             agencies = agencies_by_code(session, codes=codes)
             owing = agencies.get(task.agency)
             plan = _Plan(
@@ -311,7 +311,7 @@ class MailActivities:
                 if request.closing:
                     abandon_pending_outbox(session, task.task_id, keep=request.business_key)
                 session.commit()
-                roles = ", ".join(role.value for role in request.roles)
+                roles = ", ".join(notify_text(role) for role in request.roles)
                 raise ApplicationError(
                     f"no active officer holds {roles} for task {task.task_id} "
                     f"(agency {task.agency}, recipient {task.recipient or '-'})",
@@ -336,7 +336,13 @@ class MailActivities:
     ) -> list[Recipient]:
         """Officers holding the requested roles now, one per address, in role order."""
         task = request.task
-        scopes = role_scopes(request.roles, agency=task.agency, recipient=task.recipient)
+        scopes = role_scopes(
+            request.roles,
+            agency=task.agency,
+            recipient=task.recipient,
+            co_owners=task.co_owners,
+            copy_to=task.copy_to,
+        )
         province_wide = any(scope.agency is None for scope in scopes)
         officers = active_officers(
             session,

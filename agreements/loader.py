@@ -13,24 +13,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 import yaml
 
-from agreements.expansion import TaskOccurrence, due_instants, effective_policy, expand
+from agreements.calendar import format_day
+from agreements.expansion import (
+    TaskOccurrence,
+    cached_calendar,
+    calendar_years,
+    due_instants,
+    effective_policy,
+    expand,
+)
 from agreements.models import (
     Agreement,
     Directory,
     EscalationStep,
+    EventDue,
+    EveryDue,
     FixedDue,
+    LeadershipOf,
     NoDue,
+    NotifyTarget,
     Obligation,
     OfficerRole,
+    Offset,
+    OffsetUnit,
     Owners,
+    QuarterlyDue,
     RecipientRole,
     RecurringDue,
 )
+from agreements.planner import TaskTerms, deadline, escalation_instants
 from agreements.yaml_files import (
     LoadError,
     Loc,
@@ -244,6 +260,19 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
             problems.append(
                 doc.problem((*loc, "recipient"), _unknown("agency", obligation.recipient, codes))
             )
+        for j, code in enumerate(obligation.copy_to):
+            if code not in codes:
+                problems.append(doc.problem((*loc, "copy_to", j), _unknown("agency", code, codes)))
+            elif not any(
+                o.agency == code and OfficerRole.FOCAL_POINT in o.roles for o in directory.officers
+            ):
+                problems.append(
+                    doc.problem(
+                        (*loc, "copy_to", j),
+                        f"the copy to {code} reaches nobody: no officer of {code} has role "
+                        "'focal_point'",
+                    )
+                )
         if obligation.notifications is not None:
             problems.extend(
                 _check_ladder(
@@ -253,6 +282,8 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
         if not period_problems:  # date arithmetic near year 1 or 9999 overflows
             problems.extend(_check_due(agreement, obligation, loc, doc))
         problems.extend(_check_roles(agreement, directory, obligation, loc, doc))
+    if not problems:
+        problems.extend(_check_ladder_dates(agreement, doc))
     if not problems:
         problems.extend(_check_unique_tasks(agreement, directory, doc))
     return problems
@@ -266,11 +297,35 @@ def _obligations_with_loc(agreement: Agreement) -> Iterable[tuple[Loc, Obligatio
         yield ("reporting", j), obligation
 
 
+def _unit_kind(offset: Offset) -> str:
+    """'d', 'wd', or 'time' for offsets in hours, minutes and seconds (sent as computed)."""
+    if offset.unit in (OffsetUnit.DAYS, OffsetUnit.WORKING_DAYS):
+        return offset.unit.value
+    return "time"
+
+
+def _never_after(earlier: Offset, later: Offset) -> bool:
+    """Whether `later` can come after `earlier` on no due date at all.
+
+    Same kind: by length (`5d` after `5d` or `3d` never comes). A `d` step after a `wd` one of
+    no more days never does (n working days are at least n days); nor a step in hours that is
+    no longer than the days before it (day steps also wait for the sending window). Other
+    mixes depend on the calendar and are checked on the agreement's due dates."""
+    earlier_kind, later_kind = _unit_kind(earlier), _unit_kind(later)
+    if earlier_kind == later_kind:
+        return later.seconds <= earlier.seconds
+    if later_kind == "d" and earlier_kind == "wd":
+        return later.amount <= earlier.amount
+    if later_kind == "time":
+        return later.seconds <= earlier.amount * 86_400
+    return False
+
+
 def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: YamlDoc) -> list[Problem]:
     problems: list[Problem] = []
     for k in range(1, len(steps or [])):
         assert steps is not None
-        if steps[k].after.seconds <= steps[k - 1].after.seconds:
+        if _never_after(steps[k - 1].after, steps[k].after):
             problems.append(
                 doc.problem(
                     (*loc, k, "after"),
@@ -278,6 +333,75 @@ def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: YamlDoc) ->
                     f"does not come after {steps[k - 1].after}",
                 )
             )
+    return problems
+
+
+def _when(instant: datetime, other: datetime) -> str:
+    """dd/mm/yyyy, with the time when `other` is on the same day."""
+    if instant.date() == other.date():
+        return f"{format_day(instant.date())} {instant:%H:%M}"
+    return format_day(instant.date())
+
+
+def _check_ladder_dates(agreement: Agreement, doc: YamlDoc) -> list[Problem]:
+    """Ladders mixing d, wd and hours, checked on the due dates the agreement expands to.
+
+    Whether `4d` comes after `3wd` depends on the weekday (not after a Friday due date), and
+    `4wd` after `5d` on the weekend in between: a ladder is refused when, on one of the
+    agreement's actual due dates (after the deadline rule), a step's computed sending instant
+    falls before the one above it. Steps falling in the same sending window are fine: they go
+    out together, in ladder order. One problem per step, naming the first due date it fails on.
+    """
+    calendar = cached_calendar(calendar_years(agreement))
+    problems: list[Problem] = []
+    reported: set[Loc] = set()
+    for loc, obligation in _obligations_with_loc(agreement):
+        reminders, ladder = effective_policy(obligation, agreement)
+        mixed = [
+            k
+            for k in range(1, len(ladder))
+            if _unit_kind(ladder[k].after) != _unit_kind(ladder[k - 1].after)
+        ]
+        if not mixed:
+            continue
+        own = obligation.notifications is not None and obligation.notifications.escalation
+        ladder_loc: Loc = (
+            (*loc, "notifications", "escalation") if own else ("defaults", "escalation")
+        )
+        rule = obligation.deadline_rule or agreement.deadline_rule
+        for label, written in due_instants(obligation, agreement):
+            if written is None:
+                continue
+            due = deadline(written, rule, calendar).due_at
+            terms = TaskTerms(
+                reminders=reminders,
+                escalation=ladder,
+                closes_at=due,
+                time_zone=agreement.time_zone,
+                sending_time=agreement.sending_time,
+                deadline_rule=rule,
+            )
+            instants = escalation_instants(terms, calendar, due)
+            for k in mixed:
+                step_loc: Loc = (*ladder_loc, k, "after")
+                if step_loc in reported or instants[k] >= instants[k - 1]:
+                    continue
+                reported.add(step_loc)
+                due_text = (
+                    f"before {format_day(due.date())}"
+                    if due.time() == time.min
+                    else f"{format_day(due.date())} {due:%H:%M}"
+                )
+                problems.append(
+                    doc.problem(
+                        step_loc,
+                        f"escalation step {k + 1} ({ladder[k].after}) falls on "
+                        f"{_when(instants[k], instants[k - 1])}, before step {k} "
+                        f"({ladder[k - 1].after}) on {_when(instants[k - 1], instants[k])} "
+                        f"for obligation {obligation.id!r}, period {label}, due {due_text}: "
+                        "put the steps in the order they fall, or use one unit",
+                    )
+                )
     return problems
 
 
@@ -308,19 +432,22 @@ def _check_due(
     period = agreement.period
     # A due instant is the first late moment, so 'before: <day after the end>' is still inside.
     latest = date.fromordinal(period.end.toordinal() + 1)
-    if isinstance(due, NoDue):
+    if isinstance(due, NoDue | EveryDue | EventDue):
         return []
     if isinstance(due, FixedDue):
-        if not period.start <= due.before <= latest:
+        # `by` and a time of day name the last day itself, which must be inside the period.
+        field = "before" if due.before is not None else "by"
+        last_allowed = latest if field == "before" and due.time is None else period.end
+        if not period.start <= due.day <= last_allowed:
             return [
                 doc.problem(
-                    (*loc, "due", "before"),
-                    f"due date {due.before} is outside the agreement's period "
+                    (*loc, "due", field),
+                    f"due date {due.day} is outside the agreement's period "
                     f"{period.start}..{period.end}",
                 )
             ]
         return []
-    if isinstance(due, RecurringDue):
+    if isinstance(due, RecurringDue | QuarterlyDue):
         for attr in ("starting", "until"):
             day = getattr(due, attr)
             if day is not None and not period.start <= day <= latest:
@@ -367,7 +494,7 @@ def _check_roles(
     agreement: Agreement, directory: Directory, obligation: Obligation, loc: Loc, doc: YamlDoc
 ) -> list[Problem]:
     reminders, escalation = effective_policy(obligation, agreement)
-    used: list[tuple[RecipientRole, Loc]] = []
+    used: list[tuple[NotifyTarget, Loc]] = []
     override = obligation.notifications
     reminder_loc: Loc = (
         (*loc, "notifications", "reminders", "notify")
@@ -384,7 +511,20 @@ def _check_roles(
     for s, step in enumerate(escalation):
         used.extend((role, (*escalation_loc, s, "notify", k)) for k, role in enumerate(step.notify))
     problems: list[Problem] = []
-    for role, role_loc in used:
+    for target, role_loc in used:
+        if isinstance(target, LeadershipOf):
+            problems.extend(_check_leadership_of(directory, target, obligation, role_loc, doc))
+            continue
+        role = target
+        if role is RecipientRole.COPY:
+            if not obligation.copy_to:
+                problems.append(
+                    doc.problem(
+                        role_loc,
+                        f"obligation {obligation.id!r} notifies 'copy' but has no copy_to",
+                    )
+                )
+            continue
         holder = _ROLE_HOLDERS[role]
         if role is RecipientRole.AGGREGATOR:
             if obligation.recipient is None:
@@ -413,6 +553,31 @@ def _check_roles(
                 )
             )
     return sorted(set(problems))
+
+
+def _check_leadership_of(
+    directory: Directory, target: LeadershipOf, obligation: Obligation, loc: Loc, doc: YamlDoc
+) -> list[Problem]:
+    """`{leadership_of: CODE}` names a known agency with a leader (head or leadership role)."""
+    codes = [a.code for a in directory.agencies]
+    if target.leadership_of not in codes:
+        return [
+            doc.problem((*loc, "leadership_of"), _unknown("agency", target.leadership_of, codes))
+        ]
+    leaders = (OfficerRole.PROVINCIAL_LEADERSHIP, OfficerRole.HEAD)
+    if any(
+        o.agency == target.leadership_of and any(r in o.roles for r in leaders)
+        for o in directory.officers
+    ):
+        return []
+    return [
+        doc.problem(
+            (*loc, "leadership_of"),
+            f"leadership of {target.leadership_of} (used by obligation {obligation.id!r}) is held "
+            f"by nobody in the directory: no officer of {target.leadership_of} has role "
+            "'provincial_leadership' or 'head'",
+        )
+    ]
 
 
 def _check_unique_tasks(agreement: Agreement, directory: Directory, doc: YamlDoc) -> list[Problem]:

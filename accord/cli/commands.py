@@ -112,6 +112,14 @@ COMMANDS = (
         "waive",
     ),
     Command(
+        "event",
+        "record that an event happened (admin): starts the tasks of the obligations due some "
+        "days after it",
+        "events",
+        "add_event_arguments",
+        "event",
+    ),
+    Command(
         "calendar",
         "print a year's working calendar (holidays, make-up working days); --publish sends it "
         "to running workflows",
