@@ -2,8 +2,9 @@
 
 Each command is one function taking the parsed arguments and returning the exit code, with
 one function declaring its arguments, both in the module of its group (see the package's
-opening comment); `COMMANDS` registers them. To add a command, write those two functions and
-add a line here.
+opening comment); `COMMANDS` registers them by name. To add a command, write those two
+functions and add a line here. A command's module is imported only when that command runs
+(`accord plan` must not pay for the Temporal client and the database other commands import).
 
 Commands that talk to the engine take every setting from `ACCORD_*` variables (see
 infra/settings.py). Expected failures (server unreachable, unknown officer, a refused
