@@ -214,8 +214,10 @@ _LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
 }  # fmt: skip
 _OTHER_TEMPLATES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)
 _MISSING = object()
-_RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing"})
-"""The variables that differ between two recipients of one notification in one language."""
+_RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing", "copy"})
+"""The variables that differ between two recipients of one notification in one language (a
+test derives them from `_variables`: a new one must be added here, or `accord plan` would
+give every recipient of a notification the first one's subject)."""
 _NOTIFICATION_NAMES = _KIND_NAMES - _RECIPIENT_NAMES - {"w"}
 """The variables that are the same for every recipient of a notification in one language."""
 

@@ -15,6 +15,7 @@ from activity_helpers import ZONE, demo_task, notification
 from icalendar import Calendar
 
 from activities.models import NotificationKind, NotificationRequest
+from activities.templates import _RECIPIENT_NAMES as RECIPIENT_VARIABLES
 from activities.templates import (
     SUBJECT_MAX,
     VARIABLES,
@@ -700,6 +701,20 @@ def test_every_variable_a_template_gets_is_declared() -> None:
     given = template_variables(notification(), officer(), NAMES, "vi")
 
     assert set(given) == VARIABLES
+
+
+def test_the_variables_that_differ_between_recipients_are_the_known_ones() -> None:
+    # `accord plan` renders a subject once per notification unless it reads one of these
+    # (MailTemplates.subject_per_recipient): a variable derived from the recipient and missing
+    # from the list would give every recipient the first one's subject.
+    request = notification()
+    recipients = [
+        officer(role, name=f"Cán bộ {index}") for index, role in enumerate([*RecipientRole, None])
+    ]
+    given = [template_variables(request, recipient, NAMES, "vi") for recipient in recipients]
+    differ = {name for name in VARIABLES if len({repr(g[name]) for g in given}) > 1}
+
+    assert differ == RECIPIENT_VARIABLES
 
 
 def override(tmp_path: Path, name: str, text: str) -> Path:
