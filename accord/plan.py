@@ -370,8 +370,9 @@ def _mails(
     )
     names = addressing.names(task)
     at = notice.at.astimezone(zone)
-    # A subject that names no recipient is rendered once per language (a third of the work on
-    # a large programme); a province's override may name one, then each gets their own.
+    # A subject that reads no recipient variable is rendered once per language; one that does
+    # (`copy` in the package's reminders, or a province's override naming the recipient) for
+    # each recipient, where the templates' own cache still shares equal subjects.
     shared: dict[str, str] = {}
 
     def subject_for(recipient: Recipient) -> str:

@@ -47,11 +47,18 @@ def officers_by_email(loaded: LoadedAgreement) -> dict[str, tuple[str, str]]:
     return {o.email: (o.name, o.locale or "vi") for o in loaded.directory.officers}
 
 
-def test_the_package_subjects_name_no_recipient() -> None:
+def test_package_subjects_per_recipient_only_where_they_read_copy() -> None:
+    # Reminders, escalations and receipts say "Đồng gửi để biết" to a copied agency (`copy`,
+    # true for that recipient alone); the other kinds' subjects read no recipient variable.
     templates = MailTemplates()
+    per_recipient = {
+        NotificationKind.REMINDER,
+        NotificationKind.ESCALATION,
+        NotificationKind.RECEIPT,
+    }
     for kind in NotificationKind:
         for locale in ("vi", "en"):
-            assert not templates.subject_per_recipient(kind, locale), (kind, locale)
+            assert templates.subject_per_recipient(kind, locale) == (kind in per_recipient)
 
 
 def test_a_subject_naming_the_recipient_is_rendered_for_each(
@@ -104,7 +111,8 @@ def test_a_wording_macro_naming_the_role_makes_subjects_per_recipient(
     )
     templates = override(tmp_path, {"vi/_words.txt.j2": words})
     assert templates.subject_per_recipient(NotificationKind.ESCALATION, "vi")
-    assert not templates.subject_per_recipient(NotificationKind.ESCALATION, "en")
+    # A subject calling no wording macro is not affected.
+    assert not templates.subject_per_recipient(NotificationKind.WAIVED, "vi")
 
     report = plan(loaded, templates=templates)
 
@@ -132,7 +140,9 @@ def test_an_override_naming_the_recipient_outside_the_subject_keeps_the_subjects
             "{% block note %}Đồng chí {{ recipient_name }} ({{ role }}) lưu ý.{% endblock %}\n"
         },
     )
-    assert not templates.subject_per_recipient(NotificationKind.REMINDER, "vi")
+    assert templates.subject_per_recipient(
+        NotificationKind.REMINDER, "vi"
+    ) == MailTemplates().subject_per_recipient(NotificationKind.REMINDER, "vi")
 
     assert plan(loaded, templates=templates).mails == plan(loaded).mails
 
@@ -159,4 +169,4 @@ def test_subjects_the_check_cannot_clear_are_rendered_per_recipient(
     )
 
     assert templates.subject_per_recipient(NotificationKind.ESCALATION, "vi")
-    assert not templates.subject_per_recipient(NotificationKind.REMINDER, "vi")
+    assert not templates.subject_per_recipient(NotificationKind.EXTENSION_REQUESTED, "vi")
