@@ -22,7 +22,13 @@ from typing import Any
 
 from accord.deploy import build_input, planned_task
 from activities.models import NotificationKind, NotificationRequest, TaskRef
-from activities.templates import MailTemplates, Recipient, package_templates, subject
+from activities.templates import (
+    MailTemplates,
+    Recipient,
+    package_templates,
+    recipient_variables,
+    subject,
+)
 from agreements import planner
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import event_occurrences, local_midnight
@@ -370,17 +376,20 @@ def _mails(
     )
     names = addressing.names(task)
     at = notice.at.astimezone(zone)
-    # A subject that reads no recipient variable is rendered once per language; one that does
-    # (`copy` in the package's reminders, or a province's override naming the recipient) for
-    # each recipient, where the templates' own cache still shares equal subjects.
-    shared: dict[str, str] = {}
+    # A subject is rendered once per language and values of the recipient variables it reads
+    # (`copy` in the package's reminders: once for the owners, once for the copies); for each
+    # recipient when the templates' analysis cannot tell (a province's override may do more).
+    shared: dict[tuple[Any, ...], str] = {}
 
     def subject_for(recipient: Recipient) -> str:
-        if templates.subject_per_recipient(request.kind, recipient.locale):
+        reads = templates.subject_recipient_names(request.kind, recipient.locale)
+        if reads is None:
             return mail_subject(request, recipient, names, templates)
-        text = shared.get(recipient.locale)
+        given = recipient_variables(recipient) if reads else {}
+        key = (recipient.locale, *(given[name] for name in reads))
+        text = shared.get(key)
         if text is None:
-            text = shared[recipient.locale] = mail_subject(request, recipient, names, templates)
+            text = shared[key] = mail_subject(request, recipient, names, templates)
         return text
 
     return [

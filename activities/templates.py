@@ -414,8 +414,19 @@ class MailTemplates:
         `owing`, or anything this check cannot follow. False for the package's templates, so
         `accord plan` renders a subject once per notification and language; a province's
         override that names the recipient in the subject is rendered for each recipient."""
+        return self.subject_recipient_names(kind, locale) != ()
+
+    def subject_recipient_names(
+        self, kind: NotificationKind, locale: Locale
+    ) -> tuple[str, ...] | None:
+        """The recipient variables (`recipient_variables`) the subject of `kind` reads: two
+        recipients of a notification with the same values read the same subject. None when
+        the subject reads a name this analysis does not know or does something it does not
+        follow: then each recipient gets their own."""
         names = self._subject_reads(kind, locale)
-        return names is None or not set(names) <= _NOTIFICATION_NAMES
+        if names is None or not set(names) <= _NOTIFICATION_NAMES | _RECIPIENT_NAMES:
+            return None
+        return tuple(name for name in names if name in _RECIPIENT_NAMES)
 
     def _subject_reads(self, kind: NotificationKind, locale: Locale) -> tuple[str, ...] | None:
         """Every variable the subject of `kind` reads, directly or through the wording macros
@@ -590,6 +601,18 @@ def _approved_due(request: NotificationRequest) -> datetime | None:
     return request.task.due_at or request.new_due_at
 
 
+def recipient_variables(recipient: Recipient) -> dict[str, Any]:
+    """The variables that differ between the recipients of one notification (the names in
+    `_RECIPIENT_NAMES`)."""
+    role = recipient.role
+    return {
+        "recipient_name": one_line(recipient.name),
+        "role": role.value if role is not None else None,
+        "owing": role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY),
+        "copy": role is RecipientRole.COPY,
+    }
+
+
 def _variables(
     request: NotificationRequest, recipient: Recipient, names: Mapping[str, str], locale: Locale
 ) -> dict[str, Any]:
@@ -600,17 +623,13 @@ def _variables(
     def moment(at: datetime | None) -> Moment | None:
         return _moment(at, zone, locale) if at is not None else None
 
-    role = recipient.role
     due_at = task.due_at
     scheduled = request.scheduled_at
     return {
         "kind": request.kind.value,
-        "recipient_name": one_line(recipient.name),
-        "role": role.value if role is not None else None,
-        "owing": role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY),
+        **recipient_variables(recipient),
         "title": one_line(task.title),
         "agency": ", ".join(one_line(names.get(code) or code) for code in task.owners),
-        "copy": role is RecipientRole.COPY,
         "deliverable": task.deliverable.value,
         "period": one_line(task.period_label),
         "document": one_line(task.document_number),
