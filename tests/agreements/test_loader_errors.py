@@ -57,6 +57,14 @@ REQUIRED_CASES = {
     "directory-missing",
     "directory-unknown-officer-agency",
     "directory-duplicate-agency-code",
+    # Messages that name the fix (issue 13, point 15).
+    "unknown-recipient-notified",
+    "recurring-day-does-not-exist",
+    "recurring-leap-day-without-leap-year",
+    "cron-day-not-a-number",
+    "cron-month-zero",
+    "duplicate-task-id",
+    "sending-time-format",
 }
 
 
