@@ -22,12 +22,12 @@ from typing import Any
 
 from accord.deploy import build_input
 from activities.models import NotificationKind, NotificationRequest, TaskRef
-from activities.templates import Recipient, subject
+from activities.templates import Recipient, no_recipient_subject, subject
 from agreements import planner
 from agreements.loader import LoadedAgreement
-from agreements.models import Directory, Officer, RecipientRole
+from agreements.models import Directory, Officer, OfficerRole, RecipientRole
 from agreements.recipients import Holder, pick_recipients, role_scopes
-from workflows.payloads import AgreementInput, TaskState, task_ref
+from workflows.payloads import AgreementInput, TaskState, no_recipient_detail, task_ref
 
 SUBMIT_AT = time(9, 0)
 """Scripted submissions arrive at 09:00 local time on their day."""
@@ -151,12 +151,23 @@ class _Addressing:
             for officer, role in pick_recipients(scopes, candidates, province)
         ]
 
+    def admins(self) -> list[Recipient]:
+        """The directory's admins, told when a notice reaches nobody (as the mail activity
+        tells the owing agency's province's, one per address, by officer ID)."""
+        seen: set[str] = set()
+        admins: list[Recipient] = []
+        for officer, holder in self._officers:
+            if OfficerRole.ADMIN.value in holder.roles and holder.email.lower() not in seen:
+                seen.add(holder.email.lower())
+                admins.append(_recipient(officer, None))
+        return admins
+
     def names(self, task: TaskRef) -> dict[str, str]:
         codes = [task.agency, *([task.recipient] if task.recipient else [])]
         return {code: self._names[code] for code in codes if code in self._names}
 
 
-def _recipient(officer: Officer, role: RecipientRole) -> Recipient:
+def _recipient(officer: Officer, role: RecipientRole | None) -> Recipient:
     return Recipient(
         officer_id=officer.id,
         name=officer.name,
@@ -217,7 +228,15 @@ def plan(
         if result.submission_refused:
             warnings.append(f"{task.task_id}: not submitted: {result.submission_refused}")
         for notice in result.notices:
-            mails.extend(_mails(addressing, ref, notice, zone))
+            sent = _mails(addressing, ref, notice, zone)
+            if not sent:
+                # Nobody holds the roles: the admins are told instead, as the activity does.
+                admins = addressing.admins()
+                sent = _no_recipient_mails(addressing, ref, notice, zone, admins)
+                roles = [role.value for role in notice.roles]
+                detail = no_recipient_detail(notice.key, roles, admins_told=bool(admins))
+                warnings.append(f"{task.task_id}: {detail}")
+            mails.extend(sent)
     mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
     return PlanReport(
         agreement_id=agreement.agreement_id,
@@ -228,13 +247,8 @@ def plan(
     )
 
 
-def _mails(
-    addressing: _Addressing, task: TaskRef, notice: planner.PlannedNotice, zone: Any
-) -> list[PlannedMail]:
-    recipients = addressing.recipients(task, notice.roles)
-    if not recipients:
-        return []
-    request = NotificationRequest(
+def _request(task: TaskRef, notice: planner.PlannedNotice, zone: Any) -> NotificationRequest:
+    return NotificationRequest(
         business_key=f"{task.task_id}/{notice.key}",
         kind=NotificationKind(notice.kind),
         task=task,
@@ -244,6 +258,15 @@ def _mails(
         scheduled_at=notice.at.astimezone(zone),
         late=notice.late,
     )
+
+
+def _mails(
+    addressing: _Addressing, task: TaskRef, notice: planner.PlannedNotice, zone: Any
+) -> list[PlannedMail]:
+    recipients = addressing.recipients(task, notice.roles)
+    if not recipients:
+        return []
+    request = _request(task, notice, zone)
     names = addressing.names(task)
     at = notice.at.astimezone(zone)
     return [
@@ -256,4 +279,26 @@ def _mails(
             subject=mail_subject(request, recipient, names),
         )
         for recipient in recipients
+    ]
+
+
+def _no_recipient_mails(
+    addressing: _Addressing,
+    task: TaskRef,
+    notice: planner.PlannedNotice,
+    zone: Any,
+    admins: Sequence[Recipient],
+) -> list[PlannedMail]:
+    request = _request(task, notice, zone)
+    names = addressing.names(task)
+    return [
+        PlannedMail(
+            at=notice.at.astimezone(zone),
+            kind=NotificationKind.NO_RECIPIENT.value,
+            task=task.task_id,
+            agency=task.agency,
+            to=[admin.email],
+            subject=no_recipient_subject(request, admin=admin, agency_names=names),
+        )
+        for admin in admins
     ]

@@ -199,6 +199,16 @@ def unshift_text(text: str, years: int) -> str:
     return _DATE_IN_TEXT.sub(lambda m: f"{m.group(1)}{int(m.group(2)) - years}", text)
 
 
+_DUE_IN_KEY = re.compile(r"/(\d{4})(\d{8})\b")
+"""The due instant in a notice's key, e.g. 'escalation/1/202512150000'."""
+
+
+def unshift_key(text: str, years: int) -> str:
+    if years == 0:
+        return text
+    return _DUE_IN_KEY.sub(lambda m: f"/{int(m.group(1)) - years}{m.group(2)}", text)
+
+
 def placeholder_values(indicators: Sequence[Indicator]) -> dict[str, IndicatorValue]:
     values: dict[str, IndicatorValue] = {}
     for indicator in indicators:
@@ -314,6 +324,13 @@ async def _simulate(
                     task_workflow_id(task.task_id)
                 ).query(ObligationWorkflow.status)
     engine.dispose()
+    # A notice that reached nobody is recorded on its task (the admins got mail about it).
+    warnings.extend(
+        f"{task_id}: {unshift_key(decision.detail, years)}"
+        for task_id, status in statuses.items()
+        for decision in status.decisions
+        if decision.kind == "no_recipient"
+    )
     mails = [_read_mail(path, years, loaded.agreement.zone) for path in mail_dir.glob("*.eml")]
     mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
     return SimulationReport(

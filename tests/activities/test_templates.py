@@ -157,10 +157,9 @@ def test_subject_of_every_kind(request_: NotificationRequest, vi: str, en: str) 
     assert subject_of(request_, officer(locale="en")) == en
 
 
-# A delivery-failure notice is about another notification: build_delivery_failure, below.
-NOTIFICATION_KINDS = [
-    kind for kind in NotificationKind if kind is not NotificationKind.DELIVERY_FAILED
-]
+# A delivery-failure or no-recipient notice is about another notification: built from it.
+ADMIN_NOTICES = (NotificationKind.DELIVERY_FAILED, NotificationKind.NO_RECIPIENT)
+NOTIFICATION_KINDS = [kind for kind in NotificationKind if kind not in ADMIN_NOTICES]
 
 
 @pytest.mark.parametrize("kind", NOTIFICATION_KINDS)
