@@ -54,6 +54,7 @@ from accord.plan import PlannedMail, summary_json
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
+from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
@@ -203,10 +204,20 @@ _DUE_IN_KEY = re.compile(r"/(\d{4})(\d{8})\b")
 """The due instant in a notice's key, e.g. 'escalation/1/202512150000'."""
 
 
-def unshift_key(text: str, years: int) -> str:
+def unshift_key(text: str, years: int, agreement_years: range) -> str:
+    """A notice key as the agreement dates it. A key holds the due instant as written when
+    the deadline rule moved it (never shifted) and the shifted due instant otherwise; a year
+    `years` (a multiple of 28) after the agreement's years is a shifted one."""
     if years == 0:
         return text
-    return _DUE_IN_KEY.sub(lambda m: f"/{int(m.group(1)) - years}{m.group(2)}", text)
+
+    def back(match: re.Match[str]) -> str:
+        year = int(match.group(1))
+        if year not in agreement_years and year - years in agreement_years:
+            year -= years
+        return f"/{year}{match.group(2)}"
+
+    return _DUE_IN_KEY.sub(back, text)
 
 
 def placeholder_values(indicators: Sequence[Indicator]) -> dict[str, IndicatorValue]:
@@ -326,7 +337,7 @@ async def _simulate(
     engine.dispose()
     # A notice that reached nobody is recorded on its task (the admins got mail about it).
     warnings.extend(
-        f"{task_id}: {unshift_key(decision.detail, years)}"
+        f"{task_id}: {unshift_key(decision.detail, years, calendar_years(loaded.agreement))}"
         for task_id, status in statuses.items()
         for decision in status.decisions
         if decision.kind == "no_recipient"

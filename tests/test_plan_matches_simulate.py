@@ -73,6 +73,24 @@ def test_plan_matches_simulate_without_reports() -> None:
     _compare(load_agreement(ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"), [])
 
 
+def test_plan_and_simulate_warn_about_a_step_that_reaches_nobody() -> None:
+    # Sở Xây dựng has no head: its step 2 (head of agency) reaches nobody; the admin is told.
+    loaded = load_agreement(
+        ROOT / "tests" / "agreements" / "warnings" / "head-of-agency-held-by-nobody.yaml"
+    )
+    _compare(loaded, [])
+    simulated = asyncio.run(simulate(loaded))
+    # Written due date 15/11/2026 (a Sunday; the key keeps the date as written).
+    assert simulated.warnings == [
+        "12-kh-ubnd-2026/bao-cao-nam/SXD/2026: escalation/2/202611150000 reached nobody: "
+        "no officer holds head_of_agency; the admins were told"
+    ]
+    notices = [m for m in simulated.mails if m.kind == "no_recipient"]
+    assert [(m.task, m.to) for m in notices] == [
+        ("12-kh-ubnd-2026/bao-cao-nam/SXD/2026", ["quantri@ubnd.example"])
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Generated agreements
 
