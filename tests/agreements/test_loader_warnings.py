@@ -91,3 +91,26 @@ def test_accord_validate_prints_the_warnings_and_passes() -> None:
     assert lines[1].startswith(f"{path}:24:11: warning: items[0].obligations[0].owners: ")
     assert "period 2025 (due 2025-12-15)" in lines[1]
     assert "BDT (Ban Dân tộc) ceased on 2024-12-31" in lines[1]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "agreement-format.md"
+
+
+def test_the_docs_examples_are_the_warning_files() -> None:
+    """Each YAML example of 'What validate warns about' is part of a file tested above, so the
+    examples load and warn as the page says."""
+    section = DOCS.read_text(encoding="utf-8").split("## What validate warns about", 1)[1]
+    blocks = [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+    assert len(blocks) == 2
+    texts = [path.read_text(encoding="utf-8") for path in WARNING_FILES]
+    for block in blocks:
+        assert any(block in text for text in texts), block
+    # The warning lines shown ("…:LINE:COL: warning: …") are the ones the files expect.
+    shown = [line for line in section.splitlines() if line.startswith("…:")]
+    assert len(shown) == 2
+    expected = {
+        "…:" + warning.removeprefix(f"{path}:")
+        for path in WARNING_FILES
+        for warning in expected_warnings(path)
+    }
+    assert set(shown) <= expected
