@@ -615,9 +615,9 @@ def _roles_nobody_holds(
         for role, role_loc in _roles_used(agreement, obligation, loc):
             if role not in _AGENCY_ROLES:
                 continue
-            for agency in owing.get(obligation.id, {}):
-                if (agency, _ROLE_HOLDERS[role]) not in held:
-                    missing.setdefault((role_loc, role, agency), []).append(obligation.id)
+            for owing_code in owing.get(obligation.id, {}):
+                if (owing_code, _ROLE_HOLDERS[role]) not in held:
+                    missing.setdefault((role_loc, role, owing_code), []).append(obligation.id)
     warnings: list[Problem] = []
     for (role_loc, role, code), obligation_ids in missing.items():
         agency = directory.agency(code)
