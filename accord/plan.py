@@ -24,7 +24,7 @@ from accord.deploy import build_input
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from activities.templates import Recipient, no_recipient_subject, subject
 from agreements import planner
-from agreements.loader import LoadedAgreement
+from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Directory, Officer, OfficerRole, RecipientRole
 from agreements.recipients import Holder, pick_recipients, role_scopes
 from workflows.payloads import AgreementInput, TaskState, no_recipient_detail, task_ref
@@ -189,7 +189,8 @@ def plan(
     agreement = input.plan
     zone = loaded.agreement.zone
     addressing = _Addressing(loaded.directory)
-    warnings: list[str] = []
+    # What validate warns about (a role an agency has nobody for, owners all ceased) first.
+    warnings = [warning_line(problem) for problem in loaded.warnings]
     arrivals: dict[str, datetime] = {}
     for scripted in sorted(submissions, key=lambda s: s.on):
         matched = [t for t in input.waiting if fnmatch.fnmatchcase(t.task_id, scripted.pattern)]

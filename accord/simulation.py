@@ -55,7 +55,7 @@ from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import calendar_years
-from agreements.loader import LoadedAgreement
+from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
 from infra.settings import SmtpSettings
@@ -290,7 +290,8 @@ async def _simulate(
     session_factory = db.session_factory(engine)
     with session_factory() as session:
         db.upsert_directory(session, directory=loaded.directory)
-    warnings: list[str] = []
+    # What validate warns about (a role an agency has nobody for, owners all ceased) first.
+    warnings = [warning_line(problem) for problem in loaded.warnings]
     task_queue = f"simulate-{uuid.uuid4()}"
     mail_dir = workdir / "mail"
     # The simulation's mail lives as long as the simulation: no fsync per message.
