@@ -8,7 +8,7 @@ It holds no workflow logic and decides no deadline: the expansion and the workfl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ from agreements.expansion import (
     calendar_years,
     effective_policy,
     local_midnight,
+    resolve_owners,
 )
 from agreements.loader import LoadedAgreement, LoadError, agreement_files, load_agreement
-from agreements.models import Offset, OffsetUnit
+from agreements.models import EventDue, Offset, OffsetUnit
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
@@ -60,6 +61,24 @@ def opens_at(occurrence: TaskOccurrence, starts_at: datetime) -> datetime:
     return max(starts_at, occurrence.due_at - longest - OPEN_LEAD)
 
 
+def planned_task(occurrence: TaskOccurrence, opens_at: datetime) -> PlannedTask:
+    o = occurrence
+    return PlannedTask(
+        task_id=o.task_id,
+        obligation_id=o.obligation_id,
+        agency=o.agency,
+        co_owners=o.co_owners,
+        period_label=o.period_label,
+        due_at=o.due_at,
+        written_due_at=o.written_due_at,
+        due_note_vi=o.due_note_vi,
+        due_note_en=o.due_note_en,
+        covers_from=o.covers_from,
+        covers_to=o.covers_to,
+        opens_at=opens_at,
+    )
+
+
 def build_input(loaded: LoadedAgreement) -> AgreementInput:
     agreement = loaded.agreement
     zone = agreement.zone
@@ -68,6 +87,12 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
     obligations: dict[str, ObligationPlan] = {}
     for item, obligation in agreement.all_obligations():
         reminders, escalation = effective_policy(obligation, agreement)
+        event = obligation.due if isinstance(obligation.due, EventDue) else None
+        owners: dict[str, date | None] = {}
+        if event is not None:
+            for code in resolve_owners(obligation.owners, loaded.directory):
+                agency = loaded.directory.agency(code)
+                owners[code] = agency.active_until if agency else None
         obligations[obligation.id] = ObligationPlan(
             obligation_id=obligation.id,
             item_number=item.number if item else None,
@@ -78,23 +103,12 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             escalation=escalation,
             indicators=obligation.indicators,
             deadline_rule=obligation.deadline_rule or agreement.deadline_rule,
+            copy_to=list(obligation.copy_to),
+            event=event.event if event else None,
+            within=event.within if event else None,
+            owners=owners,
         )
-    tasks = [
-        PlannedTask(
-            task_id=o.task_id,
-            obligation_id=o.obligation_id,
-            agency=o.agency,
-            period_label=o.period_label,
-            due_at=o.due_at,
-            written_due_at=o.written_due_at,
-            due_note_vi=o.due_note_vi,
-            due_note_en=o.due_note_en,
-            covers_from=o.covers_from,
-            covers_to=o.covers_to,
-            opens_at=opens_at(o, starts_at),
-        )
-        for o in loaded.occurrences
-    ]
+    tasks = [planned_task(o, opens_at(o, starts_at)) for o in loaded.occurrences]
     plan = AgreementPlan(
         agreement_id=agreement.agreement_id,
         document_number=agreement.document_number,

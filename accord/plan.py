@@ -15,19 +15,34 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from accord.deploy import build_input
+from accord.deploy import build_input, planned_task
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from activities.templates import Recipient, no_recipient_subject, subject
 from agreements import planner
+from agreements.expansion import event_occurrences, local_midnight
 from agreements.loader import LoadedAgreement, warning_line
-from agreements.models import Directory, Officer, OfficerRole, RecipientRole
+from agreements.models import (
+    Directory,
+    EventDue,
+    NotifyTarget,
+    Officer,
+    OfficerRole,
+    RecipientRole,
+    notify_text,
+)
 from agreements.recipients import Holder, pick_recipients, role_scopes
-from workflows.payloads import AgreementInput, TaskState, no_recipient_detail, task_ref
+from workflows.payloads import (
+    AgreementInput,
+    PlannedTask,
+    TaskState,
+    no_recipient_detail,
+    task_ref,
+)
 
 SUBMIT_AT = time(9, 0)
 """Scripted submissions arrive at 09:00 local time on their day."""
@@ -55,6 +70,40 @@ def mail_subject(
     """The subject a recipient reads: the one place `accord plan` takes mail wording from
     `activities/templates.py`."""
     return subject(request, recipient=recipient, agency_names=agency_names)
+
+
+@dataclass(frozen=True)
+class PreviewedEvent:
+    """`--event EVENT=YYYY-MM-DD[:LABEL]`: plan as if an admin recorded the event that day."""
+
+    event: str
+    on: date
+    label: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PreviewedEvent:
+        event, sep, rest = text.partition("=")
+        day, _, label = rest.partition(":")
+        if not sep or not event:
+            raise ValueError(f"expected EVENT=YYYY-MM-DD[:LABEL], got {text!r}")
+        try:
+            return cls(event, date.fromisoformat(day), label or None)
+        except ValueError as exc:
+            raise ValueError(f"{text!r}: {day!r} is not a date YYYY-MM-DD") from exc
+
+
+def awaiting_events(loaded: LoadedAgreement, previewed: Collection[str] = ()) -> list[str]:
+    """One line per obligation that has no task until its event is recorded (events in
+    `previewed` excepted)."""
+    lines = []
+    for _item, obligation in loaded.agreement.all_obligations():
+        due = obligation.due
+        if isinstance(due, EventDue) and due.event not in previewed:
+            lines.append(
+                f"{obligation.id}: waiting for event {due.event} "
+                f"(due {due.within} after it; `accord event record`)"
+            )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -87,9 +136,14 @@ class PlanReport:
     counts: dict[str, int]
     """End states of the tasks, by `TaskState` value (every state, zeros included)."""
     warnings: list[str] = field(default_factory=list)
+    awaiting: list[str] = field(default_factory=list)
+    """Obligations waiting for an event that was not previewed (no task, no date)."""
 
     def summary_json(self) -> dict[str, Any]:
-        return summary_json(self.agreement_id, self.mails, self.tasks, self.counts, self.warnings)
+        more: dict[str, object] = {"awaiting_events": self.awaiting} if self.awaiting else {}
+        return summary_json(
+            self.agreement_id, self.mails, self.tasks, self.counts, self.warnings, **more
+        )
 
 
 def summary_json(
@@ -137,8 +191,14 @@ class _Addressing:
             if officer.agency in self._codes
         ]
 
-    def recipients(self, task: TaskRef, roles: Sequence[RecipientRole]) -> list[Recipient]:
-        scopes = role_scopes(roles, agency=task.agency, recipient=task.recipient)
+    def recipients(self, task: TaskRef, roles: Sequence[NotifyTarget]) -> list[Recipient]:
+        scopes = role_scopes(
+            roles,
+            agency=task.agency,
+            recipient=task.recipient,
+            co_owners=task.co_owners,
+            copy_to=task.copy_to,
+        )
         province = self._directory.province if task.agency in self._codes else None
         if all(scope.agency is not None for scope in scopes):
             # Only the named agencies' officers can be reached: skip the rest of the province.
@@ -163,7 +223,7 @@ class _Addressing:
         return admins
 
     def names(self, task: TaskRef) -> dict[str, str]:
-        codes = [task.agency, *([task.recipient] if task.recipient else [])]
+        codes = [*task.owners, *task.copy_to, *([task.recipient] if task.recipient else [])]
         return {code: self._names[code] for code in codes if code in self._names}
 
 
@@ -182,15 +242,34 @@ def plan(
     *,
     submissions: Sequence[ScriptedSubmission] = (),
     input: AgreementInput | None = None,
+    events: Sequence[PreviewedEvent] = (),
 ) -> PlanReport:
     """Every message the agreement sends from its start to its end, and each task's end state,
-    with the scripted submissions (a task's first matching one counts, as in a simulation)."""
+    with the scripted submissions (a task's first matching one counts, as in a simulation).
+    `events` adds the tasks of events as if recorded on their day (at its first moment)."""
     input = input or build_input(loaded)
     agreement = input.plan
     zone = loaded.agreement.zone
     addressing = _Addressing(loaded.directory)
     # What validate warns about (a role an agency has nobody for, owners all ceased) first.
     warnings = [warning_line(problem) for problem in loaded.warnings]
+    awaiting = awaiting_events(loaded, {preview.event for preview in events})
+    if events:
+        previewed: list[PlannedTask] = []
+        for preview in events:
+            found = event_occurrences(
+                loaded.agreement,
+                loaded.directory,
+                preview.event,
+                preview.on,
+                preview.label or preview.on.isoformat(),
+                agreement.calendar,
+            )
+            if not found:
+                warnings.append(f"--event {preview.event}: no obligation waits for this event")
+            opens = max(agreement.starts_at, local_midnight(preview.on, zone))
+            previewed.extend(planned_task(o, opens) for o in found)
+        input = input.model_copy(update={"waiting": [*input.waiting, *previewed]})
     arrivals: dict[str, datetime] = {}
     for scripted in sorted(submissions, key=lambda s: s.on):
         matched = [t for t in input.waiting if fnmatch.fnmatchcase(t.task_id, scripted.pattern)]
@@ -216,6 +295,7 @@ def plan(
             sending_time=agreement.sending_time,
             deadline_rule=obligation.deadline_rule,
             has_recipient=obligation.recipient is not None,
+            has_copies=bool(obligation.copy_to),
         )
         result = planner.plan_task(
             terms,
@@ -234,7 +314,7 @@ def plan(
                 # Nobody holds the roles: the admins are told instead, as the activity does.
                 admins = addressing.admins()
                 sent = _no_recipient_mails(addressing, ref, notice, zone, admins)
-                roles = [role.value for role in notice.roles]
+                roles = [notify_text(role) for role in notice.roles]
                 detail = no_recipient_detail(notice.key, roles, admins_told=bool(admins))
                 warnings.append(f"{task.task_id}: {detail}")
             mails.extend(sent)
@@ -245,6 +325,7 @@ def plan(
         tasks=len(input.waiting),
         counts={state.value: counts.get(state.value, 0) for state in TaskState},
         warnings=warnings,
+        awaiting=awaiting,
     )
 
 

@@ -67,7 +67,7 @@ from activities.templates import (
     package_templates,
     sender_address,
 )
-from agreements.models import OfficerRole, RecipientRole
+from agreements.models import OfficerRole, RecipientRole, notify_text
 from agreements.recipients import Holder, pick_recipients, role_scopes
 from infra.db import (
     OUTBOX_TABLE,
@@ -311,7 +311,7 @@ class MailActivities:
     def _prepare(self, request: NotificationRequest) -> _Plan:
         task = request.task
         with self._session_factory() as session:
-            codes = {task.agency} | ({task.recipient} if task.recipient else set())
+            codes = {*task.owners, *task.copy_to} | ({task.recipient} if task.recipient else set())
             agencies = agencies_by_code(session, codes=codes)
             owing = agencies.get(task.agency)
             plan = _Plan(
@@ -343,7 +343,13 @@ class MailActivities:
     ) -> list[Recipient]:
         """Officers holding the requested roles now, one per address, in role order."""
         task = request.task
-        scopes = role_scopes(request.roles, agency=task.agency, recipient=task.recipient)
+        scopes = role_scopes(
+            request.roles,
+            agency=task.agency,
+            recipient=task.recipient,
+            co_owners=task.co_owners,
+            copy_to=task.copy_to,
+        )
         province_wide = any(scope.agency is None for scope in scopes)
         officers = active_officers(
             session,
@@ -768,7 +774,7 @@ class MailActivities:
             detail["refused"] = ",".join(dict.fromkeys(plan.refused))
         if not plan.recipients:
             detail["no_recipient"] = (
-                f"no active officer holds {', '.join(r.value for r in request.roles)} for "
+                f"no active officer holds {', '.join(notify_text(r) for r in request.roles)} for "
                 f"agency {task.agency} (recipient {task.recipient or '-'})"
             )
             detail["admins_told"] = str(result.admins_told)

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from agreements.models import AgencyCode, Deliverable, OfficerRole, RecipientRole, Slug
+from agreements.models import AgencyCode, Deliverable, NotifyTarget, OfficerRole, Slug
 
 
 class Payload(BaseModel):
@@ -47,6 +47,20 @@ class TaskRef(Payload):
         description="The agreement's issuing body as printed (Agreement.issuer): where the "
         "deliverable goes when no receiving agency is named.",
     )
+    co_owners: list[str] = Field(
+        default_factory=list,
+        description="A joint task: the owing agencies besides `agency` (which leads); an "
+        "officer of any of them may submit, and each one's officers are reminded.",
+    )
+    copy_to: list[str] = Field(
+        default_factory=list,
+        description="Agencies whose focal points get the task's notices for information.",
+    )
+
+    @property
+    def owners(self) -> list[str]:
+        """Every owing agency, the lead first."""
+        return [self.agency, *self.co_owners]
 
 
 class NotificationKind(StrEnum):
@@ -81,7 +95,10 @@ class NotificationRequest(Payload):
     )
     kind: NotificationKind
     task: TaskRef
-    roles: list[RecipientRole] = Field(min_length=1)
+    roles: list[NotifyTarget] = Field(
+        min_length=1,
+        description="Roles, or `{leadership_of: CODE}` for the leaders of one named agency.",
+    )
     step: int | None = Field(default=None, description="Reminder or escalation step, from 1.")
     offset: str | None = Field(default=None, description="The policy offset, e.g. '3d'.")
     scheduled_at: AwareDatetime = Field(description="Workflow time of the event (Date header).")

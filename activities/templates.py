@@ -57,7 +57,7 @@ from icalendar import Calendar, Event, Timezone
 
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.calendar import last_day_of
-from agreements.models import RecipientRole
+from agreements.models import RecipientRole, notify_text
 
 Locale = Literal["vi", "en"]
 
@@ -190,7 +190,8 @@ _KINDS = [kind.value for kind in NotificationKind]
 
 VARIABLES = frozenset(
     {
-        "kind", "recipient_name", "role", "owing", "title", "agency", "deliverable", "period",
+        "kind", "recipient_name", "role", "owing", "copy", "title", "agency", "deliverable",
+        "period",
         "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
         "days_left", "days_overdue", "step", "late", "approved", "reason",
     }
@@ -415,7 +416,8 @@ def _variables(
         "role": role.value if role is not None else None,
         "owing": role in (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY),
         "title": one_line(task.title),
-        "agency": one_line(names.get(task.agency) or task.agency),
+        "agency": ", ".join(one_line(names.get(code) or code) for code in task.owners),
+        "copy": role is RecipientRole.COPY,
         "deliverable": task.deliverable.value,
         "period": one_line(task.period_label),
         "document": one_line(task.document_number),
@@ -454,9 +456,11 @@ def _facts(
         facts.append(("item", one_line(task.item_number)))
     facts.append(("obligation", one_line(task.title)))
     facts.append(("period", one_line(task.period_label)))
-    facts.append(("agency", _agency_label(task.agency, names)))
+    facts.append(("agency", ", ".join(_agency_label(code, names) for code in task.owners)))
     if task.recipient:
         facts.append(("recipient", _agency_label(task.recipient, names)))
+    if task.copy_to:
+        facts.append(("copy_to", ", ".join(_agency_label(code, names) for code in task.copy_to)))
     no_due = str(templates._words(locale, {}).no_due())
     current = due(task.due_at) if task.due_at else no_due
     asked = due(request.new_due_at) if request.new_due_at else None
@@ -569,7 +573,7 @@ def render_no_recipient(
     templates = templates or package_templates()
     locale = _locale(admin)
     variables = _variables(request, admin, agency_names, locale)
-    roles = [role.value for role in request.roles]
+    roles = [notify_text(role) for role in request.roles]
     variables.update(about_kind=request.kind.value, missing_roles=roles)
     words = templates._words(locale, {})
     shown = ", ".join(f"{one_line(str(words.role_name(role)))} ({role})" for role in roles)
@@ -589,7 +593,7 @@ def no_recipient_subject(
     locale = _locale(admin)
     variables = _variables(request, admin, agency_names, locale)
     variables.update(
-        about_kind=request.kind.value, missing_roles=[role.value for role in request.roles]
+        about_kind=request.kind.value, missing_roles=[notify_text(role) for role in request.roles]
     )
     return templates.subject(NotificationKind.NO_RECIPIENT, locale, variables)
 

@@ -360,6 +360,9 @@ def apply_deadline_rule(
     * `previous_working_day`: the last day becomes the previous working day (Friday 13/11, due
       14/11 00:00);
     * `as_written`: the instant stays, and the explanation says that it falls on a day off.
+
+    A due instant with a time of day (before 17:00 on Saturday 14/11/2026) has that day as its
+    last day; a move keeps the time (17:00 on Monday 16/11/2026).
     """
     last = last_day_of(due_instant, zone)
     if calendar.is_working_day(last):
@@ -376,11 +379,20 @@ def apply_deadline_rule(
         new_last = calendar.previous_working_day(last)
     else:
         new_last = last
-    vi, en = _explain(rule, last, new_last, calendar)
+    local = _local(due_instant, zone)
+    at = None if local.time() == time.min else local.time()
+    vi, en = _explain(rule, last, new_last, calendar, at)
+    if new_last == last:
+        adjusted = due_instant
+    elif at is None:
+        adjusted = end_of_day(new_last, zone)
+    else:
+        # A deadline with a time of day ("trước 17 giờ ngày X") keeps its time on the new day.
+        adjusted = datetime.combine(new_last, local.time(), tzinfo=local.tzinfo)
     return AdjustedDeadline(
         rule=rule,
         original=due_instant,
-        adjusted=due_instant if new_last == last else end_of_day(new_last, zone),
+        adjusted=adjusted,
         original_last_day=last,
         last_day=new_last,
         explanation_vi=vi,
@@ -389,13 +401,22 @@ def apply_deadline_rule(
 
 
 def _explain(
-    rule: DeadlineRule, last: date, new_last: date, calendar: WorkingCalendar
+    rule: DeadlineRule,
+    last: date,
+    new_last: date,
+    calendar: WorkingCalendar,
+    at: time | None = None,
 ) -> tuple[str, str]:
     falls_vi, falls_en = _falls_on(last, calendar)
     head_vi = f"Hạn {format_day(last)} rơi vào {falls_vi}; "
     head_en = f"The deadline {format_day(last)} falls on {falls_en}; "
     new = format_day(new_last)
     if rule is DeadlineRule.NEXT_WORKING_DAY:
+        if at is not None:
+            return (
+                head_vi + f"theo Điều 148 Bộ luật Dân sự, hạn chuyển sang {at:%H:%M} ngày {new}",
+                head_en + f"under Article 148 of the Civil Code it moves to {at:%H:%M} on {new}",
+            )
         return (
             head_vi + f"theo Điều 148 Bộ luật Dân sự, hạn chuyển sang hết ngày {new}",
             head_en + f"under Article 148 of the Civil Code it moves to the end of {new}",

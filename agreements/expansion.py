@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -31,15 +31,19 @@ from agreements.models import (
     Deliverable,
     Directory,
     EscalationStep,
+    EventDue,
+    EveryDue,
     FixedDue,
     Indicator,
     NoDue,
     Obligation,
     Owners,
+    QuarterlyDue,
     RecurringDue,
     RelativeDue,
     ReminderPolicy,
 )
+from agreements.planner import event_due_at
 
 
 class TaskOccurrence(BaseModel):
@@ -54,7 +58,14 @@ class TaskOccurrence(BaseModel):
     deliverable: Deliverable
     title: str
     agency: str
+    co_owners: list[str] = Field(
+        default_factory=list,
+        description="A joint task (`owners.jointly`): the other owing agencies; `agency` leads.",
+    )
     recipient: str | None
+    copy_to: list[str] = Field(
+        default_factory=list, description="Agencies that get the notices for information."
+    )
     period_label: str
     due_at: AwareDatetime | None = Field(
         description="Due instant (first late moment), local, after the deadline rule."
@@ -90,6 +101,10 @@ def task_id(agreement_id: str, obligation_id: str, agency: str, period_label: st
     return f"{agreement_id}/{obligation_id}/{agency}/{period_label}"
 
 
+JOINT_SEPARATOR = "+"
+"""Joins the owners' codes in a joint task's ID: `.../bao-cao-chung/SNV+STP/2025`."""
+
+
 def resolve_owners(owners: Owners, directory: Directory) -> list[str]:
     """Agency codes an `Owners` block names, in directory order, without duplicates."""
     wanted = set(owners.agencies)
@@ -110,14 +125,17 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> Iterator[datetime]:
-    """Local midnights the rule produces between `start` and `end` inclusive."""
+def cron_dates(
+    rule: RecurringDue | QuarterlyDue, start: date, end: date, zone: ZoneInfo
+) -> Iterator[datetime]:
+    """Local midnights of the days the rule names between `start` and `end` inclusive."""
     first = max(start, rule.starting) if rule.starting else start
     last = min(end, rule.until) if rule.until else end
     if last < first:
         return
+    month = ",".join(map(str, rule.months)) if isinstance(rule, QuarterlyDue) else str(rule.month)
     trigger = CronTrigger(
-        month=str(rule.month),
+        month=month,
         day=str(rule.day),
         hour=0,
         minute=0,
@@ -137,22 +155,72 @@ def cron_dates(rule: RecurringDue, start: date, end: date, zone: ZoneInfo) -> It
         now = fire + timedelta(seconds=1)
 
 
+def named_day_instant(
+    day: date, zone: ZoneInfo, *, inclusive: bool = False, at: time | None = None
+) -> datetime:
+    """The due instant of a day a document names: `before` it (its 00:00), `by` it (inclusive:
+    the next day's 00:00), or at a time of day on it ("trước 17 giờ ngày X": X 17:00)."""
+    if at is not None:
+        return datetime.combine(day, at, tzinfo=zone)
+    if inclusive:
+        return local_midnight(day + timedelta(days=1), zone)
+    return local_midnight(day, zone)
+
+
+def quarter_of(month: int) -> int:
+    return (month - 1) // 3 + 1
+
+
+def every_periods(due: EveryDue, start: date, end: date) -> Iterator[tuple[date, date]]:
+    """(first day, first day of the next period) of each year, quarter or month that overlaps
+    `start`..`end`."""
+    months = {"year": 12, "quarter": 3, "month": 1}[due.period]
+    first_month = (start.month - 1) // months * months + 1
+    period_start = date(start.year, first_month, 1)
+    while period_start <= end:
+        yield period_start, add_months(period_start, months)
+        period_start = add_months(period_start, months)
+
+
 def due_instants(obligation: Obligation, agreement: Agreement) -> list[tuple[str, datetime | None]]:
-    """(period label, due instant) pairs for one obligation."""
+    """(period label, due instant) pairs for one obligation. An obligation started by an event
+    has none until the event is recorded (see `event_occurrences`)."""
     zone = agreement.zone
     due = obligation.due
     default_label = str(agreement.period.start.year)
     if isinstance(due, FixedDue):
-        return [(due.label or str(due.before.year), local_midnight(due.before, zone))]
+        at = named_day_instant(due.day, zone, inclusive=due.by is not None, at=due.time)
+        return [(due.label or str(due.day.year), at)]
     if isinstance(due, RelativeDue):
         day = add_months(agreement.period.start, due.years * 12 + due.months)
         day += timedelta(days=due.days)
         return [(due.label or str(day.year), local_midnight(day, zone))]
-    if isinstance(due, RecurringDue):
+    if isinstance(due, RecurringDue | QuarterlyDue):
         return [
-            (due.label.format(year=at.year, month=at.month, day=at.day), at)
-            for at in cron_dates(due, agreement.period.start, agreement.period.end, zone)
+            (
+                due.label.format(
+                    year=named.year,
+                    quarter=quarter_of(named.month),
+                    month=named.month,
+                    day=named.day,
+                ),
+                named_day_instant(named.date(), zone, inclusive=due.inclusive, at=due.time),
+            )
+            for named in cron_dates(due, agreement.period.start, agreement.period.end, zone)
         ]
+    if isinstance(due, EveryDue):
+        end = agreement.period.end
+        return [
+            (
+                due.label_template.format(
+                    year=first.year, quarter=quarter_of(first.month), month=first.month
+                ),
+                local_midnight(min(following, end + timedelta(days=1)), zone),
+            )
+            for first, following in every_periods(due, agreement.period.start, end)
+        ]
+    if isinstance(due, EventDue):
+        return []
     assert isinstance(due, NoDue)
     return [(due.label or default_label, None)]
 
@@ -171,12 +239,30 @@ def effective_policy(
     return reminders or ReminderPolicy(), list(escalation)
 
 
-def _agency_active(directory: Directory, code: str, due_at: datetime | None, start: date) -> bool:
+def _agency_active(
+    directory: Directory, code: str, due_at: datetime | None, last_day: date
+) -> bool:
+    """Whether the agency owes a task due at `due_at` (after the deadline rule).
+
+    An agency that ceases is judged by `last_day`, the task's last day as written (the day
+    before a midnight due instant), before the deadline rule moves it: a move under Civil Code
+    art. 148 gives more time, it never takes the task away. An agency active until 30/06/2025
+    owes a report due "before 30/6" even though 29/6 is a Sunday and the due instant becomes
+    01/07/2025 00:00.
+    """
     agency = directory.agency(code)
-    if agency is None or agency.active_until is None:
+    if agency is None:
         return True
-    day = due_at.date() if due_at else start
-    return day <= agency.active_until
+    # A body that begins later owes nothing whose last day comes before it exists.
+    if (
+        agency.active_from is not None
+        and due_at is not None
+        and last_day_of(due_at, due_at.tzinfo or UTC) < agency.active_from
+    ):
+        return False
+    if agency.active_until is None:
+        return True
+    return last_day <= agency.active_until
 
 
 def calendar_years(agreement: Agreement) -> range:
@@ -209,10 +295,57 @@ def _expand_obligation(
     obligation: Obligation,
     calendar: WorkingCalendar,
 ) -> Iterator[TaskOccurrence]:
+    yield from _occurrences(
+        agreement, directory, item, obligation, calendar, due_instants(obligation, agreement)
+    )
+
+
+def event_obligations(
+    agreement: Agreement, event: str
+) -> list[tuple[ContentItem | None, Obligation]]:
+    """The obligations an event starts."""
+    return [
+        (item, ob)
+        for item, ob in agreement.all_obligations()
+        if isinstance(ob.due, EventDue) and ob.due.event == event
+    ]
+
+
+def event_occurrences(
+    agreement: Agreement,
+    directory: Directory,
+    event: str,
+    day: date,
+    label: str,
+    calendar: WorkingCalendar | None = None,
+) -> list[TaskOccurrence]:
+    """The tasks an event recorded on `day` starts, one per owner agency of each obligation
+    that waits for it, under the period label `label` (what `accord plan --event` previews;
+    the Agreement workflow computes the same with `planner.event_due_at`)."""
+    if calendar is None:
+        calendar = cached_calendar(calendar_years(agreement))
+    found: list[TaskOccurrence] = []
+    for item, obligation in event_obligations(agreement, event):
+        assert isinstance(obligation.due, EventDue)
+        written = event_due_at(day, obligation.due.within, calendar, agreement.zone)
+        found.extend(
+            _occurrences(agreement, directory, item, obligation, calendar, [(label, written)])
+        )
+    return found
+
+
+def _occurrences(
+    agreement: Agreement,
+    directory: Directory,
+    item: ContentItem | None,
+    obligation: Obligation,
+    calendar: WorkingCalendar,
+    instants: list[tuple[str, datetime | None]],
+) -> Iterator[TaskOccurrence]:
     reminders, escalation = effective_policy(obligation, agreement)
     agencies = resolve_owners(obligation.owners, directory)
     rule = obligation.deadline_rule or agreement.deadline_rule
-    for label, written in due_instants(obligation, agreement):
+    for label, written in instants:
         due_at, note_vi, note_en = written, None, None
         covers: tuple[date, date] | tuple[None, None] = (None, None)
         if written is not None and obligation.reporting_period is not None:
@@ -225,18 +358,31 @@ def _expand_obligation(
                 adjusted.explanation_vi,
                 adjusted.explanation_en,
             )
-        for agency in agencies:
-            if not _agency_active(directory, agency, due_at, agreement.period.start):
-                continue
+        # Undated tasks belong to the agreement's start; dated ones to their written last day.
+        last_day = (
+            last_day_of(written, agreement.zone) if written is not None else agreement.period.start
+        )
+        active = [
+            agency for agency in agencies if _agency_active(directory, agency, due_at, last_day)
+        ]
+        # A joint deliverable is one task of all its (active) owners, led by the first.
+        owing = (
+            [(JOINT_SEPARATOR.join(active), active[0], active[1:])]
+            if obligation.owners.jointly and active
+            else [(agency, agency, []) for agency in active]
+        )
+        for segment, agency, co_owners in owing:
             yield TaskOccurrence(
-                task_id=task_id(agreement.agreement_id, obligation.id, agency, label),
+                task_id=task_id(agreement.agreement_id, obligation.id, segment, label),
                 agreement_id=agreement.agreement_id,
                 item_number=item.number if item else None,
                 obligation_id=obligation.id,
                 deliverable=obligation.deliverable,
                 title=obligation.title,
                 agency=agency,
+                co_owners=co_owners,
                 recipient=obligation.recipient,
+                copy_to=list(obligation.copy_to),
                 period_label=label,
                 due_at=due_at,
                 written_due_at=written,

@@ -15,14 +15,17 @@ import calendar
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 
+from agreements.calendar import format_day
 from agreements.expansion import (
     TaskOccurrence,
+    cached_calendar,
+    calendar_years,
     due_instants,
     effective_policy,
     expand,
@@ -32,14 +35,22 @@ from agreements.models import (
     Agreement,
     Directory,
     EscalationStep,
+    EventDue,
+    EveryDue,
     FixedDue,
+    LeadershipOf,
     NoDue,
+    NotifyTarget,
     Obligation,
     OfficerRole,
+    Offset,
+    OffsetUnit,
     Owners,
+    QuarterlyDue,
     RecipientRole,
     RecurringDue,
 )
+from agreements.planner import TaskTerms, deadline, escalation_instants
 from agreements.yaml_files import (
     LoadError,
     Loc,
@@ -259,6 +270,19 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
             problems.append(
                 doc.problem((*loc, "recipient"), _unknown("agency", obligation.recipient, codes))
             )
+        for j, code in enumerate(obligation.copy_to):
+            if code not in codes:
+                problems.append(doc.problem((*loc, "copy_to", j), _unknown("agency", code, codes)))
+            elif not any(
+                o.agency == code and OfficerRole.FOCAL_POINT in o.roles for o in directory.officers
+            ):
+                problems.append(
+                    doc.problem(
+                        (*loc, "copy_to", j),
+                        f"the copy to {code} reaches nobody: no officer of {code} has role "
+                        "'focal_point'",
+                    )
+                )
         if obligation.notifications is not None:
             problems.extend(
                 _check_ladder(
@@ -268,6 +292,8 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
         if not period_problems:  # date arithmetic near year 1 or 9999 overflows
             problems.extend(_check_due(agreement, obligation, loc, doc))
         problems.extend(_check_roles(agreement, directory, obligation, loc, doc, codes))
+    if not problems:
+        problems.extend(_check_ladder_dates(agreement, doc))
     if not problems:
         problems.extend(_check_unique_tasks(agreement, doc))
     return problems
@@ -281,11 +307,35 @@ def _obligations_with_loc(agreement: Agreement) -> Iterable[tuple[Loc, Obligatio
         yield ("reporting", j), obligation
 
 
+def _unit_kind(offset: Offset) -> str:
+    """'d', 'wd', or 'time' for offsets in hours, minutes and seconds (sent as computed)."""
+    if offset.unit in (OffsetUnit.DAYS, OffsetUnit.WORKING_DAYS):
+        return offset.unit.value
+    return "time"
+
+
+def _never_after(earlier: Offset, later: Offset) -> bool:
+    """Whether `later` can come after `earlier` on no due date at all.
+
+    Same kind: by length (`5d` after `5d` or `3d` never comes). A `d` step after a `wd` one of
+    no more days never does (n working days are at least n days); nor a step in hours that is
+    no longer than the days before it (day steps also wait for the sending window). Other
+    mixes depend on the calendar and are checked on the agreement's due dates."""
+    earlier_kind, later_kind = _unit_kind(earlier), _unit_kind(later)
+    if earlier_kind == later_kind:
+        return later.seconds <= earlier.seconds
+    if later_kind == "d" and earlier_kind == "wd":
+        return later.amount <= earlier.amount
+    if later_kind == "time":
+        return later.seconds <= earlier.amount * 86_400
+    return False
+
+
 def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: YamlDoc) -> list[Problem]:
     problems: list[Problem] = []
     for k in range(1, len(steps or [])):
         assert steps is not None
-        if steps[k].after.seconds <= steps[k - 1].after.seconds:
+        if _never_after(steps[k - 1].after, steps[k].after):
             problems.append(
                 doc.problem(
                     (*loc, k, "after"),
@@ -293,6 +343,75 @@ def _check_ladder(steps: list[EscalationStep] | None, loc: Loc, doc: YamlDoc) ->
                     f"does not come after {steps[k - 1].after}",
                 )
             )
+    return problems
+
+
+def _when(instant: datetime, other: datetime) -> str:
+    """dd/mm/yyyy, with the time when `other` is on the same day."""
+    if instant.date() == other.date():
+        return f"{format_day(instant.date())} {instant:%H:%M}"
+    return format_day(instant.date())
+
+
+def _check_ladder_dates(agreement: Agreement, doc: YamlDoc) -> list[Problem]:
+    """Ladders mixing d, wd and hours, checked on the due dates the agreement expands to.
+
+    Whether `4d` comes after `3wd` depends on the weekday (not after a Friday due date), and
+    `4wd` after `5d` on the weekend in between: a ladder is refused when, on one of the
+    agreement's actual due dates (after the deadline rule), a step's computed sending instant
+    falls before the one above it. Steps falling in the same sending window are fine: they go
+    out together, in ladder order. One problem per step, naming the first due date it fails on.
+    """
+    calendar = cached_calendar(calendar_years(agreement))
+    problems: list[Problem] = []
+    reported: set[Loc] = set()
+    for loc, obligation in _obligations_with_loc(agreement):
+        reminders, ladder = effective_policy(obligation, agreement)
+        mixed = [
+            k
+            for k in range(1, len(ladder))
+            if _unit_kind(ladder[k].after) != _unit_kind(ladder[k - 1].after)
+        ]
+        if not mixed:
+            continue
+        own = obligation.notifications is not None and obligation.notifications.escalation
+        ladder_loc: Loc = (
+            (*loc, "notifications", "escalation") if own else ("defaults", "escalation")
+        )
+        rule = obligation.deadline_rule or agreement.deadline_rule
+        for label, written in due_instants(obligation, agreement):
+            if written is None:
+                continue
+            due = deadline(written, rule, calendar).due_at
+            terms = TaskTerms(
+                reminders=reminders,
+                escalation=ladder,
+                closes_at=due,
+                time_zone=agreement.time_zone,
+                sending_time=agreement.sending_time,
+                deadline_rule=rule,
+            )
+            instants = escalation_instants(terms, calendar, due)
+            for k in mixed:
+                step_loc: Loc = (*ladder_loc, k, "after")
+                if step_loc in reported or instants[k] >= instants[k - 1]:
+                    continue
+                reported.add(step_loc)
+                due_text = (
+                    f"before {format_day(due.date())}"
+                    if due.time() == time.min
+                    else f"{format_day(due.date())} {due:%H:%M}"
+                )
+                problems.append(
+                    doc.problem(
+                        step_loc,
+                        f"escalation step {k + 1} ({ladder[k].after}) falls on "
+                        f"{_when(instants[k], instants[k - 1])}, before step {k} "
+                        f"({ladder[k - 1].after}) on {_when(instants[k - 1], instants[k])} "
+                        f"for obligation {obligation.id!r}, period {label}, due {due_text}: "
+                        "put the steps in the order they fall, or use one unit",
+                    )
+                )
     return problems
 
 
@@ -323,19 +442,22 @@ def _check_due(
     period = agreement.period
     # A due instant is the first late moment, so 'before: <day after the end>' is still inside.
     latest = date.fromordinal(period.end.toordinal() + 1)
-    if isinstance(due, NoDue):
+    if isinstance(due, NoDue | EveryDue | EventDue):
         return []
     if isinstance(due, FixedDue):
-        if not period.start <= due.before <= latest:
+        # `by` and a time of day name the last day itself, which must be inside the period.
+        field = "before" if due.before is not None else "by"
+        last_allowed = latest if field == "before" and due.time is None else period.end
+        if not period.start <= due.day <= last_allowed:
             return [
                 doc.problem(
-                    (*loc, "due", "before"),
-                    f"due date {due.before} is outside the agreement's period "
+                    (*loc, "due", field),
+                    f"due date {due.day} is outside the agreement's period "
                     f"{period.start}..{period.end}",
                 )
             ]
         return []
-    if isinstance(due, RecurringDue):
+    if isinstance(due, RecurringDue | QuarterlyDue):
         for attr in ("starting", "until"):
             day = getattr(due, attr)
             if day is not None and not period.start <= day <= latest:
@@ -345,11 +467,13 @@ def _check_due(
                         f"{day} is outside the agreement's period {period.start}..{period.end}",
                     )
                 ]
-        cron_problems = [
-            doc.problem((*loc, "due", attr), message) for attr, message in _cron_field_problems(due)
-        ]
-        if cron_problems:
-            return cron_problems
+        if isinstance(due, RecurringDue):  # a quarterly rule's fields are checked by its model
+            cron_problems = [
+                doc.problem((*loc, "due", attr), message)
+                for attr, message in _cron_field_problems(due)
+            ]
+            if cron_problems:
+                return cron_problems
         try:
             instants = due_instants(obligation, agreement)
         except ValueError as exc:
@@ -359,7 +483,7 @@ def _check_due(
                 doc.problem(
                     (*loc, "due"),
                     f"the rule gives no due date inside the period {period.start}..{period.end}"
-                    + _why_no_date(due, agreement),
+                    + (_why_no_date(due, agreement) if isinstance(due, RecurringDue) else ""),
                 )
             ]
         return []
@@ -477,11 +601,11 @@ _ROLE_HOLDERS = {
 
 def _roles_used(
     agreement: Agreement, obligation: Obligation, loc: Loc
-) -> list[tuple[RecipientRole, Loc]]:
+) -> list[tuple[NotifyTarget, Loc]]:
     """The roles an obligation's reminders and escalation steps notify, each with the place in
     the file that names it (the obligation's override or the agreement's defaults)."""
     reminders, escalation = effective_policy(obligation, agreement)
-    used: list[tuple[RecipientRole, Loc]] = []
+    used: list[tuple[NotifyTarget, Loc]] = []
     override = obligation.notifications
     reminder_loc: Loc = (
         (*loc, "notifications", "reminders", "notify")
@@ -510,7 +634,20 @@ def _check_roles(
 ) -> list[Problem]:
     used = _roles_used(agreement, obligation, loc)
     problems: list[Problem] = []
-    for role, role_loc in used:
+    for target, role_loc in used:
+        if isinstance(target, LeadershipOf):
+            problems.extend(_check_leadership_of(directory, target, obligation, role_loc, doc))
+            continue
+        role = target
+        if role is RecipientRole.COPY:
+            if not obligation.copy_to:
+                problems.append(
+                    doc.problem(
+                        role_loc,
+                        f"obligation {obligation.id!r} notifies 'copy' but has no copy_to",
+                    )
+                )
+            continue
         holder = _ROLE_HOLDERS[role]
         if role is RecipientRole.AGGREGATOR:
             if obligation.recipient is not None and obligation.recipient not in codes:
@@ -541,6 +678,31 @@ def _check_roles(
                 )
             )
     return sorted(set(problems))
+
+
+def _check_leadership_of(
+    directory: Directory, target: LeadershipOf, obligation: Obligation, loc: Loc, doc: YamlDoc
+) -> list[Problem]:
+    """`{leadership_of: CODE}` names a known agency with a leader (head or leadership role)."""
+    codes = [a.code for a in directory.agencies]
+    if target.leadership_of not in codes:
+        return [
+            doc.problem((*loc, "leadership_of"), _unknown("agency", target.leadership_of, codes))
+        ]
+    leaders = (OfficerRole.PROVINCIAL_LEADERSHIP, OfficerRole.HEAD)
+    if any(
+        o.agency == target.leadership_of and any(r in o.roles for r in leaders)
+        for o in directory.officers
+    ):
+        return []
+    return [
+        doc.problem(
+            (*loc, "leadership_of"),
+            f"leadership of {target.leadership_of} (used by obligation {obligation.id!r}) is held "
+            f"by nobody in the directory: no officer of {target.leadership_of} has role "
+            "'provincial_leadership' or 'head'",
+        )
+    ]
 
 
 def _check_unique_tasks(agreement: Agreement, doc: YamlDoc) -> list[Problem]:
@@ -609,11 +771,12 @@ def _roles_nobody_holds(
     held = {(o.agency, role) for o in directory.officers for role in o.roles}
     owing: dict[str, dict[str, None]] = {}
     for occurrence in occurrences:
-        owing.setdefault(occurrence.obligation_id, {})[occurrence.agency] = None
+        for code in (occurrence.agency, *occurrence.co_owners):  # a joint task: every owner
+            owing.setdefault(occurrence.obligation_id, {})[code] = None
     missing: dict[tuple[Loc, RecipientRole, str], list[str]] = {}
     for loc, obligation in _obligations_with_loc(agreement):
         for role, role_loc in _roles_used(agreement, obligation, loc):
-            if role not in _AGENCY_ROLES:
+            if not isinstance(role, RecipientRole) or role not in _AGENCY_ROLES:
                 continue
             for owing_code in owing.get(obligation.id, {}):
                 if (owing_code, _ROLE_HOLDERS[role]) not in held:

@@ -151,6 +151,65 @@ class RecipientRole(StrEnum):
     """The focal point of the agency the deliverable goes to (e.g. Sở Nội vụ)."""
     PROVINCIAL_LEADERSHIP = "provincial_leadership"
     """Officers with the provincial-leadership role (lãnh đạo UBND tỉnh)."""
+    COPY = "copy"
+    """The focal points of the agencies an obligation is copied to (`copy_to`, đồng gửi), for
+    information. Added to every reminder, escalation step and receipt of such an obligation."""
+
+
+class LeadershipOf(Model):
+    """The leaders of one named body, e.g. `{leadership_of: UBND_TINH}`: its officers holding
+    the `provincial_leadership` or `head` role. Unlike the bare `provincial_leadership` role,
+    which reaches every provincial leader (People's Committee and Party committee alike), this
+    reaches only that body's."""
+
+    leadership_of: AgencyCode = Field(
+        description=(
+            "Agency whose leaders receive the notice, e.g. `UBND_TINH` (the issuing body) "
+            "or `TINH_UY`; written in a `notify` list as `{leadership_of: UBND_TINH}`."
+        )
+    )
+
+    def __str__(self) -> str:
+        return f"leadership_of:{self.leadership_of}"
+
+
+_AGENCY_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+
+
+def _notify_target(value: Any) -> Any:
+    """One error line for a wrong `notify` entry, instead of one per member of the union."""
+    if isinstance(value, RecipientRole | LeadershipOf):
+        return value
+    if isinstance(value, str):
+        try:
+            return RecipientRole(_nfc(value))
+        except ValueError:
+            *first, last = (repr(r.value) for r in RecipientRole)
+            raise ValueError(
+                f"{value!r} is not one of {', '.join(first)} or {last}, nor {{leadership_of: CODE}}"
+            ) from None
+    if isinstance(value, dict):
+        if set(value) != {"leadership_of"}:
+            keys = ", ".join(repr(k) for k in value)
+            raise ValueError(
+                f"expected {{leadership_of: CODE}}, e.g. {{leadership_of: UBND_TINH}}, got {keys}"
+            )
+        code = value["leadership_of"]
+        if not isinstance(code, str) or not _AGENCY_CODE_RE.match(_nfc(code)):
+            raise ValueError(
+                f"leadership_of: {code!r} is not an agency code (upper-case, e.g. UBND_TINH)"
+            )
+        return LeadershipOf(leadership_of=_nfc(code))
+    raise ValueError("expected a role, e.g. focal_point, or {leadership_of: CODE}")
+
+
+NotifyTarget = Annotated[RecipientRole | LeadershipOf, BeforeValidator(_notify_target)]
+"""An entry of a `notify` list: a role (`focal_point`, ...) or `{leadership_of: CODE}`."""
+
+
+def notify_text(target: RecipientRole | LeadershipOf) -> str:
+    """`focal_point`, or `leadership_of:UBND_TINH`, for messages and logs."""
+    return target.value if isinstance(target, RecipientRole) else str(target)
 
 
 class ReminderPolicy(Model):
@@ -159,20 +218,31 @@ class ReminderPolicy(Model):
     before: list[OffsetText] = Field(
         default_factory=list,
         max_length=10,
-        description="Offsets before the due instant at which to remind, e.g. ['7d', '3d', '1d'].",
+        description=(
+            "Offsets before the due instant at which to remind, e.g. ['7d', '5wd', '3d', "
+            "'1wd']: in any order, days and working days mixed; each is sent at its computed "
+            "instant, and those that fall in the same sending window go out as one mail."
+        ),
     )
-    notify: list[RecipientRole] = Field(
-        default_factory=lambda: [RecipientRole.FOCAL_POINT],
+    notify: list[NotifyTarget] = Field(
+        default_factory=lambda: list[NotifyTarget]([RecipientRole.FOCAL_POINT]),
         min_length=1,
-        description="Roles that receive each reminder.",
+        description=(
+            "Roles that receive each reminder, e.g. ['focal_point', 'head_of_agency'], or "
+            "the leaders of a named body: [{leadership_of: UBND_TINH}]."
+        ),
     )
 
     @field_validator("before")
     @classmethod
     def _distinct(cls, value: list[Offset]) -> list[Offset]:
-        seconds = [o.seconds for o in value]
-        if len(set(seconds)) != len(seconds):
-            raise ValueError("reminder offsets must be distinct")
+        # `5d` and `5wd` are different offsets (a weekend in between sets them apart; when it
+        # does not they share a sending window and go out once); `5d` written twice is a slip.
+        seen: set[str] = set()
+        for offset in value:
+            if str(offset) in seen:
+                raise ValueError(f"reminder offset {offset} is written twice")
+            seen.add(str(offset))
         return value
 
 
@@ -180,8 +250,13 @@ class EscalationStep(Model):
     """One rung of the escalation ladder, counted from the due instant."""
 
     after: OffsetText = Field(description="Offset after the due instant, e.g. '1d', '5wd'.")
-    notify: list[RecipientRole] = Field(
-        min_length=1, description="Roles that receive this escalation step."
+    notify: list[NotifyTarget] = Field(
+        min_length=1,
+        description=(
+            "Roles that receive this escalation step, e.g. ['head_of_agency', "
+            "'provincial_leadership'], or the leaders of a named body only: "
+            "[{leadership_of: UBND_TINH}] (not the Party committee's)."
+        ),
     )
 
 
@@ -195,7 +270,13 @@ class NotificationPolicy(Model):
     escalation: list[EscalationStep] | None = Field(
         default=None,
         max_length=10,
-        description="Escalation ladder after the due instant, in increasing order of offset.",
+        description=(
+            "Escalation ladder after the due instant, each step after the one above it, e.g. "
+            "[{after: 3wd, notify: [head_of_agency]}, {after: 10wd, notify: "
+            "[provincial_leadership]}]. Steps may mix d and wd ([5d, 4wd] is fine: 4 working "
+            "days after a Friday end later than 5 days); the ladder is refused when a step "
+            "falls before the one above it on one of the agreement's due dates."
+        ),
     )
 
 
@@ -253,6 +334,15 @@ class Owners(Model):
     excluding: list[AgencyCode] = Field(
         default_factory=list, description="Agencies removed from the groups above."
     )
+    jointly: bool = Field(
+        default=False,
+        description=(
+            "One deliverable owed jointly by all the owners: one task per period (ID segment "
+            "'SNV+STP', codes in directory order), reminded to every owner's officers and "
+            "closed by the first submission of any owner's officer, e.g. "
+            "`owners: {agencies: [SNV, STP], jointly: true}`. Default false: one task per agency."
+        ),
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Owners:
@@ -261,20 +351,103 @@ class Owners(Model):
         return self
 
 
+def _time_of_day(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 17:00 as the sexagesimal number 1020.
+        raise ValueError(
+            f'{value} is not a time of day: write it in quotes as HH:MM, e.g. time: "17:00"'
+        )
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise ValueError(f'{value!r} is not a time of day: write HH:MM, e.g. "17:00"')
+        value = time(int(match.group(1)), int(match.group(2)))
+    if isinstance(value, time) and value == time.min:
+        raise ValueError(
+            "00:00 is the first moment of the day, not a time of day: write `before:` "
+            "without `time`"
+        )
+    return value
+
+
+TimeOfDay = Annotated[
+    time,
+    BeforeValidator(_time_of_day),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*\d{1,2}:\d{2}\s*$"}),
+]
+"""A local time of day written "HH:MM" (quoted in YAML), e.g. "17:00"."""
+
+_TIME_DESCRIPTION = (
+    "Time of day of the deadline, local, quoted: 'trước 17 giờ ngày X' is `time: \"17:00\"` "
+    "and makes the due instant X 17:00 (with `before` or `by` alike). If X is not a working "
+    "day the deadline rule moves the day and keeps the time."
+)
+
+
 class FixedDue(Model):
-    """One due date: `before: 2025-05-15` means due at 15 May 00:00 (last day 14 May)."""
+    """One due date, written one of two ways:
+
+    * `before: 2025-05-15` ("trước ngày 15/5"): due at 15 May 00:00, the last day is 14 May;
+    * `by: 2025-06-30` ("chậm nhất ngày 30/6", "trước hoặc trong ngày 30/6"): 30 June is the
+      last day, so the due instant is 1 July 00:00.
+
+    With `time: "17:00"` the due instant is that time on the day named ("trước 17 giờ ngày X").
+    """
 
     kind: Literal["fixed"] = Field(description="'fixed'.")
-    before: date = Field(description="First day that is already late.")
+    before: date | None = Field(
+        default=None,
+        description="First day that is already late: 'trước ngày 15/5' is `before: 2025-05-15`.",
+    )
+    by: date | None = Field(
+        default=None,
+        description=(
+            "Last day on time (inclusive): 'chậm nhất ngày 30/6' is `by: 2025-06-30`, due at "
+            "1 July 00:00. Give `before` or `by`, not both."
+        ),
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
     label: Slug | None = Field(
         default=None, description="Reporting-period label in task IDs; default: the year."
     )
+
+    @model_validator(mode="after")
+    def _one_day(self) -> FixedDue:
+        if (self.before is None) == (self.by is None):
+            raise ValueError(
+                "give the day as `before: YYYY-MM-DD` (first late day) or `by: YYYY-MM-DD` "
+                "(last day on time), one of the two"
+            )
+        return self
+
+    @property
+    def day(self) -> date:
+        """The day the document names."""
+        named = self.before or self.by
+        assert named is not None
+        return named
+
+
+_LABEL_FIELDS = {"year": 2000, "quarter": 1, "month": 1, "day": 1}
+
+
+def _check_label_template(value: str, allowed: tuple[str, ...]) -> str:
+    names = ", ".join(f"{{{name}}}" for name in allowed)
+    try:
+        rendered = value.format(**{name: _LABEL_FIELDS[name] for name in allowed})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"label template {value!r} may only use {names}") from exc
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", rendered):
+        raise ValueError(f"label {value!r} must render to lower-case letters, digits and hyphens")
+    return value
 
 
 class RecurringDue(Model):
     """Due dates that repeat, expanded with a cron rule in the agreement's time zone.
 
     `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
+    `inclusive: true` makes the day named the last day ("chậm nhất ngày 15 hằng tháng").
     """
 
     kind: Literal["recurring"] = Field(description="'recurring'.")
@@ -282,11 +455,21 @@ class RecurringDue(Model):
     day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
     label: str = Field(
         description=(
-            "Reporting-period label template for task IDs, e.g. '{year}-6t'. "
-            "Placeholders: {year}, {month}, {day}."
+            "Reporting-period label template for task IDs, e.g. '{year}-6t' or "
+            "'{year}-q{quarter}'. Placeholders: {year}, {quarter} (1-4), {month}, {day}, "
+            "all of the day the rule names."
         ),
         max_length=60,
     )
+    inclusive: bool = Field(
+        default=False,
+        description=(
+            "true: the day named is the last day on time ('chậm nhất ngày 25 hằng tháng' is "
+            "`day: 25, inclusive: true`, due at the 26th 00:00); false (default): it is the "
+            "first late day ('trước ngày 25')."
+        ),
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
     starting: date | None = Field(
         default=None, description="First date the rule may produce (default: period start)."
     )
@@ -297,15 +480,142 @@ class RecurringDue(Model):
     @field_validator("label")
     @classmethod
     def _label_template(cls, value: str) -> str:
-        try:
-            rendered = value.format(year=2000, month=1, day=1)
-        except (KeyError, IndexError, ValueError) as exc:
+        return _check_label_template(value, ("year", "quarter", "month", "day"))
+
+    @model_validator(mode="after")
+    def _inclusive_or_time(self) -> RecurringDue:
+        if self.inclusive and self.time is not None:
+            raise ValueError("`time` already makes the day named the last day: drop `inclusive`")
+        return self
+
+
+MonthOfQuarter = Literal["first", "middle", "last"]
+MONTHS_OF_QUARTER: dict[str, tuple[int, int, int, int]] = {
+    "first": (1, 4, 7, 10),
+    "middle": (2, 5, 8, 11),
+    "last": (3, 6, 9, 12),
+}
+_SHORTEST_MONTH = {"first": 30, "middle": 28, "last": 30}
+
+
+class QuarterlyDue(Model):
+    """A date in every quarter: 'trước ngày 20 của tháng cuối quý' is
+    `{kind: quarterly, day: 20}` (20 Mar, 20 Jun, 20 Sep, 20 Dec)."""
+
+    kind: Literal["quarterly"] = Field(description="'quarterly'.")
+    day: int = Field(ge=1, le=31, description="Day of the month, e.g. 20.")
+    month_of_quarter: MonthOfQuarter = Field(
+        default="last",
+        description=(
+            "Which month of each quarter: first (Jan, Apr, Jul, Oct), middle (Feb, May, Aug, "
+            "Nov) or last (Mar, Jun, Sep, Dec; the default), e.g. `month_of_quarter: last`."
+        ),
+    )
+    label: str = Field(
+        default="{year}-q{quarter}",
+        max_length=60,
+        description=(
+            "Period label template, default '{year}-q{quarter}' (2026-q3). Placeholders: "
+            "{year}, {quarter} (1-4), {month}, {day}, all of the day named."
+        ),
+    )
+    inclusive: bool = Field(
+        default=False,
+        description="true: the day named is the last day on time ('chậm nhất ngày 20').",
+    )
+    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
+    starting: date | None = Field(
+        default=None, description="First date the rule may produce (default: period start)."
+    )
+    until: date | None = Field(
+        default=None, description="Last date the rule may produce (default: period end)."
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_template(cls, value: str) -> str:
+        return _check_label_template(value, ("year", "quarter", "month", "day"))
+
+    @model_validator(mode="after")
+    def _every_quarter_has_the_day(self) -> QuarterlyDue:
+        shortest = _SHORTEST_MONTH[self.month_of_quarter]
+        if self.day > shortest:
             raise ValueError(
-                f"label template {value!r} may only use {{year}}, {{month}}, {{day}}"
-            ) from exc
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", rendered):
+                f"day {self.day} does not exist in every {self.month_of_quarter} month of a "
+                f"quarter (the shortest has {shortest} days)"
+            )
+        if self.inclusive and self.time is not None:
+            raise ValueError("`time` already makes the day named the last day: drop `inclusive`")
+        return self
+
+    @property
+    def months(self) -> tuple[int, int, int, int]:
+        return MONTHS_OF_QUARTER[self.month_of_quarter]
+
+
+class EveryDue(Model):
+    """A task per period with no day named ('hằng năm', 'hằng quý', 'định kỳ'): each period
+    of the agreement closes its own task, due at the first day of the next period 00:00
+    (the period's last day is the last day on time), clipped to the agreement's period."""
+
+    kind: Literal["every"] = Field(description="'every'.")
+    period: Literal["year", "quarter", "month"] = Field(
+        description=(
+            "year, quarter or month: `period: year` gives one task per calendar year, due "
+            "'before 1/1 of the next year' (or the day after the agreement ends)."
+        )
+    )
+    label: str | None = Field(
+        default=None,
+        max_length=60,
+        description=(
+            "Period label template; default '{year}', '{year}-q{quarter}' or "
+            "'{year}-{month:02d}'. Placeholders of the period itself (not of its due day): "
+            "{year}, {quarter}, {month}."
+        ),
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return _check_label_template(value, ("year", "quarter", "month"))
+
+    @property
+    def label_template(self) -> str:
+        if self.label:
+            return self.label
+        return {"year": "{year}", "quarter": "{year}-q{quarter}", "month": "{year}-{month:02d}"}[
+            self.period
+        ]
+
+
+class EventDue(Model):
+    """Due a distance after an event the text names ('trong vòng 15 ngày sau hội nghị'): no
+    task exists until an admin records the event with its date (`accord event record`)."""
+
+    kind: Literal["after_event"] = Field(description="'after_event'.")
+    event: Slug = Field(
+        description=(
+            "The event's identifier, used by `accord event record AGREEMENT EVENT --date ...`, "
+            "e.g. `hoi-nghi-so-ket`."
+        )
+    )
+    within: OffsetText = Field(
+        description=(
+            "Time allowed after the event's day, in days or working days: '15d' (the last "
+            "day is the 15th day after the event) or '5wd' (the 5th working day after)."
+        )
+    )
+
+    @field_validator("within")
+    @classmethod
+    def _days(cls, value: Offset) -> Offset:
+        if value.unit not in (OffsetUnit.DAYS, OffsetUnit.WORKING_DAYS) or value.amount < 1:
             raise ValueError(
-                f"label {value!r} must render to lower-case letters, digits and hyphens"
+                f"within {value} must count days or working days after the event, e.g. "
+                "'15d' or '5wd'"
             )
         return value
 
@@ -337,7 +647,10 @@ class NoDue(Model):
     )
 
 
-Due = Annotated[FixedDue | RecurringDue | RelativeDue | NoDue, Field(discriminator="kind")]
+Due = Annotated[
+    FixedDue | RecurringDue | QuarterlyDue | EveryDue | EventDue | RelativeDue | NoDue,
+    Field(discriminator="kind"),
+]
 
 
 class DeadlineRule(StrEnum):
@@ -375,6 +688,15 @@ class Obligation(Model):
     owners: Owners = Field(description="Who owes it.")
     recipient: AgencyCode | None = Field(
         default=None, description="Agency it is delivered to (the aggregator), e.g. `SNV`."
+    )
+    copy_to: list[AgencyCode] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "Agencies that receive a copy for information (đồng gửi), e.g. `[BTGDV]`: their "
+            "focal points get every reminder, escalation step and receipt of the obligation, "
+            "marked 'Đồng gửi để biết'. They owe nothing."
+        ),
     )
     due: Due = Field(description="When it is due; see the deadline convention.")
     indicators: list[Indicator] = Field(
@@ -569,18 +891,35 @@ class AgencyKind(StrEnum):
     MEDIA = "media"
     ARMED_FORCES = "armed_forces"
     DISTRICT_PEOPLES_COMMITTEE = "district_peoples_committee"
+    """UBND cấp huyện: district level, abolished on 1 July 2025."""
     MASS_ORGANISATION = "mass_organisation"
+    COMMUNE = "commune"
+    """UBND xã, phường, đặc khu: the commune level, which replaced districts on 1 July 2025."""
 
 
 class Agency(Model):
     code: AgencyCode = Field(description="Unique code used everywhere else, e.g. 'SNV'.")
     name: Name = Field(description="Vietnamese name, e.g. 'Sở Nội vụ'.")
-    kind: AgencyKind = Field(description="What kind of body it is.")
+    kind: AgencyKind = Field(
+        description=(
+            "What kind of body it is: party_body, peoples_committee, department, inspectorate, "
+            "public_service_unit, media, armed_forces, district_peoples_committee, "
+            "mass_organisation or commune (UBND xã/phường from 1 July 2025, e.g. "
+            "`kind: commune` with `groups: [ubnd_cap_xa]`)."
+        )
+    )
     groups: list[GroupCode] = Field(
         default_factory=list,
         description="Groups it belongs to, e.g. so_ban_nganh, ubnd_cap_huyen.",
     )
     parent: AgencyCode | None = Field(default=None, description="Agency it belongs to, if any.")
+    active_from: date | None = Field(
+        default=None,
+        description=(
+            "First day the agency exists, e.g. `2025-07-01` for a body created by the 2025 "
+            "reorganisation: a task whose last day is before it is not issued to the agency."
+        ),
+    )
     active_until: date | None = Field(
         default=None,
         description="Last day the agency exists (2025 reorganisation); later tasks are not issued.",
@@ -588,6 +927,14 @@ class Agency(Model):
     successor: AgencyCode | None = Field(
         default=None, description="Agency that took over its duties after a merger."
     )
+
+    @model_validator(mode="after")
+    def _exists_some_day(self) -> Agency:
+        if self.active_from and self.active_until and self.active_until < self.active_from:
+            raise ValueError(
+                f"active_until ({self.active_until}) is before active_from ({self.active_from})"
+            )
+        return self
 
 
 class OfficerRole(StrEnum):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 from agreements.calendar import (
@@ -33,6 +33,7 @@ from agreements.calendar import (
 from agreements.models import (
     DeadlineRule,
     EscalationStep,
+    NotifyTarget,
     Offset,
     OffsetUnit,
     RecipientRole,
@@ -73,6 +74,9 @@ class TaskTerms:
     deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
     has_recipient: bool = False
     """The obligation names an agency that receives the deliverable (the aggregator)."""
+    has_copies: bool = False
+    """The obligation is copied to other agencies (`copy_to`): every reminder, escalation step
+    and receipt also goes to them (`RecipientRole.COPY`), for information."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Notice:
 
     kind: Literal["reminder", "escalation"]
     step: int
-    roles: tuple[RecipientRole, ...]
+    roles: tuple[NotifyTarget, ...]
     skipped: bool
 
 
@@ -131,41 +135,61 @@ class Deadline:
 # The schedule
 
 
-def closes_at(terms: TaskTerms, due_at: datetime | None) -> datetime:
-    """The agreement's close, or a day after the last escalation step if that is later."""
-    if due_at is not None and terms.escalation:
-        last_step = due_at + terms.escalation[-1].after.duration
-        return max(terms.closes_at, last_step + timedelta(days=1))
-    return terms.closes_at
+def closes_at(
+    terms: TaskTerms, due_at: datetime | None, calendar: WorkingCalendar | None = None
+) -> datetime:
+    """The agreement's close, or a day after the last escalation step if that is later.
+
+    The last step counts by its nominal length (a working day as one day); given the calendar,
+    when a step's computed sending instant comes later still (working days over a weekend or
+    Tết, a step pushed to the next sending window), the task stays open until a day after that
+    instant, so that no step of the ladder is dropped by the close."""
+    instants = escalation_instants(terms, calendar, due_at) if due_at is not None else []
+    return _close(terms, due_at, instants)
+
+
+def _close(terms: TaskTerms, due_at: datetime | None, instants: Sequence[datetime]) -> datetime:
+    if due_at is None or not terms.escalation:
+        return terms.closes_at
+    last_step = due_at + terms.escalation[-1].after.duration
+    close = max(terms.closes_at, last_step + timedelta(days=1))
+    last_sent = max(instants, default=close)
+    return last_sent + timedelta(days=1) if last_sent > close else close
 
 
 def next_action(terms: TaskTerms, progress: Progress) -> Action:
     """The earliest thing still to do; closing is always last."""
-    close = Action("close", "close", 0, "", closes_at(terms, progress.due_at))
     due_at = progress.due_at
+    # Before the due instant the nominal close is enough (it comes after the due instant
+    # whenever there is a ladder); the steps' instants are computed once overdue.
+    instants = (
+        escalation_instants(terms, progress.calendar, due_at)
+        if due_at is not None and progress.overdue
+        else []
+    )
+    close = Action("close", "close", 0, "", _close(terms, due_at, instants))
     if not progress.open or due_at is None:
         return close
     done = progress.done
     due_key = f"{progress.written_due or due_at:%Y%m%d%H%M}"
     candidates: list[Action] = []
     if not progress.overdue:
-        offsets = sorted(terms.reminders.before, key=lambda o: -o.seconds)
-        previous: datetime | None = None
-        for index, offset in enumerate(offsets, start=1):
-            key = f"reminder/{index}/{due_key}"
-            at = reminder_at(terms, progress.calendar, due_at, offset)
-            # Two reminders pushed into the same sending window (a holiday) go out once.
-            merged = previous is not None and at <= previous
-            previous = at if previous is None else max(previous, at)
-            if key not in done and not merged:
-                candidates.append(Action(key, "reminder", index, str(offset), at))
+        for reminder in reminder_schedule(terms, progress.calendar, due_at):
+            key = f"reminder/{reminder.index}/{due_key}"
+            if key not in done and not reminder.merged:
+                candidates.append(
+                    Action(key, "reminder", reminder.index, str(reminder.offset), reminder.at)
+                )
         candidates.append(Action(f"overdue/{due_key}", "overdue", 0, "", due_at))
     else:
-        for index, step in enumerate(terms.escalation, start=1):
+        latest: datetime | None = None
+        for index, (step, at) in enumerate(zip(terms.escalation, instants, strict=True), start=1):
+            # Ladder order: a step never goes before the one above it (a `4d` step after a
+            # `3wd` one on a Friday due date waits for it), so none is overtaken and skipped.
+            latest = at if latest is None else max(latest, at)
             key = f"escalation/{index}/{due_key}"
             if index > progress.escalation_level and key not in done:
-                at = escalation_at(terms, progress.calendar, due_at, step.after)
-                candidates.append(Action(key, "escalation", index, str(step.after), at))
+                candidates.append(Action(key, "escalation", index, str(step.after), latest))
     candidates = [c for c in candidates if c.at <= close.at]
     return min(candidates, key=lambda c: (c.at, c.step), default=close)
 
@@ -180,19 +204,32 @@ def is_stale(action: Action, schedule_from: datetime) -> bool:
 
 def notice_for(terms: TaskTerms, progress: Progress, action: Action, now: datetime) -> Notice:
     """What a reminder or escalation action sends when taken at `now` (not overdue, close)."""
-    skipped = is_stale(action, progress.schedule_from) or now >= closes_at(terms, progress.due_at)
+    # A reminder goes before the due instant, so before any close a ladder sets.
+    calendar = progress.calendar if action.kind == "escalation" else None
+    close = closes_at(terms, progress.due_at, calendar)
+    skipped = is_stale(action, progress.schedule_from) or now >= close
     if action.kind == "reminder":
-        return Notice("reminder", action.step, tuple(terms.reminders.notify), skipped)
+        roles = _with_copies(terms, tuple(terms.reminders.notify))
+        return Notice("reminder", action.step, roles, skipped)
     if action.kind == "escalation":
-        roles = tuple(terms.escalation[action.step - 1].notify)
+        roles = _with_copies(terms, tuple(terms.escalation[action.step - 1].notify))
         return Notice("escalation", action.step, roles, skipped)
     raise ValueError(f"a {action.kind} action sends no notice")
 
 
+def _with_copies(terms: TaskTerms, roles: tuple[NotifyTarget, ...]) -> tuple[NotifyTarget, ...]:
+    if terms.has_copies and RecipientRole.COPY not in roles:
+        return (*roles, RecipientRole.COPY)
+    return roles
+
+
 def receipt_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
+    roles: tuple[RecipientRole, ...] = RECEIPT_ROLES
     if terms.has_recipient:
-        return (*RECEIPT_ROLES, RecipientRole.AGGREGATOR)
-    return RECEIPT_ROLES
+        roles = (*roles, RecipientRole.AGGREGATOR)
+    if terms.has_copies:
+        roles = (*roles, RecipientRole.COPY)
+    return roles
 
 
 def extension_request_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
@@ -244,6 +281,49 @@ def reminder_at(
         return due_at - offset.duration
 
 
+@dataclass(frozen=True)
+class PlannedReminder:
+    """One reminder of a task's policy with its computed sending instant."""
+
+    index: int
+    """Position in the policy sorted by nominal length, longest first (as written on ties): the
+    key's number, stable whatever the calendar does to the instants."""
+    offset: Offset
+    at: datetime
+    merged: bool
+    """Another reminder of a lower index falls in the same sending window: this one goes out
+    with it, once."""
+
+
+def reminder_schedule(
+    terms: TaskTerms, calendar: WorkingCalendar | None, due_at: datetime
+) -> list[PlannedReminder]:
+    """The reminders of a task by computed sending instant (then index).
+
+    Days and working days mix: `5wd` before a due date after Tết can fall earlier than `7d`,
+    so reminders are ordered by the instants computed, not by nominal length, and only those
+    that fall in the very same sending window merge into one mail; a distinct day is never
+    dropped."""
+    offsets = sorted(terms.reminders.before, key=lambda o: -o.seconds)
+    planned: list[PlannedReminder] = []
+    first_at: dict[datetime, int] = {}
+    for index, offset in enumerate(offsets, start=1):
+        at = reminder_at(terms, calendar, due_at, offset)
+        merged = at in first_at
+        first_at.setdefault(at, index)
+        planned.append(PlannedReminder(index, offset, at, merged))
+    return sorted(planned, key=lambda r: (r.at, r.index))
+
+
+def escalation_instants(
+    terms: TaskTerms, calendar: WorkingCalendar | None, due_at: datetime
+) -> list[datetime]:
+    """Each escalation step's computed instant, in ladder order (not yet forced into order:
+    `next_action` sends a step no earlier than the one above it; `agreements.loader` refuses
+    a ladder that comes out of order on the agreement's due dates)."""
+    return [escalation_at(terms, calendar, due_at, step.after) for step in terms.escalation]
+
+
 def escalation_at(
     terms: TaskTerms, calendar: WorkingCalendar | None, due_at: datetime, offset: Offset
 ) -> datetime:
@@ -257,7 +337,11 @@ def escalation_at(
         return due_at + offset.duration
 
 
-def deadline(written: datetime, rule: DeadlineRule, calendar: WorkingCalendar | None) -> Deadline:
+def deadline(
+    written: datetime,
+    rule: DeadlineRule,
+    calendar: WorkingCalendar | None,
+) -> Deadline:
     """The due instant for a written one under the rule and calendar, with the explanation
     when it moved (none without a calendar, or outside its years)."""
     if calendar is None:
@@ -293,7 +377,7 @@ class PlannedNotice:
     kind: NoticeKind
     key: str
     """The business key's tail after the task ID, as the workflow writes it."""
-    roles: tuple[RecipientRole, ...]
+    roles: tuple[NotifyTarget, ...]
     step: int | None = None
     offset: str | None = None
     late: bool | None = None
@@ -367,3 +451,26 @@ def plan_task(
                 now, notice.kind, action.key, notice.roles, step=action.step, offset=action.offset
             )
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Obligations started by an event
+
+
+def event_due_at(
+    event_day: date, within: Offset, calendar: WorkingCalendar | None, zone: tzinfo
+) -> datetime:
+    """The written due instant of an obligation due `within` days (`15d`) or working days
+    (`5wd`) after an event: its last day is the n-th day, or the n-th working day, after the
+    event's day, and the due instant is the end of that day. "Within 5 days" of an event on
+    Tuesday 01/12/2026 has Sunday 06/12 as its last day (due 07/12 00:00, before the deadline
+    rule moves it); "within 5 working days" has Tuesday 08/12 (due 09/12 00:00). Without a
+    calendar working days count as calendar days.
+
+    The Agreement workflow calls this when an admin records the event; `accord plan --event`
+    through `agreements.expansion.event_occurrences`."""
+    if within.unit is OffsetUnit.WORKING_DAYS and calendar is not None:
+        last = calendar.add_working_days(event_day, within.amount)
+    else:
+        last = event_day + timedelta(days=within.amount)
+    return datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)

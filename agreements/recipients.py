@@ -8,7 +8,13 @@ no directory loading, no addresses made up. A role reaches:
 - head of agency: the owing agency's heads;
 - aggregator: the focal points of the agency that receives the deliverable (nobody if none);
 - provincial leadership: officers with that role anywhere in the owing agency's province (in
-  any province when the owing agency is unknown).
+  any province when the owing agency is unknown);
+- `{leadership_of: CODE}`: the officers of agency CODE holding the provincial-leadership or
+  the head role (reached in the provincial-leadership role);
+- copy: the focal points of the agencies the obligation is copied to (`copy_to`).
+
+A joint task (several owners) reaches the focal points and heads of every owner, the leading
+agency's first.
 
 Each address receives one message, in the role it was first reached by, in role order, and
 within a role in the order the officers are given (by officer ID, as the database reads them).
@@ -20,7 +26,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agreements.models import OfficerRole, RecipientRole
+from agreements.models import LeadershipOf, NotifyTarget, OfficerRole, RecipientRole
 
 T = TypeVar("T")
 
@@ -46,17 +52,30 @@ class Holder:
 
 
 def role_scopes(
-    roles: Iterable[RecipientRole], *, agency: str, recipient: str | None
+    roles: Iterable[NotifyTarget],
+    *,
+    agency: str,
+    recipient: str | None,
+    co_owners: Sequence[str] = (),
+    copy_to: Sequence[str] = (),
 ) -> list[RoleScope]:
-    """The officer roles and agencies that `roles` stand for, for a task of `agency` whose
-    deliverable goes to `recipient`."""
+    """The officer roles and agencies that `roles` stand for, for a task of `agency` (and of
+    `co_owners`, when it is a joint one) whose deliverable goes to `recipient` and is copied
+    to `copy_to`."""
+    owners = (agency, *co_owners)
     scopes: list[RoleScope] = []
     for role in roles:
         match role:
+            case LeadershipOf(leadership_of=body):
+                leadership = RecipientRole.PROVINCIAL_LEADERSHIP
+                scopes.append(RoleScope(leadership, OfficerRole.PROVINCIAL_LEADERSHIP, body))
+                scopes.append(RoleScope(leadership, OfficerRole.HEAD, body))
             case RecipientRole.FOCAL_POINT:
-                scopes.append(RoleScope(role, OfficerRole.FOCAL_POINT, agency))
+                scopes.extend(RoleScope(role, OfficerRole.FOCAL_POINT, a) for a in owners)
             case RecipientRole.HEAD_OF_AGENCY:
-                scopes.append(RoleScope(role, OfficerRole.HEAD, agency))
+                scopes.extend(RoleScope(role, OfficerRole.HEAD, a) for a in owners)
+            case RecipientRole.COPY:
+                scopes.extend(RoleScope(role, OfficerRole.FOCAL_POINT, a) for a in copy_to)
             case RecipientRole.AGGREGATOR:
                 if recipient is not None:
                     scopes.append(RoleScope(role, OfficerRole.FOCAL_POINT, recipient))

@@ -400,7 +400,7 @@ def _union_members(annotation: Any) -> list[Any]:
 
 def _strip_tags(loc: Loc, doc: YamlDoc) -> Loc:
     """Drop discriminated-union tags (e.g. 'recurring' in due.recurring.month) from a location."""
-    kinds = {"fixed", "recurring", "relative", "none"}
+    kinds = {"fixed", "recurring", "quarterly", "every", "after_event", "relative", "none"}
     out: list[str | int] = []
     for i, part in enumerate(loc):
         if isinstance(part, str) and part in kinds and i > 0 and loc[i - 1] == "due":
@@ -466,7 +466,8 @@ def _message(error: Any) -> str:
     if kind == "union_tag_invalid":
         return (
             "unknown kind "
-            f"{error.get('ctx', {}).get('tag')!r}; expected one of fixed, recurring, relative, none"
+            f"{error.get('ctx', {}).get('tag')!r}; expected one of fixed, recurring, quarterly, "
+            "every, after_event, relative, none"
         )
     message = str(error["msg"])
     return message.removeprefix("Value error, ")

@@ -106,6 +106,17 @@ def test_plan_says_what_validate_warns_about() -> None:
     )
 
 
+OFFSET_AGREEMENTS = sorted(
+    p for p in (ROOT / "tests" / "agreements" / "offsets").glob("*.yaml") if p.stem != "directory"
+)
+"""Issue 13's agreements mixing d and wd offsets, and a task moved past its agency's end."""
+
+
+@pytest.mark.parametrize("path", OFFSET_AGREEMENTS, ids=[p.stem for p in OFFSET_AGREEMENTS])
+def test_plan_matches_simulate_on_mixed_offsets(path: Path) -> None:
+    _compare(load_agreement(path), [])
+
+
 # --------------------------------------------------------------------------------------------
 # Generated agreements
 
@@ -211,3 +222,17 @@ def test_plan_matches_simulate_on_generated_agreements(
         if days is not None
     ]
     _compare(loaded, submissions)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 13's forms: a joint report copied to a third agency, leadership of one body, communes
+
+
+FORMS = ROOT / "tests" / "agreements" / "forms" / "forms-2025.yaml"
+
+
+@pytest.mark.parametrize("on", [None, "2025-05-14", "2025-05-19"], ids=["none", "on-time", "late"])
+def test_plan_matches_simulate_for_joint_reports_copies_and_communes(on: str | None) -> None:
+    loaded = load_agreement(FORMS)
+    scripted = [ScriptedSubmission.parse(f"mau-2025/bao-cao-chung/*@{on}")] if on else []
+    _compare(loaded, scripted)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -24,7 +24,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.models import AuditEntry
     from agreements import planner
-    from agreements.calendar import WorkingCalendar
+    from agreements.calendar import WorkingCalendar, last_day_of
+    from agreements.models import OfficerRole
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
         SA_AGREEMENT,
@@ -37,15 +38,20 @@ with workflow.unsafe.imports_passed_through():
         AgreementSummary,
         CalendarUpdate,
         Deadline,
+        EventRecord,
+        EventResult,
+        EventTask,
         LedgerEntry,
         ObligationInput,
         PlannedTask,
+        RecordedEvent,
         TaskChange,
         TaskState,
         before_day_text,
         clip_summary,
         local_text,
         parse_argument,
+        refusal,
         task_ref,
         task_search_attributes,
         task_workflow_id,
@@ -71,6 +77,7 @@ class AgreementWorkflow:
         )
         self._ledger: dict[str, LedgerEntry] = dict(input.ledger)
         self._runs = input.runs
+        self._events: dict[str, RecordedEvent] = dict(input.events)
         self._changed = False
         self._finished = False
         self._published_state = ""
@@ -95,6 +102,7 @@ class AgreementWorkflow:
                         waiting=self._waiting,
                         ledger=self._ledger,
                         runs=self._runs + 1,
+                        events=self._events,
                     )
                 )
             wake_at = self._next_wake(now)
@@ -213,15 +221,17 @@ class AgreementWorkflow:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
                 static_summary=clip_summary(
-                    f"{task.agency} · {task.period_label} · {obligation.title}"
+                    f"{'+'.join(ref.owners)} · {task.period_label} · {obligation.title}"
                 ),
                 static_details=(
                     f"**{obligation.title}**\n\n"
                     f"- Văn bản: {plan.document_number} — {plan.title}\n"
                     f"- Nội dung: {obligation.item_number or 'chế độ báo cáo'}\n"
-                    f"- Cơ quan thực hiện: `{task.agency}`\n"
+                    f"- Cơ quan thực hiện: {', '.join(f'`{c}`' for c in ref.owners)}"
+                    f"{' (cùng thực hiện)' if ref.co_owners else ''}\n"
                     f"- Nơi nhận: `{obligation.recipient or '—'}`\n"
-                    f"- Kỳ: {task.period_label}\n"
+                    + "".join(f"- Đồng gửi: `{c}`\n" for c in ref.copy_to)
+                    + f"- Kỳ: {task.period_label}\n"
                     f"- Hạn: {before_day_text(task.due_at)}\n"
                     f"- Mã nhiệm vụ: `{task.task_id}`"
                 ),
@@ -245,6 +255,152 @@ class AgreementWorkflow:
             self._ignore_signal(str(error))
             return
         self._plan = self._plan.model_copy(update={"calendar": update.calendar})
+
+    @workflow.update
+    async def record_event(self, record: EventRecord) -> EventResult:
+        """An admin records an event (`accord event record`): the obligations waiting for it
+        get their tasks, one per owing agency, due the obligation's `within` after the event's
+        day under the deadline rule. Recording the same event and label again starts nothing
+        and answers with the tasks of the first recording."""
+        plan = self._plan
+        label = record.label or record.day.isoformat()
+        key = f"{record.event}/{label}"
+        known = self._events.get(key)
+        if known is not None:
+            return self._event_result(known, created=False)
+        tasks = self._event_tasks(record.event, record.day, label)
+        # Noted before the first await, so that a second recording running alongside sees it.
+        recorded = RecordedEvent(
+            event=record.event,
+            label=label,
+            day=record.day,
+            recorded_at=workflow.now(),
+            actor=record.actor.officer_id,
+            task_ids=[t.task_id for t in tasks],
+        )
+        self._events[key] = recorded
+        started = set(self._ledger) | {t.task_id for t in self._waiting}
+        fresh = [t for t in tasks if t.task_id not in started]
+        self._waiting = sorted([*self._waiting, *fresh], key=lambda t: (t.opens_at, t.task_id))
+        self._changed = True
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{plan.agreement_id}/event/{key}",
+                at=workflow.now(),
+                agreement_id=plan.agreement_id,
+                actor=record.actor.officer_id,
+                action="event_recorded",
+                detail={
+                    "event": record.event,
+                    "label": label,
+                    "day": record.day.isoformat(),
+                    "tasks": ", ".join(recorded.task_ids)[:2000],
+                },
+            ),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=f"ghi nhận sự kiện {record.event}",
+        )
+        return self._event_result(recorded, created=True)
+
+    @record_event.validator
+    def _check_event(self, record: EventRecord) -> None:
+        plan = self._plan
+        if OfficerRole.ADMIN not in record.actor.roles:
+            raise refusal(
+                vi="chỉ quản trị viên được ghi nhận sự kiện",
+                en="only an admin may record an event",
+            )
+        events = sorted({o.event for o in plan.obligations.values() if o.event})
+        if record.event not in events:
+            known_vi = ", ".join(events) or "không có"
+            known_en = ", ".join(events) or "none"
+            raise refusal(
+                vi=f"thỏa thuận không có nghĩa vụ nào chờ sự kiện {record.event!r} "
+                f"(các sự kiện: {known_vi})",
+                en=f"no obligation of this agreement waits for event {record.event!r} "
+                f"(events: {known_en})",
+            )
+        if not plan.period_start <= record.day <= plan.period_end:
+            period = f"{plan.period_start:%d/%m/%Y} – {plan.period_end:%d/%m/%Y}"
+            raise refusal(
+                vi=f"ngày {record.day:%d/%m/%Y} nằm ngoài thời gian thực hiện {period}",
+                en=f"{record.day:%d/%m/%Y} is outside the agreement's period {period}",
+            )
+
+    def _event_tasks(self, event: str, day: date, label: str) -> list[PlannedTask]:
+        plan = self._plan
+        zone = plan.starts_at.tzinfo
+        assert zone is not None
+        opens_at = max(workflow.now(), plan.starts_at)
+        tasks: list[PlannedTask] = []
+        for obligation in plan.obligations.values():
+            if obligation.event != event or obligation.within is None:
+                continue
+            written = planner.event_due_at(day, obligation.within, plan.calendar, zone)
+            calendar = planner.task_calendar(plan.calendar, written, plan.starts_at)
+            moved = planner.deadline(written, obligation.deadline_rule, calendar)
+            last_day = last_day_of(moved.due_at, zone)
+            for agency, until in obligation.owners.items():
+                if until is not None and last_day > until:
+                    continue  # the agency no longer exists on the task's last day
+                tasks.append(
+                    PlannedTask(
+                        task_id=f"{plan.agreement_id}/{obligation.obligation_id}/{agency}/{label}",
+                        obligation_id=obligation.obligation_id,
+                        agency=agency,
+                        period_label=label,
+                        due_at=moved.due_at,
+                        written_due_at=written,
+                        due_note_vi=moved.note_vi,
+                        due_note_en=moved.note_en,
+                        opens_at=opens_at,
+                    )
+                )
+        return tasks
+
+    def _event_result(self, recorded: RecordedEvent, *, created: bool) -> EventResult:
+        plan = self._plan
+        planned = {t.task_id: t for t in self._waiting}
+        tasks: list[EventTask] = []
+        for task_id in recorded.task_ids:
+            task = planned.get(task_id)
+            entry = self._ledger.get(task_id)
+            due_at = task.due_at if task else entry.due_at if entry else None
+            if due_at is None:
+                continue
+            tasks.append(
+                EventTask(
+                    task_id=task_id,
+                    agency=_agency_of(task_id),
+                    due_at=due_at,
+                    due_note_vi=task.due_note_vi if task else None,
+                )
+            )
+        day = f"{recorded.day:%d/%m/%Y}"
+        if created:
+            vi = f"Đã ghi nhận sự kiện {recorded.event} ngày {day}: {len(tasks)} nhiệm vụ"
+            en = f"Recorded event {recorded.event} of {day}: {len(tasks)} tasks"
+        else:
+            vi = (
+                f"Sự kiện {recorded.event} ({recorded.label}) đã được ghi nhận ngày {day}; "
+                "không tạo thêm nhiệm vụ"
+            )
+            en = (
+                f"Event {recorded.event} ({recorded.label}) was already recorded for {day}; "
+                "no task added"
+            )
+        return EventResult(
+            agreement_id=plan.agreement_id,
+            event=recorded.event,
+            label=recorded.label,
+            day=recorded.day,
+            created=created,
+            tasks=tasks,
+            message=vi,
+            message_en=en,
+        )
 
     @workflow.signal(name=TASK_CHANGED_SIGNAL)
     def task_changed(self, change: TaskChange | Any = None, *extra: Any) -> None:

@@ -11,7 +11,7 @@ activity at send time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RecordSubmission,
     )
     from agreements import planner
-    from agreements.models import IndicatorKind, RecipientRole
+    from agreements.models import IndicatorKind, NotifyTarget, RecipientRole, notify_text
     from workflows.payloads import (
         STATE_LABELS_EN,
         STATE_LABELS_VI,
@@ -105,6 +105,7 @@ class ObligationWorkflow:
             sending_time=input.sending_time,
             deadline_rule=input.deadline_rule,
             has_recipient=input.task.recipient is not None,
+            has_copies=bool(input.task.copy_to),
         )
         self._receipt: tuple[list[RecipientRole], bool] | None = None
         self._state = TaskState.PENDING
@@ -251,7 +252,7 @@ class ObligationWorkflow:
     async def _send(
         self,
         kind: NotificationKind,
-        roles: list[RecipientRole],
+        roles: Sequence[NotifyTarget],
         *,
         key: str,
         step: int | None = None,
@@ -319,9 +320,9 @@ class ObligationWorkflow:
             self._add_audit("notification_failed", {"key": key, "error": str(cause)[:500]})
 
     def _record_no_recipient(
-        self, key: str, roles: list[RecipientRole], *, admins_told: bool
+        self, key: str, roles: Sequence[NotifyTarget], *, admins_told: bool
     ) -> None:
-        detail = no_recipient_detail(key, [role.value for role in roles], admins_told=admins_told)
+        detail = no_recipient_detail(key, [notify_text(r) for r in roles], admins_told=admins_told)
         self._notices = [
             notice.model_copy(update={"no_recipient": True}) if notice.key == key else notice
             for notice in self._notices
@@ -335,7 +336,7 @@ class ObligationWorkflow:
     def _notification(
         self,
         kind: NotificationKind,
-        roles: list[RecipientRole],
+        roles: Sequence[NotifyTarget],
         *,
         key: str,
         step: int | None = None,
@@ -359,7 +360,7 @@ class ObligationWorkflow:
             business_key=f"{self._task.task_id}/{key}",
             kind=kind,
             task=task,
-            roles=roles,
+            roles=list(roles),
             step=step,
             offset=offset,
             scheduled_at=workflow.now().astimezone(self._zone()),
@@ -713,11 +714,12 @@ class ObligationWorkflow:
         report = parse_argument(SubmitReport, "submit_report", report, extra)
         self._require_open()
         actor = report.actor
-        if not (actor.is_admin or actor.agency == self._task.agency):
+        owners = self._task.owners
+        if not (actor.is_admin or actor.agency in owners):
             raise refusal(
-                en=f"only an officer of {self._task.agency} or an admin may submit "
+                en=f"only an officer of {' or '.join(owners)} or an admin may submit "
                 f"(officer {actor.officer_id} belongs to {actor.agency})",
-                vi=f"chỉ cán bộ của {self._task.agency} hoặc quản trị viên được nộp báo cáo "
+                vi=f"chỉ cán bộ của {' hoặc '.join(owners)} hoặc quản trị viên được nộp báo cáo "
                 f"(cán bộ {actor.officer_id} thuộc {actor.agency})",
             )
         problems = _indicator_problems(self._input, report.indicators)
@@ -742,12 +744,13 @@ class ObligationWorkflow:
         request = parse_argument(ExtensionRequest, "request_extension", request, extra)
         self._require_open()
         actor = request.actor
-        if not (actor.is_admin or actor.agency == self._task.agency):
+        owners = self._task.owners
+        if not (actor.is_admin or actor.agency in owners):
             raise refusal(
-                en=f"only an officer of {self._task.agency} or an admin may request an "
+                en=f"only an officer of {' or '.join(owners)} or an admin may request an "
                 f"extension (officer {actor.officer_id} belongs to {actor.agency})",
-                vi=f"chỉ cán bộ của {self._task.agency} hoặc quản trị viên được đề nghị gia hạn "
-                f"(cán bộ {actor.officer_id} thuộc {actor.agency})",
+                vi=f"chỉ cán bộ của {' hoặc '.join(owners)} hoặc quản trị viên được đề nghị "
+                f"gia hạn (cán bộ {actor.officer_id} thuộc {actor.agency})",
             )
         if self._due_at is None:
             raise refusal(
@@ -878,7 +881,9 @@ class ObligationWorkflow:
             f"**{task.title}**",
             "",
             f"- Trạng thái: **{STATE_LABELS_VI[self._state]}**",
-            f"- Cơ quan thực hiện: `{task.agency}`",
+            f"- Cơ quan thực hiện: {', '.join(f'`{code}`' for code in self._task.owners)}"
+            + (" (cùng thực hiện)" if task.co_owners else ""),
+            *([f"- Đồng gửi: {', '.join(f'`{c}`' for c in task.copy_to)}"] if task.copy_to else []),
             f"- Kỳ báo cáo: {task.period_label}",
             f"- Hạn: {before_day_text(self._due_at)}"
             + (f" ({self._zone_name()})" if self._due_at and self._due_at.time() != time() else ""),

@@ -25,7 +25,9 @@ from agreements.models import (
     Deliverable,
     EscalationStep,
     Indicator,
+    OffsetText,
     ReminderPolicy,
+    Slug,
 )
 
 
@@ -281,12 +283,28 @@ class ObligationPlan(Payload):
     escalation: list[EscalationStep]
     indicators: list[Indicator] = Field(default_factory=list)
     deadline_rule: DeadlineRule = DeadlineRule.NEXT_WORKING_DAY
+    copy_to: list[str] = Field(
+        default_factory=list, description="Agencies copied for information (đồng gửi)."
+    )
+    event: str | None = Field(
+        default=None, description="For an obligation started by an event: the event's ID."
+    )
+    within: OffsetText | None = Field(
+        default=None, description="For an event's obligation: due this long after the event."
+    )
+    owners: dict[str, date | None] = Field(
+        default_factory=dict,
+        description="For an event's obligation: owing agency → its last day (active_until).",
+    )
 
 
 class PlannedTask(Payload):
     task_id: str
     obligation_id: str
     agency: str
+    co_owners: list[str] = Field(
+        default_factory=list, description="A joint task: the other owing agencies."
+    )
     period_label: str
     due_at: AwareDatetime | None
     written_due_at: AwareDatetime | None = None
@@ -324,11 +342,56 @@ class LedgerEntry(Payload):
     closed: bool = False
 
 
+class RecordedEvent(Payload):
+    """An event an admin recorded (e.g. the review conference), and the tasks it started."""
+
+    event: str
+    label: str
+    day: date
+    recorded_at: AwareDatetime
+    actor: str
+    task_ids: list[str] = Field(default_factory=list)
+
+
 class AgreementInput(Payload):
     plan: AgreementPlan
     waiting: list[PlannedTask] = Field(description="Tasks not started yet, by opening time.")
     ledger: dict[str, LedgerEntry] = Field(default_factory=dict)
     runs: int = Field(default=1, description="How many runs (continue-as-new) so far.")
+    events: dict[str, RecordedEvent] = Field(
+        default_factory=dict, description="Events recorded so far, by 'event/label'."
+    )
+
+
+class EventRecord(Payload):
+    """`accord event record`: an event happened on `day`; start the obligations it triggers."""
+
+    actor: Actor
+    event: Slug
+    day: date
+    label: Slug | None = Field(
+        default=None,
+        description="Period label of the tasks it starts (default: the day, e.g. 2026-12-01); "
+        "recording the same event and label again starts nothing new.",
+    )
+
+
+class EventTask(Payload):
+    task_id: str
+    agency: str
+    due_at: AwareDatetime
+    due_note_vi: str | None = None
+
+
+class EventResult(Payload):
+    agreement_id: str
+    event: str
+    label: str
+    day: date
+    created: bool = Field(description="False when the event was already recorded.")
+    tasks: list[EventTask]
+    message: str
+    message_en: str
 
 
 class Deadline(Payload):
@@ -384,6 +447,8 @@ def task_ref(plan: AgreementPlan, task: PlannedTask) -> TaskRef:
         due_note_en=task.due_note_en,
         covers_from=task.covers_from,
         covers_to=task.covers_to,
+        co_owners=list(task.co_owners),
+        copy_to=list(obligation.copy_to),
     )
 
 

@@ -8,15 +8,16 @@
     accord submit TASK ...         submit a task's report on behalf of an officer
     accord extend | decide TASK    request an extension of a deadline; decide on it
     accord waive TASK ...          release an agency from a task (admins)
+    accord event record AGR EVENT  an event happened: start the tasks due after it (admins)
     accord calendar YEAR           print a year's working calendar; --publish sends it
     accord simulate PATH           preview every mail an agreement will cause
     accord plan PATH               the same list, worked out by the planner without a server
 
 Where each lives: `agreements.py` (validate, schema: files only, no engine), `run.py`,
-`deployment.py` (deploy, status), `tasks.py` (submit, extend, decide, waive), `calendar.py`,
-`simulate.py`, `plan.py` (no engine); all talk to the engine through `engine.py`, and
-`commands.py` registers them and holds `main`. Commands are entry points: nothing below
-(workflows, activities, infra, agreements) imports this package.
+`deployment.py` (deploy, status), `tasks.py` (submit, extend, decide, waive), `events.py`
+(event record), `calendar.py`, `simulate.py`, `plan.py` (no engine); all talk to the engine
+through `engine.py`, and `commands.py` registers them and holds `main`. Commands are entry
+points: nothing below (workflows, activities, infra, agreements) imports this package.
 """
 
 from accord.cli.commands import console_main, main

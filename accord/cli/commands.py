@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from accord.cli import agreements, calendar, deployment, plan, run, simulate, tasks
+from accord.cli import agreements, calendar, deployment, events, plan, run, simulate, tasks
 from accord.cli.engine import CommandError
 
 
@@ -91,6 +91,13 @@ COMMANDS = (
         "release an agency from a task (admin)",
         tasks.add_waive_arguments,
         tasks.waive,
+    ),
+    Command(
+        "event",
+        "record that an event happened (admin): starts the tasks of the obligations due some "
+        "days after it",
+        events.add_event_arguments,
+        events.event,
     ),
     Command(
         "calendar",

@@ -16,6 +16,26 @@ from agreements.loader import LoadError, load_agreement
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     add_listing_arguments(parser)
+    parser.add_argument(
+        "--event",
+        type=_previewed_event,
+        action="append",
+        default=[],
+        metavar="EVENT=YYYY-MM-DD[:LABEL]",
+        help=(
+            "plan the obligations waiting for EVENT as if it were recorded on that day "
+            "(`accord event record`); repeatable"
+        ),
+    )
+
+
+def _previewed_event(text: str) -> object:
+    from accord.plan import PreviewedEvent
+
+    try:
+        return PreviewedEvent.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -29,6 +49,9 @@ def plan(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(problem)
         return EXIT_FAILED
-    report = run_plan(loaded, submissions=args.submit)
+    report = run_plan(loaded, submissions=args.submit, events=args.event)
     print_report(report, loaded, as_json=args.json, by=args.by)
+    if not args.json:
+        for line in report.awaiting:
+            print(f"no task yet: {line}")
     return 0

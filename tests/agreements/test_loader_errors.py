@@ -57,6 +57,9 @@ REQUIRED_CASES = {
     "directory-missing",
     "directory-unknown-officer-agency",
     "directory-duplicate-agency-code",
+    "copy-to-unknown-agency",
+    "leadership-of-unknown-agency",
+    "notify-misspelled",
     # Messages that name the fix (issue 13, point 15).
     "unknown-recipient-notified",
     "recurring-day-does-not-exist",

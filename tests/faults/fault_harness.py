@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -199,10 +199,16 @@ MessageId = tuple[str, str, int, str]
 """(task ID, kind, step, recipient address); a receipt has step 0."""
 
 
-def expected_messages(task: ScheduledTask, officers: Officers) -> set[MessageId]:
+def expected_messages(
+    task: ScheduledTask, officers: Officers, sent_at: datetime | None = None
+) -> set[MessageId]:
     """What the plan owes this task: each reminder and escalation step whose instant comes
-    before the report (every one, for a task never reported), and a receipt if it reports."""
-    submit_at = task.submit_at
+    before the report (every one, for a task never reported), and a receipt if it reports.
+
+    `sent_at` is when the harness actually sent the report, if it did: the engine stamps a
+    report with its sending time, so that instant, not the planned one, divides what is owed.
+    The two differ when the harness's own event loop runs late on a loaded machine."""
+    submit_at = task.submit_at if sent_at is None or task.submit_at is None else sent_at
     owed: set[MessageId] = set()
     for notice in task.notices():
         if submit_at is None or notice.at < submit_at:
@@ -551,10 +557,19 @@ class WorkerProcess:
             await asyncio.sleep(0.1)
 
     def kill(self) -> None:
-        """SIGKILL: no graceful shutdown, activities in flight are abandoned."""
+        """SIGKILL: no graceful shutdown, activities in flight are abandoned. Blocks until the
+        process is reaped (for use outside the event loop; see `kill_now`)."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait()
+
+    async def kill_now(self) -> None:
+        """SIGKILL, then wait for the process to be reaped without blocking the event loop: a
+        process killed inside a system call (an fsync on a busy disk) can take seconds to
+        exit, and the harness's timers (its planned report times) must not wait for it."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(self._process.wait)
 
     def terminate(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -774,7 +789,7 @@ class FaultWorld:
     async def crash_worker(self, name: str = "a", *, restart: bool = True) -> None:
         worker = self.workers[name]
         outage = Outage(f"worker {name} killed", self.now())
-        worker.kill()
+        await worker.kill_now()
         self.note(f"kill -9 worker {name} (pid {worker.pid}) at +{self.since_deploy():.1f}s")
         if not restart:
             outage.ended = outage.began + WORKFLOW_TASK_TIMEOUT
@@ -946,7 +961,7 @@ class FaultWorld:
         contested = await self._contested()
         owed: set[MessageId] = set()
         for task in plan.tasks:
-            owed |= expected_messages(task, plan.officers)
+            owed |= expected_messages(task, plan.officers, self._sent_at(task))
         refused_owed = {m for m in owed if m[3] in refused}
         owed -= refused_owed
         owed_now = owed - contested
@@ -1016,6 +1031,7 @@ class FaultWorld:
             figures.evidence.extend(await self._explain_lost(lost))
 
         figures.notes.extend(self._lag_notes(arrival))
+        figures.notes.append(self._send_lag_note())
         if refused_owed:
             figures.notes.extend(
                 self._check_refused(refused_owed, delivered, figures, failure_notices)
@@ -1032,6 +1048,27 @@ class FaultWorld:
         figures.notes.append(self._worker_log_note())
         figures.wall_seconds = time.monotonic() - self.began
         return figures
+
+    def _sent_at(self, task: ScheduledTask) -> datetime | None:
+        submission = self.submissions.get(task.task_id)
+        return None if submission is None else submission.sent_at
+
+    def _send_lag_note(self) -> str:
+        """How late the harness itself sent the reports against their planned moments: the
+        expectations follow the actual sending time, and this says how far it drifted."""
+        lags = sorted(
+            (s.sent_at - s.planned_at).total_seconds()
+            for s in self.submissions.values()
+            if s.sent_at is not None
+        )
+        if not lags:
+            return "harness sent no report"
+        late = sum(1 for lag in lags if lag > PROCESSING_LAG.total_seconds())
+        return (
+            f"harness report sending after its planned moment: p50 {lags[len(lags) // 2]:.2f}s, "
+            f"max {lags[-1]:.2f}s, {late} of {len(lags)} more than "
+            f"{PROCESSING_LAG.total_seconds():.0f}s late (owed mail follows the actual time)"
+        )
 
     def _outages_between(self, first: datetime, last: datetime) -> str:
         """The first fault injected after `first` (within `last`), and how soon after."""
@@ -1152,7 +1189,11 @@ class FaultWorld:
             figures.unexpected += 1
             figures.evidence.append(f"delivered despite 550: {message}")
         keys = {row_of[m].business_key for m in failed}
-        others = {m for m in _owed_to_others(self.plan, keys, addresses) if m not in refused_owed}
+        others = {
+            m
+            for m in _owed_to_others(self.plan, keys, addresses, self._sent_at)
+            if m not in refused_owed
+        }
         counted = [
             a
             for a in audit
@@ -1265,7 +1306,8 @@ class FaultWorld:
                         f"{_hms(submission.accepted_at)}, rejected {submission.rejected}, "
                         f"stored {row is not None}, errors {submission.errors[-1:]})"
                     )
-                if row is not None and task.behaviour.value < 0 and row.late:
+                sent_on_time = submission.sent_at is not None and submission.sent_at < task.due_at
+                if row is not None and sent_on_time and row.late:
                     figures.recorded_late += 1
                     figures.evidence.append(
                         f"sent on time but recorded late: {task.task_id} sent "
@@ -1273,7 +1315,7 @@ class FaultWorld:
                         f"{_hms(submission.accepted_at, millis=True)}, stamped "
                         f"{_hms(row.submitted_at, millis=True)}, due {_hms(task.due_at)}"
                     )
-                if row is not None and task.behaviour.value > 0 and not row.late:
+                if row is not None and not sent_on_time and not row.late:
                     figures.submissions_lost += 1
                     figures.evidence.append(f"late report recorded on time: {task.task_id}")
             if checked.ok:
@@ -1495,7 +1537,12 @@ _ACTIVITY_CLOSED: Final = {
 }
 
 
-def _owed_to_others(plan: FaultPlan, keys: set[str], addresses: set[str]) -> set[MessageId]:
+def _owed_to_others(
+    plan: FaultPlan,
+    keys: set[str],
+    addresses: set[str],
+    sent_at: Callable[[ScheduledTask], datetime | None],
+) -> set[MessageId]:
     """Everything the plan owes under the given business keys to addresses not refused."""
     prefixes = {
         key.rsplit("/", 1)[0] if "/escalation/" in key or "/reminder/" in key else key
@@ -1503,7 +1550,7 @@ def _owed_to_others(plan: FaultPlan, keys: set[str], addresses: set[str]) -> set
     }
     owed: set[MessageId] = set()
     for task in plan.tasks:
-        for message in expected_messages(task, plan.officers):
+        for message in expected_messages(task, plan.officers, sent_at(task)):
             if message[3] in addresses:
                 continue
             prefix = f"{message[0]}/{message[1]}" + (f"/{message[2]}" if message[2] else "")

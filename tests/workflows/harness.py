@@ -113,11 +113,16 @@ async def start_dev_server() -> WorkflowEnvironment:
 
 @asynccontextmanager
 async def harness(
-    tmp_path: Path, *, dev_server: bool = False, relay_down: bool = False
+    tmp_path: Path,
+    *,
+    dev_server: bool = False,
+    relay_down: bool = False,
+    directory_path: Path = QUANG_BINH,
 ) -> AsyncIterator[Harness]:
     """The real parts, a worker on its own task queue. With `relay_down` the SMTP port is
-    reserved but nothing listens on it until the test calls `Harness.relay_up()`."""
-    directory = load_directory(QUANG_BINH)
+    reserved but nothing listens on it until the test calls `Harness.relay_up()`; the
+    database holds the Quảng Bình directory unless `directory_path` names another."""
+    directory = load_directory(directory_path)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
     db.create_schema(engine)
     sessions = db.session_factory(engine)

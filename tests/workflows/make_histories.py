@@ -1,6 +1,6 @@
 """Record workflow histories from real runs, for the replay test.
 
-    .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar ...]
+    .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar|timed ...]
 
 Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
 or to add scenarios. Never regenerate histories to make a failing replay test pass: that
@@ -148,10 +148,47 @@ async def record_programme() -> None:
         await env.shutdown()
 
 
+async def record_timed_calendar_change() -> None:
+    """A task due at 17:00 on a working day that a newly published calendar makes a day off:
+    the deadline rule moves it to the next working day and keeps 17:00."""
+    from harness import harness, local_now, obligation_input
+
+    from agreements.calendar import CalendarDay, WorkingCalendar
+    from agreements.expansion import cached_calendar
+    from workflows.payloads import CalendarUpdate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp)) as h:
+            now = await local_now(h.env)
+            calendar = cached_calendar(range(now.year - 1, now.year + 3))
+            last_day = now.date() + timedelta(days=30)
+            while not calendar.is_working_day(last_day):
+                last_day += timedelta(days=1)
+            due = now.replace(
+                year=last_day.year, month=last_day.month, day=last_day.day, hour=17, minute=0,
+                second=0, microsecond=0,
+            )  # fmt: skip
+            handle = await h.start_obligation(obligation_input(due_at=due, calendar=calendar))
+            await h.env.sleep(timedelta(days=25))
+            extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ", name_en="Day off", source="x")
+            days_off = tuple(sorted((*calendar.days_off, extra), key=lambda d: d.day))
+            changed = WorkingCalendar.model_validate(
+                {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
+            )
+            await handle.signal(
+                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
+            )
+            await handle.result()
+            history = await handle.fetch_history()
+            path = HISTORIES / "obligation-timed-calendar-change.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
 SCENARIOS = {
     "extension": record_obligation_with_extension,
     "programme": record_programme,
     "calendar": record_calendar_change,
+    "timed": record_timed_calendar_change,
 }
 
 

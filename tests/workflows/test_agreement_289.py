@@ -16,7 +16,7 @@ from accord.simulation import ScriptedSubmission, simulate
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import cached_calendar, calendar_years
 from agreements.loader import LoadedAgreement, load_agreement
-from agreements.models import Directory, OfficerRole, RecipientRole
+from agreements.models import Directory, LeadershipOf, OfficerRole, RecipientRole
 from infra import db
 from workflows.payloads import TaskState
 
@@ -24,7 +24,10 @@ PLAN = ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def _emails(directory: Directory, role: RecipientRole, agency: str, recipient: str) -> set[str]:
+def _emails(
+    directory: Directory, role: RecipientRole | LeadershipOf, agency: str, recipient: str
+) -> set[str]:
+    assert isinstance(role, RecipientRole), "plan 289 names roles only"
     wanted = {
         RecipientRole.FOCAL_POINT: (agency, OfficerRole.FOCAL_POINT),
         RecipientRole.HEAD_OF_AGENCY: (agency, OfficerRole.HEAD),

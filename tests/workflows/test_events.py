@@ -1,0 +1,167 @@
+"""Issue 13, point 11 end to end: an obligation due some days after an event has no task until
+an admin records the event; recording it (through the function `accord event record` calls)
+starts one task per owing agency on the running Agreement workflow, with due instants counted
+from the event's day; recording it again starts nothing. Real parts: the time-skipping server,
+the worker with the real workflows and activities, SQLite (the audit row).
+
+Expected due instants are worked out by hand in the comments, never by Accord's expansion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ROOT, ZONE, harness
+from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
+
+from accord.cli import main
+from accord.cli.events import send_event
+from accord.deploy import build_input, start_agreement
+from agreements.loader import load_agreement
+from agreements.models import OfficerRole
+from infra import db
+from workflows.agreement import AgreementWorkflow
+from workflows.obligation import ObligationWorkflow
+from workflows.payloads import EventRecord, TaskState, task_workflow_id
+
+AGREEMENT = ROOT / "tests" / "agreements" / "forms" / "su-kien.yaml"
+AGREEMENT_ID = "su-kien-2026"
+CONFERENCE = f"{AGREEMENT_ID}/bao-cao-sau-hoi-nghi"
+
+
+async def _wait_for(condition: Any, seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await condition():  # noqa: ASYNC110 (polling a query, no event to wait on)
+            await asyncio.sleep(0.1)
+
+
+def local(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=ZONE)
+
+
+async def test_recording_an_event_starts_its_tasks_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load_agreement(AGREEMENT)
+    async with harness(tmp_path) as h:
+        deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
+        assert deployed.created
+        agreement = h.env.client.get_workflow_handle_for(
+            AgreementWorkflow.run, deployed.workflow_id
+        )
+        before = await agreement.query(AgreementWorkflow.overview)
+        # Only the dated report exists: nothing waits for the conference yet.
+        assert before.waiting + before.started == 1
+
+        admin = h.actor("SNV", OfficerRole.ADMIN)
+        focal_point = h.actor("SNV", OfficerRole.FOCAL_POINT)
+        conference = date(2026, 12, 1)  # a Tuesday
+
+        # Only an admin may record an event, and only one the agreement knows.
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await send_event(
+                h.env.client,
+                AGREEMENT_ID,
+                EventRecord(actor=focal_point, event="hoi-nghi-so-ket", day=conference),
+            )
+        assert "only an admin" in str(refused.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await send_event(
+                h.env.client,
+                AGREEMENT_ID,
+                EventRecord(actor=admin, event="hoi-nghi-tong-ket", day=conference),
+            )
+        assert "events: hoi-nghi-so-ket, su-co" in str(refused.value.cause)
+
+        first = await send_event(
+            h.env.client,
+            AGREEMENT_ID,
+            EventRecord(actor=admin, event="hoi-nghi-so-ket", day=conference),
+        )
+        # Within 5 days of Tuesday 01/12/2026: last day Sunday 06/12, moved by art. 148 to
+        # Monday 07/12, so due 08/12/2026 00:00; one task for each owner, labelled by the day.
+        expected = {
+            f"{CONFERENCE}/SNV/2026-12-01": local("2026-12-08T00:00"),
+            f"{CONFERENCE}/STP/2026-12-01": local("2026-12-08T00:00"),
+        }
+        assert first.created
+        assert {t.task_id: t.due_at for t in first.tasks} == expected
+
+        async def started() -> bool:
+            overview = await agreement.query(AgreementWorkflow.overview)
+            return overview.started == 3 and overview.waiting == 0
+
+        await _wait_for(started)
+        for task_id, due_at in expected.items():
+            task = h.env.client.get_workflow_handle_for(
+                ObligationWorkflow.run, task_workflow_id(task_id)
+            )
+            status = await task.query(ObligationWorkflow.status)
+            assert status.due_at == due_at
+            assert status.state in (TaskState.PENDING, TaskState.OVERDUE)
+            assert status.due_note and "hết ngày 07/12/2026" in status.due_note
+
+        # The same event again, as an admin types it: nothing new.
+        monkeypatch.setenv(
+            "ACCORD_TEMPORAL__ADDRESS", h.env.client.service_client.config.target_host
+        )
+        monkeypatch.setenv("ACCORD_DATABASE_URL", f"sqlite:///{tmp_path / 'accord.db'}")
+        monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "cli"))
+        argv = ["event", "record", AGREEMENT_ID, "hoi-nghi-so-ket", "--date", "2026-12-01"]
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, [*argv, "--as", admin.officer_id])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert out.splitlines() == [
+            "Sự kiện hoi-nghi-so-ket (2026-12-01) đã được ghi nhận ngày 01/12/2026; "
+            "không tạo thêm nhiệm vụ",
+            f"  {CONFERENCE}/SNV/2026-12-01  trước 08/12/2026",
+            f"  {CONFERENCE}/STP/2026-12-01  trước 08/12/2026",
+        ]
+        code = await asyncio.to_thread(main, [*argv, "--as", focal_point.officer_id])
+        assert code == 1
+        assert "bị từ chối: chỉ quản trị viên được ghi nhận sự kiện" in capsys.readouterr().err
+
+        # And through the function the command calls: the first recording's tasks in the answer.
+        again = await send_event(
+            h.env.client,
+            AGREEMENT_ID,
+            EventRecord(actor=admin, event="hoi-nghi-so-ket", day=conference),
+        )
+        assert not again.created
+        assert {t.task_id: t.due_at for t in again.tasks} == expected
+        assert "không tạo thêm nhiệm vụ" in again.message
+
+        # An incident, 5 working days: Wed 02, Thu 03, Fri 04, Mon 07, Tue 08/12/2026.
+        incident = await send_event(
+            h.env.client,
+            AGREEMENT_ID,
+            EventRecord(actor=admin, event="su-co", day=conference, label="su-co-1"),
+        )
+        assert {t.task_id: t.due_at for t in incident.tasks} == {
+            f"{AGREEMENT_ID}/bao-cao-su-co/STP/su-co-1": local("2026-12-09T00:00")
+        }
+
+        async def all_started() -> bool:
+            overview = await agreement.query(AgreementWorkflow.overview)
+            return overview.started == 4 and overview.waiting == 0
+
+        await _wait_for(all_started)
+        await asyncio.sleep(0.5)
+        overview = await agreement.query(AgreementWorkflow.overview)
+        assert overview.started == 4  # no duplicate of the conference's tasks
+
+        with h.sessions() as session:
+            rows = session.scalars(
+                select(db.AuditRow).where(db.AuditRow.action == "event_recorded")
+            ).all()
+        assert sorted(row.event_key for row in rows) == [
+            f"{AGREEMENT_ID}/event/hoi-nghi-so-ket/2026-12-01",
+            f"{AGREEMENT_ID}/event/su-co/su-co-1",
+        ]
+        assert {row.actor for row in rows} == {admin.officer_id}
