@@ -8,7 +8,7 @@ It holds no workflow logic and decides no deadline: the expansion and the workfl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from agreements.models import EventDue, Offset, OffsetUnit
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.payloads import (
+    AgencySpan,
     AgreementInput,
     AgreementPlan,
     AgreementSummary,
@@ -88,11 +89,15 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
     for item, obligation in agreement.all_obligations():
         reminders, escalation = effective_policy(obligation, agreement)
         event = obligation.due if isinstance(obligation.due, EventDue) else None
-        owners: dict[str, date | None] = {}
+        owners: dict[str, AgencySpan] = {}
         if event is not None:
             for code in resolve_owners(obligation.owners, loaded.directory):
                 agency = loaded.directory.agency(code)
-                owners[code] = agency.active_until if agency else None
+                owners[code] = (
+                    AgencySpan(active_from=agency.active_from, active_until=agency.active_until)
+                    if agency
+                    else AgencySpan()
+                )
         obligations[obligation.id] = ObligationPlan(
             obligation_id=obligation.id,
             item_number=item.number if item else None,
@@ -107,6 +112,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             event=event.event if event else None,
             within=event.within if event else None,
             owners=owners,
+            jointly=obligation.owners.jointly,
         )
     tasks = [planned_task(o, opens_at(o, starts_at)) for o in loaded.occurrences]
     plan = AgreementPlan(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -44,6 +44,7 @@ from agreements.models import (
     ReminderPolicy,
 )
 from agreements.planner import event_due_at
+from agreements.recipients import owing
 
 
 class TaskOccurrence(BaseModel):
@@ -99,10 +100,6 @@ def cached_calendar(years: range) -> WorkingCalendar:
 
 def task_id(agreement_id: str, obligation_id: str, agency: str, period_label: str) -> str:
     return f"{agreement_id}/{obligation_id}/{agency}/{period_label}"
-
-
-JOINT_SEPARATOR = "+"
-"""Joins the owners' codes in a joint task's ID: `.../bao-cao-chung/SNV+STP/2025`."""
 
 
 def resolve_owners(owners: Owners, directory: Directory) -> list[str]:
@@ -239,30 +236,23 @@ def effective_policy(
     return reminders or ReminderPolicy(), list(escalation)
 
 
-def _agency_active(
-    directory: Directory, code: str, due_at: datetime | None, last_day: date
-) -> bool:
-    """Whether the agency owes a task due at `due_at` (after the deadline rule).
+def _agency_active(directory: Directory, code: str, dated: bool, last_day: date) -> bool:
+    """Whether the agency owes a task whose last day as written is `last_day`.
 
-    An agency that ceases is judged by `last_day`, the task's last day as written (the day
-    before a midnight due instant), before the deadline rule moves it: a move under Civil Code
-    art. 148 gives more time, it never takes the task away. An agency active until 30/06/2025
-    owes a report due "before 30/6" even though 29/6 is a Sunday and the due instant becomes
-    01/07/2025 00:00.
+    An agency is judged by the task's last day as written (the day before a midnight due
+    instant), before the deadline rule moves it: a move under Civil Code art. 148 gives more
+    time, it never takes a task away nor hands one to a body that did not exist yet. An agency
+    active until 30/06/2025 owes a report due "before 30/6" even though 29/6 is a Sunday and the
+    due instant becomes 01/07/2025 00:00; an agency active from 30/06/2025 does not owe it. An
+    undated task (`dated` false, `last_day` the agreement's start) is owed by every agency
+    that has not ceased by the start, including those that begin later.
     """
     agency = directory.agency(code)
     if agency is None:
         return True
-    # A body that begins later owes nothing whose last day comes before it exists.
-    if (
-        agency.active_from is not None
-        and due_at is not None
-        and last_day_of(due_at, due_at.tzinfo or UTC) < agency.active_from
-    ):
+    if dated and agency.active_from is not None and last_day < agency.active_from:
         return False
-    if agency.active_until is None:
-        return True
-    return last_day <= agency.active_until
+    return agency.active_until is None or last_day <= agency.active_until
 
 
 def calendar_years(agreement: Agreement) -> range:
@@ -362,16 +352,9 @@ def _occurrences(
         last_day = (
             last_day_of(written, agreement.zone) if written is not None else agreement.period.start
         )
-        active = [
-            agency for agency in agencies if _agency_active(directory, agency, due_at, last_day)
-        ]
-        # A joint deliverable is one task of all its (active) owners, led by the first.
-        owing = (
-            [(JOINT_SEPARATOR.join(active), active[0], active[1:])]
-            if obligation.owners.jointly and active
-            else [(agency, agency, []) for agency in active]
-        )
-        for segment, agency, co_owners in owing:
+        dated = written is not None
+        active = [a for a in agencies if _agency_active(directory, a, dated, last_day)]
+        for segment, agency, co_owners in owing(active, jointly=obligation.owners.jointly):
             yield TaskOccurrence(
                 task_id=task_id(agreement.agreement_id, obligation.id, segment, label),
                 agreement_id=agreement.agreement_id,

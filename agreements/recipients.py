@@ -107,3 +107,15 @@ def pick_recipients(
             seen.add(address)
             chosen.append((officer, scope.role))
     return chosen
+
+
+JOINT_SEPARATOR = "+"
+"""Between the owners' codes in a joint task's ID segment (`SNV+STP`)."""
+
+
+def owing(active: Sequence[str], *, jointly: bool) -> list[tuple[str, str, list[str]]]:
+    """The tasks one period of an obligation gives its active owners, as (ID segment, leading
+    agency, co-owners): one per agency, or one joint task led by the first (directory order)."""
+    if jointly and active:
+        return [(JOINT_SEPARATOR.join(active), active[0], list(active[1:]))]
+    return [(agency, agency, []) for agency in active]

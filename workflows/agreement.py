@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements import planner
     from agreements.calendar import WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
+    from agreements.recipients import owing
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
         SA_AGREEMENT,
@@ -341,15 +342,21 @@ class AgreementWorkflow:
             written = planner.event_due_at(day, obligation.within, plan.calendar, zone)
             calendar = planner.task_calendar(plan.calendar, written, plan.starts_at)
             moved = planner.deadline(written, obligation.deadline_rule, calendar)
-            last_day = last_day_of(moved.due_at, zone)
-            for agency, until in obligation.owners.items():
-                if until is not None and last_day > until:
-                    continue  # the agency no longer exists on the task's last day
+            # Judged by the last day as written, as dated tasks are (agreements/expansion.py).
+            last_day = last_day_of(written, zone)
+            active = [
+                agency
+                for agency, span in obligation.owners.items()
+                if (span.active_from is None or span.active_from <= last_day)
+                and (span.active_until is None or last_day <= span.active_until)
+            ]
+            for segment, agency, co_owners in owing(active, jointly=obligation.jointly):
                 tasks.append(
                     PlannedTask(
-                        task_id=f"{plan.agreement_id}/{obligation.obligation_id}/{agency}/{label}",
+                        task_id=f"{plan.agreement_id}/{obligation.obligation_id}/{segment}/{label}",
                         obligation_id=obligation.obligation_id,
                         agency=agency,
+                        co_owners=co_owners,
                         period_label=label,
                         due_at=moved.due_at,
                         written_due_at=written,

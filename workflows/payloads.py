@@ -271,6 +271,13 @@ class TaskChange(Payload):
 # Agreement workflow
 
 
+class AgencySpan(Payload):
+    """When an agency exists (`active_from`, `active_until`; None: no limit)."""
+
+    active_from: date | None = None
+    active_until: date | None = None
+
+
 class ObligationPlan(Payload):
     """Everything shared by the tasks of one obligation, stored once per agreement."""
 
@@ -292,9 +299,12 @@ class ObligationPlan(Payload):
     within: OffsetText | None = Field(
         default=None, description="For an event's obligation: due this long after the event."
     )
-    owners: dict[str, date | None] = Field(
+    owners: dict[str, AgencySpan] = Field(
         default_factory=dict,
-        description="For an event's obligation: owing agency → its last day (active_until).",
+        description="For an event's obligation: owing agency (directory order) → when it exists.",
+    )
+    jointly: bool = Field(
+        default=False, description="For an event's obligation: one joint task of all owners."
     )
 
 

@@ -10,7 +10,7 @@ Expected due instants are worked out by hand in the comments, never by Accord's 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from accord.cli import main
 from accord.cli.events import send_event
 from accord.deploy import build_input, start_agreement
+from agreements.expansion import event_occurrences
 from agreements.loader import load_agreement
 from agreements.models import OfficerRole
 from infra import db
@@ -165,3 +166,98 @@ async def test_recording_an_event_starts_its_tasks_once(
             f"{AGREEMENT_ID}/event/su-co/su-co-1",
         ]
         assert {row.actor for row in rows} == {admin.officer_id}
+
+
+JOINT_AGREEMENT = """\
+id: su-kien-chung-2027
+document_number: 19/KH-TEST
+kind: yearly_plan
+title: Kế hoạch thử nghiệm báo cáo chung sau sự kiện
+province: Tỉnh Mẫu
+parties:
+  - agency: UBND_TINH
+signed_on: 2027-01-04
+period:
+  start: 2027-01-01
+  end: 2027-12-31
+directory: directory.yaml
+defaults:
+  reminders:
+    before: [2d]
+    notify: [focal_point]
+  escalation:
+    - after: 1d
+      notify: [head_of_agency]
+reporting:
+  - id: bao-cao-chung
+    title: Báo cáo chung trong vòng 5 ngày sau hội nghị
+    deliverable: report
+    owners:
+      agencies: [STP, SNV]
+      jointly: true
+    recipient: UBND_TINH
+    due: {kind: after_event, event: hoi-nghi, within: 5d}
+  - id: bao-cao-dia-phuong
+    title: Báo cáo của địa phương trong vòng 5 ngày sau hội nghị
+    deliverable: report
+    owners:
+      agencies: [HUYEN_X, XA_A]
+    recipient: SNV
+    due: {kind: after_event, event: hoi-nghi, within: 5d}
+"""
+
+
+async def test_an_event_starts_joint_tasks_and_judges_agencies_by_the_written_last_day(
+    tmp_path: Path,
+) -> None:
+    """The Agreement workflow starts an event's tasks as dated tasks are expanded: a joint
+    obligation gives one task of its owners (directory order: SNV before STP), and agencies
+    are judged by the last day as written, not as moved by art. 148. `accord plan --event`
+    (`event_occurrences`) previews the same tasks."""
+    directory = (ROOT / "tests" / "agreements" / "forms" / "directory.yaml").read_text()
+    # The district ceases on Sunday 13/06/2027; the commune begins on 01/07/2027.
+    directory = directory.replace("2025-06-15", "2027-06-13").replace("2025-07-01", "2027-07-01")
+    (tmp_path / "directory.yaml").write_text(directory)
+    path = tmp_path / "su-kien-chung.yaml"
+    path.write_text(JOINT_AGREEMENT)
+    loaded = load_agreement(path)
+    # Within 5 days of Tuesday 08/06/2027: last day Sunday 13/06, moved to Monday 14/06, so due
+    # 15/06/2027 00:00. HUYEN_X still exists on the written last day (13/06): it owes the report
+    # (judged by the moved day, 14/06, it would have been dropped). XA_A does not exist yet.
+    due = local("2027-06-15T00:00")
+    expected = {
+        "su-kien-chung-2027/bao-cao-chung/SNV+STP/2027-06-08": due,
+        "su-kien-chung-2027/bao-cao-dia-phuong/HUYEN_X/2027-06-08": due,
+    }
+    previewed = event_occurrences(
+        loaded.agreement, loaded.directory, "hoi-nghi", date(2027, 6, 8), "2027-06-08"
+    )
+    assert {o.task_id: o.due_at for o in previewed} == expected
+    async with harness(tmp_path, directory_path=tmp_path / "directory.yaml") as h:
+        deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
+        recorded = await send_event(
+            h.env.client,
+            "su-kien-chung-2027",
+            EventRecord(
+                actor=h.actor("SNV", OfficerRole.ADMIN), event="hoi-nghi", day=date(2027, 6, 8)
+            ),
+        )
+        assert recorded.created
+        assert {t.task_id: t.due_at for t in recorded.tasks} == expected
+        joint = h.env.client.get_workflow_handle_for(
+            ObligationWorkflow.run,
+            task_workflow_id("su-kien-chung-2027/bao-cao-chung/SNV+STP/2027-06-08"),
+        )
+
+        async def joint_started() -> bool:
+            overview = await h.env.client.get_workflow_handle_for(
+                AgreementWorkflow.run, deployed.workflow_id
+            ).query(AgreementWorkflow.overview)
+            return overview.started == 2
+
+        # The plan's year has not begun on the server's clock: its tasks start on 01/01/2027.
+        await h.env.sleep(timedelta(days=45))
+        await _wait_for(joint_started)
+        status = await joint.query(ObligationWorkflow.status)
+        assert status.due_at == due
+        assert status.task.agency == "SNV" and status.task.co_owners == ["STP"]
