@@ -25,6 +25,7 @@ from activities.models import NotificationKind, NotificationRequest, TaskRef
 from activities.templates import (
     MailTemplates,
     Recipient,
+    no_recipient_subject,
     package_templates,
     recipient_variables,
     subject,
@@ -32,10 +33,24 @@ from activities.templates import (
 from agreements import planner
 from agreements.calendar import WorkingCalendar
 from agreements.expansion import event_occurrences, local_midnight
-from agreements.loader import LoadedAgreement
-from agreements.models import Directory, EventDue, NotifyTarget, Officer, RecipientRole
+from agreements.loader import LoadedAgreement, warning_line
+from agreements.models import (
+    Directory,
+    EventDue,
+    NotifyTarget,
+    Officer,
+    OfficerRole,
+    RecipientRole,
+    notify_text,
+)
 from agreements.recipients import Holder, pick_recipients, role_scopes
-from workflows.payloads import AgreementInput, PlannedTask, TaskState, task_ref
+from workflows.payloads import (
+    AgreementInput,
+    PlannedTask,
+    TaskState,
+    no_recipient_detail,
+    task_ref,
+)
 
 SUBMIT_AT = time(9, 0)
 """Scripted submissions arrive at 09:00 local time on their day."""
@@ -223,12 +238,23 @@ class _Addressing:
             for officer, role in pick_recipients(scopes, candidates, province)
         ]
 
+    def admins(self) -> list[Recipient]:
+        """The directory's admins, told when a notice reaches nobody (as the mail activity
+        tells the owing agency's province's, one per address, by officer ID)."""
+        seen: set[str] = set()
+        admins: list[Recipient] = []
+        for officer, holder in self._officers:
+            if OfficerRole.ADMIN.value in holder.roles and holder.email.lower() not in seen:
+                seen.add(holder.email.lower())
+                admins.append(_recipient(officer, None))
+        return admins
+
     def names(self, task: TaskRef) -> dict[str, str]:
         codes = [*task.owners, *task.copy_to, *([task.recipient] if task.recipient else [])]
         return {code: self._names[code] for code in codes if code in self._names}
 
 
-def _recipient(officer: Officer, role: RecipientRole) -> Recipient:
+def _recipient(officer: Officer, role: RecipientRole | None) -> Recipient:
     return Recipient(
         officer_id=officer.id,
         name=officer.name,
@@ -255,7 +281,8 @@ def plan(
     agreement = input.plan
     zone = loaded.agreement.zone
     addressing = _Addressing(loaded.directory)
-    warnings: list[str] = []
+    # What validate warns about (a role an agency has nobody for, owners all ceased) first.
+    warnings = [warning_line(problem) for problem in loaded.warnings]
     awaiting = awaiting_events(loaded, {preview.event for preview in events})
     if events:
         previewed: list[PlannedTask] = []
@@ -329,7 +356,15 @@ def plan(
         if result.submission_refused:
             warnings.append(f"{task.task_id}: not submitted: {result.submission_refused}")
         for notice in result.notices:
-            mails.extend(_mails(addressing, ref, notice, zone, templates))
+            sent = _mails(addressing, ref, notice, zone, templates)
+            if not sent:
+                # Nobody holds the roles: the admins are told instead, as the activity does.
+                admins = addressing.admins()
+                sent = _no_recipient_mails(addressing, ref, notice, zone, admins)
+                roles = [notify_text(role) for role in notice.roles]
+                detail = no_recipient_detail(notice.key, roles, admins_told=bool(admins))
+                warnings.append(f"{task.task_id}: {detail}")
+            mails.extend(sent)
     mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
     return PlanReport(
         agreement_id=agreement.agreement_id,
@@ -354,6 +389,19 @@ def _task_calendar(
     return calendars[year]
 
 
+def _request(task: TaskRef, notice: planner.PlannedNotice, zone: Any) -> NotificationRequest:
+    return NotificationRequest(
+        business_key=f"{task.task_id}/{notice.key}",
+        kind=NotificationKind(notice.kind),
+        task=task,
+        roles=list(notice.roles),
+        step=notice.step,
+        offset=notice.offset,
+        scheduled_at=notice.at.astimezone(zone),
+        late=notice.late,
+    )
+
+
 def _mails(
     addressing: _Addressing,
     task: TaskRef,
@@ -364,16 +412,7 @@ def _mails(
     recipients = addressing.recipients(task, notice.roles)
     if not recipients:
         return []
-    request = NotificationRequest(
-        business_key=f"{task.task_id}/{notice.key}",
-        kind=NotificationKind(notice.kind),
-        task=task,
-        roles=list(notice.roles),
-        step=notice.step,
-        offset=notice.offset,
-        scheduled_at=notice.at.astimezone(zone),
-        late=notice.late,
-    )
+    request = _request(task, notice, zone)
     names = addressing.names(task)
     at = notice.at.astimezone(zone)
     # A subject is rendered once per language and values of the recipient variables it reads
@@ -402,4 +441,26 @@ def _mails(
             subject=subject_for(recipient),
         )
         for recipient in recipients
+    ]
+
+
+def _no_recipient_mails(
+    addressing: _Addressing,
+    task: TaskRef,
+    notice: planner.PlannedNotice,
+    zone: Any,
+    admins: Sequence[Recipient],
+) -> list[PlannedMail]:
+    request = _request(task, notice, zone)
+    names = addressing.names(task)
+    return [
+        PlannedMail(
+            at=notice.at.astimezone(zone),
+            kind=NotificationKind.NO_RECIPIENT.value,
+            task=task.task_id,
+            agency=task.agency,
+            to=[admin.email],
+            subject=no_recipient_subject(request, admin=admin, agency_names=names),
+        )
+        for admin in admins
     ]

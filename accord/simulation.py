@@ -54,7 +54,8 @@ from accord.plan import PlannedMail, summary_json
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
 from agreements.calendar import CalendarDay, WorkingCalendar
-from agreements.loader import LoadedAgreement
+from agreements.expansion import calendar_years
+from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
 from infra.settings import SmtpSettings
@@ -199,6 +200,26 @@ def unshift_text(text: str, years: int) -> str:
     return _DATE_IN_TEXT.sub(lambda m: f"{m.group(1)}{int(m.group(2)) - years}", text)
 
 
+_DUE_IN_KEY = re.compile(r"/(\d{4})(\d{8})\b")
+"""The due instant in a notice's key, e.g. 'escalation/1/202512150000'."""
+
+
+def unshift_key(text: str, years: int, agreement_years: range) -> str:
+    """A notice key as the agreement dates it. A key holds the due instant as written when
+    the deadline rule moved it (never shifted) and the shifted due instant otherwise; a year
+    `years` (a multiple of 28) after the agreement's years is a shifted one."""
+    if years == 0:
+        return text
+
+    def back(match: re.Match[str]) -> str:
+        year = int(match.group(1))
+        if year not in agreement_years and year - years in agreement_years:
+            year -= years
+        return f"/{year}{match.group(2)}"
+
+    return _DUE_IN_KEY.sub(back, text)
+
+
 def placeholder_values(indicators: Sequence[Indicator]) -> dict[str, IndicatorValue]:
     values: dict[str, IndicatorValue] = {}
     for indicator in indicators:
@@ -269,7 +290,8 @@ async def _simulate(
     session_factory = db.session_factory(engine)
     with session_factory() as session:
         db.upsert_directory(session, directory=loaded.directory)
-    warnings: list[str] = []
+    # What validate warns about (a role an agency has nobody for, owners all ceased) first.
+    warnings = [warning_line(problem) for problem in loaded.warnings]
     task_queue = f"simulate-{uuid.uuid4()}"
     mail_dir = workdir / "mail"
     # The simulation's mail lives as long as the simulation: no fsync per message.
@@ -314,6 +336,13 @@ async def _simulate(
                     task_workflow_id(task.task_id)
                 ).query(ObligationWorkflow.status)
     engine.dispose()
+    # A notice that reached nobody is recorded on its task (the admins got mail about it).
+    warnings.extend(
+        f"{task_id}: {unshift_key(decision.detail, years, calendar_years(loaded.agreement))}"
+        for task_id, status in statuses.items()
+        for decision in status.decisions
+        if decision.kind == "no_recipient"
+    )
     mails = [_read_mail(path, years, loaded.agreement.zone) for path in mail_dir.glob("*.eml")]
     mails.sort(key=lambda m: (m.at, m.task, m.kind, m.to))
     return SimulationReport(

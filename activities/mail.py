@@ -13,8 +13,12 @@ Workflow history only ever holds codes and counts; addresses stay in the databas
 A recipient the server refuses for good (5xx) does not hold up the others. Their row is marked
 failed and the directory's admins (of the owing agency's province) get a short delivery-failure
 notice, itself outbox mail under a key of its own (`<key>/delivery-failed/<hash>`), so that it
-too goes out once. The audit entries the workflow hands over with the request are written, once
-each by event key, in the transaction of the notification's own `notification_sent` row.
+too goes out once. A notification no officer holds the roles for (an agency with no head in
+the directory) is not an error either: the admins get a no-recipient notice instead, outbox
+mail under `<key>/no-recipient`, and the result says so (`recipients` 0, `admins_told`), for
+the workflow to record on the task. The audit entries the workflow hands over with the request
+are written, once each by event key, in the transaction of the notification's own
+`notification_sent` (or `notification_no_recipient`) row.
 
 The SMTP session is borrowed from a small pool kept by the worker (`infra/smtp.py`) and
 given back for the next notification, so a burst of reminders does not open, greet and QUIT a
@@ -59,6 +63,7 @@ from activities.templates import (
     RefusedDelivery,
     compose_delivery_failure,
     compose_message,
+    compose_no_recipient,
     package_templates,
     sender_address,
 )
@@ -82,6 +87,11 @@ HEARTBEAT_INTERVAL = timedelta(seconds=5)
 (30 s) is several intervals, so one slow beat is not a dead worker."""
 
 _Ts = TypeVarTuple("_Ts")
+
+
+def no_recipient_key(business_key: str) -> str:
+    """Business key of the admins' notice that `business_key` reached nobody."""
+    return f"{business_key}/no-recipient"
 
 
 def delivery_failure_key(business_key: str, address: str) -> str:
@@ -212,6 +222,8 @@ class _Plan:
     """Of those, the ones no admin could be told about."""
     result: NotificationResult | None = None
     """Set when nothing was left to send: the result, already audited."""
+    admins_told_before: int = 0
+    """With no recipient: admins an earlier attempt told so."""
 
 
 @dataclass
@@ -286,6 +298,9 @@ class MailActivities:
             sent=outcome.sent,
             already_sent=plan.already_sent,
             failed_permanently=plan.failed_before + outcome.failed,
+            admins_told=plan.admins_told_before + outcome.notices_sent
+            if not plan.recipients
+            else 0,
         )
         await asyncio.to_thread(self._audit, request, plan, result)
         return result
@@ -306,19 +321,10 @@ class MailActivities:
             )
             plan.recipients = self._resolve(session, request, plan.province)
             if not plan.recipients:
-                # The workflow takes this error as final: its audit entries go in now or never.
-                add_audit_rows(session, rows=audit_rows(request.audit))
-                if request.closing:
-                    abandon_pending_outbox(session, task.task_id, keep=request.business_key)
-                session.commit()
-                roles = ", ".join(notify_text(role) for role in request.roles)
-                raise ApplicationError(
-                    f"no active officer holds {roles} for task {task.task_id} "
-                    f"(agency {task.agency}, recipient {task.recipient or '-'})",
-                    type="NoRecipient",
-                    non_retryable=True,
-                )
-            self._plan_outbox(session, request, plan)
+                # Nobody holds the roles: the admins are told instead, once, by outbox mail.
+                self._plan_no_recipient(session, request, plan)
+            else:
+                self._plan_outbox(session, request, plan)
             if not plan.outgoing:
                 # Everything went out in earlier attempts: finish in this same transaction.
                 plan.result = NotificationResult(
@@ -326,6 +332,7 @@ class MailActivities:
                     sent=0,
                     already_sent=plan.already_sent,
                     failed_permanently=plan.failed_before,
+                    admins_told=plan.admins_told_before,
                 )
                 self._write_audit(session, request, plan, plan.result)
             session.commit()
@@ -438,6 +445,48 @@ class MailActivities:
         ]
         if refusals:
             self._plan_notices(session, request, plan, refusals)
+
+    def _plan_no_recipient(
+        self, session: Session, request: NotificationRequest, plan: _Plan
+    ) -> None:
+        """No officer holds the roles: queue a no-recipient notice to each active admin of the
+        owing agency's province, under one key, so that retries send each admin one."""
+        key = no_recipient_key(request.business_key)
+        admins = self._admins(session, plan.province, "")
+        existing = {row.recipient_email: row for row in _select_rows(session, [key])}
+        to_send = [
+            admin
+            for admin in admins
+            if admin.email not in existing or existing[admin.email].status == OutboxStatus.PENDING
+        ]
+        plan.admins_told_before = sum(
+            1 for row in existing.values() if row.status == OutboxStatus.SENT
+        )
+        messages = {
+            admin.email: compose_no_recipient(
+                request,
+                admin=admin,
+                business_key=key,
+                agency_names=plan.agency_names,
+                sender=self._smtp.sender,
+                templates=self._templates,
+            )
+            for admin in to_send
+        }
+        inserted = _insert_rows(
+            session,
+            request,
+            business_key=key,
+            kind=NotificationKind.NO_RECIPIENT,
+            new=[(a, messages[a.email].subject) for a in to_send if a.email not in existing],
+        )
+        for admin in to_send:
+            row_id = inserted.get(admin.email) or existing[admin.email].id
+            plan.outgoing.append(_Outgoing(row_id, admin, messages[admin.email], notice=True))
+        if not admins:
+            activity.logger.warning(
+                "%s reached nobody, and there is no active admin to tell", request.business_key
+            )
 
     def _plan_notices(
         self, session: Session, request: NotificationRequest, plan: _Plan, refusals: list[_Row]
@@ -587,9 +636,7 @@ class MailActivities:
             await self._mark(self._record_sent, item.row_id, item.message.message_id)
             if item.notice:
                 outcome.notices_sent += 1
-                activity.logger.info(
-                    "%s: delivery-failure notice sent to admin %s", key, officer_id
-                )
+                activity.logger.info("%s: notice sent to admin %s", key, officer_id)
             else:
                 outcome.sent += 1
                 activity.logger.info("%s sent to officer %s", key, officer_id)
@@ -602,7 +649,7 @@ class MailActivities:
         if item.notice:
             await self._mark(self._record_failed, item.row_id, error)
             activity.logger.warning(
-                "%s: delivery-failure notice refused for admin %s with %s; not retried",
+                "%s: notice to admin %s refused with %s; not retried",
                 key,
                 officer_id,
                 code,
@@ -725,6 +772,12 @@ class MailActivities:
         }
         if plan.refused:
             detail["refused"] = ",".join(dict.fromkeys(plan.refused))
+        if not plan.recipients:
+            detail["no_recipient"] = (
+                f"no active officer holds {', '.join(notify_text(r) for r in request.roles)} for "
+                f"agency {task.agency} (recipient {task.recipient or '-'})"
+            )
+            detail["admins_told"] = str(result.admins_told)
         if plan.unreported:
             where = f"in {plan.province}" if plan.province else "in the directory"
             detail["refusal_not_reported"] = (
@@ -737,7 +790,7 @@ class MailActivities:
             "agreement_id": task.agreement_id,
             "task_id": task.task_id,
             "actor": "system",
-            "action": "notification_sent",
+            "action": "notification_sent" if plan.recipients else "notification_no_recipient",
             "detail": detail,
         }
         add_audit_rows(session, rows=[sent, *audit_rows(request.audit)])

@@ -71,6 +71,8 @@ class NotificationKind(StrEnum):
     EXTENSION_DECIDED = "extension_decided"
     WAIVED = "waived"
     DELIVERY_FAILED = "delivery_failed"
+    NO_RECIPIENT = "no_recipient"
+    """To the admins: a notification reached nobody, no officer holding its roles."""
 
 
 class AuditEntry(Payload):
@@ -128,6 +130,11 @@ class NotificationResult(Payload):
     sent: int = Field(description="Messages accepted by the SMTP server in this attempt.")
     already_sent: int = Field(description="Messages a previous attempt had already sent.")
     failed_permanently: int = Field(description="Recipients refused with a 5xx reply.")
+    admins_told: int = Field(
+        default=0,
+        description="With no recipient (`recipients` 0): the admins told so (a no-recipient "
+        "notice each, sent in this attempt or an earlier one).",
+    )
 
 
 class Ratio(Payload):

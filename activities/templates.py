@@ -56,7 +56,7 @@ from babel.numbers import format_decimal
 
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.calendar import last_day_of
-from agreements.models import RecipientRole
+from agreements.models import RecipientRole, notify_text
 
 if TYPE_CHECKING:
     from icalendar import Timezone
@@ -209,6 +209,12 @@ VARIABLES = frozenset(
 """What `_variables` gives every template (README, "Rewording mail")."""
 _KIND_NAMES = VARIABLES | {"lang", "deliverable_name", "w"}
 _FAILURE_NAMES = frozenset({"about_kind", "refused_name", "refused_id"})
+_NO_RECIPIENT_NAMES = frozenset({"about_kind", "missing_roles"})
+_EXTRA_NAMES = {
+    NotificationKind.DELIVERY_FAILED.value: _FAILURE_NAMES,
+    NotificationKind.NO_RECIPIENT.value: _NO_RECIPIENT_NAMES,
+}
+"""What the admins' notices about another notification get besides `VARIABLES`."""
 _LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
     "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
 }  # fmt: skip
@@ -276,7 +282,7 @@ class MailTemplates:
         here in every branch, though StrictUndefined would only raise when a mail takes it."""
         for locale in ("vi", "en"):
             for kind in _KINDS:
-                extra = _FAILURE_NAMES if kind == NotificationKind.DELIVERY_FAILED else frozenset()
+                extra = _EXTRA_NAMES.get(kind, frozenset())
                 self._check(f"{locale}/{kind}.txt.j2", _KIND_NAMES | extra)
             self._check(f"{locale}/_words.txt.j2", _KIND_NAMES - {"w"})
             for layout in ("txt", "html"):
@@ -717,8 +723,11 @@ def render(
     `agency_names` maps agency codes (the task's agency and recipient) to their names; a
     missing code is shown as the code itself.
     """
-    if request.kind is NotificationKind.DELIVERY_FAILED:
-        raise ValueError(f"{request.kind.value} notices are built by build_delivery_failure")
+    if request.kind in (NotificationKind.DELIVERY_FAILED, NotificationKind.NO_RECIPIENT):
+        raise ValueError(
+            f"{request.kind.value} notices are built from the notice they are about "
+            "(build_delivery_failure, compose_no_recipient)"
+        )
     templates = templates or package_templates()
     locale = _locale(recipient)
     variables = _variables(request, recipient, agency_names, locale)
@@ -768,6 +777,43 @@ def render_delivery_failure(
         *_facts(request, agency_names, templates, locale),
     ]
     return templates.render(NotificationKind.DELIVERY_FAILED, locale, variables, facts)
+
+
+def render_no_recipient(
+    request: NotificationRequest,
+    *,
+    admin: Recipient,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
+) -> RenderedMessage:
+    """The notice telling an admin that `request` reached nobody: no officer held its roles
+    (e.g. an escalation to the head of an agency that has none in the directory)."""
+    templates = templates or package_templates()
+    locale = _locale(admin)
+    variables = _variables(request, admin, agency_names, locale)
+    roles = [notify_text(role) for role in request.roles]
+    variables.update(about_kind=request.kind.value, missing_roles=roles)
+    words = templates._words(locale, {})
+    shown = ", ".join(f"{one_line(str(words.role_name(role)))} ({role})" for role in roles)
+    facts = [("missing_roles", shown), *_facts(request, agency_names, templates, locale)]
+    return templates.render(NotificationKind.NO_RECIPIENT, locale, variables, facts)
+
+
+def no_recipient_subject(
+    request: NotificationRequest,
+    *,
+    admin: Recipient,
+    agency_names: Mapping[str, str],
+    templates: MailTemplates | None = None,
+) -> str:
+    """The subject `render_no_recipient` gives (what `accord plan` lists)."""
+    templates = templates or package_templates()
+    locale = _locale(admin)
+    variables = _variables(request, admin, agency_names, locale)
+    variables.update(
+        about_kind=request.kind.value, missing_roles=[notify_text(role) for role in request.roles]
+    )
+    return templates.subject(NotificationKind.NO_RECIPIENT, locale, variables)
 
 
 def message_id(business_key: str, email: str) -> str:
@@ -1042,6 +1088,31 @@ def compose_delivery_failure(
         date=at,
         business_key=business_key,
         kind=NotificationKind.DELIVERY_FAILED,
+        task=request.task,
+    )
+
+
+def compose_no_recipient(
+    request: NotificationRequest,
+    *,
+    admin: Recipient,
+    business_key: str,
+    agency_names: Mapping[str, str],
+    sender: str,
+    templates: MailTemplates | None = None,
+) -> Composed:
+    """The no-recipient notice about `request` to one admin, under its own business key,
+    dated at the notification's own time (as the notice it stands for would have been)."""
+    rendered = render_no_recipient(
+        request, admin=admin, agency_names=agency_names, templates=templates
+    )
+    return _compose(
+        rendered,
+        sender=sender,
+        recipient=admin,
+        date=request.scheduled_at,
+        business_key=business_key,
+        kind=NotificationKind.NO_RECIPIENT,
         task=request.task,
     )
 

@@ -11,12 +11,15 @@ Nothing in the package imports the loader back; it does no I/O beyond reading th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import calendar
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 
 from agreements.calendar import format_day
 from agreements.expansion import (
@@ -26,6 +29,7 @@ from agreements.expansion import (
     due_instants,
     effective_policy,
     expand,
+    resolve_owners,
 )
 from agreements.models import (
     Agreement,
@@ -65,12 +69,14 @@ __all__ = [
     "LoadedAgreement",
     "Problem",
     "agreement_files",
+    "agreement_warnings",
     "check_agreement",
     "check_directory",
     "load_agreement",
     "load_directory",
     "looks_like_directory",
     "parse_agreement",
+    "warning_line",
 ]
 
 
@@ -80,6 +86,9 @@ class LoadedAgreement:
     agreement: Agreement
     directory: Directory
     occurrences: list[TaskOccurrence]
+    warnings: list[Problem] = field(default_factory=list)
+    """What loads but will not work as written: a role some owing agency has nobody in, a
+    period whose owners have all ceased (see `agreement_warnings`). Print with `warning_line`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +132,8 @@ def load_agreement(path: Path) -> LoadedAgreement:
     if problems:
         raise LoadError(problems)
     occurrences = expand(agreement, directory)
-    return LoadedAgreement(path, agreement, directory, occurrences)
+    warnings = agreement_warnings(agreement, directory, doc, occurrences)
+    return LoadedAgreement(path, agreement, directory, occurrences, warnings)
 
 
 def parse_agreement(text: str, file: str, directory: Directory) -> Agreement:
@@ -281,11 +291,11 @@ def check_agreement(agreement: Agreement, directory: Directory, doc: YamlDoc) ->
             )
         if not period_problems:  # date arithmetic near year 1 or 9999 overflows
             problems.extend(_check_due(agreement, obligation, loc, doc))
-        problems.extend(_check_roles(agreement, directory, obligation, loc, doc))
+        problems.extend(_check_roles(agreement, directory, obligation, loc, doc, codes))
     if not problems:
         problems.extend(_check_ladder_dates(agreement, doc))
     if not problems:
-        problems.extend(_check_unique_tasks(agreement, directory, doc))
+        problems.extend(_check_unique_tasks(agreement, doc))
     return problems
 
 
@@ -457,6 +467,13 @@ def _check_due(
                         f"{day} is outside the agreement's period {period.start}..{period.end}",
                     )
                 ]
+        if isinstance(due, RecurringDue):  # a quarterly rule's fields are checked by its model
+            cron_problems = [
+                doc.problem((*loc, "due", attr), message)
+                for attr, message in _cron_field_problems(due)
+            ]
+            if cron_problems:
+                return cron_problems
         try:
             instants = due_instants(obligation, agreement)
         except ValueError as exc:
@@ -465,7 +482,8 @@ def _check_due(
             return [
                 doc.problem(
                     (*loc, "due"),
-                    f"the rule gives no due date inside the period {period.start}..{period.end}",
+                    f"the rule gives no due date inside the period {period.start}..{period.end}"
+                    + (_why_no_date(due, agreement) if isinstance(due, RecurringDue) else ""),
                 )
             ]
         return []
@@ -482,6 +500,97 @@ def _check_due(
     return []
 
 
+_CRON_FIELDS = {
+    "month": ("month", 1, 12, "5 or '5,11'"),
+    "day": ("day of the month", 1, 31, "15, '5,20' or 'last'"),
+}
+_CRON_RANGE = re.compile(
+    r"the (?:first|last) value \((\d+)\) is (?:higher|lower) than the (?:maximum|minimum) value"
+)
+
+
+def _cron_field_problems(due: RecurringDue) -> list[tuple[str, str]]:
+    """What is wrong with a recurring rule's `month` and `day`, in the agreement's words rather
+    than the cron library's ("Error validating expression '13': the last value (13) is higher
+    than the maximum value (12)" becomes "month 13 does not exist: a month is 1–12")."""
+    problems: list[tuple[str, str]] = []
+    for attr, (name, low, high, example) in _CRON_FIELDS.items():
+        value = getattr(due, attr)
+        try:
+            CronTrigger(**{attr: str(value)})
+        except ValueError as exc:
+            shown = repr(value) if isinstance(value, str) else str(value)
+            out_of_range = _CRON_RANGE.search(str(exc))
+            if out_of_range:
+                what = f"{name} {out_of_range.group(1)} does not exist"
+            else:
+                what = f"{shown} is not a {name}"
+            problems.append(
+                (
+                    attr,
+                    f"{what}: a {name} is {low}–{high}; write one number, a list or a range, "
+                    f"e.g. {example}",
+                )
+            )
+    return problems
+
+
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _cron_numbers(value: int | str, high: int) -> list[int] | None:
+    """The numbers a plain cron field (`6`, `'5,11'`, `'3-5'`) stands for; None for anything
+    fancier (`*`, steps, `last`), whose dates this explanation does not try to work out."""
+    numbers: list[int] = []
+    for part in str(value).split(","):
+        bounds = part.strip().split("-")
+        if not all(b.strip().isdigit() for b in bounds) or len(bounds) > 2:
+            return None
+        first, last = int(bounds[0]), int(bounds[-1])
+        numbers.extend(range(first, min(last, high) + 1))
+    return numbers
+
+
+def _why_no_date(due: RecurringDue, agreement: Agreement) -> str:
+    """Why a valid recurring rule produced no date: the day does not exist in its months (31/6,
+    30/2), 29/2 in years that are not leap years, or dates outside `starting`..`until`."""
+    months = _cron_numbers(due.month, 12)
+    days = _cron_numbers(due.day, 31)
+    if not months or not days:
+        return ""
+    period = agreement.period
+    years = range(period.start.year, period.end.year + 1)
+    leap_years = [y for y in years if calendar.isleap(y)]
+    exists = [
+        (m, d) for m in months for d in days if d <= calendar.monthrange(2000, m)[1]
+    ]  # 2000 is a leap year: every day that exists in some year
+    written = [f"{d}/{m}" for m in months for d in days]
+    if not exists or (not leap_years and set(exists) == {(2, 29)}):
+        reasons = [
+            f"{d}/{m} does not exist ({_MONTH_NAMES[m - 1]} has "
+            f"{'at most ' if m == 2 else ''}{calendar.monthrange(2000, m)[1]} days)"
+            for m in months
+            for d in days
+            if (m, d) not in exists
+        ]
+        if exists:
+            reasons.append(
+                f"29/2 exists only in leap years, and {period.start.year}..{period.end.year} "
+                "has none"
+            )
+        return ": " + "; ".join(reasons)
+    window = [d for d in (due.starting, due.until) if d is not None]
+    if window:
+        return (
+            f": {', '.join(written)} never falls between "
+            f"{due.starting or period.start} and {due.until or period.end}"
+        )
+    return ""
+
+
 _ROLE_HOLDERS = {
     RecipientRole.FOCAL_POINT: OfficerRole.FOCAL_POINT,
     RecipientRole.HEAD_OF_AGENCY: OfficerRole.HEAD,
@@ -490,9 +599,11 @@ _ROLE_HOLDERS = {
 }
 
 
-def _check_roles(
-    agreement: Agreement, directory: Directory, obligation: Obligation, loc: Loc, doc: YamlDoc
-) -> list[Problem]:
+def _roles_used(
+    agreement: Agreement, obligation: Obligation, loc: Loc
+) -> list[tuple[NotifyTarget, Loc]]:
+    """The roles an obligation's reminders and escalation steps notify, each with the place in
+    the file that names it (the obligation's override or the agreement's defaults)."""
     reminders, escalation = effective_policy(obligation, agreement)
     used: list[tuple[NotifyTarget, Loc]] = []
     override = obligation.notifications
@@ -510,6 +621,18 @@ def _check_roles(
         used.extend((role, (*reminder_loc, k)) for k, role in enumerate(reminders.notify))
     for s, step in enumerate(escalation):
         used.extend((role, (*escalation_loc, s, "notify", k)) for k, role in enumerate(step.notify))
+    return used
+
+
+def _check_roles(
+    agreement: Agreement,
+    directory: Directory,
+    obligation: Obligation,
+    loc: Loc,
+    doc: YamlDoc,
+    codes: list[str],
+) -> list[Problem]:
+    used = _roles_used(agreement, obligation, loc)
     problems: list[Problem] = []
     for target, role_loc in used:
         if isinstance(target, LeadershipOf):
@@ -527,6 +650,8 @@ def _check_roles(
             continue
         holder = _ROLE_HOLDERS[role]
         if role is RecipientRole.AGGREGATOR:
+            if obligation.recipient is not None and obligation.recipient not in codes:
+                continue  # reported once, at the recipient; its notify lines are right
             if obligation.recipient is None:
                 problems.append(
                     doc.problem(
@@ -580,20 +705,138 @@ def _check_leadership_of(
     ]
 
 
-def _check_unique_tasks(agreement: Agreement, directory: Directory, doc: YamlDoc) -> list[Problem]:
-    seen: set[str] = set()
+def _check_unique_tasks(agreement: Agreement, doc: YamlDoc) -> list[Problem]:
+    """Task IDs differ by obligation and agency, so two tasks share one only when an
+    obligation's label template renders two of its due dates alike: report that once."""
     problems: list[Problem] = []
-    locs = dict((ob.id, loc) for loc, ob in _obligations_with_loc(agreement))
-    for occurrence in expand(agreement, directory):
-        if occurrence.task_id in seen:
+    for loc, obligation in _obligations_with_loc(agreement):
+        first: dict[str, datetime | None] = {}
+        reported: set[str] = set()
+        for label, at in due_instants(obligation, agreement):
+            if label not in first:
+                first[label] = at
+                continue
+            if label in reported:
+                continue
+            reported.add(label)
+            dates = " and ".join(
+                f"before {instant.date()}" for instant in (first[label], at) if instant is not None
+            )
             problems.append(
                 doc.problem(
-                    (*locs[occurrence.obligation_id], "due", "label"),
-                    f"the period label gives the same task ID twice: {occurrence.task_id}",
+                    (*loc, "due", "label"),
+                    f"two due dates ({dates}) get the same period label {label!r}, so their "
+                    "tasks would have the same ID; make the label differ for each due date of "
+                    "a year, e.g. '{year}-t{month}' for monthly dates or '{year}-q{quarter}' "
+                    "for quarterly ones",
                 )
             )
-        seen.add(occurrence.task_id)
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings: the agreement loads, but part of it will not work as written
+
+
+def warning_line(problem: Problem) -> str:
+    """A warning as one line: `FILE:LINE:COL: warning: field.path: message`."""
+    path = f"warning: {problem.path}" if problem.path else "warning"
+    return str(replace(problem, path=path))
+
+
+def agreement_warnings(
+    agreement: Agreement,
+    directory: Directory,
+    doc: YamlDoc,
+    occurrences: Sequence[TaskOccurrence],
+) -> list[Problem]:
+    """What a valid agreement does not do as written: notices that reach nobody in an owing
+    agency, and periods in which an obligation's owners have all ceased."""
+    warnings = _roles_nobody_holds(agreement, directory, doc, occurrences)
+    warnings += _periods_without_owner(agreement, directory, doc, occurrences)
+    return sorted(set(warnings))
+
+
+_AGENCY_ROLES = (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
+"""The roles held in the owing agency itself; the others (aggregator, provincial leadership)
+are checked across the directory by `_check_roles`, as errors."""
+
+
+def _roles_nobody_holds(
+    agreement: Agreement,
+    directory: Directory,
+    doc: YamlDoc,
+    occurrences: Sequence[TaskOccurrence],
+) -> list[Problem]:
+    held = {(o.agency, role) for o in directory.officers for role in o.roles}
+    owing: dict[str, dict[str, None]] = {}
+    for occurrence in occurrences:
+        for code in (occurrence.agency, *occurrence.co_owners):  # a joint task: every owner
+            owing.setdefault(occurrence.obligation_id, {})[code] = None
+    missing: dict[tuple[Loc, RecipientRole, str], list[str]] = {}
+    for loc, obligation in _obligations_with_loc(agreement):
+        for role, role_loc in _roles_used(agreement, obligation, loc):
+            if not isinstance(role, RecipientRole) or role not in _AGENCY_ROLES:
+                continue
+            for owing_code in owing.get(obligation.id, {}):
+                if (owing_code, _ROLE_HOLDERS[role]) not in held:
+                    missing.setdefault((role_loc, role, owing_code), []).append(obligation.id)
+    warnings: list[Problem] = []
+    for (role_loc, role, code), obligation_ids in missing.items():
+        agency = directory.agency(code)
+        name = f" ({agency.name})" if agency else ""
+        warnings.append(
+            doc.problem(
+                role_loc,
+                f"role {role.value!r} reaches nobody in {code}{name}: no officer of {code} has "
+                f"role {_ROLE_HOLDERS[role].value!r}, so this notice of "
+                f"{', '.join(repr(i) for i in dict.fromkeys(obligation_ids))} will reach "
+                "nobody there (the admins are told when it is due); add such an officer to "
+                "the directory",
+            )
+        )
+    return warnings
+
+
+def _periods_without_owner(
+    agreement: Agreement,
+    directory: Directory,
+    doc: YamlDoc,
+    occurrences: Sequence[TaskOccurrence],
+) -> list[Problem]:
+    issued = {(o.obligation_id, o.period_label) for o in occurrences}
+    warnings: list[Problem] = []
+    for loc, obligation in _obligations_with_loc(agreement):
+        owners = [directory.agency(code) for code in resolve_owners(obligation.owners, directory)]
+        for label, written in due_instants(obligation, agreement):
+            if (obligation.id, label) in issued:
+                continue
+            day = written.date() if written is not None else agreement.period.start
+            ceased = [
+                a for a in owners if a is not None and a.active_until and a.active_until < day
+            ]
+            if ceased:
+                detail = "; ".join(
+                    f"{a.code} ({a.name}) ceased on {a.active_until} (active_until)"
+                    + (f", its duties passed to {a.successor}" if a.successor else "")
+                    for a in ceased
+                )
+                fix = "name the agencies that took over in `owners`"
+            elif not owners:
+                detail = "its owners name no agency (every member is in `excluding`)"
+                fix = "check `owners`"
+            else:
+                detail = f"none of {', '.join(a.code for a in owners if a)} is active then"
+                fix = "check `owners` and the agencies' dates in the directory"
+            due = f"due {day}" if written is not None else "undated"
+            warnings.append(
+                doc.problem(
+                    (*loc, "owners"),
+                    f"obligation {obligation.id!r} has no active owner for period {label} "
+                    f"({due}), so no task is issued for it: {detail}; {fix}",
+                )
+            )
+    return warnings
 
 
 # --------------------------------------------------------------------------------------------

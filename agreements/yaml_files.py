@@ -444,6 +444,7 @@ _PATTERN_HINTS = {
 }
 
 _DATE_ERRORS = {"date_type", "date_parsing", "date_from_datetime_parsing"}
+_TIME_ERRORS = {"time_type", "time_parsing"}
 
 
 def _shown(value: Any) -> str:
@@ -464,6 +465,14 @@ def _message(error: Any) -> str:
     if kind in _DATE_ERRORS:
         reason = f" ({ctx['error']})" if ctx.get("error") else ""
         return f"{_shown(error['input'])} is not a date{reason}: write YYYY-MM-DD, e.g. 2025-05-15"
+    if kind in _TIME_ERRORS:
+        error_text = str(ctx.get("error") or "")
+        # "input is too short" says nothing to an officer who wrote 7h30; a range error does.
+        reason = f" ({error_text})" if "range" in error_text else ""
+        return (
+            f"{_shown(error['input'])} is not a time of day{reason}: "
+            'write HH:MM on the 24-hour clock, in quotes, e.g. "07:30"'
+        )
     if kind == "date_from_datetime_inexact":
         return f"{_shown(error['input'])} is not a date: give the day only, e.g. 2025-05-15"
     if kind == "too_short" and isinstance(error["input"], str) and ctx.get("min_length") == 1:

@@ -1257,3 +1257,26 @@ def test_engine_commands_exit_with_their_result_code(
     assert not problems, f"{dict(problems)} of {len(runs)} runs; " + "\n".join(
         f"--- {key}:\n{text}" for key, text in examples.items()
     )
+
+
+def test_simulate_lists_a_step_that_reaches_nobody_as_a_warning_without_a_traceback() -> None:
+    """Issue 13, point 4: Sở Xây dựng has no head; its head-of-agency step reaches nobody."""
+    agreement = ROOT / "tests" / "agreements" / "warnings" / "head-of-agency-held-by-nobody.yaml"
+
+    result = run_accord_process("simulate", str(agreement), "--json", timeout=180)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "NoRecipient" not in result.stderr
+    *mails, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert last["summary"]["warnings"][1:] == [
+        "12-kh-ubnd-2026/bao-cao-nam/SXD/2026: escalation/2/202611150000 reached nobody: "
+        "no officer holds head_of_agency; the admins were told"
+    ]
+    assert last["summary"]["warnings"][0].startswith(
+        f"{agreement}:23:16: warning: defaults.escalation[1].notify[0]: role 'head_of_agency' "
+        "reaches nobody in SXD (Sở Xây dựng)"
+    )
+    [notice] = [m for m in mails if m["kind"] == "no_recipient"]
+    assert notice["to"] == ["quantri@ubnd.example"]
+    assert notice["subject"].startswith("[Accord] Không có người nhận: thông báo quá hạn (bậc 2)")

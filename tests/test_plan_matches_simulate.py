@@ -73,6 +73,39 @@ def test_plan_matches_simulate_without_reports() -> None:
     _compare(load_agreement(ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"), [])
 
 
+def test_plan_and_simulate_warn_about_a_step_that_reaches_nobody() -> None:
+    # Sở Xây dựng has no head: its step 2 (head of agency) reaches nobody; the admin is told.
+    loaded = load_agreement(
+        ROOT / "tests" / "agreements" / "warnings" / "head-of-agency-held-by-nobody.yaml"
+    )
+    _compare(loaded, [])
+    simulated = asyncio.run(simulate(loaded))
+    # Written due date 15/11/2026 (a Sunday; the key keeps the date as written).
+    [loader_warning, *run_warnings] = simulated.warnings
+    # What validate says about the file comes first, then what the run found.
+    assert loader_warning.startswith(f"{loaded.path}:23:16: warning: defaults.escalation[1]")
+    assert run_warnings == [
+        "12-kh-ubnd-2026/bao-cao-nam/SXD/2026: escalation/2/202611150000 reached nobody: "
+        "no officer holds head_of_agency; the admins were told"
+    ]
+    notices = [m for m in simulated.mails if m.kind == "no_recipient"]
+    assert [(m.task, m.to) for m in notices] == [
+        ("12-kh-ubnd-2026/bao-cao-nam/SXD/2026", ["quantri@ubnd.example"])
+    ]
+
+
+def test_plan_says_what_validate_warns_about() -> None:
+    # A 2026 plan owed by district committees that all ceased on 30/6/2025: no task, and why.
+    path = ROOT / "tests" / "agreements" / "warnings" / "owners-all-ceased.yaml"
+    planned = plan(load_agreement(path))
+    assert (planned.tasks, planned.mails) == (0, [])
+    [warning] = planned.warnings
+    assert warning.startswith(
+        f"{path}:22:7: warning: reporting[0].owners: obligation 'bao-cao-6-thang' has no active "
+        "owner for period 2026 (due 2026-05-15)"
+    )
+
+
 OFFSET_AGREEMENTS = sorted(
     p for p in (ROOT / "tests" / "agreements" / "offsets").glob("*.yaml") if p.stem != "directory"
 )

@@ -26,11 +26,12 @@ with workflow.unsafe.imports_passed_through():
         IndicatorValue,
         NotificationKind,
         NotificationRequest,
+        NotificationResult,
         Ratio,
         RecordSubmission,
     )
     from agreements import planner
-    from agreements.models import IndicatorKind, NotifyTarget, RecipientRole
+    from agreements.models import IndicatorKind, NotifyTarget, RecipientRole, notify_text
     from workflows.payloads import (
         STATE_LABELS_EN,
         STATE_LABELS_VI,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         Waiver,
         before_day_text,
         local_text,
+        no_recipient_detail,
         parse_argument,
         refusal,
         task_search_attributes,
@@ -281,9 +283,10 @@ class ObligationWorkflow:
         summary = f"{kind.value} {offset or ''}".strip()
         try:
             try:
-                await workflow.execute_local_activity(
+                result = await workflow.execute_local_activity(
                     "send_notification",
                     request,
+                    result_type=NotificationResult,
                     start_to_close_timeout=LOCAL_MAIL_TIMEOUT,
                     retry_policy=LOCAL_MAIL_RETRY,
                     summary=summary,
@@ -291,14 +294,19 @@ class ObligationWorkflow:
             except FailureError as err:
                 if _permanent(err):
                     raise
-                await workflow.execute_activity(
+                result = await workflow.execute_activity(
                     "send_notification",
                     request,
+                    result_type=NotificationResult,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     heartbeat_timeout=MAIL_HEARTBEAT,
                     retry_policy=MAIL_RETRY,
                     summary=f"{summary} (gửi lại)",
                 )
+            if result.recipients == 0:
+                # Nobody holds the roles: the activity told the admins; the task records it.
+                # (State and query only, no command: histories replay unchanged.)
+                self._record_no_recipient(key, roles, admins_told=result.admins_told > 0)
         except FailureError as err:
             if not _permanent(err):
                 raise
@@ -310,6 +318,20 @@ class ObligationWorkflow:
                 )
             )
             self._add_audit("notification_failed", {"key": key, "error": str(cause)[:500]})
+
+    def _record_no_recipient(
+        self, key: str, roles: Sequence[NotifyTarget], *, admins_told: bool
+    ) -> None:
+        detail = no_recipient_detail(key, [notify_text(r) for r in roles], admins_told=admins_told)
+        self._notices = [
+            notice.model_copy(update={"no_recipient": True}) if notice.key == key else notice
+            for notice in self._notices
+        ]
+        self._decisions.append(
+            Decision(at=workflow.now(), kind="no_recipient", actor="system", detail=detail)
+        )
+        # Not `_publish`: nothing the schedule, search attributes or parent see has changed.
+        workflow.set_current_details(self._details())
 
     def _notification(
         self,
@@ -875,7 +897,9 @@ class ObligationWorkflow:
                 f"- Đang chờ quyết định gia hạn đến trước ngày "
                 f"{self._pending_extension.new_due:%d/%m/%Y}"
             )
-        sent = [n for n in self._notices if not n.skipped and n.kind != "overdue"]
+        sent = [
+            n for n in self._notices if not (n.skipped or n.no_recipient) and n.kind != "overdue"
+        ]
         if sent:
             last = local_text(sent[-1].at.astimezone(self._zone()))
             lines.append(

@@ -8,6 +8,7 @@ project's pure model modules are imported here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -204,6 +205,18 @@ class SentNotice(Payload):
     offset: str
     at: AwareDatetime
     skipped: bool = False
+    no_recipient: bool = Field(
+        default=False,
+        description="Decided and not skipped, but no officer held its roles at send time: "
+        "nothing was sent, and the admins were told (a no-recipient notice).",
+    )
+
+
+def no_recipient_detail(key: str, roles: Sequence[str], *, admins_told: bool) -> str:
+    """What a task records (and `accord plan` / `accord simulate` warn) when a notice of it
+    reached nobody: `key` is the notice's key within the task, e.g. 'escalation/1/...'."""
+    told = "the admins were told" if admins_told else "no admin could be told"
+    return f"{key} reached nobody: no officer holds {', '.join(roles)}; {told}"
 
 
 class Decision(Payload):

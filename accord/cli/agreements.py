@@ -19,6 +19,7 @@ from agreements.loader import (
     load_agreement,
     load_directory,
     looks_like_directory,
+    warning_line,
 )
 from agreements.models import Agreement, Directory
 
@@ -41,7 +42,8 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Load every file completely; print one OK line per valid file and every problem found."""
+    """Load every file completely; print one OK line per valid file, its warnings (which do
+    not fail it) and every problem found."""
     paths: list[Path] = args.paths
     checked = failed = 0
     empty_folder = False
@@ -75,11 +77,16 @@ def check_file(path: Path) -> bool:
         return False
     agreement = loaded.agreement
     dated = sum(1 for occurrence in loaded.occurrences if occurrence.due_at is not None)
+    count = len(loaded.warnings)
+    warned = f", {count} warning{'s' if count > 1 else ''}" if count else ""
     print(
         f"OK {path}: {agreement.agreement_id} — {len(agreement.items)} items, "
         f"{len(agreement.all_obligations())} obligations, "
-        f"{len(loaded.occurrences)} task occurrences ({dated} dated)"
+        f"{len(loaded.occurrences)} task occurrences ({dated} dated){warned}"
     )
+    # Warnings do not fail validation: the agreement runs, but not entirely as written.
+    for warning in loaded.warnings:
+        print(warning_line(warning))
     return True
 
 

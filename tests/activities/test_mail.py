@@ -566,7 +566,7 @@ async def test_a_province_rewords_one_sentence_of_the_reminder(
 
     # Every other kind, and the English reminder, read exactly as the package's.
     for kind in NotificationKind:
-        if kind is NotificationKind.DELIVERY_FAILED:
+        if kind in (NotificationKind.DELIVERY_FAILED, NotificationKind.NO_RECIPIENT):
             continue
         for locale in ("vi", "en"):
             if (kind, locale) == (NotificationKind.REMINDER, "vi"):
@@ -583,23 +583,82 @@ async def test_a_province_rewords_one_sentence_of_the_reminder(
             assert province == package, (kind, locale)
 
 
-async def test_no_recipient_is_a_permanent_failure(
-    mail: MailActivities, mail_server: MailServer
+async def test_no_recipient_is_told_to_the_admins_once(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
 ) -> None:
     # UBND_TINH has no focal point, and a task without a receiving agency has no aggregator.
     request = notification(
+        NotificationKind.ESCALATION,
         roles=[RecipientRole.FOCAL_POINT, RecipientRole.AGGREGATOR],
+        step=2,
         task=demo_task(agency="UBND_TINH", recipient=None),
     )
 
+    result = await send(mail, request)
+
+    assert result == NotificationResult(
+        recipients=0, sent=0, already_sent=0, failed_permanently=0, admins_told=1
+    )
+    [notice] = mail_server.received
+    assert notice.rcpt_tos == [ADMIN.email]
+    message = notice.parsed()
+    assert message["X-Accord-Kind"] == "no_recipient"
+    assert message["X-Accord-Key"] == f"{request.business_key}/no-recipient"
+    assert message["X-Accord-Task"] == TASK_ID
+    assert message["Subject"] == (
+        "[Accord] Không có người nhận: thông báo quá hạn (bậc 2) – "
+        f"{TITLE} – Ủy ban nhân dân tỉnh Quảng Bình"
+    )
+    text = body(message, "plain")
+    assert "Kính gửi đồng chí Hoàng Thị Mai," in text
+    assert (
+        "không cán bộ nào đang giữ vai trò cán bộ đầu mối (focal_point), "
+        "đầu mối cơ quan tiếp nhận (aggregator)." in text
+    )
+    assert f"Mã nhiệm vụ: {TASK_ID}" in text
+    row = outbox_by_key(sessions, f"{request.business_key}/no-recipient")[ADMIN.email]
+    assert (row.status, row.kind, row.recipient_officer_id) == ("sent", "no_recipient", ADMIN.id)
+    audit = audit_rows(sessions)[f"{request.business_key}/sent"]
+    assert audit.action == "notification_no_recipient"
+    assert audit.detail["admins_told"] == "1"
+    assert "focal_point, aggregator" in audit.detail["no_recipient"]
+
+    # A retry (the workflow's durable path after a lost result) tells nobody twice.
+    retry = await send(mail, request)
+    assert retry == result
+    assert len(mail_server.received) == 1
+
+
+async def test_no_recipient_notice_deferred_is_sent_on_retry(
+    mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
+) -> None:
+    request = notification(roles=[RecipientRole.AGGREGATOR], task=demo_task(recipient=None))
+    mail_server.handler.defer.add(ADMIN.email)
+
     with pytest.raises(ApplicationError) as raised:
         await send(mail, request)
+    assert raised.value.type == "SmtpDeferred"
+    mail_server.handler.defer.clear()
+    result = await send(mail, request)
 
-    assert raised.value.type == "NoRecipient"
-    assert raised.value.non_retryable
-    assert "focal_point, aggregator" in str(raised.value)
-    assert "UBND_TINH" in str(raised.value)
+    assert result.recipients == 0
+    assert result.admins_told == 1
+    assert [m.rcpt_tos for m in mail_server.received] == [[ADMIN.email]]
+
+
+async def test_no_recipient_without_an_admin_is_audited(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    with sessions() as session:
+        upsert_directory(session, directory=demo_directory([FOCAL, HEAD, AGGREGATOR, LEADER]))
+        session.commit()
+    request = notification(roles=[RecipientRole.AGGREGATOR], task=demo_task(recipient=None))
+
+    result = await send(MailActivities(sessions, smtp_settings), request)
+
+    assert (result.recipients, result.admins_told) == (0, 0)
     assert mail_server.received == []
+    assert audit_rows(sessions)[f"{request.business_key}/sent"].detail["admins_told"] == "0"
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,7 +732,7 @@ async def test_audit_entries_written_when_everything_was_sent_before(
     assert audits[f"{request.business_key}/sent"].detail["sent"] == "2"
 
 
-async def test_audit_entries_written_before_no_recipient(
+async def test_audit_entries_written_with_no_recipient(
     mail: MailActivities, mail_server: MailServer, sessions: sessionmaker[Session]
 ) -> None:
     entries = workflow_entries("overdue", "escalated")
@@ -684,14 +743,17 @@ async def test_audit_entries_written_before_no_recipient(
     )
 
     for _ in range(2):
-        with pytest.raises(ApplicationError) as raised:
-            await send(mail, request)
-        assert raised.value.type == "NoRecipient"
-        assert raised.value.non_retryable
+        result = await send(mail, request)
+        assert (result.recipients, result.admins_told) == (0, 1)
 
-    assert set(audit_rows(sessions)) == {entry.event_key for entry in entries}
-    assert mail_server.received == []
-    assert all_outbox(sessions) == []
+    assert set(audit_rows(sessions)) == {
+        f"{request.business_key}/sent",
+        *(entry.event_key for entry in entries),
+    }
+    assert [m.rcpt_tos for m in mail_server.received] == [[ADMIN.email]]
+    assert [row.business_key for row in all_outbox(sessions)] == [
+        f"{request.business_key}/no-recipient"
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ from activities.templates import (
     build_delivery_failure,
     build_message,
     message_id,
+    no_recipient_subject,
     render,
     render_delivery_failure,
+    render_no_recipient,
 )
 from activities.templates import _variables as template_variables
 from agreements.models import Deliverable, RecipientRole
@@ -158,10 +160,9 @@ def test_subject_of_every_kind(request_: NotificationRequest, vi: str, en: str) 
     assert subject_of(request_, officer(locale="en")) == en
 
 
-# A delivery-failure notice is about another notification: build_delivery_failure, below.
-NOTIFICATION_KINDS = [
-    kind for kind in NotificationKind if kind is not NotificationKind.DELIVERY_FAILED
-]
+# A delivery-failure or no-recipient notice is about another notification: built from it.
+ADMIN_NOTICES = (NotificationKind.DELIVERY_FAILED, NotificationKind.NO_RECIPIENT)
+NOTIFICATION_KINDS = [kind for kind in NotificationKind if kind not in ADMIN_NOTICES]
 
 
 @pytest.mark.parametrize("kind", NOTIFICATION_KINDS)
@@ -782,3 +783,37 @@ def test_an_override_that_extends_itself_is_refused(tmp_path: Path) -> None:
         f"{folder / 'vi/receipt.txt.j2'}:1: extends itself; extend the package's file: "
         '{% extends "package/vi/receipt.txt.j2" %}'
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The admins' no-recipient notice (issue 13, point 4)
+
+
+def test_no_recipient_notice_names_the_notice_the_roles_and_the_task() -> None:
+    reminder = notification(NotificationKind.REMINDER, [RecipientRole.FOCAL_POINT], step=3)
+    rendered = render_no_recipient(reminder, admin=admin("vi"), agency_names=NAMES)
+    assert rendered.subject == (
+        f"[Accord] Không có người nhận: thư nhắc hạn (lần 3) – {TITLE} – Sở Tư pháp"
+    )
+    assert rendered.subject == no_recipient_subject(reminder, admin=admin("vi"), agency_names=NAMES)
+    assert (
+        f"Thư nhắc hạn (lần 3) về báo cáo “{TITLE}” (kỳ 2025-6t) của Sở Tư pháp không gửi "
+        "được cho ai: trong danh bạ, không cán bộ nào đang giữ vai trò cán bộ đầu mối "
+        "(focal_point)." in rendered.text
+    )
+    assert "Mã nhiệm vụ: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in rendered.text
+
+    step = notification(
+        NotificationKind.ESCALATION,
+        [RecipientRole.HEAD_OF_AGENCY, RecipientRole.PROVINCIAL_LEADERSHIP],
+        step=2,
+    )
+    english = render_no_recipient(step, admin=admin("en"), agency_names=NAMES)
+    assert english.subject == (
+        f"[Accord] No recipient: overdue notice (step 2) – {TITLE} – Sở Tư pháp"
+    )
+    assert (
+        "reached nobody: no officer in the directory holds the role head of agency "
+        "(head_of_agency), provincial leadership (provincial_leadership)." in english.text
+    )
+    assert "Task ID: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in english.text

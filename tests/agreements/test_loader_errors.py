@@ -60,6 +60,14 @@ REQUIRED_CASES = {
     "copy-to-unknown-agency",
     "leadership-of-unknown-agency",
     "notify-misspelled",
+    # Messages that name the fix (issue 13, point 15).
+    "unknown-recipient-notified",
+    "recurring-day-does-not-exist",
+    "recurring-leap-day-without-leap-year",
+    "cron-day-not-a-number",
+    "cron-month-zero",
+    "duplicate-task-id",
+    "sending-time-format",
 }
 
 
