@@ -49,12 +49,15 @@ def officers_by_email(loaded: LoadedAgreement) -> dict[str, tuple[str, str]]:
 
 def test_package_subjects_per_recipient_only_where_they_read_copy() -> None:
     # Reminders, escalations and receipts say "Đồng gửi để biết" to a copied agency (`copy`,
-    # true for that recipient alone); the other kinds' subjects read no recipient variable.
+    # true for that recipient alone); the no-recipient notice reads `about_kind`, which only
+    # the admins' notices are given (not followed: per recipient); the other kinds' subjects
+    # read no recipient variable.
     templates = MailTemplates()
     per_recipient = {
         NotificationKind.REMINDER,
         NotificationKind.ESCALATION,
         NotificationKind.RECEIPT,
+        NotificationKind.NO_RECIPIENT,
     }
     for kind in NotificationKind:
         for locale in ("vi", "en"):
