@@ -17,7 +17,8 @@ from temporalio.common import TypedSearchAttributes
 
 from activities.models import TaskRef
 from agreements.models import Deliverable, EscalationStep, ReminderPolicy
-from workflows.payloads import ObligationInput, TaskState, task_search_attributes
+from workflows.payloads import ObligationInput, TaskState
+from workflows.search_attributes import task_search_attributes
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 AGREEMENT_PREFIX = "synthetic-bench-"

@@ -29,9 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from agreements.recipients import owing
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
-        SA_AGREEMENT,
-        SA_KIND,
-        SA_STATE,
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
         AgreementInput,
@@ -52,11 +49,11 @@ with workflow.unsafe.imports_passed_through():
         clip_summary,
         local_text,
         parse_argument,
-        refusal,
         task_ref,
-        task_search_attributes,
         task_workflow_id,
     )
+    from workflows.refusals import refusal
+    from workflows.search_attributes import SA_AGREEMENT, SA_KIND, SA_STATE, task_search_attributes
 
 # Continue-as-new well before the server's 10,240-event warning.
 HISTORY_EVENT_BUDGET = 8_000

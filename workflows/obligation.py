@@ -53,9 +53,9 @@ with workflow.unsafe.imports_passed_through():
         local_text,
         no_recipient_detail,
         parse_argument,
-        refusal,
-        task_search_attributes,
     )
+    from workflows.refusals import refusal
+    from workflows.search_attributes import task_search_attributes
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
 SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)

@@ -1,8 +1,10 @@
-"""Inputs, updates, queries and results of the workflows, plus their search attributes.
+"""Inputs, updates, queries and results of the workflows, as pydantic models.
 
 Kept apart from the workflow classes so that the sandbox passes this module through instead of
-re-importing it for every workflow run. Only standard library, pydantic, temporalio and the
-project's pure model modules are imported here.
+re-importing it for every workflow run. Only standard library, pydantic and the project's
+pure model modules are imported here: no temporalio, so that reading or planning an agreement
+does not load the engine (search attributes: `workflows.search_attributes`; refusals:
+`workflows.refusals`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from typing import Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 
 from activities.models import Actor, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
@@ -36,44 +36,9 @@ class Payload(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Search attributes: codes and dates only, never names, e-mails or report text.
-
-SA_KIND = SearchAttributeKey.for_keyword("AccordKind")
-SA_AGREEMENT = SearchAttributeKey.for_keyword("AccordAgreement")
-SA_ITEM = SearchAttributeKey.for_keyword("AccordItem")
-SA_AGENCY = SearchAttributeKey.for_keyword("AccordAgency")
-SA_OBLIGATION = SearchAttributeKey.for_keyword("AccordObligation")
-SA_PERIOD = SearchAttributeKey.for_keyword("AccordPeriod")
-SA_STATE = SearchAttributeKey.for_keyword("AccordState")
-SA_DUE_AT = SearchAttributeKey.for_datetime("AccordDueAt")
-SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("AccordEscalationLevel")
+# Workflow ids and signal names (the search attributes are in `workflows.search_attributes`)
 
 TASK_CHANGED_SIGNAL = "task_changed"
-
-
-def task_search_attributes(
-    task: TaskRef,
-    *,
-    state: TaskState,
-    escalation_level: int = 0,
-    due_at: datetime | None = None,
-) -> TypedSearchAttributes:
-    """A task's search attributes. The starter passes them with the start (no upsert event in
-    the task's history); the task upserts only the ones that change later."""
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(SA_KIND, "task"),
-        SearchAttributePair(SA_AGREEMENT, task.agreement_id),
-        SearchAttributePair(SA_AGENCY, task.agency),
-        SearchAttributePair(SA_OBLIGATION, task.obligation_id),
-        SearchAttributePair(SA_PERIOD, task.period_label),
-        SearchAttributePair(SA_STATE, state.value),
-        SearchAttributePair(SA_ESCALATION_LEVEL, escalation_level),
-    ]
-    if task.item_number:
-        pairs.append(SearchAttributePair(SA_ITEM, task.item_number))
-    if due_at is not None:
-        pairs.append(SearchAttributePair(SA_DUE_AT, due_at))
-    return TypedSearchAttributes(pairs)
 
 
 def agreement_workflow_id(agreement_id: str) -> str:
@@ -534,14 +499,3 @@ def _loc_part(part: str | int) -> str:
     if isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_-]{1,40}", part):
         return str(part)
     return ascii(part[:40])
-
-
-REFUSED = "Refused"
-"""Error type of an update refused by a rule; its details hold the reason in both languages."""
-
-
-def refusal(*, vi: str, en: str, prefix: str = "rule: ") -> ApplicationError:
-    """The error an update validator raises when a rule refuses the update: the message in
-    English (what a plain Temporal client and the logs show), the details `{"vi", "en"}` for
-    the entry point to show in its reader's language."""
-    return ApplicationError(f"{prefix}{en}", {"vi": vi, "en": en}, type=REFUSED, non_retryable=True)

@@ -40,7 +40,8 @@ from accord.cli.engine import (
 from agreements.loader import (
     agreement_files,
 )
-from workflows.payloads import (
+from workflows.payloads import STATE_LABELS_VI, TaskState, agreement_workflow_id
+from workflows.search_attributes import (
     SA_AGENCY,
     SA_AGREEMENT,
     SA_DUE_AT,
@@ -49,9 +50,6 @@ from workflows.payloads import (
     SA_OBLIGATION,
     SA_PERIOD,
     SA_STATE,
-    STATE_LABELS_VI,
-    TaskState,
-    agreement_workflow_id,
 )
 
 

@@ -40,14 +40,14 @@ from accord.cli.errors import EXIT_FAILED as EXIT_FAILED
 from accord.cli.errors import CommandError as CommandError
 from infra.settings import Settings
 from workflows.payloads import (
-    REFUSED,
-    SA_STATE,
     STATE_LABELS_EN,
     STATE_LABELS_VI,
     TaskState,
     UpdateResult,
     task_workflow_id,
 )
+from workflows.refusals import REFUSED
+from workflows.search_attributes import SA_STATE
 
 if TYPE_CHECKING:
     from temporalio.workflow import UpdateMethodMultiParam
@@ -199,7 +199,7 @@ async def send_update(
 
 def refusal_text(error: WorkflowUpdateFailedError, locale: str) -> str:
     """Why the workflow refused an update, in the reader's language when the rule gave both
-    (see `workflows.payloads.refusal`); a malformed payload's English field list otherwise."""
+    (see `workflows.refusals.refusal`); a malformed payload's English field list otherwise."""
     cause = error.cause
     if not isinstance(cause, FailureError):
         return str(error)

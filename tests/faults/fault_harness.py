@@ -68,7 +68,6 @@ from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
-    SA_ESCALATION_LEVEL,
     AgreementInput,
     SubmitReport,
     TaskState,
@@ -77,6 +76,7 @@ from workflows.payloads import (
     agreement_workflow_id,
     task_workflow_id,
 )
+from workflows.search_attributes import SA_ESCALATION_LEVEL
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")

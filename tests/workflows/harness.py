@@ -37,13 +37,8 @@ from infra import db
 from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import (
-    ObligationInput,
-    TaskOutcome,
-    TaskState,
-    task_search_attributes,
-    task_workflow_id,
-)
+from workflows.payloads import ObligationInput, TaskOutcome, TaskState, task_workflow_id
+from workflows.search_attributes import task_search_attributes
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANG_BINH = ROOT / "agreements" / "directory" / "quang-binh.yaml"

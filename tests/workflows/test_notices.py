@@ -29,13 +29,8 @@ from temporalio.worker import Worker
 from infra import db
 from worker import build_worker
 from workflows.obligation import SUBMISSION_CLOCK_TOLERANCE, ObligationWorkflow
-from workflows.payloads import (
-    SubmitReport,
-    TaskState,
-    UpdateResult,
-    task_search_attributes,
-    task_workflow_id,
-)
+from workflows.payloads import SubmitReport, TaskState, UpdateResult, task_workflow_id
+from workflows.search_attributes import task_search_attributes
 
 FOCAL_STP = "dau-moi.stp@quangbinh.example"
 FOCAL_SNV = "dau-moi.snv@quangbinh.example"
