@@ -19,7 +19,7 @@ import re
 import unicodedata
 from datetime import date, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -443,28 +443,16 @@ def _check_label_template(value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-class RecurringDue(Model):
-    """Due dates that repeat, expanded with a cron rule in the agreement's time zone.
+class _NamedDays(Model):
+    """What the rules that name a day of the month share: whether that day is the last day on
+    time or the first late one, a time of day, the stretch the rule may produce dates in, and
+    the period label template (`label`, declared by each rule with its own default)."""
 
-    `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
-    `inclusive: true` makes the day named the last day ("chậm nhất ngày 15 hằng tháng").
-    """
-
-    kind: Literal["recurring"] = Field(description="'recurring'.")
-    month: int | str = Field(description="Cron month field, e.g. 5 or '5,11'.")
-    day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
-    label: str = Field(
-        description=(
-            "Reporting-period label template for task IDs, e.g. '{year}-6t' or "
-            "'{year}-q{quarter}'. Placeholders: {year}, {quarter} (1-4), {month}, {day}, "
-            "all of the day the rule names."
-        ),
-        max_length=60,
-    )
+    label: str
     inclusive: bool = Field(
         default=False,
         description=(
-            "true: the day named is the last day on time ('chậm nhất ngày 25 hằng tháng' is "
+            "true: the day named is the last day on time ('chậm nhất ngày 25' is "
             "`day: 25, inclusive: true`, due at the 26th 00:00); false (default): it is the "
             "first late day ('trước ngày 25')."
         ),
@@ -483,10 +471,30 @@ class RecurringDue(Model):
         return _check_label_template(value, ("year", "quarter", "month", "day"))
 
     @model_validator(mode="after")
-    def _inclusive_or_time(self) -> RecurringDue:
+    def _inclusive_or_time(self) -> Self:
         if self.inclusive and self.time is not None:
             raise ValueError("`time` already makes the day named the last day: drop `inclusive`")
         return self
+
+
+class RecurringDue(_NamedDays):
+    """Due dates that repeat, expanded with a cron rule in the agreement's time zone.
+
+    `month: 5, day: 15` is "before 15 May every year"; `month: "5,11"` gives two dates a year.
+    `inclusive: true` makes the day named the last day ("chậm nhất ngày 15 hằng tháng").
+    """
+
+    kind: Literal["recurring"] = Field(description="'recurring'.")
+    month: int | str = Field(description="Cron month field, e.g. 5 or '5,11'.")
+    day: int | str = Field(description="Cron day-of-month field, e.g. 15.")
+    label: str = Field(
+        description=(
+            "Reporting-period label template for task IDs, e.g. '{year}-6t' or "
+            "'{year}-q{quarter}'. Placeholders: {year}, {quarter} (1-4), {month}, {day}, "
+            "all of the day the rule names."
+        ),
+        max_length=60,
+    )
 
 
 MonthOfQuarter = Literal["first", "middle", "last"]
@@ -498,7 +506,7 @@ MONTHS_OF_QUARTER: dict[str, tuple[int, int, int, int]] = {
 _SHORTEST_MONTH = {"first": 30, "middle": 28, "last": 30}
 
 
-class QuarterlyDue(Model):
+class QuarterlyDue(_NamedDays):
     """A date in every quarter: 'trước ngày 20 của tháng cuối quý' is
     `{kind: quarterly, day: 20}` (20 Mar, 20 Jun, 20 Sep, 20 Dec)."""
 
@@ -519,22 +527,6 @@ class QuarterlyDue(Model):
             "{year}, {quarter} (1-4), {month}, {day}, all of the day named."
         ),
     )
-    inclusive: bool = Field(
-        default=False,
-        description="true: the day named is the last day on time ('chậm nhất ngày 20').",
-    )
-    time: TimeOfDay | None = Field(default=None, description=_TIME_DESCRIPTION)
-    starting: date | None = Field(
-        default=None, description="First date the rule may produce (default: period start)."
-    )
-    until: date | None = Field(
-        default=None, description="Last date the rule may produce (default: period end)."
-    )
-
-    @field_validator("label")
-    @classmethod
-    def _label_template(cls, value: str) -> str:
-        return _check_label_template(value, ("year", "quarter", "month", "day"))
 
     @model_validator(mode="after")
     def _every_quarter_has_the_day(self) -> QuarterlyDue:

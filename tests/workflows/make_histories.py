@@ -86,45 +86,6 @@ async def record_obligation_with_extension() -> None:
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
-async def record_calendar_change() -> None:
-    """A task whose deadline moves when a new working calendar is published."""
-    from harness import harness, local_now, midnight, obligation_input
-
-    from agreements.calendar import CalendarDay, WorkingCalendar
-    from agreements.expansion import cached_calendar
-    from workflows.payloads import CalendarUpdate
-
-    with tempfile.TemporaryDirectory() as tmp:
-        async with harness(Path(tmp)) as h:
-            now = await local_now(h.env)
-            calendar = cached_calendar(range(now.year - 1, now.year + 3))
-            last_day = now.date() + timedelta(days=30)
-            while not calendar.is_working_day(last_day):
-                last_day += timedelta(days=1)
-            due = midnight(last_day + timedelta(days=1))
-            handle = await h.start_obligation(obligation_input(due_at=due, calendar=calendar))
-            await h.env.sleep(timedelta(days=25))
-            extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ", name_en="Day off", source="x")
-            days_off = tuple(sorted((*calendar.days_off, extra), key=lambda d: d.day))
-            changed = WorkingCalendar.model_validate(
-                {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
-            )
-            # Payloads the task cannot use come first: each is recorded and ignored.
-            await handle.signal("calendar_changed", {"calendar": "2025"})
-            await handle.signal("calendar_changed", None)
-            years_ago = calendar.between_years(calendar.first_year, calendar.first_year)
-            await handle.signal(
-                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=years_ago)
-            )
-            await handle.signal(
-                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
-            )
-            await handle.result()
-            history = await handle.fetch_history()
-            path = HISTORIES / "obligation-calendar-change.json"
-            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-
-
 async def record_programme() -> None:
     """Nghệ An 2021–2026: the agreement continues-as-new at every new reporting year."""
     from accord.simulation import start_test_server
@@ -148,10 +109,22 @@ async def record_programme() -> None:
         await env.shutdown()
 
 
+async def record_calendar_change() -> None:
+    """A task whose deadline moves when a new working calendar is published; payloads the
+    task cannot use come first, each recorded and ignored."""
+    await _record_calendar_change("obligation-calendar-change.json", timed=False)
+
+
 async def record_timed_calendar_change() -> None:
     """A task due at 17:00 on a working day that a newly published calendar makes a day off:
     the deadline rule moves it to the next working day and keeps 17:00."""
-    from harness import harness, local_now, obligation_input
+    await _record_calendar_change("obligation-timed-calendar-change.json", timed=True)
+
+
+async def _record_calendar_change(name: str, *, timed: bool) -> None:
+    """A task whose last day, a working day 30 days ahead, a published calendar makes a day
+    off; due at that day's end, or at 17:00 on it (`timed`)."""
+    from harness import harness, local_now, midnight, obligation_input
 
     from agreements.calendar import CalendarDay, WorkingCalendar
     from agreements.expansion import cached_calendar
@@ -164,10 +137,11 @@ async def record_timed_calendar_change() -> None:
             last_day = now.date() + timedelta(days=30)
             while not calendar.is_working_day(last_day):
                 last_day += timedelta(days=1)
-            due = now.replace(
-                year=last_day.year, month=last_day.month, day=last_day.day, hour=17, minute=0,
-                second=0, microsecond=0,
-            )  # fmt: skip
+            due = (
+                midnight(last_day).replace(hour=17)
+                if timed
+                else midnight(last_day + timedelta(days=1))
+            )
             handle = await h.start_obligation(obligation_input(due_at=due, calendar=calendar))
             await h.env.sleep(timedelta(days=25))
             extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ", name_en="Day off", source="x")
@@ -175,12 +149,19 @@ async def record_timed_calendar_change() -> None:
             changed = WorkingCalendar.model_validate(
                 {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
             )
+            if not timed:
+                await handle.signal("calendar_changed", {"calendar": "2025"})
+                await handle.signal("calendar_changed", None)
+                years_ago = calendar.between_years(calendar.first_year, calendar.first_year)
+                await handle.signal(
+                    ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=years_ago)
+                )
             await handle.signal(
                 ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
             )
             await handle.result()
             history = await handle.fetch_history()
-            path = HISTORIES / "obligation-timed-calendar-change.json"
+            path = HISTORIES / name
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
