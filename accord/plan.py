@@ -40,7 +40,6 @@ from agreements.models import (
     NotifyTarget,
     Officer,
     OfficerRole,
-    RecipientRole,
     notify_text,
 )
 from agreements.recipients import Holder, pick_recipients, role_scopes
@@ -234,7 +233,7 @@ class _Addressing:
                 )
             candidates = self._candidates[key] = [self._officers[i] for i in sorted(reached)]
         return [
-            _recipient(officer, role)
+            Recipient.of(officer, role)
             for officer, role in pick_recipients(scopes, candidates, province)
         ]
 
@@ -246,22 +245,12 @@ class _Addressing:
         for officer, holder in self._officers:
             if OfficerRole.ADMIN.value in holder.roles and holder.email.lower() not in seen:
                 seen.add(holder.email.lower())
-                admins.append(_recipient(officer, None))
+                admins.append(Recipient.of(officer, None))
         return admins
 
     def names(self, task: TaskRef) -> dict[str, str]:
         codes = [*task.owners, *task.copy_to, *([task.recipient] if task.recipient else [])]
         return {code: self._names[code] for code in codes if code in self._names}
-
-
-def _recipient(officer: Officer, role: RecipientRole | None) -> Recipient:
-    return Recipient(
-        officer_id=officer.id,
-        name=officer.name,
-        email=officer.email,
-        role=role,
-        locale="en" if officer.locale == "en" else "vi",
-    )
 
 
 def plan(

@@ -67,7 +67,7 @@ from activities.templates import (
     package_templates,
     sender_address,
 )
-from agreements.models import OfficerRole, RecipientRole, notify_text
+from agreements.models import OfficerRole, notify_text
 from agreements.recipients import Holder, pick_recipients, role_scopes
 from infra.db import (
     OUTBOX_TABLE,
@@ -365,7 +365,7 @@ class MailActivities:
             for officer, officer_province in officers
         ]
         return [
-            _recipient(officer, role)
+            Recipient.of(officer, role)
             for officer, role in pick_recipients(scopes, holders, province)
         ]
 
@@ -748,7 +748,7 @@ class MailActivities:
             if officer.email.lower() in seen:
                 continue
             seen.add(officer.email.lower())
-            admins.append(_recipient(officer, None))
+            admins.append(Recipient.of(officer, None))
         return admins
 
     def _audit(self, request: NotificationRequest, plan: _Plan, result: NotificationResult) -> None:
@@ -796,16 +796,6 @@ class MailActivities:
         add_audit_rows(session, rows=[sent, *audit_rows(request.audit)])
         if request.closing:
             abandon_pending_outbox(session, task.task_id, keep=request.business_key)
-
-
-def _recipient(officer: OfficerRow, role: RecipientRole | None) -> Recipient:
-    return Recipient(
-        officer_id=officer.id,
-        name=officer.name,
-        email=officer.email,
-        role=role,
-        locale="en" if officer.locale == "en" else "vi",
-    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -44,7 +44,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import babel
@@ -77,6 +77,30 @@ class Recipient:
     email: str
     role: RecipientRole | None
     locale: Locale = "vi"
+
+    @classmethod
+    def of(cls, officer: Contact, role: RecipientRole | None) -> Recipient:
+        """An officer from the directory file or the database, in `role`."""
+        return cls(
+            officer_id=officer.id,
+            name=officer.name,
+            email=officer.email,
+            role=role,
+            locale="en" if officer.locale == "en" else "vi",
+        )
+
+
+class Contact(Protocol):
+    """What a recipient is made from: a directory `Officer` or a database `OfficerRow`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def locale(self) -> str: ...
 
 
 @dataclass(frozen=True)
