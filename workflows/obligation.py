@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -70,14 +70,12 @@ LOCAL_STORE_TIMEOUT = timedelta(seconds=45)
 LOCAL_MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=2,
-    non_retryable_error_types=["NoRecipient"],
 )
 """The fast path: two tries inside the workflow task; then the durable `MAIL_RETRY` path."""
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["NoRecipient"],
 )
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -282,42 +280,27 @@ class ObligationWorkflow:
         )
         summary = f"{kind.value} {offset or ''}".strip()
         try:
-            try:
-                result = await workflow.execute_local_activity(
-                    "send_notification",
-                    request,
-                    result_type=NotificationResult,
-                    start_to_close_timeout=LOCAL_MAIL_TIMEOUT,
-                    retry_policy=LOCAL_MAIL_RETRY,
-                    summary=summary,
-                )
-            except FailureError as err:
-                if _permanent(err):
-                    raise
-                result = await workflow.execute_activity(
-                    "send_notification",
-                    request,
-                    result_type=NotificationResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    heartbeat_timeout=MAIL_HEARTBEAT,
-                    retry_policy=MAIL_RETRY,
-                    summary=f"{summary} (gửi lại)",
-                )
-            if result.recipients == 0:
-                # Nobody holds the roles: the activity told the admins; the task records it.
-                # (State and query only, no command: histories replay unchanged.)
-                self._record_no_recipient(key, roles, admins_told=result.admins_told > 0)
-        except FailureError as err:
-            if not _permanent(err):
-                raise
-            # Nobody holds the role: record it for the admin and carry on with the schedule.
-            cause = _cause(err)
-            self._decisions.append(
-                Decision(
-                    at=workflow.now(), kind="notification_failed", actor="system", detail=str(cause)
-                )
+            result = await workflow.execute_local_activity(
+                "send_notification",
+                request,
+                result_type=NotificationResult,
+                start_to_close_timeout=LOCAL_MAIL_TIMEOUT,
+                retry_policy=LOCAL_MAIL_RETRY,
+                summary=summary,
             )
-            self._add_audit("notification_failed", {"key": key, "error": str(cause)[:500]})
+        except FailureError:  # the fast path gave up (a local activity's arrives unwrapped)
+            result = await workflow.execute_activity(
+                "send_notification",
+                request,
+                result_type=NotificationResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=MAIL_HEARTBEAT,
+                retry_policy=MAIL_RETRY,
+                summary=f"{summary} (gửi lại)",
+            )
+        if result.recipients == 0:
+            # Nobody holds the roles: the activity told the admins; the task records it.
+            self._record_no_recipient(key, roles, admins_told=result.admins_told > 0)
 
     def _record_no_recipient(
         self, key: str, roles: Sequence[NotifyTarget], *, admins_told: bool
@@ -971,15 +954,3 @@ def _indicator_problems(
                 )
             )
     return problems
-
-
-def _cause(err: FailureError) -> BaseException:
-    """The failure an activity raised (a local activity's arrives unwrapped)."""
-    if isinstance(err, ActivityError) and err.cause is not None:
-        return err.cause
-    return err
-
-
-def _permanent(err: FailureError) -> bool:
-    cause = _cause(err)
-    return isinstance(cause, ApplicationError) and cause.non_retryable
