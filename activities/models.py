@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -75,6 +76,9 @@ class NotificationKind(StrEnum):
     """To the admins: a notification reached nobody, no officer holding its roles."""
 
 
+AuditChannel = Literal["portal", "cli", "system"]
+
+
 class AuditEntry(Payload):
     """One state change or decision. `event_key` makes the write idempotent."""
 
@@ -85,6 +89,15 @@ class AuditEntry(Payload):
     actor: str | None = Field(default=None, description="Officer ID, or 'system'.")
     action: str
     detail: dict[str, str] = Field(default_factory=dict)
+    tenant: str | None = Field(default=None, description="Tenant (directory) of the task.")
+    roles: list[str] = Field(default_factory=list, description="Roles the actor acted with.")
+    channel: AuditChannel = Field(
+        default="system", description="Entry point: portal, cli or system (the engine itself)."
+    )
+    request_id: str | None = Field(default=None, description="ID of the request that acted.")
+    operator: str | None = Field(
+        default=None, description="Operator who acted on the officer's behalf (CLI)."
+    )
 
 
 class NotificationRequest(Payload):
