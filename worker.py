@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from activities.mail import MailActivities
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
 from infra import db
+from infra.claim_keys import verifying_keys
 from infra.settings import Settings, SmtpSettings
+from workflows import claims
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -64,13 +66,19 @@ def build_worker(
     max_cached_workflows: int = 1000,
     share_accord_modules: bool = True,
     templates: MailTemplates | None = None,
+    claim_keys: Mapping[str, bytes] | None = None,
 ) -> Worker:
-    """The worker. With `share_accord_modules` (the default) the workflow sandbox shares
+    """The worker; `claim_keys` (key ID → secret) are the keys its update validators accept
+    on actor claims (`workflows.claims`; None: those installed already).
+
+    With `share_accord_modules` (the default) the workflow sandbox shares
     Accord's own packages instead of re-importing them for every workflow run: that halves a
     cached workflow's memory and saves a tenth of the worker's CPU (bench/results), but the
     sandbox then no longer stops a restricted call (`datetime.now()`, I/O) made *in* those
     modules. The tests run the strict sandbox (`share_accord_modules=False`), so such a call in
     workflow code fails there; the replay tests guard the rest."""
+    if claim_keys is not None:
+        claims.install_verifying_keys(claim_keys)
     restrictions = SandboxRestrictions.default
     if share_accord_modules:
         restrictions = restrictions.with_passthrough_modules(*ACCORD_PACKAGES)
@@ -145,6 +153,7 @@ async def run_worker_only(settings: Settings) -> None:
         session_factory=session_factory,
         smtp=settings.smtp,
         templates=templates,
+        claim_keys=verifying_keys(settings),
     )
     async with worker:
         log.info("worker polling %s", settings.temporal.task_queue)

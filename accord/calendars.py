@@ -51,12 +51,18 @@ def covered_tasks_query(calendar: WorkingCalendar, zone: str) -> str:
 
 
 async def publish_calendar(
-    client: Client, calendar: WorkingCalendar, note: str, *, zone: str = "Asia/Ho_Chi_Minh"
+    client: Client,
+    calendar: WorkingCalendar,
+    note: str,
+    *,
+    zone: str = "Asia/Ho_Chi_Minh",
+    published_by: str | None = None,
 ) -> Published:
     """Signal the calendar to every running task due within its years, and to every running
-    agreement (for the tasks it has not started). A workflow that closed since the listing is
+    agreement (for the tasks it has not started); the tasks record `published_by` (the
+    operator) as who changed their deadline. A workflow that closed since the listing is
     counted, not an error; the others are still told."""
-    update = CalendarUpdate(calendar=calendar, note=note)
+    update = CalendarUpdate(calendar=calendar, note=note, published_by=published_by)
     tasks = agreements = closed = 0
     async for execution in client.list_workflows(covered_tasks_query(calendar, zone)):
         if await _signal(client, execution.id, ObligationWorkflow.calendar_changed, update):

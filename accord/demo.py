@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from accord.deploy import build_input, start_agreement
+from accord.identity import Credential, signed
 from activities.models import Actor
 from agreements.expansion import expand
 from agreements.loader import LoadedAgreement, load_directory
@@ -94,6 +95,7 @@ async def start_demo(
     *,
     session_factory: sessionmaker[Session],
     task_queue: str,
+    credential: Credential,
 ) -> None:
     directory_path = agreements_dir / "directory" / "quang-binh.yaml"
     directory = load_directory(directory_path)
@@ -122,8 +124,14 @@ async def start_demo(
             agency=ON_TIME_AGENCY,
             roles=[OfficerRole(r) for r in officer.roles],
         )
-    result = await client.get_workflow_handle(task_workflow_id(on_time.task_id)).execute_update(
-        ObligationWorkflow.submit_report,
+    workflow_id = task_workflow_id(on_time.task_id)
+    report = signed(
+        credential,
         SubmitReport(actor=actor, summary="Báo cáo trình diễn: đã hoàn thành các nội dung."),
+        update=ObligationWorkflow.submit_report,
+        workflow_id=workflow_id,
+    )
+    result = await client.get_workflow_handle(workflow_id).execute_update(
+        ObligationWorkflow.submit_report, report
     )
     print(f"demo: {on_time.task_id} submitted: {result.message}", flush=True)

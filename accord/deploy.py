@@ -112,6 +112,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
             within=event.within if event else None,
             owners=owners,
             jointly=obligation.owners.jointly,
+            extension_approver=list(obligation.extension_approver),
         )
     tasks = [planned_task(o, opens_at(o, starts_at)) for o in loaded.occurrences]
     plan = AgreementPlan(

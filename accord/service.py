@@ -15,6 +15,8 @@ from contextlib import AsyncExitStack
 from accord.demo import start_demo
 from accord.deploy import deploy_folder
 from accord.embedded import DevServer, MailSink
+from accord.identity import Credential
+from infra.claim_keys import signing_key, verifying_keys
 from infra.settings import Settings
 from worker import build_worker, connect, load_mail_templates, open_database, stop_event
 
@@ -24,6 +26,8 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # First: a broken mail template override stops start-up before anything is started.
     templates = load_mail_templates(settings)
+    # Then the claim keys (embedded: generated once into the data folder).
+    claim_keys = verifying_keys(settings)
     stop = stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address
@@ -51,6 +55,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             session_factory=session_factory,
             smtp=smtp,
             templates=templates,
+            claim_keys=claim_keys,
         )
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
@@ -75,6 +80,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
                         settings.agreements_dir,
                         session_factory=session_factory,
                         task_queue=settings.temporal.task_queue,
+                        credential=Credential(operator="accord-demo", key=signing_key(settings)),
                     )
                 )
             print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)

@@ -27,6 +27,7 @@ import email.policy
 import fnmatch
 import os
 import re
+import secrets
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +50,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from accord.deploy import build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
+from accord.identity import Credential, signed
 from accord.plan import SUBMIT_AT as SUBMIT_AT
 from accord.plan import PlannedMail, summary_json
 from accord.plan import ScriptedSubmission as ScriptedSubmission
@@ -58,6 +60,7 @@ from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
+from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.agreement import AgreementWorkflow
@@ -297,8 +300,16 @@ async def _simulate(
     # The simulation's mail lives as long as the simulation: no fsync per message.
     async with MailSink(mail_dir, port=0, fsync=False) as sink:
         smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
+        # Its own ephemeral key: scripted reports are signed as an operator's would be.
+        credential = Credential(
+            operator="accord-simulate", key=SigningKey("simulate", secrets.token_bytes(32))
+        )
         worker = build_worker(
-            client, task_queue=task_queue, session_factory=session_factory, smtp=smtp
+            client,
+            task_queue=task_queue,
+            session_factory=session_factory,
+            smtp=smtp,
+            claim_keys={credential.key.key_id: credential.key.secret},
         )
         async with worker:
             deployed = await start_agreement(
@@ -324,7 +335,7 @@ async def _simulate(
                 )
                 await watch.advance_to(target, f"moving to --submit {scripted.on}")
                 submitted, problems = await _submit(
-                    client, loaded, input, scripted, years, session_factory
+                    env, credential, loaded, input, scripted, years, session_factory
                 )
                 warnings.extend(problems)
                 await leaked.settle(submitted, seconds=SETTLE_SECONDS)
@@ -358,7 +369,8 @@ async def _simulate(
 
 
 async def _submit(
-    client: Client,
+    env: WorkflowEnvironment,
+    credential: Credential,
     loaded: LoadedAgreement,
     input: AgreementInput,
     scripted: ScriptedSubmission,
@@ -367,6 +379,7 @@ async def _submit(
 ) -> tuple[list[str], list[str]]:
     """Submit a report to every task matching the script, now; return the task IDs that took
     it and a warning for each that did not."""
+    client = env.client
     zone = loaded.agreement.zone
     matched = [t for t in input.waiting if fnmatch.fnmatchcase(t.task_id, scripted.pattern)]
     if not matched:
@@ -406,6 +419,13 @@ async def _submit(
             ),
             summary="Báo cáo mô phỏng (accord simulate).",
             indicators=placeholder_values(obligation.indicators),
+        )
+        report = signed(
+            credential,
+            report,
+            update=ObligationWorkflow.submit_report,
+            workflow_id=task_workflow_id(task.task_id),
+            received_at=await env.get_current_time(),
         )
         try:
             await handle.execute_update(ObligationWorkflow.submit_report, report)

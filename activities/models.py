@@ -131,6 +131,12 @@ class NotificationRequest(Payload):
         description="Audit entries the workflow made since its last activity; written (once "
         "each, by event key) in the transaction of this notification's audit row.",
     )
+    acted_by: str | None = Field(
+        default=None,
+        description="The officer (directory ID) whose action this notification reports, e.g. "
+        "who waived the task.",
+    )
+    acted_by_agency: str | None = Field(default=None, description="That officer's agency code.")
     closing: bool = Field(
         default=False,
         description="The task's last notification (its receipt): the task's other outbox rows "
@@ -161,7 +167,12 @@ IndicatorValue = int | Ratio | dict[str, int] | str
 class RecordSubmission(Payload):
     task: TaskRef
     officer_id: str
-    submitted_at: AwareDatetime
+    submitted_at: AwareDatetime = Field(
+        description="When Accord's entry point received the report (its signed claim)."
+    )
+    handled_at: AwareDatetime | None = Field(
+        default=None, description="When the workflow handled it (workflow time)."
+    )
     late: bool
     summary: str = Field(max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)

@@ -227,7 +227,7 @@ VARIABLES = frozenset(
         "kind", "recipient_name", "role", "owing", "copy", "title", "agency", "deliverable",
         "period",
         "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
-        "days_left", "days_overdue", "step", "late", "approved", "reason",
+        "days_left", "days_overdue", "step", "late", "approved", "reason", "acted_by",
     }
 )  # fmt: skip
 """What `_variables` gives every template (README, "Rewording mail")."""
@@ -675,7 +675,17 @@ def _variables(
         "late": request.late,
         "approved": request.approved,
         "reason": one_line(request.reason) if request.reason else None,
+        "acted_by": _acted_by(request, names),
     }
+
+
+def _acted_by(request: NotificationRequest, names: Mapping[str, str]) -> str | None:
+    """The officer whose action the notification reports, e.g. 'quan-tri-snv (Sở Nội vụ)'."""
+    if not request.acted_by:
+        return None
+    if request.acted_by_agency:
+        return f"{one_line(request.acted_by)} ({_agency_label(request.acted_by_agency, names)})"
+    return one_line(request.acted_by)
 
 
 def _facts(

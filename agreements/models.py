@@ -260,6 +260,22 @@ class EscalationStep(Model):
     )
 
 
+class ExtensionApprover(StrEnum):
+    """Who may decide an obligation's extension requests (never the officer who asked, and
+    never an officer of an agency that owes the task)."""
+
+    RECIPIENT_HEAD = "recipient_head"
+    """The head or a deputy head of the agency the deliverable goes to (`recipient`)."""
+    PROVINCIAL_LEADERSHIP = "provincial_leadership"
+    """An officer with the provincial-leadership role (lãnh đạo UBND tỉnh)."""
+
+
+DEFAULT_EXTENSION_APPROVERS = (
+    ExtensionApprover.RECIPIENT_HEAD,
+    ExtensionApprover.PROVINCIAL_LEADERSHIP,
+)
+
+
 class NotificationPolicy(Model):
     """Reminder policy and escalation ladder: agreement-wide defaults or per-obligation
     overrides."""
@@ -717,6 +733,33 @@ class Obligation(Model):
             "six_month, nine_month, annual), separate from the submission due date."
         ),
     )
+    extension_approver: list[ExtensionApprover] = Field(
+        default_factory=lambda: list(DEFAULT_EXTENSION_APPROVERS),
+        min_length=1,
+        description=(
+            "Who decides its extension requests: `recipient_head` (the head or a deputy head "
+            "of the recipient agency) and/or `provincial_leadership`; default both, e.g. "
+            "`[provincial_leadership]`. Never the officer who asked, nor an officer of an "
+            "owing agency: an obligation whose recipient also owes it needs "
+            "`provincial_leadership`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _approver_exists(self) -> Obligation:
+        if self.extension_approver == [ExtensionApprover.RECIPIENT_HEAD]:
+            if self.recipient is None:
+                raise ValueError(
+                    "extension_approver: recipient_head needs a recipient agency; add "
+                    "provincial_leadership or name the recipient"
+                )
+            if self.recipient in self.owners.agencies:
+                raise ValueError(
+                    f"extension_approver: the recipient {self.recipient} also owes this "
+                    "obligation, so its head cannot decide its extensions; add "
+                    "provincial_leadership"
+                )
+        return self
 
 
 class ContentItem(Model):

@@ -120,6 +120,9 @@ class SubmissionRow(Base):
     agency: Mapped[str] = mapped_column(String(40))
     officer_id: Mapped[str] = mapped_column(String(60))
     submitted_at: Mapped[datetime]
+    """When Accord's entry point received the report (the signed claim's time)."""
+    handled_at: Mapped[datetime | None]
+    """When the workflow handled it; on time or late is judged by `submitted_at`."""
     late: Mapped[bool] = mapped_column(Boolean)
     summary: Mapped[str] = mapped_column(Text)
     indicators: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -72,6 +72,30 @@ class TemporalSettings(BaseModel):
     )
 
 
+class ClaimSettings(BaseModel):
+    """The key that signs actor claims (workflows.claims), and the CLI's operator credential."""
+
+    key: SecretStr | None = Field(
+        default=None,
+        description="Signing key (≥ 32 characters). Unset with the embedded server: a key is "
+        "generated once into <data_dir>/claims.key (mode 0600). Required with a cluster.",
+    )
+    key_id: str = Field(
+        default="k1", pattern=r"^[A-Za-z0-9._-]{1,40}$", description="ID of `key` (rotation)."
+    )
+    previous_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Retired keys still accepted for verifying, by key ID (JSON object).",
+    )
+    operator: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._@-]+$",
+        description="Operator ID: who runs the CLI's acting commands, recorded as 'on behalf "
+        "of X, by operator Y'. Without it those commands refuse.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ACCORD_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -85,6 +109,7 @@ class Settings(BaseSettings):
     locale: Literal["vi", "en"] = "vi"
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    claims: ClaimSettings = Field(default_factory=ClaimSettings)
 
     @property
     def resolved_database_url(self) -> str:

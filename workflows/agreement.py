@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import owing
+    from workflows import claims
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
         STATE_LABELS_VI,
@@ -211,6 +212,7 @@ class AgreementWorkflow:
                     deadline_rule=obligation.deadline_rule,
                     calendar=self._task_calendar(task),
                     sending_time=plan.sending_time,
+                    extension_approver=obligation.extension_approver,
                 ),
                 id=task_workflow_id(task.task_id),
                 # Children outlive each run of this workflow (continue-as-new) and report back
@@ -288,6 +290,10 @@ class AgreementWorkflow:
                 at=workflow.now(),
                 agreement_id=plan.agreement_id,
                 actor=record.actor.officer_id,
+                roles=[role.value for role in record.actor.roles],
+                channel=record.claim.channel if record.claim else "system",
+                request_id=record.claim.request_id if record.claim else None,
+                operator=record.claim.operator if record.claim else None,
                 action="event_recorded",
                 detail={
                     "event": record.event,
@@ -305,6 +311,15 @@ class AgreementWorkflow:
     @record_event.validator
     def _check_event(self, record: EventRecord) -> None:
         plan = self._plan
+        try:
+            claims.verify(
+                record,
+                update="record_event",
+                workflow_id=workflow.info().workflow_id,
+                now=workflow.now(),
+            )
+        except claims.ClaimRefused as error:
+            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
         if OfficerRole.ADMIN not in record.actor.roles:
             raise refusal(
                 vi="chỉ quản trị viên được ghi nhận sự kiện",

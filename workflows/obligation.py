@@ -21,6 +21,7 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        Actor,
         AuditBatch,
         AuditEntry,
         IndicatorValue,
@@ -31,7 +32,16 @@ with workflow.unsafe.imports_passed_through():
         RecordSubmission,
     )
     from agreements import planner
-    from agreements.models import IndicatorKind, NotifyTarget, RecipientRole, notify_text
+    from agreements.models import (
+        ExtensionApprover,
+        IndicatorKind,
+        NotifyTarget,
+        OfficerRole,
+        RecipientRole,
+        notify_text,
+    )
+    from workflows import claims
+    from workflows.claims import Claim, ClaimRefused
     from workflows.payloads import (
         STATE_LABELS_EN,
         STATE_LABELS_VI,
@@ -58,9 +68,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import task_search_attributes
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
-SUBMISSION_CLOCK_TOLERANCE = timedelta(minutes=15)
-"""How far before its handling a report's `sent_at` is believed (outages, retries)."""
-CLOCK_SKEW = timedelta(minutes=1)
 LOCAL_MAIL_TIMEOUT = timedelta(seconds=75)
 """Longer than one SMTP exchange may take (30 s timeout per step, settings), so the fast path is
 rarely cut off between the relay's acceptance and the outbox mark (which would resend it, with
@@ -261,6 +268,7 @@ class ObligationWorkflow:
         previous_due_at: datetime | None = None,
         reason: str | None = None,
         closing: bool = False,
+        acted_by: Actor | None = None,
     ) -> None:
         """Send one notification: first as a local activity (one history event when the relay
         answers), then, if that fails, as an activity with durable retries and a heartbeat.
@@ -277,6 +285,7 @@ class ObligationWorkflow:
             previous_due_at=previous_due_at,
             reason=reason,
             closing=closing,
+            acted_by=acted_by,
         )
         summary = f"{kind.value} {offset or ''}".strip()
         try:
@@ -330,6 +339,7 @@ class ObligationWorkflow:
         previous_due_at: datetime | None = None,
         reason: str | None = None,
         closing: bool = False,
+        acted_by: Actor | None = None,
     ) -> NotificationRequest:
         task = self._task.model_copy(
             update={
@@ -354,10 +364,30 @@ class ObligationWorkflow:
             reason=reason,
             audit=audit,
             closing=closing,
+            acted_by=acted_by.officer_id if acted_by else None,
+            acted_by_agency=acted_by.agency if acted_by else None,
         )
 
-    def _add_audit(self, action: str, detail: dict[str, str], actor: str = "system") -> None:
-        """Note an audit entry; it is written with the task's next activity (or at close)."""
+    def _add_audit(
+        self,
+        action: str,
+        detail: dict[str, str],
+        actor: str = "system",
+        *,
+        by: tuple[Actor, Claim | None] | None = None,
+    ) -> None:
+        """Note an audit entry; it is written with the task's next activity (or at close).
+        `by`: the officer who acted and the claim his entry point signed."""
+        who: dict[str, Any] = {}
+        if by is not None:
+            officer, claim = by
+            who = {"actor": officer.officer_id, "roles": [role.value for role in officer.roles]}
+            if claim is not None:
+                who |= {
+                    "channel": claim.channel,
+                    "request_id": claim.request_id,
+                    "operator": claim.operator,
+                }
         self._pending_audit.append(
             AuditEntry(
                 event_key=f"{self._task.task_id}/{action}/{len(self._decisions)}/"
@@ -365,9 +395,9 @@ class ObligationWorkflow:
                 at=workflow.now(),
                 agreement_id=self._task.agreement_id,
                 task_id=self._task.task_id,
-                actor=actor,
                 action=action,
                 detail=detail,
+                **({"actor": actor} | who),
             )
         )
 
@@ -440,13 +470,13 @@ class ObligationWorkflow:
             self._parent_sender = None
 
     def _effective_submission_time(self, report: SubmitReport) -> datetime:
-        """The officer's sending time when it is believable: not after the handling, at most
-        SUBMISSION_CLOCK_TOLERANCE before it (a clock off by more is clamped)."""
+        """When Accord's entry point received the report (its signed claim), never after the
+        handling; the validator refused a claim older than `claims.MAX_DELIVERY_DELAY`. No
+        client's clock is believed."""
         now = workflow.now()
-        sent = report.sent_at
-        if sent is None or sent > now + CLOCK_SKEW:
+        if report.claim is None:  # the validator refuses it; kept total for the type checker
             return now
-        return max(min(sent, now), now - SUBMISSION_CLOCK_TOLERANCE)
+        return claims.received_time(report.claim, now)
 
     def _catch_up(self, until: datetime) -> None:
         """Decide the notices whose instant came before `until` (a report's sending time) but
@@ -466,20 +496,26 @@ class ObligationWorkflow:
         late = planner.is_late(at, self._due_at)
         self._state = TaskState.DONE_LATE if late else TaskState.DONE_ON_TIME
         self._submitted_at = at
+        zone = self._zone()
         self._decisions.append(
             Decision(
                 at=now,
                 kind="submitted",
                 actor=report.actor.officer_id,
                 detail=("nộp muộn" if late else "nộp đúng hạn")
-                + (f" (gửi lúc {local_text(at.astimezone(self._zone()))})" if at != now else ""),
+                + f" (Accord nhận lúc {local_text(at.astimezone(zone))}, xử lý lúc "
+                f"{local_text(now.astimezone(zone))})",
             )
         )
         self._wakes += 1
         self._add_audit(
             "submitted",
-            {"late": str(late).lower(), "sent_at": at.isoformat()},
-            actor=report.actor.officer_id,
+            {
+                "late": str(late).lower(),
+                "received_at": at.isoformat(),
+                "handled_at": now.isoformat(),
+            },
+            by=(report.actor, report.claim),
         )
         audit, self._pending_audit = self._pending_audit, []
         await workflow.execute_local_activity(
@@ -488,6 +524,7 @@ class ObligationWorkflow:
                 task=self._task,
                 officer_id=report.actor.officer_id,
                 submitted_at=at,
+                handled_at=now,
                 late=late,
                 summary=report.summary,
                 indicators=report.indicators,
@@ -519,7 +556,7 @@ class ObligationWorkflow:
         self._add_audit(
             "extension_requested",
             {"new_due": request.new_due.isoformat(), "reason": request.reason},
-            actor=request.actor.officer_id,
+            by=(request.actor, request.claim),
         )
         roles = planner.extension_request_roles(self._terms)
         if roles:
@@ -572,7 +609,7 @@ class ObligationWorkflow:
         self._add_audit(
             f"extension_{verdict}",
             {"new_due": request.new_due.isoformat(), "note": decision.note or ""},
-            actor=decision.actor.officer_id,
+            by=(decision.actor, decision.claim),
         )
         self._spawn(
             self._send(
@@ -600,13 +637,14 @@ class ObligationWorkflow:
                 detail=waiver.reason,
             )
         )
-        self._add_audit("waived", {"reason": waiver.reason}, actor=waiver.actor.officer_id)
+        self._add_audit("waived", {"reason": waiver.reason}, by=(waiver.actor, waiver.claim))
         self._spawn(
             self._send(
                 NotificationKind.WAIVED,
                 list(planner.WAIVER_ROLES),
                 key="waived",
                 reason=waiver.reason,
+                acted_by=waiver.actor,
             )
         )
         self._closed = True
@@ -662,14 +700,19 @@ class ObligationWorkflow:
                 f"lịch làm việc thay đổi{': ' + update.note if update.note else ''}; "
                 f"hạn mới {before_day_text(new_due)}" + (f" ({note})" if note else "")
             )
+            publisher = update.published_by or "system"
             self._decisions.append(
-                Decision(at=now, kind="calendar_changed", actor="system", detail=detail)
+                Decision(at=now, kind="calendar_changed", actor=publisher, detail=detail)
             )
             self._due_at = new_due
             if self._state is TaskState.OVERDUE and now < new_due:
                 self._state = TaskState.PENDING
                 self._escalation_level = 0
-            self._add_audit("calendar_changed", {"due_at": local_text(new_due), "note": note or ""})
+            self._add_audit(
+                "calendar_changed",
+                {"due_at": local_text(new_due), "note": note or ""},
+                actor=publisher,
+            )
         self._publish()
 
     def _ignore_signal(self, signal: str, why: str) -> None:
@@ -695,6 +738,7 @@ class ObligationWorkflow:
     @submit_report.validator
     def _validate_submit(self, report: SubmitReport | Any = None, *extra: Any) -> None:
         report = parse_argument(SubmitReport, "submit_report", report, extra)
+        self._verify_claim(report, "submit_report")
         self._require_open()
         actor = report.actor
         owners = self._task.owners
@@ -725,6 +769,7 @@ class ObligationWorkflow:
     @request_extension.validator
     def _validate_extension(self, request: ExtensionRequest | Any = None, *extra: Any) -> None:
         request = parse_argument(ExtensionRequest, "request_extension", request, extra)
+        self._verify_claim(request, "request_extension")
         self._require_open()
         actor = request.actor
         owners = self._task.owners
@@ -773,21 +818,34 @@ class ObligationWorkflow:
     @decide_extension.validator
     def _validate_decision(self, decision: ExtensionDecision | Any = None, *extra: Any) -> None:
         decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
+        self._verify_claim(decision, "decide_extension")
         self._require_open()
-        if self._pending_extension is None:
+        pending = self._pending_extension
+        if pending is None:
             raise refusal(
                 en="there is no extension request to decide",
                 vi="không có đề nghị gia hạn nào đang chờ quyết định",
             )
         actor = decision.actor
-        if not (actor.is_admin or (self._task.recipient and actor.agency == self._task.recipient)):
+        if actor.officer_id == pending.actor.officer_id:
             raise refusal(
-                en="only the aggregator "
-                f"({self._task.recipient or 'none named'}) or an admin may decide an extension "
-                f"(officer {actor.officer_id} belongs to {actor.agency})",
-                vi="chỉ cơ quan tổng hợp "
-                f"({self._task.recipient or 'không có'}) hoặc quản trị viên được quyết định gia "
-                f"hạn (cán bộ {actor.officer_id} thuộc {actor.agency})",
+                en=f"officer {actor.officer_id} asked for this extension and cannot decide it",
+                vi=f"cán bộ {actor.officer_id} đã đề nghị gia hạn nên không được tự quyết định",
+            )
+        if actor.agency in self._task.owners:
+            raise refusal(
+                en=f"an officer of {actor.agency}, which owes this task, cannot decide its "
+                "extension",
+                vi=f"cán bộ của {actor.agency}, đơn vị thực hiện nhiệm vụ, không được quyết định "
+                "gia hạn",
+            )
+        if not self._may_approve(actor):
+            who_en, who_vi = self._approvers_text()
+            raise refusal(
+                en=f"only {who_en} may decide this extension (officer {actor.officer_id} of "
+                f"{actor.agency}, roles {', '.join(actor.roles) or 'none'})",
+                vi=f"chỉ {who_vi} được quyết định gia hạn (cán bộ {actor.officer_id} thuộc "
+                f"{actor.agency})",
             )
 
     @workflow.update
@@ -800,6 +858,7 @@ class ObligationWorkflow:
     @waive.validator
     def _validate_waive(self, waiver: Waiver | Any = None, *extra: Any) -> None:
         waiver = parse_argument(Waiver, "waive", waiver, extra)
+        self._verify_claim(waiver, "waive")
         self._require_open()
         if not waiver.actor.is_admin:
             raise refusal(
@@ -830,6 +889,38 @@ class ObligationWorkflow:
 
     # ----------------------------------------------------------------------------------------
     # Helpers
+
+    def _verify_claim(self, payload: Any, update: str) -> None:
+        """Refuse an update whose signed claim does not vouch for it (made up, altered,
+        unsigned, for another update or task, or expired): before any other rule."""
+        try:
+            claims.verify(
+                payload, update=update, workflow_id=workflow.info().workflow_id, now=workflow.now()
+            )
+        except ClaimRefused as error:
+            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
+
+    def _may_approve(self, actor: Actor) -> bool:
+        approvers = self._input.extension_approver
+        head = OfficerRole.HEAD in actor.roles or OfficerRole.DEPUTY_HEAD in actor.roles
+        recipient = self._task.recipient
+        if ExtensionApprover.RECIPIENT_HEAD in approvers and head and actor.agency == recipient:
+            return True
+        leadership = OfficerRole.PROVINCIAL_LEADERSHIP in actor.roles
+        return ExtensionApprover.PROVINCIAL_LEADERSHIP in approvers and leadership
+
+    def _approvers_text(self) -> tuple[str, str]:
+        en: list[str] = []
+        vi: list[str] = []
+        for approver in self._input.extension_approver:
+            if approver is ExtensionApprover.RECIPIENT_HEAD:
+                recipient = self._task.recipient or "—"
+                en.append(f"the head or a deputy head of {recipient}")
+                vi.append(f"thủ trưởng hoặc cấp phó của {recipient}")
+            else:
+                en.append("the provincial leadership")
+                vi.append("lãnh đạo UBND tỉnh")
+        return " or ".join(en), " hoặc ".join(vi)
 
     def _require_open(self) -> None:
         if self._closed or not self._state.is_open:

@@ -15,20 +15,23 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticSerializationError, to_json
 
 from activities.models import Actor, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
 from agreements.models import (
+    DEFAULT_EXTENSION_APPROVERS,
     DeadlineRule,
     Deliverable,
     EscalationStep,
+    ExtensionApprover,
     Indicator,
     OffsetText,
     ReminderPolicy,
     Slug,
 )
+from workflows.claims import Claim
 
 
 class Payload(BaseModel):
@@ -122,37 +125,57 @@ class ObligationInput(Payload):
     parent_workflow_id: str | None = Field(
         default=None, description="Agreement workflow to tell about state changes."
     )
+    extension_approver: list[ExtensionApprover] = Field(
+        default_factory=lambda: list(DEFAULT_EXTENSION_APPROVERS),
+        description="Who decides extension requests (Obligation.extension_approver).",
+    )
+
+
+CLAIM_DESCRIPTION = (
+    "Signed by Accord's entry point (workflows.claims): the channel, operator, request ID and "
+    "the instant the request was received, with an HMAC over the whole payload. Optional in "
+    "the model so that an unsigned request reaches the validator, which refuses it."
+)
 
 
 class SubmitReport(Payload):
+    """A report. On time or late is judged by `claim.received_at` (when Accord's entry point
+    received it), never by a client's clock."""
+
     actor: Actor
     summary: str = Field(min_length=1, max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
     attachments: list[str] = Field(default_factory=list, max_length=20)
-    sent_at: AwareDatetime | None = Field(
-        default=None,
-        description="When the officer sent the report (the client's clock, kept across "
-        "retries). Used for on time / late when it is at most "
-        "SUBMISSION_CLOCK_TOLERANCE before the workflow handles it and not after it; "
-        "otherwise the handling time is used.",
-    )
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class ExtensionRequest(Payload):
     actor: Actor
     new_due: date = Field(description="New first-late day, same convention as `before`.")
     reason: str = Field(min_length=1, max_length=2000)
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class ExtensionDecision(Payload):
     actor: Actor
     approve: bool
     note: str | None = Field(default=None, max_length=2000)
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class Waiver(Payload):
     actor: Actor
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why; not blank after trimming spaces."
+    )
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
+
+    @field_validator("reason")
+    @classmethod
+    def _real_reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a waiver needs a reason, not only spaces")
+        return value.strip()
 
 
 class UpdateResult(Payload):
@@ -196,6 +219,9 @@ class CalendarUpdate(Payload):
 
     calendar: WorkingCalendar
     note: str = Field(default="", max_length=500)
+    published_by: str | None = Field(
+        default=None, max_length=100, description="The operator who published it."
+    )
 
 
 class TaskStatus(Payload):
@@ -270,6 +296,10 @@ class ObligationPlan(Payload):
     )
     jointly: bool = Field(
         default=False, description="For an event's obligation: one joint task of all owners."
+    )
+    extension_approver: list[ExtensionApprover] = Field(
+        default_factory=lambda: list(DEFAULT_EXTENSION_APPROVERS),
+        description="Who decides extension requests (Obligation.extension_approver).",
     )
 
 
@@ -349,6 +379,7 @@ class EventRecord(Payload):
         description="Period label of the tasks it starts (default: the day, e.g. 2026-12-01); "
         "recording the same event and label again starts nothing new.",
     )
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class EventTask(Payload):

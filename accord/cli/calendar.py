@@ -16,12 +16,14 @@ from accord.cli.engine import (
     CommandError,
     connect,
     load_settings,
+    operator_credential,
     run_engine_command,
 )
 from agreements.calendar import WorkingCalendar
 from agreements.loader import (
     LoadError,
 )
+from infra.settings import Settings
 
 
 def add_calendar_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +56,23 @@ def calendar(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(problem)
         return EXIT_FAILED
+    settings = load_settings() if args.publish else None
+    if settings is not None:
+        # Before printing: publishing needs the operator's credential, and is recorded as his.
+        operator = operator_credential(settings).operator
     print(render_year(working, year, args.lang))
-    if args.publish:
-        return run_engine_command(_publish(working, args.note))
+    if settings is not None:
+        return run_engine_command(_publish(settings, working, args.note, operator))
     return 0
 
 
-async def _publish(working: WorkingCalendar, note: str) -> int:
+async def _publish(
+    settings: Settings, working: WorkingCalendar, note: str, operator: str | None
+) -> int:
     from accord.calendars import publish_calendar
 
-    client = await connect(load_settings())
-    published = await publish_calendar(client, working, note)
+    client = await connect(settings)
+    published = await publish_calendar(client, working, note, published_by=operator)
     print(
         f"published to {published.tasks} running tasks due in {working.first_year}–"
         f"{working.last_year} and {published.agreements} running agreements"

@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from accord.cli.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from accord.cli.errors import EXIT_FAILED as EXIT_FAILED
 from accord.cli.errors import CommandError as CommandError
+from accord.identity import Credential, signed
 from infra.settings import Settings
 from workflows.payloads import (
     STATE_LABELS_EN,
@@ -78,6 +79,25 @@ def load_settings() -> Settings:
             for e in error.errors(include_url=False)
         )
         raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from error
+
+
+def operator_credential(settings: Settings) -> Credential:
+    """The operator's credential: every command that acts on a task, an agreement or the
+    calendar needs it, and refuses without it."""
+    from infra.claim_keys import ClaimKeyError, signing_key
+
+    if not settings.claims.operator:
+        raise CommandError(
+            "no operator credential: set ACCORD_CLAIMS__OPERATOR (your operator ID) and "
+            "ACCORD_CLAIMS__KEY (or use the embedded service's data folder) to act on an "
+            "officer's behalf",
+            EXIT_BAD_INPUT,
+        )
+    try:
+        key = signing_key(settings, create=False)
+    except (ClaimKeyError, OSError) as error:
+        raise CommandError(f"no operator credential: {error}", EXIT_BAD_INPUT) from error
+    return Credential(operator=settings.claims.operator, key=key)
 
 
 def temporal_address(settings: Settings) -> str:
@@ -167,10 +187,13 @@ async def send_update(
     task_id: str,
     update: UpdateMethodMultiParam[[ObligationWorkflow, P], UpdateResult],
     payload: P,
+    credential: Credential,
 ) -> int:
-    """Run one update of a task's workflow and print its outcome. A refusal by the workflow's
-    validator names the rule that was broken."""
+    """Run one update of a task's workflow, signed by the operator's credential, and print its
+    outcome. A refusal by the workflow's validator names the rule that was broken."""
     client = await connect(settings)
+    # Stamped as late as possible: the claim's time is when Accord takes the request.
+    payload = signed(credential, payload, update=update, workflow_id=task_workflow_id(task_id))
     try:
         result = await _run_update(client, settings, task_id, update, payload)
     except WorkflowUpdateFailedError as error:

@@ -21,10 +21,12 @@ from accord.cli.engine import (
     connect,
     load_settings,
     local_due_text,
+    operator_credential,
     refusal_text,
     run_engine_command,
 )
 from accord.cli.tasks import _iso_date, add_officer_argument, checked, find_actor
+from accord.identity import Credential, signed
 from workflows.payloads import EventRecord, EventResult, agreement_workflow_id
 
 
@@ -52,13 +54,14 @@ def add_event_arguments(parser: argparse.ArgumentParser) -> None:
 def event(args: argparse.Namespace) -> int:
     """Record an event (admins only)."""
     settings = load_settings()
+    credential = operator_credential(settings)
     actor = find_actor(settings, args.officer)
     payload = checked(EventRecord, actor=actor, event=args.event, day=args.date, label=args.label)
 
     async def run() -> int:
         client = await connect(settings)
         try:
-            result = await send_event(client, args.agreement, payload)
+            result = await send_event(client, args.agreement, payload, credential)
         except WorkflowUpdateFailedError as error:
             word = "refused" if settings.locale == "en" else "bị từ chối"
             raise CommandError(
@@ -77,12 +80,16 @@ def event(args: argparse.Namespace) -> int:
     return run_engine_command(run())
 
 
-async def send_event(client: Client, agreement_id: str, record: EventRecord) -> EventResult:
-    """The `record_event` update of the agreement's workflow: what the command sends."""
+async def send_event(
+    client: Client, agreement_id: str, record: EventRecord, credential: Credential
+) -> EventResult:
+    """The `record_event` update of the agreement's workflow, signed: what the command sends."""
     from workflows.agreement import AgreementWorkflow
 
-    handle = client.get_workflow_handle_for(
-        AgreementWorkflow.run, agreement_workflow_id(agreement_id)
+    workflow_id = agreement_workflow_id(agreement_id)
+    handle = client.get_workflow_handle_for(AgreementWorkflow.run, workflow_id)
+    record = signed(
+        credential, record, update=AgreementWorkflow.record_event, workflow_id=workflow_id
     )
     try:
         return await asyncio.wait_for(

@@ -37,12 +37,15 @@ def run_service(args: argparse.Namespace) -> int:
     from accord.embedded import EmbeddedError
     from accord.service import serve
     from activities.templates import MailTemplateError
+    from infra.claim_keys import ClaimKeyError
 
     settings = load_settings()
     try:
         asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy))
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
+    except ClaimKeyError as error:
+        raise CommandError(str(error), EXIT_BAD_INPUT) from error
     except MailTemplateError as error:
         raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
     return 0

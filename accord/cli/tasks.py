@@ -1,9 +1,11 @@
 """`accord submit | extend | decide | waive TASK --as OFFICER`: one update of one task, on
-behalf of one officer.
+behalf of one officer, by the operator whose credential is in settings.
 
-The officer is looked up in the database; the workflow's validators judge the rules (who may
-do what, when) and a refusal is printed in the reader's language. Report files are read with
-the agreement loader's YAML safety. No rule of the workflow is checked here.
+Without an operator credential these commands refuse. The officer is looked up in the
+database; the update is signed with the operator's credential (`accord.identity`); the
+workflow's validators judge the rules (who may do what, when) and a refusal is printed in
+the reader's language. Report files are read with the agreement loader's YAML safety. No
+rule of the workflow is checked here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from accord.cli.engine import (
     TASK_PREFIX,
     CommandError,
     load_settings,
+    operator_credential,
     run_engine_command,
     send_update,
 )
@@ -49,7 +52,8 @@ def add_officer_argument(parser: argparse.ArgumentParser) -> None:
         dest="officer",
         required=True,
         metavar="OFFICER_ID",
-        help="the officer acting, by ID in the agency directory; the engine checks the rules",
+        help="the officer on whose behalf you (the operator, ACCORD_CLAIMS__OPERATOR) act, by "
+        "ID in the agency directory; the engine checks the rules",
     )
 
 
@@ -101,10 +105,11 @@ def submit(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
+    credential = operator_credential(settings)
     report = load_report(args.file)
     payload = report.payload(find_actor(settings, args.officer))
     return run_engine_command(
-        send_update(settings, args.task, ObligationWorkflow.submit_report, payload)
+        send_update(settings, args.task, ObligationWorkflow.submit_report, payload, credential)
     )
 
 
@@ -113,11 +118,12 @@ def extend(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
+    credential = operator_credential(settings)
     actor = find_actor(settings, args.officer)
     payload = checked(ExtensionRequest, actor=actor, new_due=args.until, reason=args.reason)
 
     return run_engine_command(
-        send_update(settings, args.task, ObligationWorkflow.request_extension, payload)
+        send_update(settings, args.task, ObligationWorkflow.request_extension, payload, credential)
     )
 
 
@@ -126,13 +132,14 @@ def decide(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
+    credential = operator_credential(settings)
     actor = find_actor(settings, args.officer)
     payload = checked(
         ExtensionDecision, actor=actor, approve=args.verdict == "approve", note=args.note
     )
 
     return run_engine_command(
-        send_update(settings, args.task, ObligationWorkflow.decide_extension, payload)
+        send_update(settings, args.task, ObligationWorkflow.decide_extension, payload, credential)
     )
 
 
@@ -141,10 +148,13 @@ def waive(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
+    credential = operator_credential(settings)
     actor = find_actor(settings, args.officer)
     payload = checked(Waiver, actor=actor, reason=args.reason)
 
-    return run_engine_command(send_update(settings, args.task, ObligationWorkflow.waive, payload))
+    return run_engine_command(
+        send_update(settings, args.task, ObligationWorkflow.waive, payload, credential)
+    )
 
 
 def find_actor(settings: Settings, officer_id: str) -> Actor:
@@ -223,9 +233,6 @@ class ReportFile:
                 summary=self.summary,
                 indicators=self.indicators,
                 attachments=self.attachments,
-                # On time or late is judged by when the officer sent it, not by when a worker
-                # got to it (the workflow bounds how far back it believes this clock).
-                sent_at=datetime.now(UTC),
             )
         except ValidationError as error:
             problems = [
