@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import owing
-    from workflows import claims
+    from workflows.claims import ClaimRefused, verify
     from workflows.obligation import ObligationWorkflow
     from workflows.payloads import (
         STATE_LABELS_VI,
@@ -312,13 +312,13 @@ class AgreementWorkflow:
     def _check_event(self, record: EventRecord) -> None:
         plan = self._plan
         try:
-            claims.verify(
+            verify(
                 record,
                 update="record_event",
                 workflow_id=workflow.info().workflow_id,
                 now=workflow.now(),
             )
-        except claims.ClaimRefused as error:
+        except ClaimRefused as error:
             raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
         if OfficerRole.ADMIN not in record.actor.roles:
             raise refusal(

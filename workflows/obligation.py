@@ -40,8 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RecipientRole,
         notify_text,
     )
-    from workflows import claims
-    from workflows.claims import Claim, ClaimRefused
+    from workflows.claims import Claim, ClaimRefused, received_time, verify
     from workflows.payloads import (
         STATE_LABELS_EN,
         STATE_LABELS_VI,
@@ -471,12 +470,12 @@ class ObligationWorkflow:
 
     def _effective_submission_time(self, report: SubmitReport) -> datetime:
         """When Accord's entry point received the report (its signed claim), never after the
-        handling; the validator refused a claim older than `claims.MAX_DELIVERY_DELAY`. No
+        handling; the validator refused a claim older than `workflows.claims.MAX_DELIVERY_DELAY`. No
         client's clock is believed."""
         now = workflow.now()
         if report.claim is None:  # the validator refuses it; kept total for the type checker
             return now
-        return claims.received_time(report.claim, now)
+        return received_time(report.claim, now)
 
     def _catch_up(self, until: datetime) -> None:
         """Decide the notices whose instant came before `until` (a report's sending time) but
@@ -894,7 +893,7 @@ class ObligationWorkflow:
         """Refuse an update whose signed claim does not vouch for it (made up, altered,
         unsigned, for another update or task, or expired): before any other rule."""
         try:
-            claims.verify(
+            verify(
                 payload, update=update, workflow_id=workflow.info().workflow_id, now=workflow.now()
             )
         except ClaimRefused as error:

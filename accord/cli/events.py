@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -81,15 +82,25 @@ def event(args: argparse.Namespace) -> int:
 
 
 async def send_event(
-    client: Client, agreement_id: str, record: EventRecord, credential: Credential
+    client: Client,
+    agreement_id: str,
+    record: EventRecord,
+    credential: Credential,
+    *,
+    received_at: datetime | None = None,
 ) -> EventResult:
-    """The `record_event` update of the agreement's workflow, signed: what the command sends."""
+    """The `record_event` update of the agreement's workflow, signed (received now, unless
+    `received_at` says when): what the command sends."""
     from workflows.agreement import AgreementWorkflow
 
     workflow_id = agreement_workflow_id(agreement_id)
     handle = client.get_workflow_handle_for(AgreementWorkflow.run, workflow_id)
     record = signed(
-        credential, record, update=AgreementWorkflow.record_event, workflow_id=workflow_id
+        credential,
+        record,
+        update=AgreementWorkflow.record_event,
+        workflow_id=workflow_id,
+        received_at=received_at,
     )
     try:
         return await asyncio.wait_for(

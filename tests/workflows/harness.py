@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from accord import identity
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.simulation import start_test_server
 from activities.models import Actor, TaskRef
@@ -34,11 +37,41 @@ from agreements.models import (
     ReminderPolicy,
 )
 from infra import db
+from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, TaskOutcome, TaskState, task_workflow_id
 from workflows.search_attributes import task_search_attributes
+
+TEST_CREDENTIAL = identity.Credential(
+    operator="van-hanh-thu", key=SigningKey("test", b"accord-test-claim-key-0123456789abcdef")
+)
+"""The operator credential the tests sign with; the harness's worker accepts its key."""
+TEST_CLAIM_KEYS = {TEST_CREDENTIAL.key.key_id: TEST_CREDENTIAL.key.secret}
+
+P = TypeVar("P", bound=BaseModel)
+
+
+async def sign(
+    env: WorkflowEnvironment,
+    handle: WorkflowHandle[Any, Any],
+    update: Any,
+    payload: P,
+    *,
+    received_at: datetime | None = None,
+    credential: identity.Credential = TEST_CREDENTIAL,
+) -> P:
+    """`payload` signed as the CLI signs it, received now (the test server's time) unless
+    `received_at` says otherwise: the one way tests make an update a validator accepts."""
+    return identity.signed(
+        credential,
+        payload,
+        update=update,
+        workflow_id=handle.id,
+        received_at=received_at or await env.get_current_time(),
+    )
+
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANG_BINH = ROOT / "agreements" / "directory" / "quang-binh.yaml"
@@ -67,6 +100,19 @@ class Harness:
             assert isinstance(message, EmailMessage)
             messages.append(message)
         return sorted(messages, key=lambda m: (sent_at(m), str(m["To"])))
+
+    async def signed(
+        self, handle: WorkflowHandle[Any, Any], update: Any, payload: P, **kwargs: Any
+    ) -> P:
+        return await sign(self.env, handle, update, payload, **kwargs)
+
+    async def update(
+        self, handle: WorkflowHandle[Any, Any], update: Any, payload: BaseModel, **kwargs: Any
+    ) -> Any:
+        """Run `update` with `payload` signed by the test operator (see `sign`)."""
+        return await handle.execute_update(
+            update, await self.signed(handle, update, payload, **kwargs)
+        )
 
     def actor(self, agency: str, role: OfficerRole = OfficerRole.FOCAL_POINT) -> Actor:
         officer = next(o for o in self.directory.officers if o.agency == agency and role in o.roles)
@@ -137,6 +183,7 @@ async def harness(
             smtp=smtp,
             # The strict sandbox: a restricted call in workflow code fails the test.
             share_accord_modules=False,
+            claim_keys=TEST_CLAIM_KEYS,
         ):
             yield Harness(env, sessions, tmp_path / "mail", task_queue, directory, sink, smtp)
     finally:

@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from accord.simulation import simulate
 from agreements.loader import load_agreement
+from agreements.models import OfficerRole
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     ExtensionDecision,
@@ -65,18 +66,21 @@ async def record_obligation_with_extension() -> None:
                 obligation_input(due_at=due, period_end=due.date() + timedelta(days=90))
             )
             await h.env.sleep(timedelta(days=14))
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.request_extension,
                 ExtensionRequest(
                     actor=h.actor("STP"), new_due=(due + timedelta(days=10)).date(), reason="x"
                 ),
             )
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.decide_extension,
-                ExtensionDecision(actor=h.actor("SNV"), approve=True),
+                ExtensionDecision(actor=h.actor("SNV", OfficerRole.HEAD), approve=True),
             )
             await h.env.sleep(timedelta(days=18))  # overdue, first escalation step
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.submit_report,
                 SubmitReport(actor=h.actor("STP"), summary="Nộp sau gia hạn."),
             )

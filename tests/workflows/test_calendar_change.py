@@ -119,7 +119,8 @@ async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path
         done = await h.start_obligation(
             obligation_input(due_at=midnight(last_day + timedelta(days=1)), agency="TTT")
         )
-        await done.execute_update(
+        await h.update(
+            done,
             ObligationWorkflow.waive,
             Waiver(actor=h.actor("SNV", OfficerRole.ADMIN), reason="Đã sáp nhập"),
         )

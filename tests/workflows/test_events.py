@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ROOT, ZONE, harness
+from harness import ROOT, TEST_CREDENTIAL, ZONE, Harness, harness
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -28,7 +28,7 @@ from agreements.models import OfficerRole
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import EventRecord, TaskState, task_workflow_id
+from workflows.payloads import EventRecord, EventResult, TaskState, task_workflow_id
 
 AGREEMENT = ROOT / "tests" / "agreements" / "forms" / "su-kien.yaml"
 AGREEMENT_ID = "su-kien-2026"
@@ -65,22 +65,22 @@ async def test_recording_an_event_starts_its_tasks_once(
 
         # Only an admin may record an event, and only one the agreement knows.
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await send_event(
-                h.env.client,
+            await _send(
+                h,
                 AGREEMENT_ID,
                 EventRecord(actor=focal_point, event="hoi-nghi-so-ket", day=conference),
             )
         assert "only an admin" in str(refused.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await send_event(
-                h.env.client,
+            await _send(
+                h,
                 AGREEMENT_ID,
                 EventRecord(actor=admin, event="hoi-nghi-tong-ket", day=conference),
             )
         assert "events: hoi-nghi-so-ket, su-co" in str(refused.value.cause)
 
-        first = await send_event(
-            h.env.client,
+        first = await _send(
+            h,
             AGREEMENT_ID,
             EventRecord(actor=admin, event="hoi-nghi-so-ket", day=conference),
         )
@@ -113,6 +113,10 @@ async def test_recording_an_event_starts_its_tasks_once(
         )
         monkeypatch.setenv("ACCORD_DATABASE_URL", f"sqlite:///{tmp_path / 'accord.db'}")
         monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "cli"))
+        # The operator's credential: the key the harness's worker accepts.
+        monkeypatch.setenv("ACCORD_CLAIMS__KEY", TEST_CREDENTIAL.key.secret.decode())
+        monkeypatch.setenv("ACCORD_CLAIMS__KEY_ID", TEST_CREDENTIAL.key.key_id)
+        monkeypatch.setenv("ACCORD_CLAIMS__OPERATOR", "van-hanh-thu")
         argv = ["event", "record", AGREEMENT_ID, "hoi-nghi-so-ket", "--date", "2026-12-01"]
         capsys.readouterr()
         code = await asyncio.to_thread(main, [*argv, "--as", admin.officer_id])
@@ -129,8 +133,8 @@ async def test_recording_an_event_starts_its_tasks_once(
         assert "bị từ chối: chỉ quản trị viên được ghi nhận sự kiện" in capsys.readouterr().err
 
         # And through the function the command calls: the first recording's tasks in the answer.
-        again = await send_event(
-            h.env.client,
+        again = await _send(
+            h,
             AGREEMENT_ID,
             EventRecord(actor=admin, event="hoi-nghi-so-ket", day=conference),
         )
@@ -139,8 +143,8 @@ async def test_recording_an_event_starts_its_tasks_once(
         assert "không tạo thêm nhiệm vụ" in again.message
 
         # An incident, 5 working days: Wed 02, Thu 03, Fri 04, Mon 07, Tue 08/12/2026.
-        incident = await send_event(
-            h.env.client,
+        incident = await _send(
+            h,
             AGREEMENT_ID,
             EventRecord(actor=admin, event="su-co", day=conference, label="su-co-1"),
         )
@@ -166,6 +170,17 @@ async def test_recording_an_event_starts_its_tasks_once(
             f"{AGREEMENT_ID}/event/su-co/su-co-1",
         ]
         assert {row.actor for row in rows} == {admin.officer_id}
+
+
+async def _send(h: Harness, agreement_id: str, record: EventRecord) -> EventResult:
+    """`accord event record`'s update, signed by the test operator, received now."""
+    return await send_event(
+        h.env.client,
+        agreement_id,
+        record,
+        TEST_CREDENTIAL,
+        received_at=await h.env.get_current_time(),
+    )
 
 
 JOINT_AGREEMENT = """\
@@ -235,8 +250,8 @@ async def test_an_event_starts_joint_tasks_and_judges_agencies_by_the_written_la
     assert {o.task_id: o.due_at for o in previewed} == expected
     async with harness(tmp_path, directory_path=tmp_path / "directory.yaml") as h:
         deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
-        recorded = await send_event(
-            h.env.client,
+        recorded = await _send(
+            h,
             "su-kien-chung-2027",
             EventRecord(
                 actor=h.actor("SNV", OfficerRole.ADMIN), event="hoi-nghi", day=date(2027, 6, 8)

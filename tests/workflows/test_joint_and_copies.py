@@ -136,7 +136,8 @@ async def test_second_owner_submits_and_closes_the_joint_task(tmp_path: Path) ->
         await h.env.sleep(timedelta(days=18))  # after the 3-day reminder, before the due date
 
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.submit_report,
                 SubmitReport(actor=_actor(h, "dau-moi-xa-a"), summary="Không phải của tôi"),
             )
@@ -144,7 +145,8 @@ async def test_second_owner_submits_and_closes_the_joint_task(tmp_path: Path) ->
             refused.value.cause
         )
 
-        result = await handle.execute_update(
+        result = await h.update(
+            handle,
             ObligationWorkflow.submit_report,
             SubmitReport(actor=_actor(h, "dau-moi-stp"), summary="Báo cáo chung của hai sở."),
         )

@@ -1,8 +1,8 @@
 """How the obligation workflow sends its notices and dates reports (what the fault suite found
 in the first schedule, which is gone since the one schedule of v1.0.0).
 
-- A report is on time or late by when the officer sent it (`SubmitReport.sent_at`), within a
-  bounded tolerance, not by when a worker got round to it.
+- A report is on time or late by when Accord's entry point received it (its signed claim),
+  within Accord's own bounded delay, not by when a worker got round to it.
 - Notices are decided when their instant comes and sent alongside the schedule: a mail outage
   neither delays later notices nor lets a report that arrives meanwhile cancel notices that
   were already owed; every one arrives once, when the relay is back.
@@ -15,20 +15,24 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from harness import (
+    TEST_CLAIM_KEYS,
     harness,
     local_now,
     midnight,
     obligation_input,
     recipients,
+    sign,
 )
 from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from infra import db
 from worker import build_worker
-from workflows.obligation import SUBMISSION_CLOCK_TOLERANCE, ObligationWorkflow
+from workflows.obligation import ObligationWorkflow
 from workflows.payloads import SubmitReport, TaskState, UpdateResult, task_workflow_id
 from workflows.search_attributes import task_search_attributes
 
@@ -36,59 +40,49 @@ FOCAL_STP = "dau-moi.stp@quangbinh.example"
 FOCAL_SNV = "dau-moi.snv@quangbinh.example"
 
 
-async def test_report_sent_before_the_deadline_but_handled_after_it_is_on_time(
+async def test_report_received_before_the_deadline_but_handled_after_it_is_on_time(
     tmp_path: Path,
 ) -> None:
+    """The report's time is when Accord's entry point received it (the signed claim), not
+    when a worker got round to it; a claim older than MAX_DELIVERY_DELAY (5 minutes) is
+    refused, and both times are recorded."""
     async with harness(tmp_path) as h:
         now = await local_now(h.env)
         due = midnight(now.date() + timedelta(days=10))
         on_time = await h.start_obligation(obligation_input(due_at=due, task_suffix="a"))
         too_old = await h.start_obligation(obligation_input(due_at=due, task_suffix="b"))
-        future = await h.start_obligation(obligation_input(due_at=due, task_suffix="c"))
-        await h.env.sleep(due - now + timedelta(minutes=10))
-        # Handled 10 minutes after the deadline; sent 2 minutes before it (a worker was down).
-        sent = due - timedelta(minutes=2)
-        result = await on_time.execute_update(
+        await h.env.sleep(due - now + timedelta(minutes=3))
+        # Handled 3 minutes after the deadline; received 1 minute before it (a worker was
+        # catching up): Accord's own delay, so on time.
+        received = due - timedelta(minutes=1)
+        result = await h.update(
+            on_time,
             ObligationWorkflow.submit_report,
-            SubmitReport(actor=h.actor("STP"), summary="Gửi trước hạn.", sent_at=sent),
+            SubmitReport(actor=h.actor("STP"), summary="Gửi trước hạn."),
+            received_at=received,
         )
         assert result.state is TaskState.DONE_ON_TIME
         status = await on_time.query(ObligationWorkflow.status)
-        assert status.submitted_at == sent
-        # A claimed sending time older than the tolerance is not believed: handled 25 minutes
-        # after the deadline, the earliest believable instant is 10 minutes after it.
-        await h.env.sleep(timedelta(minutes=15))
-        result = await too_old.execute_update(
-            ObligationWorkflow.submit_report,
-            SubmitReport(
-                actor=h.actor("STP"), summary="Đồng hồ sai.", sent_at=due - timedelta(hours=2)
-            ),
-        )
-        assert result.state is TaskState.DONE_LATE
-        handled = await local_now(h.env)
-        status = await too_old.query(ObligationWorkflow.status)
-        assert status.submitted_at is not None
-        assert abs(status.submitted_at - (handled - SUBMISSION_CLOCK_TOLERANCE)) < timedelta(
-            minutes=1
-        )
-        # A sending time in the future is replaced by the handling time.
-        result = await future.execute_update(
-            ObligationWorkflow.submit_report,
-            SubmitReport(
-                actor=h.actor("STP"), summary="Đồng hồ nhanh.", sent_at=due - timedelta(days=1)
-            ),
-        )
-        assert result.state is TaskState.DONE_LATE  # handled after the due instant
-        for handle in (on_time, too_old, future):
-            await handle.result()
+        assert status.submitted_at == received
+        # 00:02 handled, shown in local time: "Accord nhận lúc <due-1m>, xử lý lúc <handled>".
+        assert f"Accord nhận lúc {received:%d/%m/%Y %H:%M}" in status.decisions[-1].detail
+        assert "xử lý lúc" in status.decisions[-1].detail
+        # Received 6 minutes before it is handled: more than Accord's own delay may be.
+        with pytest.raises(WorkflowUpdateFailedError) as expired:
+            await h.update(
+                too_old,
+                ObligationWorkflow.submit_report,
+                SubmitReport(actor=h.actor("STP"), summary="Đồng hồ sai."),
+                received_at=due - timedelta(minutes=3),
+            )
+        assert "expired claim" in str(expired.value.cause)
+        await on_time.result()
         with h.sessions() as session:
-            rows = {
-                r.task_id.rsplit("-", 1)[-1]: r for r in session.scalars(select(db.SubmissionRow))
-            }
-        assert (rows["6ta"].late, rows["6tb"].late, rows["6tc"].late) == (False, True, True)
-        assert rows["6ta"].submitted_at == sent
-        receipts = [m for m in h.mails() if str(m["X-Accord-Kind"]) == "receipt"]
-        assert len(receipts) == 6  # focal point + aggregator, for each of the three tasks
+            row = session.scalars(select(db.SubmissionRow)).one()
+        assert row.late is False
+        assert row.submitted_at == received
+        assert row.handled_at is not None
+        assert timedelta(minutes=2) < row.handled_at - due < timedelta(minutes=4)
 
 
 async def test_mail_outage_delays_notices_but_loses_none(tmp_path: Path) -> None:
@@ -105,7 +99,8 @@ async def test_mail_outage_delays_notices_but_loses_none(tmp_path: Path) -> None
             )
         )
         await asyncio.sleep(10)  # both reminders fell due, neither could be sent
-        result = await handle.execute_update(
+        result = await h.update(
+            handle,
             ObligationWorkflow.submit_report,
             SubmitReport(actor=h.actor("STP"), summary="Nộp khi máy chủ thư đang hỏng."),
         )
@@ -155,6 +150,7 @@ async def test_notice_owed_before_the_report_is_sent_even_if_the_report_is_seen_
                 session_factory=h.sessions,
                 smtp=h.smtp,
                 share_accord_modules=False,
+                claim_keys=TEST_CLAIM_KEYS,
             )
 
         async with worker():
@@ -170,7 +166,13 @@ async def test_notice_owed_before_the_report_is_sent_even_if_the_report_is_seen_
             await asyncio.sleep(2)  # the first workflow task armed the reminder's timer
         await asyncio.sleep(10)  # the reminder's instant (+8 s) passes with no worker
         sent = datetime.now(UTC)
-        report = SubmitReport(actor=h.actor("STP"), summary="Gửi khi máy chủ ngừng.", sent_at=sent)
+        report = await sign(
+            h.env,
+            handle,
+            ObligationWorkflow.submit_report,
+            SubmitReport(actor=h.actor("STP"), summary="Gửi khi máy chủ ngừng."),
+            received_at=sent,
+        )
 
         async def submit() -> UpdateResult:
             # With no worker polling the server refuses the update: send it again, same ID and

@@ -99,7 +99,8 @@ async def test_on_time_submission_gets_receipt_and_no_escalation(tmp_path: Path)
         )
         handle = await h.start_obligation(obligation_input(due_at=due, indicators=(indicator,)))
         await h.env.sleep(timedelta(days=15))  # after the 7-day reminder only
-        result = await handle.execute_update(
+        result = await h.update(
+            handle,
             ObligationWorkflow.submit_report,
             SubmitReport(
                 actor=h.actor("STP"),
@@ -128,7 +129,8 @@ async def test_late_submission_stops_escalation_and_is_recorded_late(tmp_path: P
         due = midnight(now.date() + timedelta(days=10))
         handle = await h.start_obligation(obligation_input(due_at=due))
         await h.env.sleep(due + timedelta(days=2) - now)  # past escalation step 1 (+1d)
-        result = await handle.execute_update(
+        result = await h.update(
+            handle,
             ObligationWorkflow.submit_report,
             SubmitReport(actor=h.actor("STP"), summary="Nộp muộn."),
         )
@@ -155,13 +157,15 @@ async def test_approved_extension_moves_reminders_and_escalation(tmp_path: Path)
             obligation_input(due_at=due, period_end=due.date() + timedelta(days=90))
         )
         await h.env.sleep(timedelta(days=14))  # the 7-day reminder has gone out
-        await handle.execute_update(
+        await h.update(
+            handle,
             ObligationWorkflow.request_extension,
             ExtensionRequest(actor=h.actor("STP"), new_due=new_due.date(), reason="Chờ số liệu"),
         )
-        decided = await handle.execute_update(
+        decided = await h.update(
+            handle,
             ObligationWorkflow.decide_extension,
-            ExtensionDecision(actor=h.actor("SNV"), approve=True, note="Đồng ý"),
+            ExtensionDecision(actor=h.actor("SNV", OfficerRole.HEAD), approve=True, note="Đồng ý"),
         )
         assert decided.due_at == new_due
         await handle.result()
@@ -195,7 +199,8 @@ async def test_rejected_updates_leave_no_trace_in_history(tmp_path: Path) -> Non
         before = [e.event_type for e in (await handle.fetch_history()).events]
 
         with pytest.raises(WorkflowUpdateFailedError) as other_agency:
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.submit_report,
                 SubmitReport(actor=h.actor("UBND_LE_THUY"), summary="Không phải của tôi"),
             )
@@ -203,13 +208,15 @@ async def test_rejected_updates_leave_no_trace_in_history(tmp_path: Path) -> Non
             other_agency.value.cause
         )
         with pytest.raises(WorkflowUpdateFailedError) as unknown_indicator:
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.submit_report,
                 SubmitReport(actor=h.actor("STP"), summary="x", indicators={"so-lieu-la": 5}),
             )
         assert "unknown indicator 'so-lieu-la'" in str(unknown_indicator.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as outside:
-            await handle.execute_update(
+            await h.update(
+                handle,
                 ObligationWorkflow.request_extension,
                 ExtensionRequest(
                     actor=h.actor("STP"), new_due=due.date() + timedelta(days=400), reason="x"
@@ -217,15 +224,16 @@ async def test_rejected_updates_leave_no_trace_in_history(tmp_path: Path) -> Non
             )
         assert "outside the agreement's period" in str(outside.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as not_admin:
-            await handle.execute_update(
-                ObligationWorkflow.waive, Waiver(actor=h.actor("STP"), reason="x")
+            await h.update(
+                handle, ObligationWorkflow.waive, Waiver(actor=h.actor("STP"), reason="x")
             )
         assert "only an admin may waive" in str(not_admin.value.cause)
 
         after = [e.event_type for e in (await handle.fetch_history()).events]
         assert after == before  # rejected updates are not written to history
 
-        result = await handle.execute_update(
+        result = await h.update(
+            handle,
             ObligationWorkflow.waive,
             Waiver(actor=h.actor("SNV", OfficerRole.ADMIN), reason="Đơn vị đã giải thể"),
         )
