@@ -64,6 +64,10 @@ ACCORD = str(Path(sys.executable).parent / "accord")
 SNV_FOCAL_POINT = "dau-moi-snv"
 BDV_FOCAL_POINT = "dau-moi-bdv-tu"
 ADMIN = "quan-tri-snv"
+BDV_HEAD = "thu-truong-bdv-tu"
+CLAIM_KEY = "accord-cli-test-claim-key-0123456789abcdef"
+"""The operator credential's key: the test engine's worker accepts it."""
+OPERATOR = "van-hanh-vien-1"
 
 OVERDUE = "Chưa hoàn thành, quá hạn"
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -144,6 +148,7 @@ class EngineThread(threading.Thread):
                 session_factory=worker.open_database(settings),
                 smtp=SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False),
                 share_accord_modules=False,
+                claim_keys={"cli-test": CLAIM_KEY.encode()},
             )
             async with engine_worker:
                 self._loop = asyncio.get_running_loop()
@@ -183,6 +188,9 @@ def cli_settings(engine: Engine) -> dict[str, str]:
         "ACCORD_TEMPORAL__TASK_QUEUE": engine.task_queue,
         "ACCORD_DATABASE_URL": engine.database_url,
         "ACCORD_DATA_DIR": str(engine.data_dir / "cli"),
+        "ACCORD_CLAIMS__KEY": CLAIM_KEY,
+        "ACCORD_CLAIMS__KEY_ID": "cli-test",
+        "ACCORD_CLAIMS__OPERATOR": OPERATOR,
     }
 
 
@@ -609,7 +617,7 @@ def test_submit_refuses_yaml_tags(capsys: pytest.CaptureFixture[str], tmp_path: 
 # accord extend, decide, waive
 
 
-def test_extension_approved_by_the_aggregator_moves_the_deadline(
+def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wait_until_started(capsys)
@@ -627,9 +635,10 @@ def test_extension_approved_by_the_aggregator_moves_the_deadline(
         SNV_FOCAL_POINT,
     )
     by_the_owner = accord(capsys, "decide", task_id, "approve", "--as", SNV_FOCAL_POINT)
-    approved = accord(
-        capsys, "decide", task_id, "approve", "--note", "Đồng ý", "--as", BDV_FOCAL_POINT
+    by_the_aggregators_focal_point = accord(
+        capsys, "decide", task_id, "approve", "--as", BDV_FOCAL_POINT
     )
+    approved = accord(capsys, "decide", task_id, "approve", "--note", "Đồng ý", "--as", BDV_HEAD)
 
     assert requested.code == 0, requested.err
     assert requested.lines == [
@@ -637,9 +646,14 @@ def test_extension_approved_by_the_aggregator_moves_the_deadline(
     ]
     assert by_the_owner.code == 1
     assert (
-        "bị từ chối: chỉ cơ quan tổng hợp (BDV_TU) hoặc quản trị viên được quyết định gia hạn"
+        "bị từ chối: cán bộ của SNV, đơn vị thực hiện nhiệm vụ, không được quyết định gia hạn"
         in by_the_owner.err
     )
+    assert by_the_aggregators_focal_point.code == 1
+    assert (
+        "bị từ chối: chỉ thủ trưởng hoặc cấp phó của BDV_TU hoặc lãnh đạo UBND tỉnh được quyết "
+        f"định gia hạn (cán bộ {BDV_FOCAL_POINT} thuộc BDV_TU)"
+    ) in by_the_aggregators_focal_point.err
     assert approved.code == 0, approved.err
     assert approved.lines == [
         f"Đã chấp thuận gia hạn: {task_id} — Chưa hoàn thành, còn trong hạn, hạn trước 30/12/2026"

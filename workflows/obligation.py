@@ -497,13 +497,14 @@ class ObligationWorkflow:
         self._submitted_at = at
         zone = self._zone()
         self._decisions.append(
-            Decision(
-                at=now,
-                kind="submitted",
-                actor=report.actor.officer_id,
-                detail=("nộp muộn" if late else "nộp đúng hạn")
+            Decision.by_officer(
+                now,
+                "submitted",
+                report.actor,
+                ("nộp muộn" if late else "nộp đúng hạn")
                 + f" (Accord nhận lúc {local_text(at.astimezone(zone))}, xử lý lúc "
                 f"{local_text(now.astimezone(zone))})",
+                report.claim,
             )
         )
         self._wakes += 1
@@ -545,11 +546,12 @@ class ObligationWorkflow:
     async def _request_extension(self, request: ExtensionRequest) -> UpdateResult:
         self._pending_extension = request
         self._decisions.append(
-            Decision(
-                at=workflow.now(),
-                kind="extension_requested",
-                actor=request.actor.officer_id,
-                detail=f"xin gia hạn đến trước ngày {request.new_due:%d/%m/%Y}: {request.reason}",
+            Decision.by_officer(
+                workflow.now(),
+                "extension_requested",
+                request.actor,
+                f"xin gia hạn đến trước ngày {request.new_due:%d/%m/%Y}: {request.reason}",
+                request.claim,
             )
         )
         self._add_audit(
@@ -584,15 +586,16 @@ class ObligationWorkflow:
         verdict = "approved" if decision.approve else "rejected"
         previous_due_at = self._due_at
         self._decisions.append(
-            Decision(
-                at=now,
-                kind=f"extension_{verdict}",
-                actor=decision.actor.officer_id,
-                detail=(
+            Decision.by_officer(
+                now,
+                f"extension_{verdict}",
+                decision.actor,
+                (
                     f"{'chấp thuận' if decision.approve else 'không chấp thuận'} gia hạn đến "
                     f"trước ngày {request.new_due:%d/%m/%Y}"
                     + (f": {decision.note}" if decision.note else "")
                 ),
+                decision.claim,
             )
         )
         if decision.approve:
@@ -629,12 +632,7 @@ class ObligationWorkflow:
     async def _waive(self, waiver: Waiver) -> UpdateResult:
         self._state = TaskState.WAIVED
         self._decisions.append(
-            Decision(
-                at=workflow.now(),
-                kind="waived",
-                actor=waiver.actor.officer_id,
-                detail=waiver.reason,
-            )
+            Decision.by_officer(workflow.now(), "waived", waiver.actor, waiver.reason, waiver.claim)
         )
         self._add_audit("waived", {"reason": waiver.reason}, by=(waiver.actor, waiver.claim))
         self._spawn(

@@ -212,6 +212,28 @@ class Decision(Payload):
     kind: str
     actor: str
     detail: str
+    channel: str | None = Field(
+        default=None, description="An officer's decision: the entry point (cli, portal)."
+    )
+    operator: str | None = Field(
+        default=None, description="Who acted on the officer's behalf (CLI operator)."
+    )
+    request_id: str | None = Field(default=None, description="The signed request's ID.")
+
+    @classmethod
+    def by_officer(
+        cls, at: datetime, kind: str, actor: Actor, detail: str, claim: Claim | None
+    ) -> Decision:
+        """An officer's decision, with what his entry point's signed claim vouched for."""
+        return cls(
+            at=at,
+            kind=kind,
+            actor=actor.officer_id,
+            detail=detail,
+            channel=claim.channel if claim else None,
+            operator=claim.operator if claim else None,
+            request_id=claim.request_id if claim else None,
+        )
 
 
 class CalendarUpdate(Payload):
