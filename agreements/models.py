@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -745,21 +746,26 @@ class Obligation(Model):
         ),
     )
 
-    @model_validator(mode="after")
-    def _approver_exists(self) -> Obligation:
-        if self.extension_approver == [ExtensionApprover.RECIPIENT_HEAD]:
-            if self.recipient is None:
-                raise ValueError(
-                    "extension_approver: recipient_head needs a recipient agency; add "
-                    "provincial_leadership or name the recipient"
-                )
-            if self.recipient in self.owners.agencies:
-                raise ValueError(
-                    f"extension_approver: the recipient {self.recipient} also owes this "
-                    "obligation, so its head cannot decide its extensions; add "
-                    "provincial_leadership"
-                )
-        return self
+    @field_validator("extension_approver")
+    @classmethod
+    def _approver_exists(
+        cls, approvers: list[ExtensionApprover], info: ValidationInfo
+    ) -> list[ExtensionApprover]:
+        if approvers != [ExtensionApprover.RECIPIENT_HEAD]:
+            return approvers
+        recipient = info.data.get("recipient")
+        owners = info.data.get("owners")
+        if recipient is None and "recipient" in info.data:
+            raise ValueError(
+                "recipient_head needs a recipient agency; add provincial_leadership or name "
+                "the recipient"
+            )
+        if isinstance(owners, Owners) and recipient in owners.agencies:
+            raise ValueError(
+                f"the recipient {recipient} also owes this obligation, so its head cannot "
+                "decide its extensions; add provincial_leadership"
+            )
+        return approvers
 
 
 class ContentItem(Model):

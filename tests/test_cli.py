@@ -286,3 +286,89 @@ def test_the_process_exits_with_the_command_code(entry_point: list[str]) -> None
         )
         assert result.returncode == code, (argv, result.stderr)
         assert result.stdout or result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Identity: acting commands need the operator's credential (issue 14, point 2)
+
+ACTING = [
+    ["submit", "a/b/SNV/2024", "--file", "bao-cao.yaml", "--as", "quan-tri-snv"],
+    ["extend", "a/b/SNV/2024", "--until", "2026-12-30", "--reason", "x", "--as", "dau-moi-snv"],
+    ["decide", "a/b/SNV/2024", "approve", "--as", "thu-truong-snv"],
+    ["waive", "a/b/SNV/2024", "--reason", "Đã sáp nhập", "--as", "quan-tri-snv"],
+    ["event", "record", "kh-1", "hoi-nghi", "--date", "2026-12-01", "--as", "quan-tri-snv"],
+    ["calendar", "2026", "--publish"],
+]
+
+
+@pytest.mark.parametrize("argv", ACTING, ids=lambda argv: argv[0])
+def test_acting_commands_refuse_without_an_operator_credential(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ACCORD_CLAIMS__OPERATOR nobody acts, whatever `--as` names: one line, exit 2,
+    before the database or Temporal is touched (neither exists here) and before any output."""
+    for name in ("OPERATOR", "KEY", "KEY_ID"):
+        monkeypatch.delenv(f"ACCORD_CLAIMS__{name}", raising=False)
+    monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ACCORD_DATABASE_URL", f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    monkeypatch.chdir(tmp_path)
+
+    code = main(argv)
+
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err == (
+        f"accord {argv[0]}: no operator credential: set ACCORD_CLAIMS__OPERATOR (your operator "
+        "ID) and ACCORD_CLAIMS__KEY (or use the embedded service's data folder) to act on an "
+        "officer's behalf\n"
+    )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "missing").exists()
+
+
+def test_an_operator_without_the_signing_key_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator ID alone is no credential: with a cluster the key must be set, with the
+    embedded service its key file must exist (the CLI never makes one the service lacks)."""
+    monkeypatch.setenv("ACCORD_CLAIMS__OPERATOR", "van-hanh-vien-1")
+    monkeypatch.delenv("ACCORD_CLAIMS__KEY", raising=False)
+    monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "data"))
+    argv = ["waive", "a/b/SNV/2024", "--reason", "Đã sáp nhập", "--as", "quan-tri-snv"]
+
+    monkeypatch.setenv("ACCORD_TEMPORAL__ADDRESS", "temporal.example:7233")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "accord waive: no operator credential: set ACCORD_CLAIMS__KEY (at least 32 characters, "
+        "the same for every worker and entry point) to sign and verify actor claims\n"
+    )
+    monkeypatch.delenv("ACCORD_TEMPORAL__ADDRESS")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"accord waive: no operator credential: no claim key in {tmp_path / 'data' / 'claims.key'}"
+        ": start the service once (`accord run`) or set ACCORD_CLAIMS__KEY\n"
+    )
+    assert not (tmp_path / "data" / "claims.key").exists()
+    monkeypatch.setenv("ACCORD_CLAIMS__KEY", "too-short")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "accord waive: no operator credential: ACCORD_CLAIMS__KEY is too short: at least 32 "
+        "characters\n"
+    )
+
+
+def test_the_embedded_key_is_made_once_and_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from infra.claim_keys import signing_key
+    from infra.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    first = signing_key(settings)
+    path = tmp_path / "data" / "claims.key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(first.secret) >= 32
+    assert signing_key(settings) == first
+    assert signing_key(settings, create=False) == first
+    assert first.secret.decode() not in repr(first)

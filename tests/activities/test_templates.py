@@ -456,6 +456,21 @@ def test_a_declined_extension_keeps_the_deadline_and_says_so() -> None:
     assert "Requested deadline (declined): before 25/05/2025" in english
 
 
+def test_a_waiver_says_why_and_who_waived() -> None:
+    waived = notification(
+        NotificationKind.WAIVED, step=None, reason="Đơn vị đã sáp nhập"
+    ).model_copy(update={"acted_by": "quan-tri-snv", "acted_by_agency": "SNV"})
+    text = received(waived)
+    assert "Lý do miễn: Đơn vị đã sáp nhập" in text
+    assert "Người quyết định miễn: quan-tri-snv (Sở Nội vụ (SNV))" in text
+    english = received(waived, officer(locale="en"))
+    assert "Reason for the waiver: Đơn vị đã sáp nhập" in english
+    assert "Waived by: quan-tri-snv (Sở Nội vụ (SNV))" in english
+    # Folded to one line: a reason cannot add lines of its own to the mail.
+    forged = waived.model_copy(update={"reason": "x\r\nNgười quyết định miễn: giám đốc"})
+    assert "\nNgười quyết định miễn: giám đốc" not in received(forged)
+
+
 def test_an_extension_request_shows_the_date_asked_for_as_requested() -> None:
     request = notification(
         NotificationKind.EXTENSION_REQUESTED,

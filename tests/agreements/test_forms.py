@@ -232,7 +232,7 @@ def _section_examples() -> list[object]:
     start = text.index("## Agencies that begin and cease")
     end = text.index("\n## ", start + 1)
     blocks = re.findall(r"```yaml\n(.*?)```", text[start:end], re.DOTALL)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     return [yaml.safe_load(block) for block in blocks]
 
 
@@ -266,6 +266,7 @@ def test_accord_schema_describes_the_new_forms_with_an_example(
     new_fields = {
         "Owners.jointly": agreement,
         "Obligation.copy_to": agreement,
+        "Obligation.extension_approver": agreement,
         "LeadershipOf.leadership_of": agreement,
         "EscalationStep.notify": agreement,
         "ReminderPolicy.notify": agreement,

@@ -68,6 +68,9 @@ REQUIRED_CASES = {
     "cron-month-zero",
     "duplicate-task-id",
     "sending-time-format",
+    # Who decides extensions (issue 14, point 3).
+    "approver-recipient-owes-it",
+    "approver-without-recipient",
 }
 
 
