@@ -169,6 +169,14 @@ class EngineThread(threading.Thread):
         self.join(timeout=60)
 
 
+@pytest.fixture(autouse=True)
+def operator_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command here runs as the test operator (the refusals without one: test_cli.py)."""
+    monkeypatch.setenv("ACCORD_CLAIMS__KEY", CLAIM_KEY)
+    monkeypatch.setenv("ACCORD_CLAIMS__KEY_ID", "cli-test")
+    monkeypatch.setenv("ACCORD_CLAIMS__OPERATOR", OPERATOR)
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     thread = EngineThread(tmp_path_factory.mktemp("engine"))
@@ -634,7 +642,7 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
         "--as",
         SNV_FOCAL_POINT,
     )
-    by_the_owner = accord(capsys, "decide", task_id, "approve", "--as", SNV_FOCAL_POINT)
+    by_the_requester = accord(capsys, "decide", task_id, "approve", "--as", SNV_FOCAL_POINT)
     by_the_aggregators_focal_point = accord(
         capsys, "decide", task_id, "approve", "--as", BDV_FOCAL_POINT
     )
@@ -644,10 +652,10 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
     assert requested.lines == [
         f"Đã ghi nhận đề nghị gia hạn: {task_id} — {OVERDUE}, hạn trước 27/12/2025"
     ]
-    assert by_the_owner.code == 1
+    assert by_the_requester.code == 1
     assert (
-        "bị từ chối: cán bộ của SNV, đơn vị thực hiện nhiệm vụ, không được quyết định gia hạn"
-        in by_the_owner.err
+        f"bị từ chối: cán bộ {SNV_FOCAL_POINT} đã đề nghị gia hạn nên không được tự quyết định"
+        in by_the_requester.err
     )
     assert by_the_aggregators_focal_point.code == 1
     assert (

@@ -146,7 +146,9 @@ async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path
             if len(listed) == 3:
                 break
             await asyncio.sleep(0.1)
-        published = await publish_calendar(h.env.client, changed, "Thông báo nghỉ bổ sung")
+        published = await publish_calendar(
+            h.env.client, changed, "Thông báo nghỉ bổ sung", published_by="van-hanh-thu"
+        )
         assert published == Published(tasks=2, agreements=0, outside=1)
         assert not any(
             d.kind == "calendar_changed"
@@ -156,3 +158,4 @@ async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path
             status = await handle.query(ObligationWorkflow.status)
             assert status.due_at is not None and status.due_at.date() > last_day + timedelta(days=1)
             assert status.decisions[-1].kind == "calendar_changed"
+            assert status.decisions[-1].actor == "van-hanh-thu"  # the operator who published
