@@ -29,6 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from worker import build_worker
 
 from baseline import BareMail, BareReminderWorkflow, BareWorkflow, echo
+from common import BENCH_CREDENTIAL
 
 
 def memory() -> dict[str, int]:
@@ -58,6 +59,7 @@ def accord_worker(client: Client, arguments: argparse.Namespace) -> Worker:
         max_cached_workflows=arguments.max_cached_workflows or 1000,
         # Experiment: the strict sandbox the tests use (Accord's modules re-imported per run).
         share_accord_modules=not arguments.strict_sandbox,
+        claim_keys={BENCH_CREDENTIAL.key.key_id: BENCH_CREDENTIAL.key.secret},
     )
 
 

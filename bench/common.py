@@ -20,17 +20,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.claim_keys import SigningKey
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from accord.embedded import DevServer, find_binary
+from accord.identity import Credential
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 QUANG_BINH = ROOT / "agreements" / "directory" / "quang-binh.yaml"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BENCH_CREDENTIAL = Credential(
+    operator="bench", key=SigningKey("bench", b"accord-bench-claim-key-0123456789abcdef")
+)
+"""The benchmark signs its reports as `accord submit` would; its workers accept this key."""
 
 T = TypeVar("T")
 

@@ -35,6 +35,7 @@ from infra import db
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from accord.identity import signed
 from activities.models import Actor
 from agreements.loader import load_directory
 from agreements.models import OfficerRole, Offset
@@ -43,6 +44,7 @@ from workflows.payloads import ObligationInput, SubmitReport, task_workflow_id
 
 from baseline import BareWorkflow
 from common import (
+    BENCH_CREDENTIAL,
     QUANG_BINH,
     CpuMeter,
     connect,
@@ -251,11 +253,17 @@ async def _accord(
         async def submit(pair: tuple[Any, ObligationInput]) -> float:
             handle, input = pair
             sent = time.monotonic()
+            report = SubmitReport(
+                actor=actors[input.task.agency],
+                summary="Báo cáo tổng hợp để đo hiệu năng (dữ liệu tổng hợp).",
+            )
             await handle.execute_update(
                 ObligationWorkflow.submit_report,
-                SubmitReport(
-                    actor=actors[input.task.agency],
-                    summary="Báo cáo tổng hợp để đo hiệu năng (dữ liệu tổng hợp).",
+                signed(
+                    BENCH_CREDENTIAL,
+                    report,
+                    update=ObligationWorkflow.submit_report,
+                    workflow_id=handle.id,
                 ),
             )
             return time.monotonic() - sent

@@ -61,10 +61,12 @@ from temporalio.service import RPCError
 
 from accord.deploy import build_input, start_agreement
 from accord.embedded import DevServer
+from accord.identity import Credential, signed
 from activities.models import Actor
 from agreements.loader import load_agreement
 from agreements.models import Directory, OfficerRole
 from infra import db
+from infra.claim_keys import SigningKey
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
@@ -504,6 +506,10 @@ class CountingSmtpServer:
 # --------------------------------------------------------------------------------------------
 # Worker processes
 
+FAULTS_CREDENTIAL = Credential(
+    operator="faults-harness", key=SigningKey("faults", b"accord-faults-claim-key-0123456789abcdef")
+)
+
 
 class WorkerProcess:
     """`python worker.py` against the scenario's server, database and SMTP server. Each
@@ -756,6 +762,9 @@ class FaultWorld:
                 "ACCORD_SMTP__PORT": str(self.smtp.port),
                 "ACCORD_SMTP__EMBEDDED": "false",
                 "ACCORD_SMTP__TIMEOUT_SECONDS": "10",
+                # The workers verify the claims the harness signs, as `accord submit` does.
+                "ACCORD_CLAIMS__KEY": FAULTS_CREDENTIAL.key.secret.decode(),
+                "ACCORD_CLAIMS__KEY_ID": FAULTS_CREDENTIAL.key.key_id,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -871,11 +880,17 @@ class FaultWorld:
             o for o in officer if o.agency == submission.agency and o.id.endswith("dau-moi")
         )
         submission.sent_at = self.now()
-        # As `accord submit` does: the officer's sending time, kept across retries.
-        report = SubmitReport(
-            actor=Actor(officer_id=focal.id, agency=focal.agency, roles=list(focal.roles)),
-            summary=f"Báo cáo thử nghiệm của {submission.agency}.",
-            sent_at=submission.sent_at,
+        # As `accord submit` does: signed, stamped with the moment Accord received it, and kept
+        # across retries (a delivery later than claims.MAX_DELIVERY_DELAY is refused).
+        report = signed(
+            FAULTS_CREDENTIAL,
+            SubmitReport(
+                actor=Actor(officer_id=focal.id, agency=focal.agency, roles=list(focal.roles)),
+                summary=f"Báo cáo thử nghiệm của {submission.agency}.",
+            ),
+            update=ObligationWorkflow.submit_report,
+            workflow_id=task_workflow_id(submission.task_id),
+            received_at=submission.sent_at,
         )
         while True:
             submission.attempts += 1
