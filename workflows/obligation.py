@@ -377,16 +377,7 @@ class ObligationWorkflow:
     ) -> None:
         """Note an audit entry; it is written with the task's next activity (or at close).
         `by`: the officer who acted and the claim his entry point signed."""
-        who: dict[str, Any] = {}
-        if by is not None:
-            officer, claim = by
-            who = {"actor": officer.officer_id, "roles": [role.value for role in officer.roles]}
-            if claim is not None:
-                who |= {
-                    "channel": claim.channel,
-                    "request_id": claim.request_id,
-                    "operator": claim.operator,
-                }
+        officer, claim = by if by is not None else (None, None)
         self._pending_audit.append(
             AuditEntry(
                 event_key=f"{self._task.task_id}/{action}/{len(self._decisions)}/"
@@ -394,9 +385,13 @@ class ObligationWorkflow:
                 at=workflow.now(),
                 agreement_id=self._task.agreement_id,
                 task_id=self._task.task_id,
+                actor=officer.officer_id if officer else actor,
                 action=action,
                 detail=detail,
-                **({"actor": actor} | who),
+                roles=[role.value for role in officer.roles] if officer else [],
+                channel=claim.channel if claim else "system",
+                request_id=claim.request_id if claim else None,
+                operator=claim.operator if claim else None,
             )
         )
 
@@ -470,7 +465,7 @@ class ObligationWorkflow:
 
     def _effective_submission_time(self, report: SubmitReport) -> datetime:
         """When Accord's entry point received the report (its signed claim), never after the
-        handling; the validator refused a claim older than `workflows.claims.MAX_DELIVERY_DELAY`. No
+        handling; the validator refused a claim older than `claims.MAX_DELIVERY_DELAY`. No
         client's clock is believed."""
         now = workflow.now()
         if report.claim is None:  # the validator refuses it; kept total for the type checker
