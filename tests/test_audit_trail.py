@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
+from accord.cli import main
 from activities.models import AuditBatch, AuditEntry
 from activities.store import StoreActivities
 from infra.db import (
@@ -356,6 +357,42 @@ def test_every_recorded_field_is_covered(sessions: sessionmaker[Session], trail:
             connection.execute(f"UPDATE audit SET {column} = ? WHERE id = ?", (original, target))
             with sessions() as session:
                 assert all(chain.problem is None for chain in verify_audit(session)), column
+
+
+def test_list_prints_a_tenants_last_entries(
+    trail: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(trail.parent.parent)
+    monkeypatch.setenv("ACCORD_DATA_DIR", str(trail.parent))
+    monkeypatch.setenv("ACCORD_LOCALE", "en")
+    monkeypatch.delenv("ACCORD_DATABASE_URL", raising=False)
+    assert main(["audit", "list", "--tenant", TENANT, "--limit", "2"]) == 0
+    # Entries 4 and 5: T0 (01:30 UTC) + 4 and 5 minutes, shown in Vietnam's time (UTC+7).
+    assert capsys.readouterr().out.splitlines() == [
+        f"{TENANT} #4 2026-03-02 08:34:00 submitted snv-dau-moi (operator quan-tri-snv) "
+        "[focal_point] cli kh-01/bao-cao/SNV/2026-q4 req-4 late=false n=4",
+        f"{TENANT} #5 2026-03-02 08:35:00 submitted snv-dau-moi (operator quan-tri-snv) "
+        "[focal_point] cli kh-01/bao-cao/SNV/2026-q5 req-5 late=false n=5",
+    ]
+
+
+def test_verify_refuses_a_database_without_the_chain(tmp_path: Path) -> None:
+    """An audit table from before the hash chain: a clear message, not a traceback."""
+    data_dir = tmp_path / "old"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "accord.db") as connection:
+        connection.execute(
+            "CREATE TABLE audit (id INTEGER PRIMARY KEY, event_key VARCHAR(500), at DATETIME, "
+            "agreement_id VARCHAR(100), task_id VARCHAR(300), actor VARCHAR(60), "
+            "action VARCHAR(100), detail JSON)"
+        )
+    result = verify(data_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "accord audit: the audit table was made by an earlier version of Accord, without the "
+        "hash chain: there is nothing to verify in it"
+    )
+    assert "Traceback" not in result.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,8 +68,15 @@ def _open(settings: Settings) -> sessionmaker[Session]:
                 "(check ACCORD_DATA_DIR or ACCORD_DATABASE_URL)"
             )
     engine = db.make_engine(settings.resolved_database_url)
-    if not inspect(engine).has_table(db.AuditRow.__tablename__):
+    inspector = inspect(engine)
+    if not inspector.has_table(db.AuditRow.__tablename__):
         raise CommandError("the database has no audit table: is it Accord's?")
+    columns = {column["name"] for column in inspector.get_columns(db.AuditRow.__tablename__)}
+    if "hash" not in columns:
+        raise CommandError(
+            "the audit table was made by an earlier version of Accord, without the hash chain: "
+            "there is nothing to verify in it"
+        )
     return db.session_factory(engine)
 
 
