@@ -181,7 +181,7 @@ class AuditRow(Base):
     Each tenant's entries form a hash chain: `seq` counts from 1 in the tenant, `prev_hash` is
     the `hash` of the tenant's entry before (`AUDIT_GENESIS` for the first), and `hash` is
     SHA-256 over the canonical encoding of every field and `prev_hash` (`audit_hash`). Only
-    `add_audit_rows` writes them. Triggers refuse UPDATE and DELETE (`AUDIT_TRIGGERS`); on
+    `add_audit_rows` writes them. Triggers refuse UPDATE and DELETE (`create_schema`); on
     PostgreSQL the application's role is also granted SELECT and INSERT only
     (`deploy/postgresql-grants.sql`). `accord audit verify` walks the chains.
     """
@@ -219,6 +219,8 @@ BEGIN SELECT RAISE(ABORT, 'audit is append-only: UPDATE refused'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit is append-only: DELETE refused'); END""",
 )
+"""The audit table refuses UPDATE and DELETE, to every connection. (Whoever can write the
+SQLite file can drop them: `accord audit verify` then finds what was rewritten.)"""
 _APPEND_ONLY_POSTGRESQL = (
     """CREATE OR REPLACE FUNCTION accord_audit_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
