@@ -36,15 +36,19 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     cast,
     create_engine,
     event,
+    func,
     insert,
     make_url,
     or_,
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from agreements.models import Directory, OfficerRole
@@ -506,16 +510,24 @@ def _lock_audit(session: Session) -> None:
                 driver.execute("BEGIN IMMEDIATE")
 
 
-def _chain_head(session: Session, tenant: str) -> tuple[int, str]:
-    """The last `(seq, hash)` of a tenant's chain; `(0, AUDIT_GENESIS)` if it has none."""
-    table = AUDIT_TABLE
-    head = session.execute(
-        select(table.c.seq, table.c.hash)
-        .where(table.c.tenant == tenant)
-        .order_by(table.c.seq.desc())
-        .limit(1)
-    ).first()
-    return (head.seq, head.hash) if head is not None else (0, AUDIT_GENESIS)
+_CHAIN_HEAD = (
+    select(AUDIT_TABLE.c.seq, AUDIT_TABLE.c.hash)
+    .where(AUDIT_TABLE.c.tenant == bindparam("tenant"))
+    .order_by(AUDIT_TABLE.c.seq.desc())
+    .limit(1)
+)
+"""The last `(seq, hash)` of a tenant's chain (none for an empty chain)."""
+
+_APPEND = {
+    "sqlite": sqlite_insert(AUDIT_TABLE).on_conflict_do_nothing(
+        index_elements=[AUDIT_TABLE.c.event_key]
+    ),
+    "postgresql": postgresql_insert(AUDIT_TABLE).on_conflict_do_nothing(
+        index_elements=[AUDIT_TABLE.c.event_key]
+    ),
+}
+"""One entry, skipped if its event key is stored already. Only that conflict is skipped: a
+taken `seq` (a chain forked) fails the transaction."""
 
 
 def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -524,9 +536,10 @@ def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> li
     once by event key: a key that is stored already, or repeated in `rows`, is skipped, so a
     retried activity stores nothing twice. Does not commit. Returns the event keys appended.
 
-    Under a lock held to the end of the caller's transaction (`_lock_audit`), the stored keys
-    are left out, then each new entry gets the next `seq` of its tenant's chain, the previous
-    entry's hash and its own. A skipped entry takes no place in the chain.
+    Under a lock held to the end of the caller's transaction (`_lock_audit`), each entry gets
+    the next `seq` of its tenant's chain, the previous entry's hash and its own, and is
+    inserted with `ON CONFLICT (event_key) DO NOTHING`, one statement per entry (which keeps
+    the IDs in chain order); a skipped entry leaves the chain's head where it was.
     """
     unique: dict[str, Mapping[str, Any]] = {}
     for row in rows:
@@ -534,27 +547,30 @@ def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> li
     if not unique:
         return []
     _lock_audit(session)
-    table = AUDIT_TABLE
-    stored = set(session.scalars(select(table.c.event_key).where(table.c.event_key.in_(unique))))
+    connection = session.connection()
+    statement = _APPEND.get(connection.dialect.name)
     heads: dict[str, tuple[int, str]] = {}
-    new: list[dict[str, Any]] = []
+    appended: list[str] = []
     for key, row in unique.items():
-        if key in stored:
-            continue
         values = _audit_values(row)
         tenant = values["tenant"]
         if tenant not in heads:
-            heads[tenant] = _chain_head(session, tenant)
+            head = connection.execute(_CHAIN_HEAD, {"tenant": tenant}).first()
+            heads[tenant] = (head.seq, head.hash) if head is not None else (0, AUDIT_GENESIS)
         seq, prev_hash = heads[tenant]
         values["seq"] = seq + 1
         values["prev_hash"] = prev_hash
         values["hash"] = audit_hash(values)
+        if statement is None:  # another backend: look first (no ON CONFLICT)
+            stored = connection.scalar(select(func.count()).where(AUDIT_TABLE.c.event_key == key))
+            if stored:
+                continue
+            connection.execute(insert(AUDIT_TABLE), values)
+        elif connection.execute(statement, values).rowcount == 0:
+            continue
         heads[tenant] = (values["seq"], values["hash"])
-        new.append(values)
-    # One row per statement keeps the ids in chain order on every backend.
-    for values in new:
-        session.execute(insert(table), values)
-    return [values["event_key"] for values in new]
+        appended.append(key)
+    return appended
 
 
 class AuditFault(StrEnum):
