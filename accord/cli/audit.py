@@ -167,7 +167,8 @@ def _list(session: Session, args: argparse.Namespace, locale: str) -> int:
         at = row.at.astimezone(LOCAL_ZONE)
         who = row.actor or "-"
         if row.operator:
-            who += f" (operator {row.operator})" if locale == "en" else f" (do {row.operator})"
+            label = "operator" if locale == "en" else "người vận hành"
+            who += f" ({label} {row.operator})"
         roles = ",".join(row.roles) or "-"
         detail = " ".join(f"{key}={value}" for key, value in sorted(row.detail.items()))
         print(
