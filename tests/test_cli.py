@@ -24,6 +24,7 @@ OK_LINE = re.compile(
 )
 
 DIRECTORY = """\
+tenant: quang-binh
 province: Quảng Bình
 agencies:
   - code: SNV

@@ -888,6 +888,7 @@ def test_simulate_submits_to_undated_tasks_open_since_the_start() -> None:
 
 
 SMALL_DIRECTORY = """\
+tenant: quang-binh
 province: Quảng Bình
 agencies:
   - code: SNV
