@@ -54,6 +54,7 @@ def _joint_input(due_days: int, today: date) -> ObligationInput:
     task = base.task.model_copy(
         update={
             "task_id": base.task.task_id.replace("/SNV/", "/SNV+STP/"),
+            "tenant": "tinh-mau",  # the forms directory's
             "co_owners": ["STP"],
             "recipient": "UBND_TINH",
             "copy_to": ["BTGDV"],

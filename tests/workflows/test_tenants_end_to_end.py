@@ -37,6 +37,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from accord.cli import main
+from accord.cli.events import send_event
 from accord.deploy import TenantConflict, deploy_loaded, deploy_paths
 from accord.embedded import MailSink
 from accord.simulation import start_test_server
@@ -48,6 +49,7 @@ from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
+    EventRecord,
     ExtensionDecision,
     ExtensionRequest,
     SubmitReport,
@@ -335,6 +337,20 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
                 ObligationWorkflow.waive,
                 Waiver(actor=officer(NGHE_AN, "quan-tri-snv"), reason="Thử miễn chéo."),
             )
+        # Nor record an event of Quảng Bình's agreement.
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await send_event(
+                client,
+                QB_LIVE_ID,
+                EventRecord(
+                    actor=officer(NGHE_AN, "quan-tri-snv"), event="hoi-nghi", day=date(2026, 12, 1)
+                ),
+            )
+        assert isinstance(refused.value.cause, ApplicationError)
+        assert refused.value.cause.message == (
+            "rule: officer quan-tri-snv of nghe-an may not record an event of an agreement of "
+            "quang-binh"
+        )
         await qb_q3_snv.execute_update(
             ObligationWorkflow.submit_report,
             SubmitReport(actor=officer(QUANG_BINH, "dau-moi-snv"), summary="Báo cáo quý III."),
