@@ -361,10 +361,7 @@ class AgreementOfOtherTenant(Exception):
     """An agreement ID that is registered for another tenant already."""
 
     def __init__(self, agreement_id: str, tenant: str, other: str) -> None:
-        super().__init__(
-            f"agreement ID {agreement_id!r} is already deployed for tenant {other!r}; an "
-            f"agreement of tenant {tenant!r} cannot use it: give this agreement another `id:`"
-        )
+        super().__init__(f"agreement {agreement_id!r} is {other!r}'s, not {tenant!r}'s")
         self.agreement_id = agreement_id
         self.tenant = tenant
         self.other = other

@@ -182,7 +182,11 @@ def test_an_agreement_id_belongs_to_one_tenant(both: sessionmaker[Session]) -> N
             db.register_agreement(session, agreement_id="ke-hoach-2026", tenant="quang-binh")
         assert db.agreement_tenant(session, agreement_id="ke-hoach-2026") == "nghe-an"
         assert db.agreement_tenant(session, agreement_id="khong-co") is None
-    assert "already deployed for tenant 'nghe-an'" in str(refused.value)
+    assert (refused.value.agreement_id, refused.value.tenant, refused.value.other) == (
+        "ke-hoach-2026",
+        "quang-binh",
+        "nghe-an",
+    )
 
 
 # --------------------------------------------------------------------------------------------

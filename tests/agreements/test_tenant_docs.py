@@ -18,7 +18,7 @@ def _example() -> str:
     start = text.index("## The directory's tenant")
     end = text.index("\n## ", start + 1)
     [block] = re.findall(r"```yaml\n(.*?)```", text[start:end], re.DOTALL)
-    return block
+    return str(block)
 
 
 def test_the_documented_directory_loads_with_its_tenant(tmp_path: Path) -> None:
