@@ -285,3 +285,23 @@ def test_the_cli_stops_on_an_earlier_versions_data_folder(
         "earlier version of Accord (its table 'agencies' has no tenant column): move its data "
         "folder aside"
     )
+
+
+def test_the_service_stops_on_an_earlier_versions_data_folder_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    earlier_version_database(data / "accord.db")
+    monkeypatch.setenv("ACCORD_DATA_DIR", str(data))
+    monkeypatch.delenv("ACCORD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("ACCORD_TEMPORAL__ADDRESS", raising=False)
+
+    code = main(["run", "--no-deploy"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""  # no server, no mail sink, no worker was started
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("accord run: the SQLite database ")
+    assert "was created by an earlier version of Accord" in captured.err
+    assert not (data / "temporal.db").exists() and not (data / "mail").exists()
