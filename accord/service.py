@@ -28,6 +28,8 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
     templates = load_mail_templates(settings)
     # Then the claim keys (embedded: generated once into the data folder).
     claim_keys = verifying_keys(settings)
+    # So does a database an earlier version created (OutdatedDatabase, one line).
+    session_factory = open_database(settings)
     stop = stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address
@@ -47,7 +49,6 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             sink = MailSink(settings.mail_dir, port=smtp.port)
             await stack.enter_async_context(sink)
             smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
-        session_factory = open_database(settings)
         client = await connect(settings, address)
         worker = build_worker(
             client,

@@ -17,7 +17,9 @@ from workflows.payloads import Waiver
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 OLD = b"o" * 32
 NEW = b"n" * 32
-ADMIN = Actor(officer_id="quan-tri-snv", agency="SNV", roles=[OfficerRole.ADMIN])
+ADMIN = Actor(
+    officer_id="quan-tri-snv", tenant="quang-binh", agency="SNV", roles=[OfficerRole.ADMIN]
+)
 
 
 @pytest.fixture(autouse=True)

@@ -388,6 +388,7 @@ class ObligationWorkflow:
                 actor=officer.officer_id if officer else actor,
                 action=action,
                 detail=detail,
+                tenant=self._task.tenant,
                 roles=[role.value for role in officer.roles] if officer else [],
                 channel=claim.channel if claim else "system",
                 request_id=claim.request_id if claim else None,
@@ -733,6 +734,7 @@ class ObligationWorkflow:
         self._verify_claim(report, "submit_report")
         self._require_open()
         actor = report.actor
+        self._require_tenant(actor)
         owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
@@ -764,6 +766,7 @@ class ObligationWorkflow:
         self._verify_claim(request, "request_extension")
         self._require_open()
         actor = request.actor
+        self._require_tenant(actor)
         owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
@@ -812,6 +815,7 @@ class ObligationWorkflow:
         decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
         self._verify_claim(decision, "decide_extension")
         self._require_open()
+        self._require_tenant(decision.actor)
         pending = self._pending_extension
         if pending is None:
             raise refusal(
@@ -852,6 +856,7 @@ class ObligationWorkflow:
         waiver = parse_argument(Waiver, "waive", waiver, extra)
         self._verify_claim(waiver, "waive")
         self._require_open()
+        self._require_tenant(waiver.actor)
         if not waiver.actor.is_admin:
             raise refusal(
                 en=f"only an admin may waive a task (officer {waiver.actor.officer_id} is not)",
@@ -919,6 +924,16 @@ class ObligationWorkflow:
             raise refusal(
                 en=f"the task is closed ({STATE_LABELS_EN[self._state]})",
                 vi=f"nhiệm vụ đã đóng ({STATE_LABELS_VI[self._state]})",
+            )
+
+    def _require_tenant(self, actor: Actor) -> None:
+        """An officer's power, an admin's included, stops at his tenant's tasks."""
+        if actor.tenant != self._task.tenant:
+            raise refusal(
+                en=f"officer {actor.officer_id} of {actor.tenant} may not act on a task of "
+                f"{self._task.tenant}",
+                vi=f"cán bộ {actor.officer_id} thuộc {actor.tenant} không được thao tác trên "
+                f"nhiệm vụ của {self._task.tenant}",
             )
 
     def _local_midnight(self, day: date) -> datetime:

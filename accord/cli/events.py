@@ -56,7 +56,7 @@ def event(args: argparse.Namespace) -> int:
     """Record an event (admins only)."""
     settings = load_settings()
     credential = operator_credential(settings)
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, args.agreement)
     payload = checked(EventRecord, actor=actor, event=args.event, day=args.date, label=args.label)
 
     async def run() -> int:

@@ -2,7 +2,8 @@
 behalf of one officer, by the operator whose credential is in settings.
 
 Without an operator credential these commands refuse. The officer is looked up in the
-database; the update is signed with the operator's credential (`accord.identity`); the
+database, within the tenant of the task's agreement (an officer ID means nothing across
+tenants); the update is signed with the operator's credential (`accord.identity`); the
 workflow's validators judge the rules (who may do what, when) and a refusal is printed in
 the reader's language. Report files are read with the agreement loader's YAML safety. No
 rule of the workflow is checked here.
@@ -107,7 +108,7 @@ def submit(args: argparse.Namespace) -> int:
     settings = load_settings()
     credential = operator_credential(settings)
     report = load_report(args.file)
-    payload = report.payload(find_actor(settings, args.officer))
+    payload = report.payload(find_actor(settings, args.officer, agreement_of(args.task)))
     return run_engine_command(
         send_update(settings, args.task, ObligationWorkflow.submit_report, payload, credential)
     )
@@ -119,7 +120,7 @@ def extend(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     credential = operator_credential(settings)
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(ExtensionRequest, actor=actor, new_due=args.until, reason=args.reason)
 
     return run_engine_command(
@@ -133,7 +134,7 @@ def decide(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     credential = operator_credential(settings)
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(
         ExtensionDecision, actor=actor, approve=args.verdict == "approve", note=args.note
     )
@@ -149,7 +150,7 @@ def waive(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     credential = operator_credential(settings)
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(Waiver, actor=actor, reason=args.reason)
 
     return run_engine_command(
@@ -157,25 +158,40 @@ def waive(args: argparse.Namespace) -> int:
     )
 
 
-def find_actor(settings: Settings, officer_id: str) -> Actor:
-    """The officer as the directory in the database knows them (deploying loads it)."""
+def agreement_of(task_id: str) -> str:
+    """The agreement ID a task ID starts with (`AGREEMENT/obligation/agency/period`)."""
+    return task_id.split("/", 1)[0]
+
+
+def find_actor(settings: Settings, officer_id: str, agreement_id: str) -> Actor:
+    """The officer as the directory of the agreement's tenant knows them (deploying loads
+    it): an officer ID is looked up within that tenant only, never in another's."""
     import worker
     from infra import db
 
     with worker.open_database(settings)() as session:
-        officer = db.get_officer(session, officer_id=officer_id)
+        tenant = db.agreement_tenant(session, agreement_id=agreement_id)
+        if tenant is None:
+            raise CommandError(
+                f"unknown agreement {agreement_id!r}: no agreement with that ID is deployed "
+                "(see `accord status`)",
+                EXIT_BAD_INPUT,
+            )
+        officer = db.get_officer(session, tenant=tenant, officer_id=officer_id)
     if officer is None:
         raise CommandError(
-            f"unknown officer {officer_id!r}: no such ID in the agency directory of any "
-            "deployed agreement",
+            f"unknown officer {officer_id!r}: no such ID in the agency directory of "
+            f"{tenant} (the tenant of {agreement_id})",
             EXIT_BAD_INPUT,
         )
     if not officer.active:
         raise CommandError(
-            f"officer {officer_id!r} is no longer in the agency directory", EXIT_BAD_INPUT
+            f"officer {officer_id!r} is no longer in the agency directory of {tenant}",
+            EXIT_BAD_INPUT,
         )
     return Actor(
         officer_id=officer.id,
+        tenant=officer.tenant,
         agency=officer.agency_code,
         roles=[OfficerRole(role) for role in officer.roles],
     )

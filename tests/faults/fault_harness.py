@@ -317,6 +317,7 @@ def write_directory(folder: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "schema_version": 1,
+        "tenant": "tinh-thu-nghiem",
         "province": "Tỉnh thử nghiệm",
         "agencies": agencies,
         "officers": officers,
@@ -885,7 +886,12 @@ class FaultWorld:
         report = signed(
             FAULTS_CREDENTIAL,
             SubmitReport(
-                actor=Actor(officer_id=focal.id, agency=focal.agency, roles=list(focal.roles)),
+                actor=Actor(
+                    officer_id=focal.id,
+                    tenant=self.plan.directory.tenant,
+                    agency=focal.agency,
+                    roles=list(focal.roles),
+                ),
                 summary=f"Báo cáo thử nghiệm của {submission.agency}.",
             ),
             update=ObligationWorkflow.submit_report,

@@ -45,7 +45,9 @@ UPDATE_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
 }
-FORGER = Actor(officer_id="ke-gia-mao", agency="SNV", roles=[OfficerRole.ADMIN])
+FORGER = Actor(
+    officer_id="ke-gia-mao", tenant="quang-binh", agency="SNV", roles=[OfficerRole.ADMIN]
+)
 """The issue's made-up actor."""
 
 
@@ -216,6 +218,7 @@ async def test_the_approver_is_never_the_requester(tmp_path: Path) -> None:
         # not both for the same request.
         leader = Actor(
             officer_id="lanh-dao-ubnd-tinh",
+            tenant="quang-binh",
             agency="UBND_TINH",
             roles=[OfficerRole.PROVINCIAL_LEADERSHIP, OfficerRole.ADMIN],
         )
