@@ -31,6 +31,7 @@ from workflows.payloads import (
     PlannedTask,
     agreement_workflow_id,
     clip_summary,
+    ui_text,
 )
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ async def start_agreement(
             execution_timeout=execution_timeout,
             run_timeout=execution_timeout,
             static_summary=clip_summary(f"{input.plan.document_number} · {input.plan.title}"),
-            static_details=(
+            static_details=ui_text(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"
                 f"- Thời gian: {input.plan.period_start:%d/%m/%Y} – "
                 f"{input.plan.period_end:%d/%m/%Y}\n"

@@ -68,6 +68,10 @@ REQUIRED_CASES = {
     "cron-month-zero",
     "duplicate-task-id",
     "sending-time-format",
+    # Hostile text and paths (issue 14, point 6).
+    "invisible-format-character",
+    "directory-outside-folder",
+    "directory-absolute-path",
 }
 
 
