@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from activities.models import Actor, IndicatorValue, TaskRef
+from activities.models import MAX_ATTACHMENTS, Actor, AttachmentRef, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
 from agreements.models import (
     DeadlineRule,
@@ -139,7 +139,7 @@ class SubmitReport(Payload):
     actor: Actor
     summary: OfficerText = Field(min_length=1, max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
-    attachments: list[str] = Field(default_factory=list, max_length=20)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     sent_at: AwareDatetime | None = Field(
         default=None,
         description="When the officer sent the report (the client's clock, kept across "

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from accord.cli.engine import (
     EXIT_BAD_INPUT,
@@ -25,7 +25,7 @@ from accord.cli.engine import (
     run_engine_command,
     send_update,
 )
-from activities.models import Actor, IndicatorValue, Ratio
+from activities.models import MAX_ATTACHMENTS, Actor, AttachmentRef, IndicatorValue, Ratio
 from agreements.models import OfficerRole
 from agreements.yaml_files import parse_yaml, read_text
 from infra.settings import Settings
@@ -235,6 +235,7 @@ class ReportFile:
 
 
 REPORT_KEYS = ("summary", "indicators", "attachments")
+_ATTACHMENT: TypeAdapter[str] = TypeAdapter(AttachmentRef)
 
 
 def load_report(path: Path) -> ReportFile:
@@ -288,11 +289,22 @@ def load_report(path: Path) -> ReportFile:
     if not isinstance(raw_attachments, list):
         problems.append(at(("attachments",), "must be a list of file names or links"))
     else:
-        for index, item in enumerate(raw_attachments):
-            if isinstance(item, str) and item.strip():
-                attachments.append(item)
-            else:
+        if len(raw_attachments) > MAX_ATTACHMENTS:
+            problems.append(
+                at(
+                    ("attachments",),
+                    f"at most {MAX_ATTACHMENTS} attachments, not {len(raw_attachments)}",
+                )
+            )
+        for index, item in enumerate(raw_attachments[:MAX_ATTACHMENTS]):
+            if not (isinstance(item, str) and item.strip()):
                 problems.append(at(("attachments", index), "must be a file name or link"))
+                continue
+            try:
+                attachments.append(_ATTACHMENT.validate_python(item))
+            except ValidationError as error:
+                reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+                problems.append(at(("attachments", index), reason))
     if problems:
         raise CommandError("\n".join(problems), EXIT_BAD_INPUT)
     assert isinstance(summary, str)
