@@ -10,11 +10,12 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from harness import harness, local_now, midnight, obligation_input
 from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
 
 from infra import db
-from workflows.obligation import ObligationWorkflow
 from workflows.payloads import TaskStatus, UpdateResult
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
@@ -61,6 +62,15 @@ async def test_format_characters_from_a_plain_client_are_removed_everywhere(
             {"actor": actor, "new_due": str((due + timedelta(days=5)).date()), "reason": reason},
             result_type=UpdateResult,
         )
+        before = await handle.query("status", result_type=TaskStatus)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                "submit_report",
+                {"actor": actor, "summary": "x", "attachments": ["javascript:alert(1)"]},
+                result_type=UpdateResult,
+            )
+        assert "attachment scheme 'javascript' is not allowed" in str(refused.value.cause)
+        assert await handle.query("status", result_type=TaskStatus) == before
         summary = f"Đã{ZWJ} tiếp {LRI}1.901{PDF} lượt{WORD_JOINER} công dân{BOM}."
         await handle.execute_update(
             "submit_report",
@@ -87,4 +97,3 @@ async def test_format_characters_from_a_plain_client_are_removed_everywhere(
             assert all(invisible(json.dumps(d, ensure_ascii=False)) == set() for d in details)
         assert all(invisible(d.detail) == set() for d in status.decisions)
         assert any("Nguyễn" in unicodedata.normalize("NFC", d.detail) for d in status.decisions)
-
