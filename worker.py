@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -110,9 +111,15 @@ def _read(path: Path | None) -> bytes | None:
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
-    engine = db.make_engine(settings.resolved_database_url)
-    db.create_schema(engine)
-    return db.session_factory(engine)
+    """The database's sessions, schema created; `db.DatabaseUnavailable` (one line, password
+    hidden) when it cannot be opened."""
+    return db.session_factory(db.open_engine(settings.resolved_database_url))
+
+
+def keep_files_private() -> None:
+    """Files and folders this process creates (the SQLite database, mail, logs, the embedded
+    server's database) are readable by their owner only: 0600 and 0700."""
+    os.umask(0o077)
 
 
 def load_mail_templates(settings: Settings) -> MailTemplates:
@@ -153,12 +160,21 @@ async def run_worker_only(settings: Settings) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO)
+    keep_files_private()
     try:
-        asyncio.run(run_worker_only(Settings()))
+        settings = Settings()
+    except ValueError as error:  # pydantic's ValidationError too: its lines name the setting
+        print(f"worker: invalid ACCORD_* settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_worker_only(settings))
     except MailTemplateError as error:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
+    except db.DatabaseUnavailable as error:
+        print(f"worker: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

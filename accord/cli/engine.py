@@ -50,6 +50,7 @@ from workflows.refusals import REFUSED
 from workflows.search_attributes import SA_STATE
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
     from temporalio.workflow import UpdateMethodMultiParam
 
     from workflows.obligation import ObligationWorkflow
@@ -73,11 +74,26 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
+        # Messages only, never the values: one of them may be a password.
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}".removeprefix(": ")
             for e in error.errors(include_url=False)
         )
-        raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from error
+        raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from None
+    except ValueError as error:  # ACCORD_ENV_FILE names no file
+        raise CommandError(f"invalid ACCORD_* settings: {error}", EXIT_BAD_INPUT) from None
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """The database's sessions, or a one-line `CommandError` naming the URL without its
+    password."""
+    import worker
+    from infra.db import DatabaseUnavailable
+
+    try:
+        return worker.open_database(settings)
+    except DatabaseUnavailable as error:
+        raise CommandError(str(error)) from None
 
 
 def temporal_address(settings: Settings) -> str:

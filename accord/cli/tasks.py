@@ -22,6 +22,7 @@ from accord.cli.engine import (
     TASK_PREFIX,
     CommandError,
     load_settings,
+    open_database,
     run_engine_command,
     send_update,
 )
@@ -149,10 +150,9 @@ def waive(args: argparse.Namespace) -> int:
 
 def find_actor(settings: Settings, officer_id: str) -> Actor:
     """The officer as the directory in the database knows them (deploying loads it)."""
-    import worker
     from infra import db
 
-    with worker.open_database(settings)() as session:
+    with open_database(settings)() as session:
         officer = db.get_officer(session, officer_id=officer_id)
     if officer is None:
         raise CommandError(
