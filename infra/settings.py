@@ -97,7 +97,7 @@ def env_file() -> Path | None:
     explicit = os.environ.get(ENV_FILE_VARIABLE)
     if explicit:
         path = Path(explicit).expanduser()
-        if not path.is_file():
+        if not path.exists() or path.is_dir():  # /dev/null is fine: no .env at all
             raise ValueError(f"{ENV_FILE_VARIABLE}={explicit}: no such file")
         return path
     default = PROJECT_ROOT / ".env"
