@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -30,7 +31,7 @@ from activities.mail import MailActivities
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
 from infra import db
-from infra.settings import Settings, SmtpSettings
+from infra.settings import Settings, SmtpSettings, settings_problems
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 
@@ -163,7 +164,10 @@ def main() -> int:
     keep_files_private()
     try:
         settings = Settings()
-    except ValueError as error:  # pydantic's ValidationError too: its lines name the setting
+    except ValidationError as error:
+        print(f"worker: invalid ACCORD_* settings: {settings_problems(error)}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # ACCORD_ENV_FILE names no file
         print(f"worker: invalid ACCORD_* settings: {error}", file=sys.stderr)
         return 2
     try:

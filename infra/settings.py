@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,15 @@ class TemporalSettings(BaseModel):
     ui_port: int = Field(default=8233, description="Web UI port of the embedded dev server.")
     retention_days: int = Field(
         default=3650, ge=1, description="Closed-workflow retention set on the embedded server."
+    )
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, on one line: `field: message; …`. Never the values:
+    pydantic's own text quotes them, and one may be a password."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}".removeprefix(": ")
+        for e in error.errors(include_url=False, include_input=False)
     )
 
 

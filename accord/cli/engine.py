@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from accord.cli.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from accord.cli.errors import EXIT_FAILED as EXIT_FAILED
 from accord.cli.errors import CommandError as CommandError
-from infra.settings import Settings
+from infra.settings import Settings, settings_problems
 from workflows.payloads import (
     STATE_LABELS_EN,
     STATE_LABELS_VI,
@@ -74,11 +74,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        # Messages only, never the values: one of them may be a password.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}".removeprefix(": ")
-            for e in error.errors(include_url=False)
-        )
+        problems = settings_problems(error)
         raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from None
     except ValueError as error:  # ACCORD_ENV_FILE names no file
         raise CommandError(f"invalid ACCORD_* settings: {error}", EXIT_BAD_INPUT) from None
