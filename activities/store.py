@@ -11,9 +11,9 @@ No workflow logic and no mail here; the tables and queries are `infra.db`'s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,32 +27,7 @@ from activities.models import (
     RecordSubmission,
     SubmissionStored,
 )
-from infra.db import AuditRow, OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
-
-Row = TypeVar("Row", SubmissionRow, AuditRow)
-
-
-def insert_once(
-    session: Session, row: Row, *, existing: Callable[[Session], Row | None]
-) -> tuple[Row, bool]:
-    """Insert `row` unless `existing` finds it; `(row, created)`. Commits.
-
-    The lookup first avoids a failed insert in the common retry case; the IntegrityError
-    branch covers two attempts racing past the lookup at the same time.
-    """
-    found = existing(session)
-    if found is not None:
-        return found, False
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        found = existing(session)
-        if found is None:
-            raise
-        return found, False
-    return row, True
+from infra.db import OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 
 
 def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
@@ -66,6 +41,11 @@ def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
             "actor": entry.actor,
             "action": entry.action,
             "detail": dict(entry.detail),
+            "tenant": entry.tenant,
+            "roles": list(entry.roles),
+            "channel": entry.channel,
+            "request_id": entry.request_id,
+            "operator": entry.operator,
         }
         for entry in entries
     ]
@@ -89,18 +69,6 @@ def abandon_pending_outbox(session: Session, task_id: str, *, keep: str | None =
             status=OutboxStatus.ABANDONED.value,
             last_error="not sent: the task closed without deciding this notice",
         )
-    )
-
-
-def _audit_row(entry: AuditEntry) -> AuditRow:
-    return AuditRow(
-        event_key=entry.event_key,
-        at=entry.at,
-        agreement_id=entry.agreement_id,
-        task_id=entry.task_id,
-        actor=entry.actor,
-        action=entry.action,
-        detail=dict(entry.detail),
     )
 
 
@@ -162,29 +130,16 @@ class StoreActivities:
     def _record_audits(
         self, entries: Sequence[AuditEntry], abandon_pending_of: str | None = None
     ) -> AuditStored:
-        keys = {entry.event_key for entry in entries}
         with self._session_factory() as session:
-            stored = set(
-                session.scalars(select(AuditRow.event_key).where(AuditRow.event_key.in_(keys)))
-            )
-            # One INSERT ... ON CONFLICT DO NOTHING: a retried attempt cannot conflict.
-            add_audit_rows(session, rows=audit_rows(entries))
+            # Entries an earlier attempt stored are skipped: a retried attempt cannot conflict.
+            appended = add_audit_rows(session, rows=audit_rows(entries))
             if abandon_pending_of is not None:
                 abandon_pending_outbox(session, abandon_pending_of)
             session.commit()
-            return AuditStored(created=bool(keys - stored))
+            return AuditStored(created=bool(appended))
 
     def _record_audit(self, entry: AuditEntry) -> AuditStored:
-        row = _audit_row(entry)
-        with self._session_factory() as session:
-            _, created = insert_once(
-                session,
-                row,
-                existing=lambda s: s.scalar(
-                    select(AuditRow).where(AuditRow.event_key == entry.event_key)
-                ),
-            )
-            return AuditStored(created=created)
+        return self._record_audits([entry])
 
 
 def _copy_submission(row: SubmissionRow) -> SubmissionRow:

@@ -13,8 +13,11 @@ workflows or the entry points, and opens no engine at import time (`worker.py` d
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -29,20 +32,22 @@ from sqlalchemy import (
     Dialect,
     Engine,
     ForeignKey,
-    Insert,
     Integer,
     String,
     Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     cast,
     create_engine,
     event,
+    func,
     insert,
     make_url,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -169,23 +174,75 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None]
 
 
+AUDIT_GENESIS = "0" * 64
+"""The `prev_hash` of a chain's first entry."""
+
+AUDIT_NO_TENANT = ""
+"""The `tenant` of entries that belong to no tenant (system-wide ones, or written before
+tenancy): they form a chain of their own."""
+
+
 class AuditRow(Base):
+    """One audit entry: append-only, and chained.
+
+    Each tenant's entries form a hash chain: `seq` counts from 1 in the tenant, `prev_hash` is
+    the `hash` of the tenant's entry before (`AUDIT_GENESIS` for the first), and `hash` is
+    SHA-256 over the canonical encoding of every field and `prev_hash` (`audit_hash`). Only
+    `add_audit_rows` writes them. Triggers refuse UPDATE and DELETE (`create_schema`); on
+    PostgreSQL the application's role is also granted SELECT and INSERT only
+    (`deploy/postgresql-grants.sql`). `accord audit verify` walks the chains.
+    """
+
     __tablename__ = "audit"
+    __table_args__ = (UniqueConstraint("tenant", "seq", name="uq_audit_tenant_seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_key: Mapped[str] = mapped_column(String(500), unique=True)
+    tenant: Mapped[str] = mapped_column(String(60), default=AUDIT_NO_TENANT)
+    seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
     agreement_id: Mapped[str] = mapped_column(String(100), index=True)
     task_id: Mapped[str | None] = mapped_column(String(300), index=True)
     actor: Mapped[str | None] = mapped_column(String(60))
+    roles: Mapped[list[str]] = mapped_column(default=list)
+    channel: Mapped[str] = mapped_column(String(10), default="system")
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    operator: Mapped[str | None] = mapped_column(String(60))
     action: Mapped[str] = mapped_column(String(100))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 # The tables themselves, for the hot paths that write with one Core statement and no ORM
 # unit of work (marking an outbox row sent, writing audit rows once).
 OUTBOX_TABLE: Table = Base.metadata.tables[OutboxRow.__tablename__]
 AUDIT_TABLE: Table = Base.metadata.tables[AuditRow.__tablename__]
+
+
+_APPEND_ONLY_SQLITE = (
+    """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only: DELETE refused'); END""",
+)
+"""The audit table refuses UPDATE and DELETE, to every connection. (Whoever can write the
+SQLite file can drop them: `accord audit verify` then finds what was rewritten.)"""
+_APPEND_ONLY_POSTGRESQL = (
+    """CREATE OR REPLACE FUNCTION accord_audit_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        MESSAGE = 'audit is append-only: ' || TG_OP || ' refused', ERRCODE = '42501';
+END
+$$""",
+    """CREATE OR REPLACE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
+FOR EACH ROW EXECUTE FUNCTION accord_audit_append_only()""",
+    """CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only()""",
+)
+"""The same on PostgreSQL (14 or later), where TRUNCATE is refused too; repeated in
+`deploy/postgresql-grants.sql` with the application role's grants."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,7 +329,25 @@ def _password(url: str) -> str | None:
 
 
 def create_schema(engine: Engine) -> None:
+    """The tables, and the triggers that keep the audit table append-only (SQLite, PostgreSQL)."""
     Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        match engine.dialect.name:
+            case "sqlite":
+                for statement in _APPEND_ONLY_SQLITE:
+                    connection.exec_driver_sql(statement)
+            case "postgresql":
+                # Only when missing: the application's role (no DDL rights on a database set
+                # up with deploy/postgresql-grants.sql) must be able to start.
+                present = connection.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'audit'::regclass "
+                        "AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')"
+                    )
+                )
+                if present != 2:
+                    for statement in _APPEND_ONLY_POSTGRESQL:
+                        connection.exec_driver_sql(statement)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -408,35 +483,218 @@ def active_officers(
 # Audit log
 
 
-def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert audit rows (column values by name), each at most once by event key: a key that
-    is stored already, or repeated in `rows`, is skipped. Does not commit.
+AUDIT_CHANNELS = ("portal", "cli", "system")
 
-    On SQLite and PostgreSQL this is one `INSERT ... ON CONFLICT (event_key) DO NOTHING`, so a
-    retried activity neither reads first nor fails on a key an earlier attempt wrote.
+_AUDIT_HASHED = (
+    "event_key",
+    "tenant",
+    "seq",
+    "at",
+    "agreement_id",
+    "task_id",
+    "actor",
+    "roles",
+    "channel",
+    "request_id",
+    "operator",
+    "action",
+    "detail",
+    "prev_hash",
+)
+"""The fields `audit_hash` covers: every column but `id` (the storage order, checked by the
+walk) and `hash` itself."""
+
+AUDIT_LOCK_KEY = 0x41_43_43_4F_52_44_01
+"""PostgreSQL advisory lock held while an entry is chained (any value; `ACCORD` and 1)."""
+
+
+def audit_hash(values: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of an entry's canonical encoding: its `_AUDIT_HASHED` fields as JSON with
+    sorted keys, no spaces, UTF-8, and the instant as UTC with microseconds."""
+    canonical = {name: values[name] for name in _AUDIT_HASHED}
+    at = values["at"]
+    canonical["at"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    canonical["v"] = 1
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _audit_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column of a new entry but its place in the chain, defaults filled in."""
+    channel = row.get("channel") or "system"
+    if channel not in AUDIT_CHANNELS:
+        raise ValueError(f"audit entry {row['event_key']!r}: unknown channel {channel!r}")
+    return {
+        "event_key": row["event_key"],
+        "tenant": row.get("tenant") or AUDIT_NO_TENANT,
+        "at": row["at"],
+        "agreement_id": row["agreement_id"],
+        "task_id": row.get("task_id"),
+        "actor": row.get("actor"),
+        "roles": list(row.get("roles") or ()),
+        "channel": channel,
+        "request_id": row.get("request_id"),
+        "operator": row.get("operator"),
+        "action": row["action"],
+        "detail": dict(row.get("detail") or {}),
+    }
+
+
+def _lock_audit(session: Session) -> None:
+    """Make this transaction the only one chaining audit entries until it ends.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: the database's write lock. The
+    driver opens a transaction only at the first write, so one already open holds that lock
+    and none open is begun IMMEDIATE (taking it now, waiting up to the busy timeout): the
+    chain's head is then read and extended with no other writer in between.
+    """
+    connection = session.connection()
+    match connection.dialect.name:
+        case "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        case "sqlite":
+            driver = connection.connection.dbapi_connection
+            if driver is not None and not driver.in_transaction:
+                driver.execute("BEGIN IMMEDIATE")
+
+
+_CHAIN_HEAD = (
+    select(AUDIT_TABLE.c.seq, AUDIT_TABLE.c.hash)
+    .where(AUDIT_TABLE.c.tenant == bindparam("tenant"))
+    .order_by(AUDIT_TABLE.c.seq.desc())
+    .limit(1)
+)
+"""The last `(seq, hash)` of a tenant's chain (none for an empty chain)."""
+
+_APPEND = {
+    "sqlite": sqlite_insert(AUDIT_TABLE).on_conflict_do_nothing(
+        index_elements=[AUDIT_TABLE.c.event_key]
+    ),
+    "postgresql": postgresql_insert(AUDIT_TABLE).on_conflict_do_nothing(
+        index_elements=[AUDIT_TABLE.c.event_key]
+    ),
+}
+"""One entry, skipped if its event key is stored already. Only that conflict is skipped: a
+taken `seq` (a chain forked) fails the transaction."""
+
+
+def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Append audit entries (column values by name: event key, instant, agreement, action and
+    optionally task, actor, detail, tenant, roles, channel, request ID, operator), each at most
+    once by event key: a key that is stored already, or repeated in `rows`, is skipped, so a
+    retried activity stores nothing twice. Does not commit. Returns the event keys appended.
+
+    Under a lock held to the end of the caller's transaction (`_lock_audit`), each entry gets
+    the next `seq` of its tenant's chain, the previous entry's hash and its own, and is
+    inserted with `ON CONFLICT (event_key) DO NOTHING`, one statement per entry (which keeps
+    the IDs in chain order); a skipped entry leaves the chain's head where it was.
     """
     unique: dict[str, Mapping[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["event_key"], row)
     if not unique:
-        return
+        return []
+    _lock_audit(session)
+    connection = session.connection()
+    statement = _APPEND.get(connection.dialect.name)
+    heads: dict[str, tuple[int, str]] = {}
+    appended: list[str] = []
+    for key, row in unique.items():
+        values = _audit_values(row)
+        tenant = values["tenant"]
+        if tenant not in heads:
+            head = connection.execute(_CHAIN_HEAD, {"tenant": tenant}).first()
+            heads[tenant] = (head.seq, head.hash) if head is not None else (0, AUDIT_GENESIS)
+        seq, prev_hash = heads[tenant]
+        values["seq"] = seq + 1
+        values["prev_hash"] = prev_hash
+        values["hash"] = audit_hash(values)
+        if statement is None:  # another backend: look first (no ON CONFLICT)
+            stored = connection.scalar(select(func.count()).where(AUDIT_TABLE.c.event_key == key))
+            if stored:
+                continue
+            connection.execute(insert(AUDIT_TABLE), values)
+        elif connection.execute(statement, values).rowcount == 0:
+            continue
+        heads[tenant] = (values["seq"], values["hash"])
+        appended.append(key)
+    return appended
+
+
+class AuditFault(StrEnum):
+    CHANGED = "changed"
+    """The entry's content no longer gives its hash."""
+    REMOVED = "removed"
+    """Entries are missing before this one."""
+    REORDERED = "reordered"
+    """This entry is stored out of its place in the chain (or its place is taken twice)."""
+    UNLINKED = "unlinked"
+    """The entry does not name the hash of the one stored before it."""
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    tenant: str
+    id: int
+    event_key: str
+    seq: int
+    fault: AuditFault
+    expected_seq: int
+    """The `seq` the walk expected at this place."""
+
+
+@dataclass
+class AuditChain:
+    tenant: str
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = AUDIT_GENESIS
+    problem: AuditProblem | None = None
+
+
+def verify_audit(session: Session, *, tenant: str | None = None) -> list[AuditChain]:
+    """Walk each tenant's chain (one tenant's with `tenant`) in storage order and stop at its
+    first problem: an entry whose content does not give its hash (changed), a gap in `seq`
+    (removed), a `seq` found later or earlier than its place (reordered), or a `prev_hash` that
+    is not the previous entry's hash. Chains in tenant order."""
     table = AUDIT_TABLE
-    match session.get_bind().dialect.name:
-        case "sqlite":
-            statement: Insert = sqlite_insert(table).on_conflict_do_nothing(
-                index_elements=[table.c.event_key]
+    tenants = (
+        [tenant]
+        if tenant is not None
+        else list(session.scalars(select(table.c.tenant).distinct().order_by(table.c.tenant)))
+    )
+    chains: list[AuditChain] = []
+    for name in tenants:
+        rows = session.execute(
+            select(table).where(table.c.tenant == name).order_by(table.c.id)
+        ).all()
+        chains.append(_walk(name, [row._asdict() for row in rows]))
+    return chains
+
+
+def _walk(tenant: str, rows: list[dict[str, Any]]) -> AuditChain:
+    chain = AuditChain(tenant=tenant, entries=len(rows))
+    present = {row["seq"] for row in rows}
+    prev_hash = AUDIT_GENESIS
+    for expected, row in enumerate(rows, start=1):
+        fault: AuditFault | None = None
+        if audit_hash(row) != row["hash"]:
+            fault = AuditFault.CHANGED
+        elif row["seq"] != expected:
+            missing = expected not in present
+            fault = AuditFault.REMOVED if missing else AuditFault.REORDERED
+        elif row["prev_hash"] != prev_hash:
+            fault = AuditFault.UNLINKED
+        if fault is not None:
+            chain.problem = AuditProblem(
+                tenant=tenant,
+                id=row["id"],
+                event_key=row["event_key"],
+                seq=row["seq"],
+                fault=fault,
+                expected_seq=expected,
             )
-        case "postgresql":
-            statement = postgresql_insert(table).on_conflict_do_nothing(
-                index_elements=[table.c.event_key]
-            )
-        case _:
-            stored = set(
-                session.scalars(select(table.c.event_key).where(table.c.event_key.in_(unique)))
-            )
-            for key in stored:
-                del unique[key]
-            if not unique:
-                return
-            statement = insert(table)
-    session.execute(statement, list(unique.values()))
+            return chain
+        prev_hash = row["hash"]
+        chain.head_seq, chain.head_hash = row["seq"], row["hash"]
+    return chain

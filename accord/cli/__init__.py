@@ -10,14 +10,16 @@
     accord waive TASK ...          release an agency from a task (admins)
     accord event record AGR EVENT  an event happened: start the tasks due after it (admins)
     accord calendar YEAR           print a year's working calendar; --publish sends it
+    accord audit verify | list     check the audit trail's hash chains; print its entries
     accord simulate PATH           preview every mail an agreement will cause
     accord plan PATH               the same list, worked out by the planner without a server
 
 Where each lives: `agreements.py` (validate, schema: files only, no engine), `run.py`,
 `deployment.py` (deploy, status), `tasks.py` (submit, extend, decide, waive), `events.py`
-(event record), `calendar.py`, `simulate.py`, `plan.py` (no engine); all talk to the engine
-through `engine.py`, and `commands.py` registers them and holds `main`. Commands are entry
-points: nothing below (workflows, activities, infra, agreements) imports this package.
+(event record), `calendar.py`, `audit.py` (audit verify, list: the database only),
+`simulate.py`, `plan.py` (no engine); all talk to the engine through `engine.py`, and
+`commands.py` registers them and holds `main`. Commands are entry points: nothing below
+(workflows, activities, infra, agreements) imports this package.
 """
 
 from accord.cli.commands import console_main, main

@@ -129,6 +129,13 @@ COMMANDS = (
         "calendar",
     ),
     Command(
+        "audit",
+        "check the audit trail's hash chains (verify) or print its entries (list)",
+        "audit",
+        "add_audit_arguments",
+        "audit",
+    ),
+    Command(
         "simulate",
         "preview every mail an agreement will send, start to end, on a time-skipping server",
         "simulate",

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.models import AuditBatch, AuditEntry, Ratio, RecordSubmission
-from activities.store import StoreActivities, insert_once
+from activities.store import StoreActivities
 from agreements.models import Officer, OfficerRole
 from infra.db import (
     AuditRow,
@@ -113,37 +113,6 @@ async def test_audit_entry_is_stored_once(sessions: sessionmaker[Session]) -> No
     assert rows[0].at == datetime(2025, 5, 10, 2, 0, tzinfo=UTC)
     assert rows[0].detail == {"new_due": "2025-05-25"}
     assert rows[0].actor == "snv-dau-moi"
-
-
-def test_insert_race_reads_the_winner(sessions: sessionmaker[Session]) -> None:
-    """Two attempts both miss the lookup; the second insert hits the unique key and returns the
-    first attempt's row instead of failing."""
-
-    def row() -> AuditRow:
-        return AuditRow(
-            event_key="race",
-            at=datetime.now(UTC),
-            agreement_id="289-kh-ubnd-2025",
-            action="test",
-        )
-
-    lookups = 0
-
-    def blind_first_lookup(session: Session) -> AuditRow | None:
-        nonlocal lookups
-        lookups += 1
-        if lookups == 1:
-            return None  # the race: the other attempt committed after this lookup
-        return session.scalar(select(AuditRow).where(AuditRow.event_key == "race"))
-
-    with sessions() as session:
-        winner, created = insert_once(session, row(), existing=lambda s: None)
-        assert created
-    with sessions() as session:
-        loser, created = insert_once(session, row(), existing=blind_first_lookup)
-    assert not created
-    assert loser.id == winner.id
-    assert lookups == 2
 
 
 async def test_database_errors_propagate_for_temporal_to_retry(tmp_path: Path) -> None:

@@ -88,6 +88,9 @@ async def test_nobody_submits_every_reminder_and_escalation_step(tmp_path: Path)
             actions = [a.action for a in session.scalars(select(db.AuditRow))]
             assert actions.count("overdue") == 1
             assert actions.count("closed") == 1
+            # Written by the workflow's local activities and the mail activity: one chain.
+            chains = db.verify_audit(session)
+            assert [(c.entries, c.problem) for c in chains] == [(len(actions), None)]
 
 
 async def test_on_time_submission_gets_receipt_and_no_escalation(tmp_path: Path) -> None:
