@@ -100,9 +100,12 @@ async def start_demo(
     now = datetime.now().astimezone()
     agreement = demo_agreement(now, str(directory_path))
     loaded = LoadedAgreement(directory_path, agreement, directory, expand(agreement, directory))
-    with session_factory() as session:
-        db.upsert_directory(session, directory=directory)
     input = demo_input(loaded, now)
+    with session_factory() as session:
+        db.register_agreement(
+            session, agreement_id=input.plan.agreement_id, tenant=directory.tenant
+        )
+        db.upsert_directory(session, directory=directory)
     deployed = await start_agreement(client, input, task_queue=task_queue)
     due_at = input.waiting[0].due_at
     assert due_at is not None
@@ -116,9 +119,15 @@ async def start_demo(
     await asyncio.sleep(SUBMIT_AFTER.total_seconds())
     on_time = next(t for t in input.waiting if t.agency == ON_TIME_AGENCY)
     with session_factory() as session:
-        officer = db.officers_for(session, agency=ON_TIME_AGENCY, role=OfficerRole.FOCAL_POINT)[0]
+        officer = db.officers_for(
+            session,
+            tenant=directory.tenant,
+            agency=ON_TIME_AGENCY,
+            role=OfficerRole.FOCAL_POINT,
+        )[0]
         actor = Actor(
             officer_id=officer.id,
+            tenant=directory.tenant,
             agency=ON_TIME_AGENCY,
             roles=[OfficerRole(r) for r in officer.roles],
         )

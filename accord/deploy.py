@@ -117,6 +117,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
     tasks = [planned_task(o, opens_at(o, starts_at)) for o in loaded.occurrences]
     plan = AgreementPlan(
         agreement_id=agreement.agreement_id,
+        tenant=loaded.directory.tenant,
         document_number=agreement.document_number,
         title=agreement.title,
         issuer=agreement.issuer,
@@ -131,6 +132,17 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
         sending_time=agreement.sending_time,
     )
     return AgreementInput(plan=plan, waiting=tasks)
+
+
+class TenantConflict(Exception):
+    """An agreement ID already deployed for another tenant: workflow IDs are the agreement's
+    ID, so two tenants' agreements cannot share one; the second is refused, not merged."""
+
+    def __init__(self, agreement_id: str, tenant: str, other: str) -> None:
+        super().__init__(
+            f"agreement ID {agreement_id!r} is already deployed for tenant {other!r}; an "
+            f"agreement of tenant {tenant!r} cannot use it: give this agreement another `id:`"
+        )
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,7 @@ async def start_agreement(
     from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.agreement import AgreementWorkflow
+    from workflows.search_attributes import SA_TENANT, agreement_search_attributes
 
     workflow_id = agreement_workflow_id(input.plan.agreement_id)
     try:
@@ -167,6 +180,9 @@ async def start_agreement(
         if err.status is not RPCStatusCode.NOT_FOUND:
             raise
     else:
+        other = existing.typed_search_attributes.get(SA_TENANT)
+        if other is not None and other != input.plan.tenant:
+            raise TenantConflict(input.plan.agreement_id, input.plan.tenant, other)
         if existing.status is WorkflowExecutionStatus.RUNNING:
             return Deployed(workflow_id, existing.run_id, False, "already running")
         status = existing.status.name.lower() if existing.status else "closed"
@@ -183,6 +199,9 @@ async def start_agreement(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=execution_timeout,
             run_timeout=execution_timeout,
+            search_attributes=agreement_search_attributes(
+                input.plan.agreement_id, input.plan.tenant
+            ),
             static_summary=clip_summary(f"{input.plan.document_number} · {input.plan.title}"),
             static_details=ui_text(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"
@@ -204,10 +223,18 @@ async def deploy_loaded(
     session_factory: sessionmaker[Session],
     task_queue: str,
 ) -> Deployed:
-    """Load the directory into the database, then start the agreement's workflow."""
+    """Register the agreement for its directory's tenant (`TenantConflict` if another tenant
+    has its ID), load the directory into the database, then start the agreement's workflow."""
     from infra import db
 
+    tenant = loaded.directory.tenant
     with session_factory() as session:
+        try:
+            db.register_agreement(
+                session, agreement_id=loaded.agreement.agreement_id, tenant=tenant
+            )
+        except db.AgreementOfOtherTenant as err:
+            raise TenantConflict(err.agreement_id, err.tenant, err.other) from None
         db.upsert_directory(session, directory=loaded.directory)
     return await start_agreement(client, build_input(loaded), task_queue=task_queue)
 
@@ -234,9 +261,14 @@ async def deploy_paths(
             lines.append(f"INVALID {file}: not deployed")
             lines.extend(f"  {problem}" for problem in err.problems)
             continue
-        result = await deploy_loaded(
-            client, loaded, session_factory=session_factory, task_queue=task_queue
-        )
+        try:
+            result = await deploy_loaded(
+                client, loaded, session_factory=session_factory, task_queue=task_queue
+            )
+        except TenantConflict as err:
+            ok = False
+            lines.append(f"REFUSED {file}: {err}")
+            continue
         verb = "deployed" if result.created else "unchanged"
         lines.append(
             f"{verb} {result.workflow_id}: {len(loaded.occurrences)} tasks ({result.note})"

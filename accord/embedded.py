@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 SEARCH_ATTRIBUTES: Final[dict[str, str]] = {
     "AccordKind": "Keyword",
     "AccordAgreement": "Keyword",
+    "AccordTenant": "Keyword",
     "AccordItem": "Keyword",
     "AccordAgency": "Keyword",
     "AccordObligation": "Keyword",

@@ -33,6 +33,8 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # First: a broken mail template override stops start-up before anything is started.
     templates = load_mail_templates(settings)
+    # So does a database an earlier version created (OutdatedDatabase, one line).
+    session_factory = open_database(settings)
     stop = stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address
@@ -52,7 +54,6 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             sink = MailSink(settings.mail_dir, port=smtp.port)
             await stack.enter_async_context(sink)
             smtp = smtp.model_copy(update={"host": "127.0.0.1", "port": sink.port})
-        session_factory = open_database(settings)
         client = await connect(settings, address)
         worker = build_worker(
             client,

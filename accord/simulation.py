@@ -393,7 +393,12 @@ async def _submit(
             continue
         obligation = input.plan.obligations[task.obligation_id]
         with session_factory() as session:
-            officers = db.officers_for(session, agency=task.agency, role=OfficerRole.FOCAL_POINT)
+            officers = db.officers_for(
+                session,
+                tenant=input.plan.tenant,
+                agency=task.agency,
+                role=OfficerRole.FOCAL_POINT,
+            )
         if not officers:
             warnings.append(f"{task.task_id}: no focal point to submit as")
             continue
@@ -401,6 +406,7 @@ async def _submit(
         report = SubmitReport(
             actor=Actor(
                 officer_id=officer.id,
+                tenant=input.plan.tenant,
                 agency=task.agency,
                 roles=[OfficerRole(r) for r in officer.roles],
             ),

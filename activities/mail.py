@@ -183,6 +183,7 @@ def _insert_rows(
                 "kind": kind.value,
                 "task_id": request.task.task_id,
                 "agreement_id": request.task.agreement_id,
+                "tenant": request.task.tenant,
                 "subject": subject,
                 "status": OutboxStatus.PENDING.value,
                 "attempts": 0,
@@ -312,7 +313,7 @@ class MailActivities:
         task = request.task
         with self._session_factory() as session:
             codes = {*task.owners, *task.copy_to} | ({task.recipient} if task.recipient else set())
-            agencies = agencies_by_code(session, codes=codes)
+            agencies = agencies_by_code(session, tenant=task.tenant, codes=codes)
             owing = agencies.get(task.agency)
             plan = _Plan(
                 recipients=[],
@@ -353,11 +354,12 @@ class MailActivities:
         province_wide = any(scope.agency is None for scope in scopes)
         officers = active_officers(
             session,
+            tenant=task.tenant,
             roles={scope.officer_role for scope in scopes},
             agencies={scope.agency for scope in scopes if scope.agency is not None},
             provinces=[province] if province_wide and province is not None else [],
-            # With several provinces in one database, only the owing agency's; all of them
-            # if that agency is not in the directory.
+            # Only the task's tenant's officers, whatever the roles; within it, with several
+            # provinces, only the owing agency's, all of them if that agency is unknown.
             everywhere=province_wide and province is None,
         )
         holders = [
@@ -452,7 +454,7 @@ class MailActivities:
         """No officer holds the roles: queue a no-recipient notice to each active admin of the
         owing agency's province, under one key, so that retries send each admin one."""
         key = no_recipient_key(request.business_key)
-        admins = self._admins(session, plan.province, "")
+        admins = self._admins(session, request.task.tenant, plan.province, "")
         existing = {row.recipient_email: row for row in _select_rows(session, [key])}
         to_send = [
             admin
@@ -507,7 +509,11 @@ class MailActivities:
         ids = {n.recipient_officer_id for n in pending} | {r.recipient_officer_id for r in refusals}
         officers = {
             officer.id: officer
-            for officer in session.scalars(select(OfficerRow).where(OfficerRow.id.in_(ids)))
+            for officer in session.scalars(
+                select(OfficerRow).where(
+                    OfficerRow.tenant == request.task.tenant, OfficerRow.id.in_(ids)
+                )
+            )
         }
         at = datetime.now(UTC)
         for notice in pending:
@@ -702,7 +708,7 @@ class MailActivities:
         refused_address = item.recipient.email
         with self._session_factory() as session:
             session.execute(_MARK_FAILED, {"row_id": item.row_id, "error": error[:2000]})
-            admins = self._admins(session, plan.province, refused_address)
+            admins = self._admins(session, request.task.tenant, plan.province, refused_address)
             key = delivery_failure_key(request.business_key, refused_address)
             refused = RefusedDelivery(
                 officer_id=item.recipient.officer_id,
@@ -734,10 +740,14 @@ class MailActivities:
         return notices
 
     @staticmethod
-    def _admins(session: Session, province: str | None, refused_address: str) -> list[Recipient]:
-        """Active admins of `province` (of any province if None), the refused address aside."""
+    def _admins(
+        session: Session, tenant: str, province: str | None, refused_address: str
+    ) -> list[Recipient]:
+        """Active admins of `tenant` in `province` (in any of the tenant's if None), the
+        refused address aside."""
         officers = active_officers(
             session,
+            tenant=tenant,
             roles=[OfficerRole.ADMIN],
             provinces=[province] if province is not None else [],
             everywhere=province is None,
@@ -788,6 +798,7 @@ class MailActivities:
             "event_key": f"{request.business_key}/sent",
             "at": datetime.now(UTC),
             "agreement_id": task.agreement_id,
+            "tenant": task.tenant,
             "task_id": task.task_id,
             "actor": "system",
             "action": "notification_sent" if plan.recipients else "notification_no_recipient",

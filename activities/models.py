@@ -28,6 +28,10 @@ class TaskRef(Payload):
 
     task_id: str
     agreement_id: str
+    tenant: Slug = Field(
+        description="The tenant of the agreement's directory (e.g. `quang-binh`): its officers "
+        "and agencies are the only ones this task's mail and updates can reach."
+    )
     document_number: str
     agreement_title: str
     item_number: str | None
@@ -246,6 +250,7 @@ class Actor(Payload):
     from the directory; the workflow's validators enforce who may do what."""
 
     officer_id: Slug = Field(description="The officer's directory ID.")
+    tenant: Slug = Field(description="The tenant of the officer's directory, e.g. `nghe-an`.")
     agency: AgencyCode = Field(description="The officer's agency code.")
     roles: list[OfficerRole] = Field(max_length=len(OfficerRole))
 

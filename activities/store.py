@@ -94,6 +94,7 @@ class StoreActivities:
         row = SubmissionRow(
             task_id=request.task.task_id,
             agreement_id=request.task.agreement_id,
+            tenant=request.task.tenant,
             agency=request.task.agency,
             officer_id=request.officer_id,
             submitted_at=request.submitted_at,
@@ -147,6 +148,7 @@ def _copy_submission(row: SubmissionRow) -> SubmissionRow:
     return SubmissionRow(
         task_id=row.task_id,
         agreement_id=row.agreement_id,
+        tenant=row.tenant,
         agency=row.agency,
         officer_id=row.officer_id,
         submitted_at=row.submitted_at,

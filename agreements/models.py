@@ -961,9 +961,14 @@ class Officer(Model):
 
 
 class Directory(Model):
-    """Agencies and officers of one province."""
+    """Agencies and officers of one province: one tenant's."""
 
     schema_version: Literal[1] = Field(default=1, description="Version of this file format; 1.")
+    tenant: Slug = Field(
+        description="The tenant: the body that issues this directory (a province), e.g. "
+        "`quang-binh`. Agency codes and officer IDs are unique within a tenant only, and an "
+        "agreement's tasks, mail and officers belong to its directory's tenant."
+    )
     province: Name = Field(description="Province whose agencies these are.")
     agencies: list[Agency] = Field(min_length=1, description="Agencies (cơ quan, đơn vị).")
     officers: list[Officer] = Field(

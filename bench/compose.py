@@ -33,6 +33,7 @@ TO = templates.Recipient(
 TASK = TaskRef(
     task_id="289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t",
     agreement_id="289-kh-ubnd-2025",
+    tenant="quang-binh",
     document_number="289/KH-UBND",
     agreement_title="Kế hoạch thực hiện công tác dân vận chính quyền năm 2025",
     item_number="III.7",

@@ -83,7 +83,9 @@ def _directory(m: int) -> Directory:
                 roles=[OfficerRole.FOCAL_POINT],
             )
         )
-    return Directory(province="Tỉnh mô phỏng gửi thư", agencies=agencies, officers=officers)
+    return Directory(
+        tenant="mo-phong", province="Tỉnh mô phỏng gửi thư", agencies=agencies, officers=officers
+    )
 
 
 def _request(agency: str, key: str) -> NotificationRequest:
@@ -91,6 +93,7 @@ def _request(agency: str, key: str) -> NotificationRequest:
     task = TaskRef(
         task_id=f"synthetic-bench-mail/bao-cao/{agency}/{key}",
         agreement_id="synthetic-bench-mail",
+        tenant="mo-phong",
         document_number="BENCH/KH-UBND",
         agreement_title="Kế hoạch tổng hợp để đo hiệu năng (dữ liệu tổng hợp)",
         item_number=None,

@@ -65,6 +65,7 @@ def obligation_input(
     task = TaskRef(
         task_id=f"{agreement_id}/bao-cao-6-thang/{agency}/{label}",
         agreement_id=agreement_id,
+        tenant="quang-binh",
         document_number="BENCH/KH-UBND",
         agreement_title="Kế hoạch tổng hợp để đo hiệu năng (dữ liệu tổng hợp)",
         item_number="III.7",
@@ -166,6 +167,7 @@ def write_directory(folder: Path, *, number: int, agencies: int) -> Path:
         )
     document = {
         "schema_version": 1,
+        "tenant": code,
         "province": f"Tỉnh mô phỏng {number:02d}",
         "agencies": rows,
         "officers": officers,

@@ -166,7 +166,10 @@ def _focal_actors() -> dict[str, Actor]:
     for officer in directory.officers:
         if OfficerRole.FOCAL_POINT in officer.roles and officer.agency not in actors:
             actors[officer.agency] = Actor(
-                officer_id=officer.id, agency=officer.agency, roles=list(officer.roles)
+                officer_id=officer.id,
+                tenant=directory.tenant,
+                agency=officer.agency,
+                roles=list(officer.roles),
             )
     return actors
 

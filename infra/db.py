@@ -3,8 +3,11 @@
 One schema for SQLite (a file in the data folder, the default) and PostgreSQL (by URL).
 Datetimes are stored in UTC and always come back timezone-aware, whatever the backend.
 
-Repository functions take the session first and everything else by keyword. They run in the
-caller's session; `upsert_directory` commits because it is a complete unit of work on its own.
+Agency codes and officer IDs are unique within a tenant (the body that issues a directory,
+e.g. a province), not across the system: their keys include the tenant, and every lookup of
+them takes it. Repository functions take the session first and everything else by keyword.
+They run in the caller's session; `upsert_directory` commits because it is a complete unit
+of work on its own.
 
 Infrastructure: it imports only SQLAlchemy and the domain's models, never activities,
 workflows or the entry points, and opens no engine at import time (`worker.py` does).
@@ -31,7 +34,8 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
-    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     Table,
@@ -44,6 +48,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     make_url,
     or_,
     select,
@@ -51,7 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from agreements.models import Directory, OfficerRole
@@ -92,8 +97,11 @@ class Base(DeclarativeBase):
 
 
 class AgencyRow(Base):
+    """An agency of one tenant: codes are unique within a tenant, not across tenants."""
+
     __tablename__ = "agencies"
 
+    tenant: Mapped[str] = mapped_column(String(60), primary_key=True)
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     province: Mapped[str] = mapped_column(String(300), index=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -105,12 +113,24 @@ class AgencyRow(Base):
 
 
 class OfficerRow(Base):
-    __tablename__ = "officers"
+    """An officer of one tenant, in an agency of the same tenant (the foreign key includes the
+    tenant, so an officer can never point at another tenant's agency)."""
 
+    __tablename__ = "officers"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant", "agency_code"],
+            ["agencies.tenant", "agencies.code"],
+            name="fk_officers_agency",
+        ),
+        Index("ix_officers_tenant_agency", "tenant", "agency_code"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(60), primary_key=True)
     id: Mapped[str] = mapped_column(String(60), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     email: Mapped[str] = mapped_column(String(254))
-    agency_code: Mapped[str] = mapped_column(String(40), ForeignKey("agencies.code"), index=True)
+    agency_code: Mapped[str] = mapped_column(String(40))
     roles: Mapped[list[str]] = mapped_column(default=list)
     locale: Mapped[str] = mapped_column(String(5), default="vi")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -119,12 +139,25 @@ class OfficerRow(Base):
         return role.value in self.roles
 
 
+class AgreementRow(Base):
+    """A deployed agreement and its tenant. Workflow and task IDs start with the agreement's
+    ID, so an ID belongs to one tenant only: the primary key makes a second tenant's agreement
+    with the same ID impossible (see `register_agreement`)."""
+
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(60), index=True)
+    deployed_at: Mapped[datetime]
+
+
 class SubmissionRow(Base):
     __tablename__ = "submissions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(300), unique=True)
     agreement_id: Mapped[str] = mapped_column(String(100), index=True)
+    tenant: Mapped[str] = mapped_column(String(60), index=True)
     agency: Mapped[str] = mapped_column(String(40))
     officer_id: Mapped[str] = mapped_column(String(60))
     submitted_at: Mapped[datetime]
@@ -165,6 +198,7 @@ class OutboxRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     task_id: Mapped[str] = mapped_column(String(300), index=True)
     agreement_id: Mapped[str] = mapped_column(String(100))
+    tenant: Mapped[str] = mapped_column(String(60), index=True)
     subject: Mapped[str] = mapped_column(String(400))
     status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -328,8 +362,54 @@ def _password(url: str) -> str | None:
         return None
 
 
+class OutdatedDatabase(RuntimeError):
+    """The database was created by an earlier version of Accord, whose tables lack columns
+    this version needs (the tenant). Raised before anything is written to it."""
+
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "agencies": ("tenant",),
+    "officers": ("tenant",),
+    "submissions": ("tenant",),
+    "outbox": ("tenant",),
+    "audit": ("tenant", "hash"),
+}
+"""Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database an earlier version created (tables without the tenant or the audit
+    chain), with one line that says what to do. A new or current database passes."""
+    inspector = inspect(engine)
+    existing = set(inspector.get_table_names())
+    for table, required in REQUIRED_COLUMNS.items():
+        if table not in existing:
+            continue
+        present = {column["name"] for column in inspector.get_columns(table)}
+        missing = [column for column in required if column not in present]
+        if missing:
+            url = engine.url
+            if url.get_backend_name() == "sqlite" and url.database:
+                where = f"the SQLite database {url.database}"
+                fix = (
+                    "move its data folder aside (or delete the file) and start again; the "
+                    "agreements are deployed afresh"
+                )
+            else:
+                # Never the URL: it may hold a password.
+                where = "the database"
+                fix = "point ACCORD_DATABASE_URL at a new, empty database"
+            raise OutdatedDatabase(
+                f"{where} was created by an earlier version of Accord (its table {table!r} has "
+                f"no {' or '.join(missing)} column): {fix}. Upgrading it in place needs the "
+                "migration tool, which is not there yet."
+            )
+
+
 def create_schema(engine: Engine) -> None:
-    """The tables, and the triggers that keep the audit table append-only (SQLite, PostgreSQL)."""
+    """Create the tables that are missing, and the triggers that keep the audit table
+    append-only (SQLite, PostgreSQL); `OutdatedDatabase` for an earlier version's tables."""
+    check_schema(engine)
     Base.metadata.create_all(engine)
     with engine.begin() as connection:
         match engine.dialect.name:
@@ -356,20 +436,24 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 # --------------------------------------------------------------------------------------------
-# Directory repository
+# Directory repository. Every lookup of agencies and officers names the tenant: agency codes
+# and officer IDs are unique within one tenant only.
 
 
 def upsert_directory(session: Session, *, directory: Directory) -> None:
-    """Make the stored agencies and officers of `directory.province` match the file, and commit.
+    """Make the stored agencies and officers of `directory.tenant` match the file, and commit.
 
-    Officers of that province who are no longer in the file are deactivated, not deleted, so
-    that outbox and audit rows keep pointing at someone. Agencies are never deleted either:
-    `active_until` and `successor` describe agencies that ceased to exist.
+    Only that tenant's rows are read or changed: another tenant's agency or officer with the
+    same code or ID is a different row. Officers of the tenant who are no longer in the file
+    are deactivated, not deleted, so that outbox and audit rows keep pointing at someone.
+    Agencies are never deleted either: `active_until` and `successor` describe agencies that
+    ceased to exist.
     """
+    tenant = directory.tenant
     for agency in directory.agencies:
-        row = session.get(AgencyRow, agency.code)
+        row = session.get(AgencyRow, (tenant, agency.code))
         if row is None:
-            row = AgencyRow(code=agency.code)
+            row = AgencyRow(tenant=tenant, code=agency.code)
             session.add(row)
         row.province = directory.province
         row.name = agency.name
@@ -382,9 +466,9 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
 
     in_file = {officer.id for officer in directory.officers}
     for officer in directory.officers:
-        officer_row = session.get(OfficerRow, officer.id)
+        officer_row = session.get(OfficerRow, (tenant, officer.id))
         if officer_row is None:
-            officer_row = OfficerRow(id=officer.id)
+            officer_row = OfficerRow(tenant=tenant, id=officer.id)
             session.add(officer_row)
         officer_row.name = officer.name
         officer_row.email = officer.email
@@ -394,12 +478,8 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
         officer_row.active = True
     session.flush()
 
-    province_agencies = select(AgencyRow.code).where(AgencyRow.province == directory.province)
     gone = session.scalars(
-        select(OfficerRow).where(
-            OfficerRow.agency_code.in_(province_agencies),
-            OfficerRow.active.is_(True),
-        )
+        select(OfficerRow).where(OfficerRow.tenant == tenant, OfficerRow.active.is_(True))
     ).all()
     for officer_row in gone:
         if officer_row.id not in in_file:
@@ -407,46 +487,95 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
     session.commit()
 
 
-def officers_for(session: Session, *, agency: str | None, role: OfficerRole) -> list[OfficerRow]:
-    """Active officers holding `role`, in one agency or (agency None) in any, ordered by ID."""
-    query = select(OfficerRow).where(OfficerRow.active.is_(True)).order_by(OfficerRow.id)
+class AgreementOfOtherTenant(Exception):
+    """An agreement ID that is registered for another tenant already."""
+
+    def __init__(self, agreement_id: str, tenant: str, other: str) -> None:
+        super().__init__(f"agreement {agreement_id!r} is {other!r}'s, not {tenant!r}'s")
+        self.agreement_id = agreement_id
+        self.tenant = tenant
+        self.other = other
+
+
+def register_agreement(session: Session, *, agreement_id: str, tenant: str) -> None:
+    """Record that `agreement_id` is `tenant`'s, and commit; again for the same tenant changes
+    nothing. `AgreementOfOtherTenant` if another tenant holds the ID."""
+    row = session.get(AgreementRow, agreement_id)
+    if row is None:
+        session.add(AgreementRow(id=agreement_id, tenant=tenant, deployed_at=datetime.now(UTC)))
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another deploy registered it meanwhile: judge by what it stored.
+            session.rollback()
+            row = session.get(AgreementRow, agreement_id)
+            if row is None:
+                raise
+    if row is not None and row.tenant != tenant:
+        raise AgreementOfOtherTenant(agreement_id, tenant, row.tenant)
+
+
+def agreement_tenant(session: Session, *, agreement_id: str) -> str | None:
+    """The tenant a deployed agreement belongs to; None if no agreement has that ID here."""
+    row = session.get(AgreementRow, agreement_id)
+    return row.tenant if row is not None else None
+
+
+def officers_for(
+    session: Session, *, tenant: str, agency: str | None, role: OfficerRole
+) -> list[OfficerRow]:
+    """Active officers of `tenant` holding `role`, in one agency or (agency None) in any of the
+    tenant's, ordered by ID."""
+    query = (
+        select(OfficerRow)
+        .where(OfficerRow.tenant == tenant, OfficerRow.active.is_(True))
+        .order_by(OfficerRow.id)
+    )
     if agency is not None:
         query = query.where(OfficerRow.agency_code == agency)
     # Roles are a JSON list; filtering in Python keeps one query for SQLite and PostgreSQL.
     return [row for row in session.scalars(query) if row.has_role(role)]
 
 
-def get_officer(session: Session, *, officer_id: str) -> OfficerRow | None:
-    return session.get(OfficerRow, officer_id)
+def get_officer(session: Session, *, tenant: str, officer_id: str) -> OfficerRow | None:
+    """The officer `officer_id` of `tenant` (active or not); None if the tenant has none."""
+    return session.get(OfficerRow, (tenant, officer_id))
 
 
-def agency_names(session: Session, *, codes: set[str]) -> dict[str, str]:
-    """Names of the given agency codes; unknown codes are left out."""
+def agency_names(session: Session, *, tenant: str, codes: set[str]) -> dict[str, str]:
+    """Names of the given agency codes of `tenant`; unknown codes are left out."""
     if not codes:
         return {}
-    rows = session.execute(select(AgencyRow.code, AgencyRow.name).where(AgencyRow.code.in_(codes)))
+    rows = session.execute(
+        select(AgencyRow.code, AgencyRow.name).where(
+            AgencyRow.tenant == tenant, AgencyRow.code.in_(codes)
+        )
+    )
     return {code: name for code, name in rows}
 
 
-def agencies_by_code(session: Session, *, codes: Collection[str]) -> dict[str, AgencyRow]:
-    """The stored agencies among `codes`, by code; unknown codes are left out."""
+def agencies_by_code(
+    session: Session, *, tenant: str, codes: Collection[str]
+) -> dict[str, AgencyRow]:
+    """The stored agencies of `tenant` among `codes`, by code; unknown codes are left out."""
     if not codes:
         return {}
-    return {
-        row.code: row for row in session.scalars(select(AgencyRow).where(AgencyRow.code.in_(codes)))
-    }
+    query = select(AgencyRow).where(AgencyRow.tenant == tenant, AgencyRow.code.in_(codes))
+    return {row.code: row for row in session.scalars(query)}
 
 
 def active_officers(
     session: Session,
     *,
+    tenant: str,
     roles: Collection[OfficerRole],
     agencies: Collection[str] = (),
     provinces: Collection[str] = (),
     everywhere: bool = False,
 ) -> list[tuple[OfficerRow, str]]:
-    """Active officers holding any of `roles` in `agencies` or in any agency of `provinces`
-    (of any agency at all with `everywhere`), each with their agency's province, ordered by ID.
+    """Active officers of `tenant` holding any of `roles` in `agencies` or in any agency of
+    `provinces` (of any of the tenant's agencies with `everywhere`), each with their agency's
+    province, ordered by ID. Never an officer of another tenant.
 
     One query whatever the mix, so that a notice to several roles of several agencies costs
     one round trip. The caller picks who holds which role where.
@@ -455,8 +584,11 @@ def active_officers(
         return []
     query = (
         select(OfficerRow, AgencyRow.province)
-        .join(AgencyRow, OfficerRow.agency_code == AgencyRow.code)
-        .where(OfficerRow.active.is_(True))
+        .join(
+            AgencyRow,
+            (OfficerRow.tenant == AgencyRow.tenant) & (OfficerRow.agency_code == AgencyRow.code),
+        )
+        .where(OfficerRow.tenant == tenant, OfficerRow.active.is_(True))
         .order_by(OfficerRow.id)
     )
     if not everywhere:

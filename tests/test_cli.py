@@ -24,6 +24,7 @@ OK_LINE = re.compile(
 )
 
 DIRECTORY = """\
+tenant: quang-binh
 province: Quảng Bình
 agencies:
   - code: SNV
@@ -176,6 +177,8 @@ def test_validate_broken_folder_fails_for_every_broken_file(
     broken_directories = {
         "directory-duplicate-agency-code.yaml": "duplicate-agency-code.yaml",
         "directory-unknown-officer-agency.yaml": "unknown-officer-agency.yaml",
+        "directory-without-tenant.yaml": "no-tenant.yaml",
+        "directory-tenant-not-a-slug.yaml": "tenant-not-a-slug.yaml",
     }
     assert reported == {
         str(BROKEN / "directory" / broken_directories[p.name])

@@ -396,6 +396,7 @@ def test_status_filters_and_json(nghe_an: Engine, capsys: pytest.CaptureFixture[
     assert plan_2023 == {
         "task": nghe_an_task("ke-hoach-nam", 2023),
         "agreement": NGHE_AN_ID,
+        "tenant": "nghe-an",
         "agency": "SNV",
         "obligation": "ke-hoach-nam",
         "period": "2023",
@@ -416,10 +417,14 @@ def test_status_query_takes_only_safe_values(capsys: pytest.CaptureFixture[str])
         "AccordKind = 'task' AND AccordAgreement = 'nghe-an-2021' AND AccordAgency = 'SNV' "
         "AND AccordState = 'overdue'"
     )
+    assert status_query(None, "SNV", None, "nghe-an") == (
+        "AccordKind = 'task' AND AccordTenant = 'nghe-an' AND AccordAgency = 'SNV'"
+    )
     for argv in (
         ["--agreement", "x' OR AccordKind = 'agreement"],
         ["--agency", "SNV' OR 'a' = 'a"],
         ["--state", "overdue' OR 'a' = 'a"],
+        ["--tenant", "nghe-an' OR 'a' = 'a"],
     ):
         with pytest.raises(SystemExit) as exited:
             main(["status", *argv])
@@ -888,6 +893,7 @@ def test_simulate_submits_to_undated_tasks_open_since_the_start() -> None:
 
 
 SMALL_DIRECTORY = """\
+tenant: quang-binh
 province: Quảng Bình
 agencies:
   - code: SNV

@@ -19,7 +19,12 @@ from workflows.payloads import SubmitReport, parse_argument
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKEN = ROOT / "tests" / "agreements" / "broken"
-ACTOR = {"officer_id": "snv-dau-moi", "agency": "SNV", "roles": ["focal_point"]}
+ACTOR = {
+    "officer_id": "snv-dau-moi",
+    "tenant": "quang-binh",
+    "agency": "SNV",
+    "roles": ["focal_point"],
+}
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 

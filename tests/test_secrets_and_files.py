@@ -274,9 +274,9 @@ def test_a_dot_env_in_the_working_folder_is_ignored(tmp_path: Path) -> None:
         "--as", OFFICER,
     )  # fmt: skip
 
-    # The default SQLite database in ACCORD_DATA_DIR was used (and knows no officer).
+    # The default SQLite database in ACCORD_DATA_DIR was used (and knows no agreement).
     assert done.returncode == 2
-    assert done.stderr.startswith(f"accord submit: unknown officer '{OFFICER}'")
+    assert done.stderr.startswith("accord submit: unknown agreement 'x'")
     assert (data / "accord.db").is_file()
 
 
@@ -295,7 +295,7 @@ def test_accord_env_file_is_honoured(tmp_path: Path) -> None:
     )  # fmt: skip
 
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"accord submit: unknown officer '{OFFICER}'")
+    assert done.stderr.startswith("accord submit: unknown agreement 'x'")
     assert (elsewhere / "du-lieu" / "accord.db").is_file()
     assert not (workdir / "data").exists()
 

@@ -54,7 +54,13 @@ with workflow.unsafe.imports_passed_through():
         ui_text,
     )
     from workflows.refusals import refusal
-    from workflows.search_attributes import SA_AGREEMENT, SA_KIND, SA_STATE, task_search_attributes
+    from workflows.search_attributes import (
+        SA_AGREEMENT,
+        SA_KIND,
+        SA_STATE,
+        SA_TENANT,
+        task_search_attributes,
+    )
 
 # Continue-as-new well before the server's 10,240-event warning.
 HISTORY_EVENT_BUDGET = 8_000
@@ -122,6 +128,7 @@ class AgreementWorkflow:
                 agreement_id=plan.agreement_id,
                 actor="system",
                 action="agreement_completed",
+                tenant=plan.tenant,
                 detail={state: str(n) for state, n in counts.items()},
             ),
             start_to_close_timeout=timedelta(minutes=2),
@@ -290,6 +297,7 @@ class AgreementWorkflow:
                 agreement_id=plan.agreement_id,
                 actor=record.actor.officer_id,
                 action="event_recorded",
+                tenant=plan.tenant,
                 detail={
                     "event": record.event,
                     "label": label,
@@ -306,6 +314,13 @@ class AgreementWorkflow:
     @record_event.validator
     def _check_event(self, record: EventRecord) -> None:
         plan = self._plan
+        if record.actor.tenant != plan.tenant:
+            raise refusal(
+                vi=f"cán bộ {record.actor.officer_id} thuộc {record.actor.tenant} không được ghi "
+                f"nhận sự kiện của văn bản thuộc {plan.tenant}",
+                en=f"officer {record.actor.officer_id} of {record.actor.tenant} may not record an "
+                f"event of an agreement of {plan.tenant}",
+            )
         if OfficerRole.ADMIN not in record.actor.roles:
             raise refusal(
                 vi="chỉ quản trị viên được ghi nhận sự kiện",
@@ -473,6 +488,7 @@ class AgreementWorkflow:
                 [
                     SA_KIND.value_set("agreement"),
                     SA_AGREEMENT.value_set(self._plan.agreement_id),
+                    SA_TENANT.value_set(self._plan.tenant),
                     SA_STATE.value_set(state),
                 ]
             )

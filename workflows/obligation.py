@@ -21,6 +21,7 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        Actor,
         AuditBatch,
         AuditEntry,
         IndicatorValue,
@@ -369,6 +370,7 @@ class ObligationWorkflow:
                 actor=actor,
                 action=action,
                 detail=detail,
+                tenant=self._task.tenant,
             )
         )
 
@@ -698,6 +700,7 @@ class ObligationWorkflow:
         report = parse_argument(SubmitReport, "submit_report", report, extra)
         self._require_open()
         actor = report.actor
+        self._require_tenant(actor)
         owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
@@ -728,6 +731,7 @@ class ObligationWorkflow:
         request = parse_argument(ExtensionRequest, "request_extension", request, extra)
         self._require_open()
         actor = request.actor
+        self._require_tenant(actor)
         owners = self._task.owners
         if not (actor.is_admin or actor.agency in owners):
             raise refusal(
@@ -775,6 +779,7 @@ class ObligationWorkflow:
     def _validate_decision(self, decision: ExtensionDecision | Any = None, *extra: Any) -> None:
         decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
         self._require_open()
+        self._require_tenant(decision.actor)
         if self._pending_extension is None:
             raise refusal(
                 en="there is no extension request to decide",
@@ -802,6 +807,7 @@ class ObligationWorkflow:
     def _validate_waive(self, waiver: Waiver | Any = None, *extra: Any) -> None:
         waiver = parse_argument(Waiver, "waive", waiver, extra)
         self._require_open()
+        self._require_tenant(waiver.actor)
         if not waiver.actor.is_admin:
             raise refusal(
                 en=f"only an admin may waive a task (officer {waiver.actor.officer_id} is not)",
@@ -837,6 +843,16 @@ class ObligationWorkflow:
             raise refusal(
                 en=f"the task is closed ({STATE_LABELS_EN[self._state]})",
                 vi=f"nhiệm vụ đã đóng ({STATE_LABELS_VI[self._state]})",
+            )
+
+    def _require_tenant(self, actor: Actor) -> None:
+        """An officer's power, an admin's included, stops at his tenant's tasks."""
+        if actor.tenant != self._task.tenant:
+            raise refusal(
+                en=f"officer {actor.officer_id} of {actor.tenant} may not act on a task of "
+                f"{self._task.tenant}",
+                vi=f"cán bộ {actor.officer_id} thuộc {actor.tenant} không được thao tác trên "
+                f"nhiệm vụ của {self._task.tenant}",
             )
 
     def _local_midnight(self, day: date) -> datetime:

@@ -305,6 +305,7 @@ class AgreementPlan(Payload):
     """The validated agreement as the engine needs it: expanded outside the workflow."""
 
     agreement_id: str
+    tenant: Slug = Field(description="The tenant of the agreement's directory.")
     document_number: str
     title: str
     issuer: str | None = Field(default=None, description="Issuing body as printed.")
@@ -417,6 +418,7 @@ def task_ref(plan: AgreementPlan, task: PlannedTask) -> TaskRef:
     return TaskRef(
         task_id=task.task_id,
         agreement_id=plan.agreement_id,
+        tenant=plan.tenant,
         document_number=plan.document_number,
         agreement_title=plan.title,
         issuer=plan.issuer,

@@ -16,6 +16,8 @@ from workflows.payloads import TaskState
 
 SA_KIND = SearchAttributeKey.for_keyword("AccordKind")
 SA_AGREEMENT = SearchAttributeKey.for_keyword("AccordAgreement")
+SA_TENANT = SearchAttributeKey.for_keyword("AccordTenant")
+"""The tenant (directory) slug of an agreement and of its tasks, e.g. `quang-binh`."""
 SA_ITEM = SearchAttributeKey.for_keyword("AccordItem")
 SA_AGENCY = SearchAttributeKey.for_keyword("AccordAgency")
 SA_OBLIGATION = SearchAttributeKey.for_keyword("AccordObligation")
@@ -37,6 +39,7 @@ def task_search_attributes(
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(SA_KIND, "task"),
         SearchAttributePair(SA_AGREEMENT, task.agreement_id),
+        SearchAttributePair(SA_TENANT, task.tenant),
         SearchAttributePair(SA_AGENCY, task.agency),
         SearchAttributePair(SA_OBLIGATION, task.obligation_id),
         SearchAttributePair(SA_PERIOD, task.period_label),
@@ -48,3 +51,14 @@ def task_search_attributes(
     if due_at is not None:
         pairs.append(SearchAttributePair(SA_DUE_AT, due_at))
     return TypedSearchAttributes(pairs)
+
+
+def agreement_search_attributes(agreement_id: str, tenant: str) -> TypedSearchAttributes:
+    """An agreement's search attributes at its start (the workflow upserts its state later)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_KIND, "agreement"),
+            SearchAttributePair(SA_AGREEMENT, agreement_id),
+            SearchAttributePair(SA_TENANT, tenant),
+        ]
+    )

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from accord.cli.errors import CommandError
+from accord.cli.errors import EXIT_FAILED, CommandError
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"accord {args.command_name}: {error}", file=sys.stderr)
         return error.code
+    except Exception as error:
+        if not _outdated_database(error):
+            raise
+        # A data folder of an earlier version: one line that says what to do.
+        print(f"accord {args.command_name}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -186,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         # Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _outdated_database(error: Exception) -> bool:
+    """Whether `error` is `infra.db.OutdatedDatabase`, without importing the database layer
+    (the commands that read files only never load it, so it cannot have raised there)."""
+    db = sys.modules.get("infra.db")
+    return db is not None and isinstance(error, db.OutdatedDatabase)
 
 
 def console_main() -> NoReturn:

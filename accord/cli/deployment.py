@@ -51,6 +51,7 @@ from workflows.search_attributes import (
     SA_OBLIGATION,
     SA_PERIOD,
     SA_STATE,
+    SA_TENANT,
 )
 
 
@@ -105,6 +106,13 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
         help="only this agreement's tasks; its overview (counts, deadlines) is printed first",
     )
     parser.add_argument(
+        "--tenant",
+        type=_matching(TENANT, "a tenant (lower-case letters, digits, hyphens, e.g. nghe-an)"),
+        metavar="TENANT",
+        help="only this tenant's tasks (the `tenant:` of the agreements' directory, e.g. "
+        "quang-binh); agency codes mean something within one tenant only",
+    )
+    parser.add_argument(
         "--agency",
         type=_matching(AGENCY_CODE, "an agency code (e.g. SNV, UBND_LE_THUY)"),
         metavar="CODE",
@@ -135,6 +143,7 @@ class TaskListing:
 
     task_id: str
     agreement: str
+    tenant: str
     agency: str
     obligation: str
     period: str
@@ -149,6 +158,7 @@ class TaskListing:
         return cls(
             task_id=execution.id.removeprefix(TASK_PREFIX),
             agreement=attributes.get(SA_AGREEMENT) or "",
+            tenant=attributes.get(SA_TENANT) or "",
             agency=attributes.get(SA_AGENCY) or "",
             obligation=attributes.get(SA_OBLIGATION) or "",
             period=attributes.get(SA_PERIOD) or "",
@@ -162,6 +172,7 @@ class TaskListing:
         return {
             "task": self.task_id,
             "agreement": self.agreement,
+            "tenant": self.tenant,
             "agency": self.agency,
             "obligation": self.obligation,
             "period": self.period,
@@ -184,10 +195,13 @@ class TaskListing:
         ]
 
 
-def status_query(agreement: str | None, agency: str | None, state: str | None) -> str:
+def status_query(
+    agreement: str | None, agency: str | None, state: str | None, tenant: str | None = None
+) -> str:
     """The visibility query; the values were checked against safe patterns by argparse."""
     clauses = [f"{SA_KIND.name} = 'task'"]
-    for key, value in ((SA_AGREEMENT, agreement), (SA_AGENCY, agency), (SA_STATE, state)):
+    filters = ((SA_TENANT, tenant), (SA_AGREEMENT, agreement), (SA_AGENCY, agency))
+    for key, value in (*filters, (SA_STATE, state)):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
     return " AND ".join(clauses)
@@ -203,7 +217,7 @@ async def _status(args: argparse.Namespace) -> int:
     client = await connect(settings)
     if args.agreement and not args.json:
         await _print_overview(client, args.agreement)
-    query = status_query(args.agreement, args.agency, args.state)
+    query = status_query(args.agreement, args.agency, args.state, args.tenant)
     listings: dict[str, TaskListing] = {}
     async for execution in client.list_workflows(query, limit=args.limit):
         # Newest first: should a task's workflow ever run again under its ID, its latest run
@@ -273,6 +287,7 @@ async def _print_overview(client: Client, agreement_id: str) -> None:
 
 AGREEMENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 AGENCY_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -52,7 +52,7 @@ def add_event_arguments(parser: argparse.ArgumentParser) -> None:
 def event(args: argparse.Namespace) -> int:
     """Record an event (admins only)."""
     settings = load_settings()
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, args.agreement)
     payload = checked(EventRecord, actor=actor, event=args.event, day=args.date, label=args.label)
 
     async def run() -> int:

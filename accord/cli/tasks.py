@@ -1,7 +1,8 @@
 """`accord submit | extend | decide | waive TASK --as OFFICER`: one update of one task, on
 behalf of one officer.
 
-The officer is looked up in the database; the workflow's validators judge the rules (who may
+The officer is looked up in the database, within the tenant of the task's agreement (an
+officer ID means nothing across tenants); the workflow's validators judge the rules (who may
 do what, when) and a refusal is printed in the reader's language. Report files are read with
 the agreement loader's YAML safety. No rule of the workflow is checked here.
 """
@@ -103,7 +104,7 @@ def submit(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     report = load_report(args.file)
-    payload = report.payload(find_actor(settings, args.officer))
+    payload = report.payload(find_actor(settings, args.officer, agreement_of(args.task)))
     return run_engine_command(
         send_update(settings, args.task, ObligationWorkflow.submit_report, payload)
     )
@@ -114,7 +115,7 @@ def extend(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(ExtensionRequest, actor=actor, new_due=args.until, reason=args.reason)
 
     return run_engine_command(
@@ -127,7 +128,7 @@ def decide(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(
         ExtensionDecision, actor=actor, approve=args.verdict == "approve", note=args.note
     )
@@ -142,30 +143,45 @@ def waive(args: argparse.Namespace) -> int:
     from workflows.obligation import ObligationWorkflow
 
     settings = load_settings()
-    actor = find_actor(settings, args.officer)
+    actor = find_actor(settings, args.officer, agreement_of(args.task))
     payload = checked(Waiver, actor=actor, reason=args.reason)
 
     return run_engine_command(send_update(settings, args.task, ObligationWorkflow.waive, payload))
 
 
-def find_actor(settings: Settings, officer_id: str) -> Actor:
-    """The officer as the directory in the database knows them (deploying loads it)."""
+def agreement_of(task_id: str) -> str:
+    """The agreement ID a task ID starts with (`AGREEMENT/obligation/agency/period`)."""
+    return task_id.split("/", 1)[0]
+
+
+def find_actor(settings: Settings, officer_id: str, agreement_id: str) -> Actor:
+    """The officer as the directory of the agreement's tenant knows them (deploying loads
+    it): an officer ID is looked up within that tenant only, never in another's."""
     from infra import db
 
     with open_database(settings)() as session:
-        officer = db.get_officer(session, officer_id=officer_id)
+        tenant = db.agreement_tenant(session, agreement_id=agreement_id)
+        if tenant is None:
+            raise CommandError(
+                f"unknown agreement {agreement_id!r}: no agreement with that ID is deployed "
+                "(see `accord status`)",
+                EXIT_BAD_INPUT,
+            )
+        officer = db.get_officer(session, tenant=tenant, officer_id=officer_id)
     if officer is None:
         raise CommandError(
-            f"unknown officer {officer_id!r}: no such ID in the agency directory of any "
-            "deployed agreement",
+            f"unknown officer {officer_id!r}: no such ID in the agency directory of "
+            f"{tenant} (the tenant of {agreement_id})",
             EXIT_BAD_INPUT,
         )
     if not officer.active:
         raise CommandError(
-            f"officer {officer_id!r} is no longer in the agency directory", EXIT_BAD_INPUT
+            f"officer {officer_id!r} is no longer in the agency directory of {tenant}",
+            EXIT_BAD_INPUT,
         )
     return Actor(
         officer_id=officer.id,
+        tenant=officer.tenant,
         agency=officer.agency_code,
         roles=[OfficerRole(role) for role in officer.roles],
     )

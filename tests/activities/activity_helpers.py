@@ -28,6 +28,7 @@ from agreements.models import (
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 PROVINCE = "Quảng Bình"
+TENANT = "quang-binh"
 
 FOCAL = Officer(
     id="stp-dau-moi",
@@ -70,6 +71,7 @@ def demo_directory(
     officers: list[Officer] | None = None, *, stp_name: str = "Sở Tư pháp"
 ) -> Directory:
     return Directory(
+        tenant=TENANT,
         province=PROVINCE,
         agencies=[
             Agency(
@@ -92,6 +94,7 @@ def demo_directory(
 def other_province_directory() -> Directory:
     """A second province in the same database, with an admin of its own."""
     return Directory(
+        tenant="nghe-an",
         province="Nghệ An",
         agencies=[
             Agency(code="NA_SNV", name="Sở Nội vụ Nghệ An", kind=AgencyKind.DEPARTMENT),
@@ -119,6 +122,7 @@ def demo_task(**changes: Any) -> TaskRef:
     task = TaskRef(
         task_id="289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t",
         agreement_id="289-kh-ubnd-2025",
+        tenant=TENANT,
         document_number="289/KH-UBND",
         agreement_title="Kế hoạch thực hiện công tác dân vận năm 2025",
         item_number="III.7",

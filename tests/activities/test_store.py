@@ -13,6 +13,7 @@ from activity_helpers import (
     FOCAL,
     HEAD,
     LEADER,
+    TENANT,
     ZONE,
     demo_directory,
     demo_task,
@@ -153,22 +154,29 @@ def test_directory_upsert_deactivates_missing_officers(sessions: sessionmaker[Se
         )
 
     with sessions() as session:
-        focal_points = officers_for(session, agency="STP", role=OfficerRole.FOCAL_POINT)
+        focal_points = officers_for(
+            session, tenant=TENANT, agency="STP", role=OfficerRole.FOCAL_POINT
+        )
         assert [o.id for o in focal_points] == ["stp-dau-moi-moi"]
         assert focal_points[0].locale == "en"
-        former = get_officer(session, officer_id="stp-dau-moi")
+        former = get_officer(session, tenant=TENANT, officer_id="stp-dau-moi")
         assert former is not None
         assert not former.active
-        leaders = officers_for(session, agency=None, role=OfficerRole.PROVINCIAL_LEADERSHIP)
+        leaders = officers_for(
+            session, tenant=TENANT, agency=None, role=OfficerRole.PROVINCIAL_LEADERSHIP
+        )
         assert [o.id for o in leaders] == ["ubnd-pho-chu-tich"]
-        assert officers_for(session, agency="STP", role=OfficerRole.HEAD)[0].id == "stp-giam-doc"
-        assert get_officer(session, officer_id="nobody") is None
+        assert (
+            officers_for(session, tenant=TENANT, agency="STP", role=OfficerRole.HEAD)[0].id
+            == "stp-giam-doc"
+        )
+        assert get_officer(session, tenant=TENANT, officer_id="nobody") is None
 
     # Back in the file: active again.
     with sessions() as session:
         upsert_directory(session, directory=demo_directory())
     with sessions() as session:
-        officer = get_officer(session, officer_id="stp-dau-moi")
+        officer = get_officer(session, tenant=TENANT, officer_id="stp-dau-moi")
         assert officer is not None
         assert officer.active
 
@@ -227,9 +235,11 @@ def test_active_officers_by_agency_province_and_role(sessions: sessionmaker[Sess
         )
         upsert_directory(session, directory=other_province_directory())
 
-    def ids(**scope: Any) -> list[tuple[str, str]]:
+    def ids(tenant: str = TENANT, **scope: Any) -> list[tuple[str, str]]:
         with sessions() as session:
-            return [(o.id, province) for o, province in active_officers(session, **scope)]
+            return [
+                (o.id, province) for o, province in active_officers(session, tenant=tenant, **scope)
+            ]
 
     # "head" is not matched by "deputy_head".
     assert ids(roles=[OfficerRole.HEAD], agencies=["STP"]) == [("stp-giam-doc", "Quảng Bình")]
@@ -239,15 +249,16 @@ def test_active_officers_by_agency_province_and_role(sessions: sessionmaker[Sess
     assert ids(roles=[OfficerRole.ADMIN], provinces=["Quảng Bình"]) == [
         ("snv-quan-tri", "Quảng Bình")
     ]
-    assert ids(roles=[OfficerRole.ADMIN], everywhere=True) == [
-        ("na-quan-tri", "Nghệ An"),
-        ("snv-quan-tri", "Quảng Bình"),
+    # Everywhere means everywhere in the tenant: the other tenant's admin is not there.
+    assert ids(roles=[OfficerRole.ADMIN], everywhere=True) == [("snv-quan-tri", "Quảng Bình")]
+    assert ids("nghe-an", roles=[OfficerRole.ADMIN], everywhere=True) == [
+        ("na-quan-tri", "Nghệ An")
     ]
     assert ids(
         roles=[OfficerRole.FOCAL_POINT, OfficerRole.PROVINCIAL_LEADERSHIP],
         agencies=["STP"],
         provinces=["Nghệ An"],
-    ) == [("na-lanh-dao", "Nghệ An"), ("stp-dau-moi", "Quảng Bình")]
+    ) == [("stp-dau-moi", "Quảng Bình")]
     assert ids(roles=[OfficerRole.HEAD]) == []
 
 
@@ -267,6 +278,7 @@ async def test_closing_write_abandons_only_the_tasks_pending_rows(
             kind="reminder",
             task_id=task_id,
             agreement_id=task.agreement_id,
+            tenant=task.tenant,
             subject="s",
             status=status.value,
             attempts=0,

@@ -54,11 +54,12 @@ def test_a_zero_width_space_in_an_agency_code_key_is_refused(tmp_path: Path) -> 
     )
     path = tmp_path / "directory.yaml"
     path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    ki\u200bnd: x") + 1
     with pytest.raises(LoadError) as caught:
         load_directory(path)
     assert any(
         "invisible format character U+200B (ZERO WIDTH SPACE)" in p.message
-        and p.line == 8
+        and p.line == line
         and p.path == "agencies[0].ki\u200bnd"
         for p in caught.value.problems
     ), caught.value

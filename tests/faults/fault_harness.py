@@ -315,6 +315,7 @@ def write_directory(folder: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "schema_version": 1,
+        "tenant": "tinh-thu-nghiem",
         "province": "Tỉnh thử nghiệm",
         "agencies": agencies,
         "officers": officers,
@@ -873,7 +874,12 @@ class FaultWorld:
         submission.sent_at = self.now()
         # As `accord submit` does: the officer's sending time, kept across retries.
         report = SubmitReport(
-            actor=Actor(officer_id=focal.id, agency=focal.agency, roles=list(focal.roles)),
+            actor=Actor(
+                officer_id=focal.id,
+                tenant=self.plan.directory.tenant,
+                agency=focal.agency,
+                roles=list(focal.roles),
+            ),
             summary=f"Báo cáo thử nghiệm của {submission.agency}.",
             sent_at=submission.sent_at,
         )

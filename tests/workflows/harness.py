@@ -70,7 +70,12 @@ class Harness:
 
     def actor(self, agency: str, role: OfficerRole = OfficerRole.FOCAL_POINT) -> Actor:
         officer = next(o for o in self.directory.officers if o.agency == agency and role in o.roles)
-        return Actor(officer_id=officer.id, agency=agency, roles=list(officer.roles))
+        return Actor(
+            officer_id=officer.id,
+            tenant=self.directory.tenant,
+            agency=agency,
+            roles=list(officer.roles),
+        )
 
     async def start_obligation(
         self, input: ObligationInput
@@ -172,6 +177,7 @@ def obligation_input(
     task = TaskRef(
         task_id=f"test-2025/bao-cao-6-thang/{agency}/{label}",
         agreement_id="test-2025",
+        tenant="quang-binh",
         document_number="289/KH-UBND",
         agreement_title="Thực hiện công tác dân vận chính quyền năm 2025",
         item_number="III.7",

@@ -21,7 +21,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from accord.cli import main
 from accord.cli.events import send_event
-from accord.deploy import build_input, start_agreement
+from accord.deploy import build_input, deploy_loaded, start_agreement
 from agreements.expansion import event_occurrences
 from agreements.loader import load_agreement
 from agreements.models import OfficerRole
@@ -50,7 +50,10 @@ async def test_recording_an_event_starts_its_tasks_once(
 ) -> None:
     loaded = load_agreement(AGREEMENT)
     async with harness(tmp_path) as h:
-        deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
+        # As `accord deploy` does: the agreement registered for its tenant, then started.
+        deployed = await deploy_loaded(
+            h.env.client, loaded, session_factory=h.sessions, task_queue=h.task_queue
+        )
         assert deployed.created
         agreement = h.env.client.get_workflow_handle_for(
             AgreementWorkflow.run, deployed.workflow_id

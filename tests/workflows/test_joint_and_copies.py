@@ -54,6 +54,7 @@ def _joint_input(due_days: int, today: date) -> ObligationInput:
     task = base.task.model_copy(
         update={
             "task_id": base.task.task_id.replace("/SNV/", "/SNV+STP/"),
+            "tenant": "tinh-mau",  # the forms directory's
             "co_owners": ["STP"],
             "recipient": "UBND_TINH",
             "copy_to": ["BTGDV"],
@@ -83,7 +84,12 @@ def _is_copy(message: EmailMessage) -> bool:
 
 def _actor(h: Harness, officer_id: str) -> Actor:
     officer = next(o for o in h.directory.officers if o.id == officer_id)
-    return Actor(officer_id=officer.id, agency=officer.agency, roles=list(officer.roles))
+    return Actor(
+        officer_id=officer.id,
+        tenant=h.directory.tenant,
+        agency=officer.agency,
+        roles=list(officer.roles),
+    )
 
 
 async def test_joint_task_reaches_every_owner_copies_and_one_leadership(tmp_path: Path) -> None:

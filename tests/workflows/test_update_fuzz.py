@@ -124,7 +124,12 @@ UNHANDLED_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED
 
 
 def _actor(officer_id: str, agency: str, *roles: OfficerRole) -> dict[str, object]:
-    return {"officer_id": officer_id, "agency": agency, "roles": [r.value for r in roles]}
+    return {
+        "officer_id": officer_id,
+        "tenant": "quang-binh",
+        "agency": agency,
+        "roles": [r.value for r in roles],
+    }
 
 
 def _officer(agency: str, role: OfficerRole) -> dict[str, object]:
@@ -220,12 +225,22 @@ ROLES = st.one_of(
     TEXT,
 )
 FUZZED_ACTORS = st.fixed_dictionaries(
-    {"officer_id": TEXT, "agency": AGENCIES, "roles": st.lists(ROLES, max_size=3)}
+    {
+        "officer_id": TEXT,
+        "tenant": st.sampled_from(["quang-binh", "nghe-an"]),
+        "agency": AGENCIES,
+        "roles": st.lists(ROLES, max_size=3),
+    }
 )
 ADMINS = st.one_of(
     st.just(ADMIN),
     st.builds(
-        lambda officer_id, agency: {"officer_id": officer_id, "agency": agency, "roles": ["admin"]},
+        lambda officer_id, agency: {
+            "officer_id": officer_id,
+            "tenant": "quang-binh",
+            "agency": agency,
+            "roles": ["admin"],
+        },
         TEXT,
         AGENCIES,
     ),
@@ -462,7 +477,8 @@ def _resolve(value: object, due: date) -> object:
 
 
 def _allowed(actor: Actor, agency: str) -> bool:
-    return actor.is_admin or actor.agency == agency
+    """Within the task's tenant (the harness's task is Quảng Bình's), admins and the agency."""
+    return actor.tenant == "quang-binh" and (actor.is_admin or actor.agency == agency)
 
 
 def _indicators_valid(values: dict[str, IndicatorValue]) -> bool:
@@ -538,7 +554,7 @@ def expect(
             if not _allowed(model.actor, AGGREGATOR):
                 return Expected(False, "actor may not decide", rule), model
         case Waiver():
-            if not model.actor.is_admin:
+            if not (model.actor.is_admin and model.actor.tenant == "quang-binh"):
                 return Expected(False, "actor may not waive", rule), model
     return Expected(True, "valid"), model
 
@@ -807,9 +823,19 @@ def _report(**changes: object) -> dict[str, object]:
     return base | changes
 
 
-LE_THUY_ECHO = {"officer_id": "dau-moi\r\n\x1b[2J\u202e", "agency": "UBND_LE_THUY", "roles": []}
+LE_THUY_ECHO = {
+    "officer_id": "dau-moi\r\n\x1b[2J\u202e",
+    "tenant": "quang-binh",
+    "agency": "UBND_LE_THUY",
+    "roles": [],
+}
 """An officer ID a refusal quotes."""
-LONG_ID = {"officer_id": "x" * 20_000, "agency": "UBND_LE_THUY", "roles": ["focal_point"]}
+LONG_ID = {
+    "officer_id": "x" * 20_000,
+    "tenant": "quang-binh",
+    "agency": "UBND_LE_THUY",
+    "roles": ["focal_point"],
+}
 
 
 @FUZZ
