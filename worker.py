@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -30,7 +32,7 @@ from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
 from infra import db
 from infra.claim_keys import verifying_keys
-from infra.settings import Settings, SmtpSettings
+from infra.settings import Settings, SmtpSettings, settings_problems
 from workflows import claims
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
@@ -118,9 +120,15 @@ def _read(path: Path | None) -> bytes | None:
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
-    engine = db.make_engine(settings.resolved_database_url)
-    db.create_schema(engine)
-    return db.session_factory(engine)
+    """The database's sessions, schema created; `db.DatabaseUnavailable` (one line, password
+    hidden) when it cannot be opened."""
+    return db.session_factory(db.open_engine(settings.resolved_database_url))
+
+
+def keep_files_private() -> None:
+    """Files and folders this process creates (the SQLite database, mail, logs, the embedded
+    server's database) are readable by their owner only: 0600 and 0700."""
+    os.umask(0o077)
 
 
 def load_mail_templates(settings: Settings) -> MailTemplates:
@@ -162,13 +170,22 @@ async def run_worker_only(settings: Settings) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO)
+    keep_files_private()
     try:
-        asyncio.run(run_worker_only(Settings()))
+        settings = Settings()
+    except ValidationError as error:
+        print(f"worker: invalid ACCORD_* settings: {settings_problems(error)}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # ACCORD_ENV_FILE names no file
+        print(f"worker: invalid ACCORD_* settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_worker_only(settings))
     except MailTemplateError as error:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
-    except db.OutdatedDatabase as error:
+    except (db.DatabaseUnavailable, db.OutdatedDatabase) as error:
         print(f"worker: {error}", file=sys.stderr)
         return 1
     return 0

@@ -31,6 +31,7 @@ from workflows.payloads import (
     PlannedTask,
     agreement_workflow_id,
     clip_summary,
+    ui_text,
 )
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ async def start_agreement(
                 input.plan.agreement_id, input.plan.tenant
             ),
             static_summary=clip_summary(f"{input.plan.document_number} · {input.plan.title}"),
-            static_details=(
+            static_details=ui_text(
                 f"**{input.plan.document_number} — {input.plan.title}**\n\n"
                 f"- Thời gian: {input.plan.period_start:%d/%m/%Y} – "
                 f"{input.plan.period_end:%d/%m/%Y}\n"

@@ -68,6 +68,11 @@ _PIP_PACKAGES: Final[dict[str, str]] = {
 
 _LOOPBACK: Final = "127.0.0.1"
 
+PRIVATE_FOLDER: Final = 0o700
+PRIVATE_UMASK: Final = 0o077
+"""The data folder and everything in it (databases, mail, logs) are readable by their owner
+only: folders 0700, files 0600."""
+
 
 class EmbeddedError(RuntimeError):
     """An embedded component could not be found, started or configured."""
@@ -189,11 +194,12 @@ class DevServer:
         hint = "choose other ports (ACCORD_TEMPORAL__DEV_PORT, ACCORD_TEMPORAL__UI_PORT)"
         _ensure_port_free(self._port, "Temporal gRPC", hint)
         _ensure_port_free(self._ui_port, "Temporal Web UI", hint)
-        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._data_dir.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
 
         command = [binary, "server", "start-dev", *self._server_arguments()]
         began = time.monotonic()
-        with self.log_path.open("ab") as log:
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             self._log_start = log.seek(0, os.SEEK_END)
             log.write(f"--- accord: {' '.join(command)}\n".encode())
             log.flush()
@@ -205,6 +211,9 @@ class DevServer:
                 # Own session: Ctrl+C in a terminal reaches only Accord, which then stops its
                 # worker before the server instead of both dying at once.
                 start_new_session=True,
+                # Its database (every workflow's history: officers' reports and reasons) and
+                # whatever else it writes are for this user only.
+                umask=PRIVATE_UMASK,
             )
         try:
             await self._wait_until_serving(began)
@@ -412,7 +421,9 @@ class MailSink:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("this MailSink is already running")
-        self._mail_dir.mkdir(parents=True, exist_ok=True)
+        # Messages name officers and quote their reasons: the folder is its owner's only, and
+        # each file is made by NamedTemporaryFile, which creates it readable by its owner only.
+        self._mail_dir.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
         writer = _EmlWriter(self._mail_dir, fsync=self._fsync)
 

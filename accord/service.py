@@ -16,14 +16,23 @@ from accord.demo import start_demo
 from accord.deploy import deploy_folder
 from accord.embedded import DevServer, MailSink
 from accord.identity import Credential
+from infra import db
 from infra.claim_keys import signing_key, verifying_keys
 from infra.settings import Settings
-from worker import build_worker, connect, load_mail_templates, open_database, stop_event
+from worker import (
+    build_worker,
+    connect,
+    keep_files_private,
+    load_mail_templates,
+    open_database,
+    stop_event,
+)
 
 
 async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
     """Run the whole service on embedded defaults (or on the parts the settings name)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_files_private()
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # First: a broken mail template override stops start-up before anything is started.
     templates = load_mail_templates(settings)
     # Then the claim keys (embedded: generated once into the data folder).
@@ -64,7 +73,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
                 print(f"Web UI:   {ui_url}", flush=True)
             where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
             print(f"Mail:     {where}", flush=True)
-            print(f"Database: {_safe_url(settings.resolved_database_url)}", flush=True)
+            print(f"Database: {db.shown_url(settings.resolved_database_url)}", flush=True)
             if deploy:
                 for line in await deploy_folder(
                     client,
@@ -89,10 +98,3 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             print("Stopping: waiting for running activities to finish…", flush=True)
             if demo_task is not None:
                 demo_task.cancel()
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

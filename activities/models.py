@@ -8,11 +8,13 @@ history keeps only codes and counts.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from agreements.models import AgencyCode, Deliverable, NotifyTarget, OfficerRole, Slug
 
@@ -167,6 +169,53 @@ class Ratio(Payload):
 
 IndicatorValue = int | Ratio | dict[str, int] | str
 
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_LENGTH = 500
+ATTACHMENT_SCHEMES = ("https", "sha256")
+"""What an attachment reference may be: an `https://` link, a content reference
+`sha256:<64 hex digits>` (the document kept elsewhere by its digest), or a plain file name
+(`bao-cao-6-thang.pdf`, sent alongside). Anything else with a scheme (`javascript:`, `file:`,
+`http:`, `data:`) is refused: a reference is shown to officers and admins and may be clicked."""
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30}):")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+_FILE_NAME = re.compile(r"[^\s/\\:.](?:[^/\\:]*[^\s/\\:])?")
+
+
+def _attachment(reference: str) -> str:
+    # isprintable() is False for control, format (bidi, zero-width) and separator characters.
+    if not reference.isprintable():
+        raise ValueError("an attachment reference must not contain control or invisible characters")
+    scheme = _SCHEME.match(reference)
+    if scheme is not None:
+        name = scheme.group(1).lower()
+        if name not in ATTACHMENT_SCHEMES:
+            raise ValueError(
+                f"attachment scheme {name!r} is not allowed; use an https:// link, "
+                "sha256:<64 hex digits> or a file name"
+            )
+        if name == "sha256" and not _SHA256.fullmatch(reference):
+            raise ValueError("a sha256: reference is 'sha256:' and 64 lower-case hex digits")
+        if name == "https":
+            parts = urlsplit(reference)
+            if " " in reference or not parts.hostname or "@" in parts.netloc:
+                raise ValueError(
+                    "an https:// attachment link needs a host, and no spaces or user name"
+                )
+        return reference
+    if not _FILE_NAME.fullmatch(reference):
+        raise ValueError(
+            "an attachment is an https:// link, sha256:<64 hex digits> or a file name without "
+            "folders, a leading dot or surrounding spaces (e.g. bao-cao-6-thang.pdf)"
+        )
+    return reference
+
+
+AttachmentRef = Annotated[
+    str, Field(min_length=1, max_length=MAX_ATTACHMENT_LENGTH), AfterValidator(_attachment)
+]
+"""One attachment reference (`ATTACHMENT_SCHEMES`), at most 500 characters."""
+
 
 class RecordSubmission(Payload):
     task: TaskRef
@@ -180,7 +229,7 @@ class RecordSubmission(Payload):
     late: bool
     summary: str = Field(max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
-    attachments: list[str] = Field(default_factory=list, max_length=20)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     audit: list[AuditEntry] = Field(
         default_factory=list,
         description="Audit entries written (once each, by event key) in the same transaction.",

@@ -57,6 +57,7 @@ from babel.numbers import format_decimal
 from activities.models import NotificationKind, NotificationRequest, TaskRef
 from agreements.calendar import last_day_of
 from agreements.models import RecipientRole, notify_text
+from agreements.plain_text import without_format_characters
 
 if TYPE_CHECKING:
     from icalendar import Timezone
@@ -127,8 +128,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def one_line(text: str) -> str:
-    """Collapse every whitespace run (CR and LF included) to one space; drop control chars."""
-    return _CONTROL.sub("", " ".join(text.split()))
+    """Collapse every whitespace run (CR and LF included) to one space; drop control chars and
+    invisible format characters (bidi overrides, zero-width spaces: `agreements.plain_text`),
+    so that no header, subject or line of a mail can be reordered or disguised."""
+    return _CONTROL.sub("", " ".join(without_format_characters(text).split()))
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
@@ -115,8 +115,11 @@ def load_agreement(path: Path) -> LoadedAgreement:
     problems = list(doc.problems)
     if agreement is None:
         raise LoadError(problems)
+    directory_path, outside = _directory_path(path, agreement.directory)
+    if outside:
+        problems.append(doc.problem(("directory",), outside))
+        raise LoadError(problems)
     try:
-        directory_path = (path.parent / agreement.directory).resolve()
         found = directory_path.is_file()
     except (OSError, ValueError):  # e.g. a name longer than the file system allows
         found = False
@@ -146,6 +149,31 @@ def parse_agreement(text: str, file: str, directory: Directory) -> Agreement:
     if problems or agreement is None:
         raise LoadError(problems)
     return agreement
+
+
+def _directory_path(agreement_path: Path, written: str) -> tuple[Path, str | None]:
+    """Where an agreement's `directory:` points, and why it may not be read (else None).
+
+    The directory must lie in the agreement's own folder or below it, after following symbolic
+    links: a file that names `../../etc/passwd`, an absolute path, or a link to a file outside
+    would otherwise make Accord read (and `validate` quote) any file the service can read."""
+    folder = agreement_path.parent
+    if Path(written).is_absolute() or PureWindowsPath(written).is_absolute():
+        return folder, (
+            f"directory must be a path relative to the agreement's folder, not {written!r}"
+        )
+    try:
+        resolved = (folder / written).resolve()
+        inside = resolved.is_relative_to(folder.resolve())
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symbolic link loop
+        return folder / written, None  # reported as not found
+    if not inside:
+        return resolved, (
+            f"directory file {written!r} is outside the agreement's folder "
+            f"{str(folder) or '.'}; keep the directory in that folder or below it "
+            "(e.g. directory/ten-tinh.yaml)"
+        )
+    return resolved, None
 
 
 def _load_directory(path: Path, problems: list[Problem]) -> Directory | None:

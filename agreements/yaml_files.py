@@ -5,8 +5,9 @@ every problem points at `FILE:LINE:COL`, and validates the data into a pydantic 
 messages an official can act on. `LoadError` carries every problem found at once.
 
 The loader (agreements, directories) and the calendar (its overrides file) build on this
-module; it must not import either of them, nor anything outside the standard library, PyYAML
-and pydantic.
+module; it must not import either of them, nor anything outside the standard library, PyYAML,
+pydantic and `plain_text`. A text value holding an invisible format character (a bidi override,
+a zero-width space) is refused here, for every file at once.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from agreements.plain_text import describe, format_characters
+
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_YAML_VALUES = 200_000
 """Aliases can make a small file expand to billions of values ("billion laughs"): stop early."""
+MAX_ALIAS_VALUES = 10_000
+"""Values a file may repeat through aliases (`*name`). Agreements use an alias to share a list
+of indicators or notices (tens of values); a 10 KB file whose aliases multiply a list to
+195,000 invalid entries is refused before it is validated, instead of printing each one."""
 
 _PLAIN_COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 
@@ -131,6 +138,10 @@ class _TooManyValues(Exception):
     pass
 
 
+class _TooManyAliasValues(Exception):
+    pass
+
+
 class _Builder:
     """Turns composed YAML nodes into plain Python data, collecting problems as it goes."""
 
@@ -139,12 +150,21 @@ class _Builder:
         self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")
         self._active: set[int] = set()
+        self._built: set[int] = set()
         self._count = 0
+        self._repeated = 0
 
-    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+    def build(self, node: yaml.Node, depth: int = 0, loc: Loc = ()) -> Any:
         self._count += 1
         if self._count > MAX_YAML_VALUES:
             raise _TooManyValues
+        if id(node) in self._built:
+            # Reached again through an alias: everything under it counts again.
+            self._repeated += 1
+            if self._repeated > MAX_ALIAS_VALUES:
+                raise _TooManyAliasValues
+        else:
+            self._built.add(id(node))
         if depth > 60:
             self.problems.append(_mark_problem(self.file, node.start_mark, "nesting too deep"))
             return None
@@ -164,6 +184,7 @@ class _Builder:
                 return None
             if isinstance(value, str):
                 value = unicodedata.normalize("NFC", value)
+                self._refuse_format_characters(value, node, loc)
             return value
         if node.tag not in _PLAIN_COLLECTION_TAGS:
             # The builder only makes plain lists and dicts: a tag such as !!python/object,
@@ -179,15 +200,27 @@ class _Builder:
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.build(child, depth + 1) for child in node.value]
+                return [
+                    self.build(child, depth + 1, (*loc, i)) for i, child in enumerate(node.value)
+                ]
             if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, depth)
+                return self._mapping(node, depth, loc)
         finally:
             self._active.discard(id(node))
         self.problems.append(_mark_problem(self.file, node.start_mark, "unsupported YAML node"))
         return None
 
-    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
+    def _refuse_format_characters(self, value: str, node: yaml.Node, loc: Loc) -> None:
+        found = format_characters(value)
+        if found:
+            names = ", ".join(describe(char) for char in found)
+            message = f"invisible format character {names} is not allowed; delete it"
+            mark = node.start_mark
+            self.problems.append(
+                Problem(self.file, mark.line + 1, mark.column + 1, format_loc(loc), message)
+            )
+
+    def _mapping(self, node: yaml.MappingNode, depth: int, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -205,12 +238,13 @@ class _Builder:
                 )
                 continue
             key = str(key_node.value)
+            self._refuse_format_characters(key, key_node, (*loc, key))
             if key in result:
                 self.problems.append(
                     _mark_problem(self.file, key_node.start_mark, f"duplicate key {key!r}")
                 )
                 continue
-            result[key] = self.build(value_node, depth + 1)
+            result[key] = self.build(value_node, depth + 1, (*loc, key))
         return result
 
 
@@ -323,6 +357,12 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
         return YamlDoc(file, None, root, [Problem(file, 1, 1, "", "YAML nesting too deep")])
     except _TooManyValues:
         message = f"the YAML expands to more than {MAX_YAML_VALUES} values (through aliases?)"
+        return YamlDoc(file, None, root, [Problem(file, 1, 1, "", message)])
+    except _TooManyAliasValues:
+        message = (
+            f"the YAML's aliases (*name) repeat more than {MAX_ALIAS_VALUES} values; "
+            "write the values out or use fewer aliases"
+        )
         return YamlDoc(file, None, root, [Problem(file, 1, 1, "", message)])
     return YamlDoc(file, data, root, builder.problems)
 

@@ -15,8 +15,10 @@ workflows or the entry points, and opens no engine at import time (`worker.py` d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,7 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from agreements.models import Directory, OfficerRole
@@ -312,10 +314,55 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(database).expanduser())
     engine = create_engine(parsed)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create a new SQLite file (and its folder) readable by its owner only: 0600 in a 0700
+    folder. SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: its password hidden (`***`)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(a database URL that cannot be read)"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be opened; the message is one line, without the password."""
+
+
+def open_engine(url: str) -> Engine:
+    """`make_engine` and the schema, or `DatabaseUnavailable` with a one-line reason that names
+    the URL with its password hidden. Nothing of the original error is chained: a driver's
+    message or a traceback printed further up must not carry the URL."""
+    try:
+        engine = make_engine(url)
+        create_schema(engine)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+        reason = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
+        password = _password(url)
+        if password:
+            reason = reason.replace(password, "***")
+        message = f"cannot open the database {shown_url(url)}: {reason}"
+        raise DatabaseUnavailable(message) from None
+    return engine
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
 
 
 class OutdatedDatabase(RuntimeError):

@@ -1,7 +1,9 @@
 """Every knob of Accord, read from `ACCORD_*` environment variables (and `.env`), validated once.
 
-Nested values use a double underscore: `ACCORD_SMTP__HOST=relay.example`. Secrets have no
-default and are `SecretStr`, so they never appear in logs or reprs.
+Nested values use a double underscore: `ACCORD_SMTP__HOST=relay.example`. Secrets (the database
+URL, the SMTP password, the Temporal API key) have no default and are `SecretStr`, so they never
+appear in logs or reprs. The `.env` file is `ACCORD_ENV_FILE` or the project root's, never the
+current folder's (`env_file`).
 
 Infrastructure: it imports only pydantic and pydantic-settings, never the rest of the project,
 and reads the environment only when `Settings()` is built (by `worker.py` or a command), never
@@ -10,10 +12,11 @@ at import.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +54,14 @@ class SmtpSettings(BaseModel):
     def _auth_pair(self) -> SmtpSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("set both ACCORD_SMTP__USERNAME and ACCORD_SMTP__PASSWORD, or neither")
+        # A login over a plain connection hands the password to anyone on the path. No
+        # exception for a relay on this machine: it can offer STARTTLS too, and a rule with no
+        # exception is one nobody misreads.
+        if self.username is not None and self.security == "none":
+            raise ValueError(
+                "ACCORD_SMTP__USERNAME and ACCORD_SMTP__PASSWORD need ACCORD_SMTP__SECURITY="
+                "starttls or tls: a login without TLS would send the password in clear"
+            )
         return self
 
 
@@ -96,14 +107,50 @@ class ClaimSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="ACCORD_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, on one line: `field: message; …`. Never the values:
+    pydantic's own text quotes them, and one may be a password."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}".removeprefix(": ")
+        for e in error.errors(include_url=False, include_input=False)
     )
 
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The repository (where pyproject.toml is): its `.env` is the one read by default."""
+
+ENV_FILE_VARIABLE = "ACCORD_ENV_FILE"
+
+
+def env_file() -> Path | None:
+    """The `.env` file to read: `ACCORD_ENV_FILE` when set (it must exist), else the project
+    root's `.env` when there is one. Never the current folder's: a command run inside a folder
+    someone else controls (a download, a shared checkout) must not take its database URL,
+    Temporal address or SMTP relay from a file planted there."""
+    explicit = os.environ.get(ENV_FILE_VARIABLE)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.exists() or path.is_dir():  # /dev/null is fine: no .env at all
+            raise ValueError(f"{ENV_FILE_VARIABLE}={explicit}: no such file")
+        return path
+    default = PROJECT_ROOT / ".env"
+    return default if (PROJECT_ROOT / "pyproject.toml").is_file() and default.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ACCORD_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    def __init__(self, **values: Any) -> None:
+        # The `.env` is chosen when the settings are built, never from the working folder.
+        super().__init__(_env_file=env_file(), **values)
+
     data_dir: Path = Field(default=Path("data"), description="Embedded server, mail and database.")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; unset = SQLite file in the data folder."
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset = SQLite file in the data folder. A secret (it may "
+        "hold a password): shown only with the password hidden.",
     )
     agreements_dir: Path = Field(default=Path("agreements"), description="Deployed at start-up.")
     locale: Literal["vi", "en"] = "vi"
@@ -113,7 +160,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'accord.db').resolve()}"
+        """The URL to connect with, password included: give it to the engine, never print it
+        (`infra.db.shown_url` hides the password)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'accord.db').resolve()}"
 
     @property
     def mail_dir(self) -> Path:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         parse_argument,
         task_ref,
         task_workflow_id,
+        ui_text,
     )
     from workflows.refusals import refusal
     from workflows.search_attributes import (
@@ -230,7 +231,7 @@ class AgreementWorkflow:
                 static_summary=clip_summary(
                     f"{'+'.join(ref.owners)} · {task.period_label} · {obligation.title}"
                 ),
-                static_details=(
+                static_details=ui_text(
                     f"**{obligation.title}**\n\n"
                     f"- Văn bản: {plan.document_number} — {plan.title}\n"
                     f"- Nội dung: {obligation.item_number or 'chế độ báo cáo'}\n"
@@ -540,7 +541,7 @@ class AgreementWorkflow:
                 )
             if len(overdue) > MAX_OVERDUE_LISTED:
                 lines.append(f"- … và {len(overdue) - MAX_OVERDUE_LISTED} nhiệm vụ khác")
-        workflow.set_current_details("\n".join(lines))
+        workflow.set_current_details(ui_text("\n".join(lines)))
 
 
 def _agency_of(task_id: str) -> str:

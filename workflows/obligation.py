@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         local_text,
         no_recipient_detail,
         parse_argument,
+        ui_text,
     )
     from workflows.refusals import refusal
     from workflows.search_attributes import task_search_attributes
@@ -986,7 +987,7 @@ class ObligationWorkflow:
             lines.append(
                 f"- Đã gửi {len(sent)} thông báo, gần nhất lúc {last} ({self._zone_name()})"
             )
-        return "\n".join(lines)
+        return ui_text("\n".join(lines))
 
 
 def _indicator_problems(

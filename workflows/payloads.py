@@ -13,12 +13,20 @@ import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import PydanticSerializationError, to_json
 
-from activities.models import Actor, IndicatorValue, TaskRef
+from activities.models import MAX_ATTACHMENTS, Actor, AttachmentRef, IndicatorValue, TaskRef
 from agreements.calendar import WorkingCalendar
 from agreements.models import (
     DEFAULT_EXTENSION_APPROVERS,
@@ -31,11 +39,22 @@ from agreements.models import (
     ReminderPolicy,
     Slug,
 )
+from agreements.plain_text import without_format_characters
 from workflows.claims import Claim
 
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _visible(value: object) -> object:
+    return without_format_characters(value) if isinstance(value, str) else value
+
+
+OfficerText = Annotated[str, BeforeValidator(_visible)]
+"""Text an officer types (a report's summary, a reason, a note): invisible format characters
+(bidi overrides, zero-width spaces; `agreements.plain_text`) are removed before the length
+rules apply, so none reaches a mail, the Web UI, a stored report or the audit log."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,29 +162,29 @@ class SubmitReport(Payload):
     received it), never by a client's clock."""
 
     actor: Actor
-    summary: str = Field(min_length=1, max_length=20_000)
+    summary: OfficerText = Field(min_length=1, max_length=20_000)
     indicators: dict[str, IndicatorValue] = Field(default_factory=dict)
-    attachments: list[str] = Field(default_factory=list, max_length=20)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class ExtensionRequest(Payload):
     actor: Actor
     new_due: date = Field(description="New first-late day, same convention as `before`.")
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: OfficerText = Field(min_length=1, max_length=2000)
     claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class ExtensionDecision(Payload):
     actor: Actor
     approve: bool
-    note: str | None = Field(default=None, max_length=2000)
+    note: OfficerText | None = Field(default=None, max_length=2000)
     claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class Waiver(Payload):
     actor: Actor
-    reason: str = Field(
+    reason: OfficerText = Field(
         min_length=1, max_length=2000, description="Why; not blank after trimming spaces."
     )
     claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
@@ -482,8 +501,16 @@ def task_ref(plan: AgreementPlan, task: PlannedTask) -> TaskRef:
     )
 
 
+def ui_text(text: str) -> str:
+    """Text for the Web UI (a workflow's summary and details) without invisible format
+    characters: agreement files refuse them and officers' text loses them on the way in, and
+    this is the last gate before the page."""
+    return without_format_characters(text)
+
+
 def clip_summary(text: str, limit: int = 200) -> str:
     """Text cut to the Web UI's summary limit in UTF-8 bytes, ending in '…' when cut."""
+    text = ui_text(text)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text

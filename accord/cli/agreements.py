@@ -25,6 +25,10 @@ from agreements.models import Agreement, Directory
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+MAX_PROBLEMS_SHOWN = 200
+"""Problems printed per file; the rest are counted on one line. Enough to fix a real file in
+one pass, and a file made to produce a million problems prints a screenful."""
+
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -72,8 +76,11 @@ def check_file(path: Path) -> bool:
             return True
         loaded = load_agreement(path)
     except LoadError as error:
-        for problem in error.problems:
+        for problem in error.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem)
+        more = len(error.problems) - MAX_PROBLEMS_SHOWN
+        if more > 0:
+            print(f"{path}: ... and {more} more problem{'s' if more > 1 else ''}")
         return False
     agreement = loaded.agreement
     dated = sum(1 for occurrence in loaded.occurrences if occurrence.due_at is not None)

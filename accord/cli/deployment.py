@@ -34,6 +34,7 @@ from accord.cli.engine import (
     connect,
     load_settings,
     local_due_text,
+    open_database,
     run_engine_command,
     state_label,
 )
@@ -78,7 +79,6 @@ def deploy(args: argparse.Namespace) -> int:
 
 
 async def _deploy(paths: list[Path]) -> int:
-    import worker
     from accord.deploy import deploy_paths
 
     settings = load_settings()
@@ -86,7 +86,7 @@ async def _deploy(paths: list[Path]) -> int:
     lines, ok = await deploy_paths(
         client,
         paths,
-        session_factory=worker.open_database(settings),
+        session_factory=open_database(settings),
         task_queue=settings.temporal.task_queue,
     )
     for line in lines:

@@ -39,7 +39,7 @@ from accord.cli.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from accord.cli.errors import EXIT_FAILED as EXIT_FAILED
 from accord.cli.errors import CommandError as CommandError
 from accord.identity import Credential, signed
-from infra.settings import Settings
+from infra.settings import Settings, settings_problems
 from workflows.payloads import (
     STATE_LABELS_EN,
     STATE_LABELS_VI,
@@ -51,6 +51,7 @@ from workflows.refusals import REFUSED
 from workflows.search_attributes import SA_STATE
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
     from temporalio.workflow import UpdateMethodMultiParam
 
     from workflows.obligation import ObligationWorkflow
@@ -74,11 +75,22 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-        raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from error
+        problems = settings_problems(error)
+        raise CommandError(f"invalid ACCORD_* settings: {problems}", EXIT_BAD_INPUT) from None
+    except ValueError as error:  # ACCORD_ENV_FILE names no file
+        raise CommandError(f"invalid ACCORD_* settings: {error}", EXIT_BAD_INPUT) from None
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """The database's sessions, or a one-line `CommandError` naming the URL without its
+    password."""
+    import worker
+    from infra.db import DatabaseUnavailable
+
+    try:
+        return worker.open_database(settings)
+    except DatabaseUnavailable as error:
+        raise CommandError(str(error)) from None
 
 
 def operator_credential(settings: Settings) -> Credential:

@@ -18,18 +18,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from accord.cli.engine import (
     EXIT_BAD_INPUT,
     TASK_PREFIX,
     CommandError,
     load_settings,
+    open_database,
     operator_credential,
     run_engine_command,
     send_update,
 )
-from activities.models import Actor, IndicatorValue, Ratio
+from activities.models import MAX_ATTACHMENTS, Actor, AttachmentRef, IndicatorValue, Ratio
 from agreements.models import OfficerRole
 from agreements.yaml_files import parse_yaml, read_text
 from infra.settings import Settings
@@ -166,10 +167,9 @@ def agreement_of(task_id: str) -> str:
 def find_actor(settings: Settings, officer_id: str, agreement_id: str) -> Actor:
     """The officer as the directory of the agreement's tenant knows them (deploying loads
     it): an officer ID is looked up within that tenant only, never in another's."""
-    import worker
     from infra import db
 
-    with worker.open_database(settings)() as session:
+    with open_database(settings)() as session:
         tenant = db.agreement_tenant(session, agreement_id=agreement_id)
         if tenant is None:
             raise CommandError(
@@ -258,6 +258,7 @@ class ReportFile:
 
 
 REPORT_KEYS = ("summary", "indicators", "attachments")
+_ATTACHMENT: TypeAdapter[str] = TypeAdapter(AttachmentRef)
 
 
 def load_report(path: Path) -> ReportFile:
@@ -311,11 +312,22 @@ def load_report(path: Path) -> ReportFile:
     if not isinstance(raw_attachments, list):
         problems.append(at(("attachments",), "must be a list of file names or links"))
     else:
-        for index, item in enumerate(raw_attachments):
-            if isinstance(item, str) and item.strip():
-                attachments.append(item)
-            else:
+        if len(raw_attachments) > MAX_ATTACHMENTS:
+            problems.append(
+                at(
+                    ("attachments",),
+                    f"at most {MAX_ATTACHMENTS} attachments, not {len(raw_attachments)}",
+                )
+            )
+        for index, item in enumerate(raw_attachments[:MAX_ATTACHMENTS]):
+            if not (isinstance(item, str) and item.strip()):
                 problems.append(at(("attachments", index), "must be a file name or link"))
+                continue
+            try:
+                attachments.append(_ATTACHMENT.validate_python(item))
+            except ValidationError as error:
+                reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+                problems.append(at(("attachments", index), reason))
     if problems:
         raise CommandError("\n".join(problems), EXIT_BAD_INPUT)
     assert isinstance(summary, str)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from datetime import date, datetime
@@ -88,7 +89,7 @@ signed_on: {start}
 period:
   start: {start}
   end: {end}
-directory: {DIRECTORY}
+directory: directory.yaml
 reporting:
   - id: bao-cao
     title: Báo cáo
@@ -103,6 +104,8 @@ reporting:
 def load_text(folder: Path, text: str) -> LoadedAgreement:
     path = folder / "inline.yaml"
     path.write_text(text, encoding="utf-8")
+    # Beside the agreement: a directory outside its folder is refused.
+    shutil.copyfile(DIRECTORY, folder / "directory.yaml")
     return load_agreement(path)
 
 

@@ -71,6 +71,10 @@ REQUIRED_CASES = {
     # Who decides extensions (issue 14, point 3).
     "approver-recipient-owes-it",
     "approver-without-recipient",
+    # Hostile text and paths (issue 14, point 6).
+    "invisible-format-character",
+    "directory-outside-folder",
+    "directory-absolute-path",
 }
 
 

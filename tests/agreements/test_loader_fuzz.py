@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from agreements.loader import LoadError, load_directory, parse_agreement
 from agreements.models import Agreement, Directory
-from agreements.yaml_files import MAX_YAML_VALUES
+from agreements.yaml_files import MAX_ALIAS_VALUES, MAX_YAML_VALUES
 
 FILE = "fuzz.yaml"
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -344,7 +344,13 @@ def test_alias_bomb_is_refused() -> None:
     # Ten levels of ten aliases each would expand to ten billion strings.
     lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 10)]
-    assert_refused("\n".join(lines) + "\n", f"expands to more than {MAX_YAML_VALUES} values")
+    assert_refused("\n".join(lines) + "\n", f"repeat more than {MAX_ALIAS_VALUES} values")
+
+
+def test_a_file_of_too_many_values_without_aliases_is_refused() -> None:
+    # 210,000 one-letter values: about 420 KB, under the file size limit.
+    text = "title: [" + "x, " * 210_000 + "x]\n"
+    assert_refused(text, f"expands to more than {MAX_YAML_VALUES} values")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ calendar (Tết: Monday 16/2 – Friday 20/2) and the rules, not read off the en
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from harness import QUANG_BINH
@@ -46,7 +47,9 @@ async def test_simulation_shows_moved_deadlines_and_only_working_day_mail(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ke-hoach-2026.yaml"
-    path.write_text(AGREEMENT.replace("DIRECTORY", str(QUANG_BINH)), encoding="utf-8")
+    path.write_text(AGREEMENT.replace("DIRECTORY", "directory.yaml"), encoding="utf-8")
+    # Beside the agreement: a directory outside its folder is refused.
+    shutil.copyfile(QUANG_BINH, tmp_path / "directory.yaml")
     loaded = load_agreement(path)
     tet = next(t for t in loaded.occurrences if t.obligation_id == "bao-cao-sau-tet")
     annual = next(t for t in loaded.occurrences if t.obligation_id == "bao-cao-nam")

@@ -49,7 +49,7 @@ async def test_recording_an_event_starts_its_tasks_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     loaded = load_agreement(AGREEMENT)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, directory_path=AGREEMENT.parent / "directory.yaml") as h:
         # As `accord deploy` does: the agreement registered for its tenant, then started.
         deployed = await deploy_loaded(
             h.env.client, loaded, session_factory=h.sessions, task_queue=h.task_queue

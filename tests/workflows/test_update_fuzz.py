@@ -352,8 +352,21 @@ REPORTS = payloads(
     },
     {
         "attachments": (
-            st.lists(SHORT_TEXT, max_size=20),
-            st.lists(st.just("vanban://bc.pdf"), min_size=21, max_size=30),
+            st.lists(
+                st.sampled_from(
+                    [
+                        "https://vanban.quangbinh.example/2025/bc-6t.pdf",
+                        "sha256:" + "0123456789abcdef" * 4,
+                        "Báo cáo 6 tháng.pdf",
+                    ]
+                ),
+                max_size=20,
+            ),
+            st.one_of(
+                st.lists(st.just("https://vanban.example/bc.pdf"), min_size=21, max_size=30),
+                st.lists(SHORT_TEXT, min_size=1, max_size=3),
+                st.lists(st.just("javascript:alert(1)"), min_size=1, max_size=2),
+            ),
         ),
     },
 )
