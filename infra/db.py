@@ -373,11 +373,12 @@ class OutdatedDatabase(RuntimeError):
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "agencies": ("tenant",),
     "officers": ("tenant",),
-    "submissions": ("tenant",),
+    "submissions": ("tenant", "handled_at"),
     "outbox": ("tenant",),
     "audit": ("tenant", "hash"),
 }
-"""Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain."""
+"""Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain,
+when a report was handled (beside when it was received)."""
 
 
 def check_schema(engine: Engine) -> None:

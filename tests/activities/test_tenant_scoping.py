@@ -272,6 +272,9 @@ def test_the_cli_stops_on_an_earlier_versions_data_folder(
     earlier_version_database(data / "accord.db")
     monkeypatch.setenv("ACCORD_DATA_DIR", str(data))
     monkeypatch.delenv("ACCORD_DATABASE_URL", raising=False)
+    # An operator with a credential: the database is what stops the command.
+    monkeypatch.setenv("ACCORD_CLAIMS__OPERATOR", "van-hanh")
+    monkeypatch.setenv("ACCORD_CLAIMS__KEY", "k" * 40)
     report = tmp_path / "bao-cao.yaml"
     report.write_text("summary: Báo cáo.\n", encoding="utf-8")
 
@@ -305,3 +308,23 @@ def test_the_service_stops_on_an_earlier_versions_data_folder_before_starting_an
     assert captured.err.startswith("accord run: the SQLite database ")
     assert "was created by an earlier version of Accord" in captured.err
     assert not (data / "temporal.db").exists() and not (data / "mail").exists()
+
+
+def test_a_database_of_the_version_before_the_trust_issue_is_refused(tmp_path: Path) -> None:
+    """Tables with the tenant but without a column the trust issue added (the time a report
+    was handled) are an earlier version's too: one line naming the table and the column."""
+    path = tmp_path / "accord.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.create_schema(engine)
+    engine.dispose()
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE submissions DROP COLUMN handled_at")
+    connection.close()
+
+    engine = db.make_engine(f"sqlite:///{path}")
+    with pytest.raises(db.OutdatedDatabase) as refused:
+        db.create_schema(engine)
+    engine.dispose()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "its table 'submissions' has no handled_at column" in message
