@@ -15,7 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from accord.cli import main
-from workflows.payloads import SubmitReport, parse_argument
+from activities.templates import one_line
+from workflows.payloads import SubmitReport, clip_summary, parse_argument, ui_text
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKEN = ROOT / "tests" / "agreements" / "broken"
@@ -213,3 +214,27 @@ def test_validate_prints_at_most_200_problems_and_counts_the_rest(tmp_path: Path
     assert done.stderr.splitlines() == ["1 of 1 files have problems"]
     assert seconds < 60
     assert peak_kb < 1_000_000  # under 1 GB (ru_maxrss is in KB on Linux)
+
+
+# --------------------------------------------------------------------------------------------
+# The last gates: mail lines and headers, the Web UI's summary and details
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    # Bidi embeddings and overrides, isolates; zero-width characters, soft hyphen, marks.
+    [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+    + [chr(c) for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x200E, 0x200F)],
+)
+def test_format_characters_never_reach_a_mail_line_or_the_web_ui(hostile: str) -> None:
+    # "Nguyễn" with combining marks (e + U+0302 + U+0303): category Mn, kept.
+    nguyen = "Nguye\u0302\u0303n"
+    text = f"Báo cáo {hostile}của {nguyen}{hostile}"
+    expected = f"Báo cáo của {nguyen}"
+
+    assert one_line(text) == expected
+    assert ui_text(text) == expected
+    assert clip_summary(text) == expected
+    # Cut to the summary's 200 bytes: still nothing hidden, still ending in "…".
+    long = clip_summary(hostile * 300 + "x" * 300)
+    assert long == "x" * (200 - len("…".encode())) + "…"
