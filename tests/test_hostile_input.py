@@ -29,6 +29,13 @@ ACTOR = {
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
+@pytest.fixture(autouse=True)
+def operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator with a credential: what refuses a report below is the report itself."""
+    monkeypatch.setenv("ACCORD_CLAIMS__OPERATOR", "van-hanh")
+    monkeypatch.setenv("ACCORD_CLAIMS__KEY", "k" * 40)
+
+
 def submit(capsys: pytest.CaptureFixture[str], report: Path) -> tuple[int, list[str]]:
     capsys.readouterr()
     # The task ID and officer do not exist: the report file is refused before either is

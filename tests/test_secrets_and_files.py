@@ -37,9 +37,11 @@ def mode(path: Path) -> int:
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    """The test process's environment without any ACCORD_* variable, plus `extra`."""
+    """The test process's environment without any ACCORD_* variable but an operator's
+    credential (so that acting commands get as far as the database), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-    return env | extra
+    operator = {"ACCORD_CLAIMS__OPERATOR": "van-hanh", "ACCORD_CLAIMS__KEY": "k" * 40}
+    return env | operator | extra
 
 
 def accord(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ import itertools
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ import workflows.agreement
 from accord.simulation import ScriptedSubmission, SimulationReport, simulate, start_test_server
 from agreements.loader import LoadedAgreement, load_agreement
 from infra.settings import SmtpSettings
+from workflows import claims
 from workflows.payloads import (
     TASK_CHANGED_SIGNAL,
     AgreementInput,
@@ -362,9 +363,11 @@ def _unsandboxed_worker(
     task_queue: str,
     session_factory: sessionmaker[Session],
     smtp: SmtpSettings,
+    claim_keys: Mapping[str, bytes],
 ) -> Worker:
     """`worker.build_worker`'s worker with workflows outside the sandbox, where they read the
     module constant this test patches (the sandbox would re-import the module)."""
+    claims.install_verifying_keys(claim_keys)
     return Worker(
         client,
         task_queue=task_queue,

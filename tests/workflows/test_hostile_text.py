@@ -9,14 +9,16 @@ import unicodedata
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import harness, local_now, midnight, obligation_input
+from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
 from infra import db
-from workflows.payloads import TaskStatus, UpdateResult
+from workflows.payloads import ExtensionRequest, SubmitReport, TaskStatus, UpdateResult
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
 PDF = "\u202c"  # POP DIRECTIONAL FORMATTING
@@ -52,14 +54,26 @@ async def test_format_characters_from_a_plain_client_are_removed_everywhere(
         due = midnight(now.date() + timedelta(days=20))
         handle = await h.start_obligation(obligation_input(due_at=due))
         actor = h.actor("STP").model_dump(mode="json")
-        # As a plain Temporal client sends them: JSON objects, not Accord's models, so nothing
-        # was cleaned on the client's side. "Nguyễn" is written with combining marks (NFD):
+        # As a Temporal client sends them: JSON objects, not Accord's models, so nothing was
+        # cleaned on the client's side; the claim is what Accord's entry point signs (over the
+        # payload as the workflow reads it). "Nguyễn" is written with combining marks (NFD):
         # they are not format characters and stay.
+
+        async def with_claim(update: str, model: type[BaseModel], raw: dict[str, Any]) -> Any:
+            signed = await h.signed(handle, update, model.model_validate(raw))
+            claim = getattr(signed, "claim")  # noqa: B009 - every signed payload has one
+            return raw | {"claim": claim.model_dump(mode="json")}
+
         nguyen = unicodedata.normalize("NFD", "Nguyễn")
         reason = f"Chờ số liệu của {nguyen}{RLO}nọh gnôhk{PDF}{ZWSP}"
+        request = {
+            "actor": actor,
+            "new_due": str((due + timedelta(days=5)).date()),
+            "reason": reason,
+        }
         await handle.execute_update(
             "request_extension",
-            {"actor": actor, "new_due": str((due + timedelta(days=5)).date()), "reason": reason},
+            await with_claim("request_extension", ExtensionRequest, request),
             result_type=UpdateResult,
         )
         before = await handle.query("status", result_type=TaskStatus)
@@ -74,7 +88,7 @@ async def test_format_characters_from_a_plain_client_are_removed_everywhere(
         summary = f"Đã{ZWJ} tiếp {LRI}1.901{PDF} lượt{WORD_JOINER} công dân{BOM}."
         await handle.execute_update(
             "submit_report",
-            {"actor": actor, "summary": summary},
+            await with_claim("submit_report", SubmitReport, {"actor": actor, "summary": summary}),
             result_type=UpdateResult,
         )
         status = await handle.query("status", result_type=TaskStatus)
