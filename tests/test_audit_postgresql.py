@@ -2,30 +2,22 @@
 `deploy/postgresql-grants.sql` cannot UPDATE, DELETE or TRUNCATE it, the triggers refuse the
 owner too, and two processes writing at once leave one valid chain.
 
-A throwaway cluster is started on loopback in a temporary folder with the PostgreSQL server
-binaries found on the machine (Debian's `postgresql-15` puts them in
-/usr/lib/postgresql/15/bin) and the `psycopg` driver (`pip install 'psycopg[binary]'`, the
-`postgres` extra). Without either the test is skipped, saying which is missing; with
-ACCORD_REQUIRE_POSTGRES=1 (CI) it fails instead. As root, the cluster runs as the `postgres`
-user, since initdb refuses root.
+The cluster is a throwaway one (`tests/postgres.py`: skipped without PostgreSQL's binaries or
+psycopg, failed instead under ACCORD_REQUIRE_POSTGRES=1).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres import Cluster, throwaway_cluster
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -35,145 +27,32 @@ ROOT = Path(__file__).resolve().parents[1]
 GRANTS = ROOT / "deploy" / "postgresql-grants.sql"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("ACCORD_REQUIRE_POSTGRES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _server_binaries() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.insert(0, Path(on_path).parent)
-    for folder in candidates:
-        if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres", "psql")):
-            return folder
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Cluster:
-    bin: Path
-    port: int
-
-    def url(self, role: str, database: str = "accord") -> str:
-        return f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/{database}"
-
-    def psql(self, role: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                str(self.bin / "psql"),
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                f"postgresql://{role}@127.0.0.1:{self.port}/accord",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if importlib.util.find_spec("psycopg") is None:
-        _missing("psycopg is not installed (pip install 'psycopg[binary]', the postgres extra)")
-    binaries = _server_binaries()
-    if binaries is None:
-        _missing("no PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) on this machine")
-    assert binaries is not None
-    folder = Path(tempfile.mkdtemp(prefix="accord-pg-"))
-    data = folder / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses root: the cluster belongs to the postgres user.
-        if shutil.which("runuser") is None:
-            _missing("running as root without runuser: cannot start PostgreSQL as another user")
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-
-    def run(*command: str) -> None:
-        done = subprocess.run(
-            [*as_user, *command], capture_output=True, text=True, timeout=120, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{command[0]} failed: {done.stdout}{done.stderr}")
-
-    try:
-        run(
-            str(binaries / "initdb"),
-            "-D",
-            str(data),
-            "-U",
+    """A throwaway cluster with an owner role, an application role and their database."""
+    with throwaway_cluster() as server:
+        setup = server.psql(
             "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        )
-        run(
-            str(binaries / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(folder / "server.log"),
-            "-w",
-            "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off",
-            "start",
-        )
-        server = Cluster(binaries, port)
-        setup = subprocess.run(
-            [
-                str(binaries / "psql"),
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                "-c",
-                "CREATE ROLE accord_owner LOGIN",
-                "-c",
-                "CREATE ROLE accord_app LOGIN",
-                "-c",
-                "CREATE DATABASE accord OWNER accord_owner",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            "postgres",
+            "-c",
+            "CREATE ROLE accord_owner LOGIN",
+            "-c",
+            "CREATE ROLE accord_app LOGIN",
+            "-c",
+            "CREATE DATABASE accord OWNER accord_owner",
         )
         assert setup.returncode == 0, setup.stderr
         yield server
-    finally:
-        subprocess.run(
-            [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def engines(cluster: Cluster) -> Iterator[tuple[Engine, Engine]]:
     """(owner, application): the owner created the schema and ran the grants file."""
-    owner = make_engine(cluster.url("accord_owner"))
+    owner = make_engine(cluster.url("accord_owner", "accord"))
     create_schema(owner)
-    granted = cluster.psql("accord_owner", "-v", "app_role=accord_app", "-f", str(GRANTS))
+    granted = cluster.psql("accord_owner", "accord", "-v", "app_role=accord_app", "-f", str(GRANTS))
     assert granted.returncode == 0, granted.stderr
-    app = make_engine(cluster.url("accord_app"))
+    app = make_engine(cluster.url("accord_app", "accord"))
     # The application starts as the worker does (create_schema), without DDL rights.
     create_schema(app)
     yield owner, app
@@ -254,7 +133,7 @@ def test_two_concurrent_writers_leave_one_valid_chain(
         before: dict[str, int] = dict(
             connection.execute(text("SELECT tenant, count(*) FROM audit GROUP BY tenant")).all()
         )
-    url = cluster.url("accord_app")
+    url = cluster.url("accord_app", "accord")
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, url, f"w{i}", "60"],

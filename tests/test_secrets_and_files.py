@@ -6,21 +6,17 @@ only."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 from ports import free_ports
+from postgres import throwaway_cluster
 from pydantic import ValidationError
 
 from accord.embedded import DevServer, MailSink
@@ -100,71 +96,10 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     assert line.startswith(f"accord submit: cannot open the database {shown}: ")
 
 
-def _missing(reason: str) -> None:
-    # As tests/test_audit_postgresql.py: CI (ACCORD_REQUIRE_POSTGRES=1) fails instead.
-    if os.environ.get("ACCORD_REQUIRE_POSTGRES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _server_binaries() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.insert(0, Path(on_path).parent)
-    for folder in candidates:
-        if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
-            return folder
-    return None
-
-
-@contextlib.contextmanager
-def postgres_server(password: str) -> Iterator[int]:
-    """A throw-away PostgreSQL cluster on a free port whose user `accord` logs in with
-    `password` (SCRAM). PostgreSQL refuses to run as root: as root, it runs as `postgres`."""
-    if importlib.util.find_spec("psycopg") is None:
-        _missing("psycopg is not installed (pip install 'psycopg[binary]', the postgres extra)")
-    binaries = _server_binaries()
-    if binaries is None:
-        _missing("no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine")
-    assert binaries is not None
-    as_user: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="accord-pg-"))  # in /tmp: reachable by `postgres`
-    pwfile = folder / "pw"
-    pwfile.write_text(password + "\n")
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            _missing("running as root without runuser: cannot start PostgreSQL as another user")
-        shutil.chown(folder, "postgres")
-        shutil.chown(pwfile, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    [port] = free_ports(1)
-    data = folder / "data"
-
-    def run(*command: str) -> None:
-        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(
-            str(binaries / "initdb"), "-D", str(data), "-A", "scram-sha-256",
-            f"--pwfile={pwfile}", "-U", "accord",
-        )  # fmt: skip
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(
-            str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
-            "-l", str(folder / "log"), "-w", "start",
-        )  # fmt: skip
-        try:
-            yield port
-        finally:
-            run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path: Path) -> None:
-    with postgres_server("mat-khau-dung") as port:
-        url = f"postgresql+psycopg://accord:{PASSWORD}@127.0.0.1:{port}/postgres"
+    with throwaway_cluster(superuser="accord", password="mat-khau-dung") as cluster:
+        port = cluster.port
+        url = cluster.url("accord", password=PASSWORD)
         env = clean_environment(ACCORD_DATABASE_URL=url, ACCORD_ENV_FILE=os.devnull)
 
         done = accord(
