@@ -8,9 +8,17 @@ import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from harness import ZONE, harness, local_now, midnight, obligation_input, sent_at
+from harness import (
+    TEST_CREDENTIAL,
+    ZONE,
+    harness,
+    local_now,
+    midnight,
+    obligation_input,
+    sent_at,
+)
 
-from accord.calendars import RUNNING_TASKS, Published, _signal, publish_calendar
+from accord.calendars import RUNNING_TASKS, Published, _send, publish_calendar
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import cached_calendar
 from agreements.models import OfficerRole
@@ -52,8 +60,9 @@ async def test_published_calendar_moves_deadline_and_timers(tmp_path: Path) -> N
             update={"days_off": tuple(sorted((*calendar.days_off, extra), key=lambda d: d.day))}
         )
         changed = WorkingCalendar.model_validate(changed.model_dump())
-        await handle.signal(
-            ObligationWorkflow.calendar_changed,
+        await h.update(
+            handle,
+            ObligationWorkflow.change_calendar,
             CalendarUpdate(calendar=changed, note="Quyết định nghỉ bổ sung"),
         )
         new_last_day = last_day + timedelta(days=1)
@@ -67,6 +76,7 @@ async def test_published_calendar_moves_deadline_and_timers(tmp_path: Path) -> N
         assert "rơi vào ngày nghỉ bổ sung" in status.due_note
         assert f"hết ngày {new_last_day:%d/%m/%Y}" in status.due_note
         assert status.decisions[-1].kind == "calendar_changed"
+        assert status.decisions[-1].actor == TEST_CREDENTIAL.operator  # who signed it
         assert "Quyết định nghỉ bổ sung" in status.decisions[-1].detail
 
         outcome = await handle.result()
@@ -125,11 +135,15 @@ async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path
             Waiver(actor=h.actor("SNV", OfficerRole.ADMIN), reason="Đã sáp nhập"),
         )
         await done.result()
-        assert not await _signal(
-            h.env.client,
-            done.id,
-            ObligationWorkflow.calendar_changed,
-            CalendarUpdate(calendar=calendar),
+        assert (
+            await _send(
+                h.env.client,
+                TEST_CREDENTIAL,
+                done.id,
+                ObligationWorkflow,
+                CalendarUpdate(calendar=calendar),
+            )
+            == "closed"
         )
         extra = CalendarDay(day=last_day, name_vi="Ngày nghỉ bổ sung", name_en="Extra", source="t")
         changed = WorkingCalendar.model_validate(
@@ -147,7 +161,7 @@ async def test_publishing_reaches_running_tasks_on_the_dev_server(tmp_path: Path
                 break
             await asyncio.sleep(0.1)
         published = await publish_calendar(
-            h.env.client, changed, "Thông báo nghỉ bổ sung", published_by="van-hanh-thu"
+            h.env.client, changed, "Thông báo nghỉ bổ sung", TEST_CREDENTIAL
         )
         assert published == Published(tasks=2, agreements=0, outside=1)
         assert not any(
