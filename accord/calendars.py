@@ -4,8 +4,12 @@ When the government announces a year's Tết or bridge-day schedule, an admin ed
 `agreements/calendars/vn-overrides.yaml` and runs `accord calendar YEAR --publish`: every
 running task due within the calendar's years recomputes its deadline and timers (recording
 why the date moved), and every running agreement hands the new calendar to the tasks it has
-not started yet. Tasks due in other years keep their calendar (and would record and ignore
-one that does not cover their year).
+not started yet. Tasks due in other years keep their calendar (and would refuse one that
+does not cover their year).
+
+Each workflow gets it by the `change_calendar` update, signed with the operator's credential
+(an admin credential from settings): its validator verifies the claim and refuses a payload
+the workflow cannot use, so a plain Temporal client cannot publish a made-up calendar.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from accord.identity import Credential, signed
 from agreements.calendar import WorkingCalendar
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
@@ -38,6 +43,8 @@ class Published:
     outside: int = 0
     """Running tasks due outside the calendar's years (or without a date): not sent it; they
     keep their calendar."""
+    refused: tuple[str, ...] = ()
+    """Workflows whose validator refused the calendar, each as 'ID: why'."""
 
 
 def covered_tasks_query(calendar: WorkingCalendar, zone: str) -> str:
@@ -54,36 +61,57 @@ async def publish_calendar(
     client: Client,
     calendar: WorkingCalendar,
     note: str,
+    credential: Credential,
     *,
     zone: str = "Asia/Ho_Chi_Minh",
-    published_by: str | None = None,
 ) -> Published:
-    """Signal the calendar to every running task due within its years, and to every running
-    agreement (for the tasks it has not started); the tasks record `published_by` (the
-    operator) as who changed their deadline. A workflow that closed since the listing is
-    counted, not an error; the others are still told."""
-    update = CalendarUpdate(calendar=calendar, note=note, published_by=published_by)
+    """Send the calendar (update `change_calendar`, signed by `credential`) to every running
+    task due within its years, and to every running agreement (for the tasks it has not
+    started); the tasks record the credential's operator as who changed their deadline. A
+    workflow that closed since the listing is counted, not an error; the others are still
+    told."""
+    update = CalendarUpdate(calendar=calendar, note=note, published_by=credential.operator)
     tasks = agreements = closed = 0
+    refused: list[str] = []
     async for execution in client.list_workflows(covered_tasks_query(calendar, zone)):
-        if await _signal(client, execution.id, ObligationWorkflow.calendar_changed, update):
-            tasks += 1
-        else:
-            closed += 1
+        outcome = await _send(client, credential, execution.id, ObligationWorkflow, update)
+        tasks += outcome == "sent"
+        closed += outcome == "closed"
+        if outcome not in ("sent", "closed"):
+            refused.append(f"{execution.id}: {outcome}")
     async for execution in client.list_workflows(RUNNING_AGREEMENTS):
-        if await _signal(client, execution.id, AgreementWorkflow.calendar_changed, update):
-            agreements += 1
-        else:
-            closed += 1
+        outcome = await _send(client, credential, execution.id, AgreementWorkflow, update)
+        agreements += outcome == "sent"
+        closed += outcome == "closed"
+        if outcome not in ("sent", "closed"):
+            refused.append(f"{execution.id}: {outcome}")
     running = (await client.count_workflows(RUNNING_TASKS)).count
-    return Published(tasks, agreements, closed, max(running - tasks - closed, 0))
+    return Published(
+        tasks, agreements, closed, max(running - tasks - closed - len(refused), 0), tuple(refused)
+    )
 
 
-async def _signal(client: Client, workflow_id: str, signal: Any, update: CalendarUpdate) -> bool:
-    """False when the workflow has closed meanwhile."""
+async def _send(
+    client: Client,
+    credential: Credential,
+    workflow_id: str,
+    workflow_class: type[ObligationWorkflow] | type[AgreementWorkflow],
+    update: CalendarUpdate,
+) -> str:
+    """'sent', 'closed' when the workflow has closed meanwhile (or is closing), otherwise why
+    its validator refused the calendar."""
+    method: Any = workflow_class.change_calendar
+    payload = signed(credential, update, update=method, workflow_id=workflow_id)
     try:
-        await client.get_workflow_handle(workflow_id).signal(signal, update)
+        await client.get_workflow_handle(workflow_id).execute_update(method, payload)
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
-            return False
+            return "closed"
         raise
-    return True
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        message = getattr(cause, "message", None) or str(error)
+        if message.startswith("rule: the task is closed"):
+            return "closed"
+        return message
+    return "sent"

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.models import OfficerRole
     from agreements.recipients import owing
     from workflows.claims import ClaimRefused, verify
-    from workflows.obligation import ObligationWorkflow
+    from workflows.obligation import ObligationWorkflow, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
@@ -252,17 +252,28 @@ class AgreementWorkflow:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
         return planner.task_calendar(self._plan.calendar, task.due_at, self._plan.starts_at)
 
-    @workflow.signal
-    def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
+    @workflow.update
+    async def change_calendar(self, update: CalendarUpdate | Any = None, *extra: Any) -> str:
         """A newly published calendar, for the tasks not started yet. (Running tasks get it
-        by their own signal; see `accord calendar --publish`.) A payload this workflow cannot
-        use is logged and ignored (signals never fail the workflow task)."""
-        try:
-            update = parse_argument(CalendarUpdate, "calendar_changed", update, extra)
-        except ValueError as error:
-            self._ignore_signal(str(error))
-            return
+        by their own update; see `accord calendar --publish`.) The validator refuses an
+        unsigned or altered payload, leaving nothing in history."""
+        update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
         self._plan = self._plan.model_copy(update={"calendar": update.calendar})
+        return self._plan.agreement_id
+
+    @change_calendar.validator
+    def _check_calendar(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
+        update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
+        try:
+            verify(
+                update,
+                update="change_calendar",
+                workflow_id=workflow.info().workflow_id,
+                now=workflow.now(),
+            )
+        except ClaimRefused as error:
+            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
+        require_publisher(update)
 
     @workflow.update
     async def record_event(self, record: EventRecord) -> EventResult:

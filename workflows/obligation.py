@@ -374,10 +374,11 @@ class ObligationWorkflow:
         detail: dict[str, str],
         actor: str = "system",
         *,
-        by: tuple[Actor, Claim | None] | None = None,
+        by: tuple[Actor | None, Claim | None] | None = None,
     ) -> None:
         """Note an audit entry; it is written with the task's next activity (or at close).
-        `by`: the officer who acted and the claim his entry point signed."""
+        `by`: the officer who acted (None: the claim's operator, e.g. a published calendar)
+        and the claim his entry point signed."""
         officer, claim = by if by is not None else (None, None)
         self._pending_audit.append(
             AuditEntry(
@@ -658,33 +659,21 @@ class ObligationWorkflow:
         self._due_note, self._due_note_en = rule.note_vi, rule.note_en
         return rule.due_at
 
-    @workflow.signal
-    def calendar_changed(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
+    @workflow.update
+    async def change_calendar(
+        self, update: CalendarUpdate | Any = None, *extra: Any
+    ) -> UpdateResult:
         """A newly published working calendar: recompute the deadline and the timers. Notices
         already sent keep their business keys, so none is sent again. Takes one
-        `CalendarUpdate`, checked here: a payload the task cannot use (malformed, or a calendar
-        without the year of the task's deadline) is recorded and ignored, never a failed
-        workflow task."""
-        try:
-            update = parse_argument(CalendarUpdate, "calendar_changed", update, extra)
-        except ValueError as error:
-            self._ignore_signal("calendar_changed", str(error))
-            return
-        if self._closed or not self._state.is_open:
-            return
+        `CalendarUpdate`; the validator refuses (leaving nothing in history) an unsigned or
+        altered one, a closed task, and a calendar without the year of the task's deadline."""
+        update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
         published = update.calendar
-        year = (self._due_at or workflow.now()).astimezone(self._zone()).year
-        if not published.covers(date(year, 1, 1)):
-            self._ignore_signal(
-                "calendar_changed",
-                f"lịch làm việc được công bố cho các năm {published.first_year}–"
-                f"{published.last_year}, không gồm năm {year} của hạn nộp; "
-                "nhiệm vụ giữ lịch đang dùng",
-            )
-            return
+        year = self._deadline_year()
         self._calendar = published.between_years(year - 1, year + 1)
         if self._written_due is None or self._due_at is None:
-            return
+            self._publish()
+            return self._result("Đã nhận lịch làm việc mới", "Calendar received")
         new_due = self._apply_rule(self._written_due)
         note = self._due_note
         now = workflow.now()
@@ -694,7 +683,7 @@ class ObligationWorkflow:
                 f"lịch làm việc thay đổi{': ' + update.note if update.note else ''}; "
                 f"hạn mới {before_day_text(new_due)}" + (f" ({note})" if note else "")
             )
-            publisher = update.published_by or "system"
+            publisher = (update.claim.operator if update.claim else None) or "system"
             self._decisions.append(
                 Decision(at=now, kind="calendar_changed", actor=publisher, detail=detail)
             )
@@ -706,18 +695,30 @@ class ObligationWorkflow:
                 "calendar_changed",
                 {"due_at": local_text(new_due), "note": note or ""},
                 actor=publisher,
+                by=(None, update.claim),
             )
         self._publish()
+        return self._result("Đã áp dụng lịch làm việc mới", "Calendar applied")
 
-    def _ignore_signal(self, signal: str, why: str) -> None:
-        """Record a signal the task cannot use (shown in its status and audit), and go on."""
-        self._decisions.append(
-            Decision(
-                at=workflow.now(), kind="signal_ignored", actor="system", detail=f"{signal}: {why}"
+    @change_calendar.validator
+    def _validate_change_calendar(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
+        update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
+        self._verify_claim(update, "change_calendar")
+        require_publisher(update)
+        self._require_open()
+        published = update.calendar
+        year = self._deadline_year()
+        if not published.covers(date(year, 1, 1)):
+            raise refusal(
+                en=f"the published calendar covers {published.first_year}–{published.last_year}, "
+                f"not {year}, the year of the task's deadline; the task keeps its calendar",
+                vi=f"lịch làm việc được công bố cho các năm {published.first_year}–"
+                f"{published.last_year}, không gồm năm {year} của hạn nộp; "
+                "nhiệm vụ giữ lịch đang dùng",
             )
-        )
-        self._add_audit("signal_ignored", {"signal": signal, "why": why[:500]})
-        self._publish()
+
+    def _deadline_year(self) -> int:
+        return (self._due_at or workflow.now()).astimezone(self._zone()).year
 
     # ----------------------------------------------------------------------------------------
     # Updates
@@ -1053,3 +1054,22 @@ def _indicator_problems(
                 )
             )
     return problems
+
+
+def require_publisher(update: CalendarUpdate) -> None:
+    """A calendar is national: it is published by an operator (an admin credential from
+    settings) through the CLI, recorded as his; the (verified) claim names him, and
+    `published_by`, when given, must be him."""
+    claim = update.claim
+    if claim is None or claim.channel != "cli" or not claim.operator:
+        raise refusal(
+            en="only an operator with the admin credential may publish a calendar (CLI)",
+            vi="chỉ người vận hành có khóa quản trị được công bố lịch làm việc (qua CLI)",
+        )
+    if update.published_by is not None and update.published_by != claim.operator:
+        raise refusal(
+            en=f"published_by {update.published_by!r} is not the claim's operator "
+            f"{claim.operator!r}",
+            vi=f"người công bố {update.published_by!r} không phải người vận hành "
+            f"{claim.operator!r} đã ký",
+        )

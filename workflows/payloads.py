@@ -256,13 +256,18 @@ class Decision(Payload):
 
 
 class CalendarUpdate(Payload):
-    """A newly published working calendar (e.g. the government's Tết schedule)."""
+    """A newly published working calendar (e.g. the government's Tết schedule), sent by the
+    `change_calendar` update. The calendar is national: the publisher is the operator whose
+    signed claim (an admin credential from settings) comes with it, not an officer."""
 
     calendar: WorkingCalendar
     note: str = Field(default="", max_length=500)
     published_by: str | None = Field(
-        default=None, max_length=100, description="The operator who published it."
+        default=None,
+        max_length=100,
+        description="The operator who published it; must be the claim's operator.",
     )
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
 
 
 class TaskStatus(Payload):

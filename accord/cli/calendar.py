@@ -19,6 +19,7 @@ from accord.cli.engine import (
     operator_credential,
     run_engine_command,
 )
+from accord.identity import Credential
 from agreements.calendar import WorkingCalendar
 from agreements.loader import (
     LoadError,
@@ -59,20 +60,20 @@ def calendar(args: argparse.Namespace) -> int:
     settings = load_settings() if args.publish else None
     if settings is not None:
         # Before printing: publishing needs the operator's credential, and is recorded as his.
-        operator = operator_credential(settings).operator
+        credential = operator_credential(settings)
     print(render_year(working, year, args.lang))
     if settings is not None:
-        return run_engine_command(_publish(settings, working, args.note, operator))
+        return run_engine_command(_publish(settings, working, args.note, credential))
     return 0
 
 
 async def _publish(
-    settings: Settings, working: WorkingCalendar, note: str, operator: str | None
+    settings: Settings, working: WorkingCalendar, note: str, credential: Credential
 ) -> int:
     from accord.calendars import publish_calendar
 
     client = await connect(settings)
-    published = await publish_calendar(client, working, note, published_by=operator)
+    published = await publish_calendar(client, working, note, credential)
     print(
         f"published to {published.tasks} running tasks due in {working.first_year}–"
         f"{working.last_year} and {published.agreements} running agreements"
@@ -84,4 +85,6 @@ async def _publish(
         )
     if published.closed_meanwhile:
         print(f"{published.closed_meanwhile} workflows had closed meanwhile (nothing to tell)")
+    for refused in published.refused:
+        print(f"refused by {refused}")
     return 0

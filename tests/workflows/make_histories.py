@@ -114,8 +114,9 @@ async def record_programme() -> None:
 
 
 async def record_calendar_change() -> None:
-    """A task whose deadline moves when a new working calendar is published; payloads the
-    task cannot use come first, each recorded and ignored."""
+    """A task whose deadline moves when a new working calendar is published (the signed
+    `change_calendar` update); payloads the task cannot use are refused by its validator and
+    leave nothing in history, so the history shows only the accepted one."""
     await _record_calendar_change("obligation-calendar-change.json", timed=False)
 
 
@@ -153,15 +154,10 @@ async def _record_calendar_change(name: str, *, timed: bool) -> None:
             changed = WorkingCalendar.model_validate(
                 {**calendar.model_dump(), "days_off": [d.model_dump() for d in days_off]}
             )
-            if not timed:
-                await handle.signal("calendar_changed", {"calendar": "2025"})
-                await handle.signal("calendar_changed", None)
-                years_ago = calendar.between_years(calendar.first_year, calendar.first_year)
-                await handle.signal(
-                    ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=years_ago)
-                )
-            await handle.signal(
-                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=changed)
+            await h.update(
+                handle,
+                ObligationWorkflow.change_calendar,
+                CalendarUpdate(calendar=changed, note="Nghỉ bổ sung"),
             )
             await handle.result()
             history = await handle.fetch_history()

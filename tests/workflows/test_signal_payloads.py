@@ -1,12 +1,12 @@
-"""Signals with payloads a workflow cannot use are recorded and ignored, never a failed
-workflow task (issue 11: a published 2026 calendar jammed every task due in 2022–2023 with
-"last_year 2023 is before first_year 2025", retried forever).
+"""Payloads a workflow cannot use never fail a workflow task (issue 11: a published 2026
+calendar jammed every task due in 2022–2023 with "last_year 2023 is before first_year 2025",
+retried forever), and a calendar nobody vouches for is never taken (issue 14).
 
-Every signal handler (the task's `calendar_changed`, the agreement's `calendar_changed` and
-`task_changed`) gets hostile and out-of-range payloads on a fresh task and on tasks years old:
-the Nghệ An 2021–2026 programme deployed at the end of 2026 starts its 2022 tasks overdue.
-Afterwards no history holds a failed workflow task, each ignored signal is in the task's
-status, and a good calendar is still taken.
+The calendar reaches tasks and agreements by the `change_calendar` update: hostile and
+out-of-range payloads, on a fresh task and on tasks years old (the Nghệ An 2021–2026 programme
+deployed at the end of 2026 starts its 2022 tasks overdue), are refused by its validator and
+leave nothing in history; a signed good calendar is still taken. The agreement's
+`task_changed` signal records and ignores what it cannot use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import ROOT, harness, local_now, midnight, obligation_input
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from accord.deploy import build_input, start_agreement
 from agreements.calendar import WorkingCalendar
@@ -32,7 +33,7 @@ NGHE_AN = ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml"
 
 
 def _hostile_calendars(calendar: WorkingCalendar) -> list[tuple[Any, ...]]:
-    """Argument lists a sender could put on `calendar_changed`: none, too many, wrong types,
+    """Argument lists a sender could put on `change_calendar`: none, too many, wrong types,
     broken calendars, absurd years, control characters, an oversized note."""
     good = calendar.model_dump(mode="json")
     return [
@@ -62,11 +63,32 @@ async def _failed_tasks(handle: WorkflowHandle[Any, Any]) -> list[str]:
     ]
 
 
-async def _send_all(
+UPDATE_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED,
+}
+
+
+async def _update_events(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [
+        EventType.Name(event.event_type)
+        async for event in handle.fetch_history_events()
+        if event.event_type in UPDATE_EVENTS
+    ]
+
+
+async def _refused_all(
     handle: WorkflowHandle[Any, Any], name: str, calls: list[tuple[Any, ...]]
-) -> None:
+) -> list[str]:
+    """Send each argument list as update `name`; every one must be refused. The reasons."""
+    reasons: list[str] = []
     for args in calls:
-        await handle.signal(name, args=list(args))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(name, args=list(args))
+        reasons.append(str(getattr(refused.value.cause, "message", refused.value)))
+    return reasons
 
 
 async def _wait_for(condition: Any, seconds: float = 20.0) -> None:
@@ -75,7 +97,7 @@ async def _wait_for(condition: Any, seconds: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_fresh_task_ignores_what_it_cannot_use_and_takes_a_good_calendar(
+async def test_fresh_task_refuses_what_it_cannot_use_and_takes_a_good_calendar(
     tmp_path: Path,
 ) -> None:
     async with harness(tmp_path) as h:
@@ -86,28 +108,32 @@ async def test_fresh_task_ignores_what_it_cannot_use_and_takes_a_good_calendar(
             last_day += timedelta(days=1)
         due = midnight(last_day + timedelta(days=1))
         handle = await h.start_obligation(obligation_input(due_at=due, calendar=calendar))
-        hostile = _hostile_calendars(calendar)
-        await _send_all(handle, "calendar_changed", hostile)
-        # A calendar of years that do not include the deadline's: kept out, with the reason.
+        before = await handle.query(ObligationWorkflow.status)
+        reasons = await _refused_all(handle, "change_calendar", _hostile_calendars(calendar))
+        # Malformed ones are named by the validator's parsing, the rest lack a claim.
+        assert any("takes exactly one argument" in r for r in reasons), reasons
+        assert any("unsigned request" in r for r in reasons), reasons
+        # A signed calendar of years that do not include the deadline's: refused, with why.
         elsewhere = calendar.between_years(now.year - 1, now.year - 1)
-        await handle.signal(ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=elsewhere))
-        # Then a good one, which moves nothing (same days) but is taken.
-        await handle.signal(ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=calendar))
-
-        async def settled() -> bool:
-            status = await handle.query(ObligationWorkflow.status)
-            return sum(d.kind == "signal_ignored" for d in status.decisions) >= 9
-
-        await _wait_for(settled)
-        status = await handle.query(ObligationWorkflow.status)
-        ignored = [d.detail for d in status.decisions if d.kind == "signal_ignored"]
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await h.update(
+                handle, ObligationWorkflow.change_calendar, CalendarUpdate(calendar=elsewhere)
+            )
+        assert f"not {due.year}, the year of the task's deadline" in str(refused.value.cause)
+        assert not await _update_events(handle)
         assert not await _failed_tasks(handle)
+        status = await handle.query(ObligationWorkflow.status)
+        assert status.decisions == before.decisions
         assert status.state is TaskState.PENDING and status.due_at == due
-        # The malformed ones are named by the handler; the out-of-range one by its years.
-        assert all(d.startswith("calendar_changed") for d in ignored)
-        assert any(f"không gồm năm {due.year}" in d for d in ignored), ignored
-        assert any("takes exactly one argument" in d for d in ignored), ignored
-        assert all(len(d) < 1100 and "\u202e" not in d and "\x1b" not in d for d in ignored)
+
+        # Then a good one, which moves nothing (same days) but is taken.
+        result = await h.update(
+            handle, ObligationWorkflow.change_calendar, CalendarUpdate(calendar=calendar)
+        )
+        assert result.due_at == due
+        events = await _update_events(handle)
+        assert events.count("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 1, events
+        assert not await _failed_tasks(handle)
 
 
 async def test_years_old_tasks_and_the_agreement_survive_every_payload(tmp_path: Path) -> None:
@@ -129,49 +155,47 @@ async def test_years_old_tasks_and_the_agreement_survive_every_payload(tmp_path:
         published = cached_calendar(range(now.year, now.year + 2))
         tasks = [h.env.client.get_workflow_handle(task_workflow_id(d.task_id)) for d in old[:3]]
         for task in tasks:
-            await _send_all(task, "calendar_changed", _hostile_calendars(published))
-            await task.signal(
-                ObligationWorkflow.calendar_changed, CalendarUpdate(calendar=published)
-            )
+            before = await task.query(ObligationWorkflow.status)
+            await _refused_all(task, "change_calendar", _hostile_calendars(published))
+            # Signed, but without the task's year: the task due years ago keeps its calendar.
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await h.update(
+                    task, ObligationWorkflow.change_calendar, CalendarUpdate(calendar=published)
+                )
+            assert "the task keeps its calendar" in str(refused.value.cause)
+            status = await task.query(ObligationWorkflow.status)
+            assert status.decisions == before.decisions
+            assert status.state is TaskState.OVERDUE
+            assert not await _update_events(task)
+            assert not await _failed_tasks(task)
 
-        agreement_calls: list[tuple[str, tuple[Any, ...]]] = [
-            ("calendar_changed", args) for args in _hostile_calendars(published)[:8]
-        ] + [
-            ("task_changed", ()),
-            ("task_changed", (None,)),
-            ("task_changed", ({"task_id": "x"},)),
-            ("task_changed", ({"task_id": old[0].task_id, "state": "exploded"},)),
+        await _refused_all(agreement, "change_calendar", _hostile_calendars(published)[:8])
+        signals: list[tuple[Any, ...]] = [
+            (),
+            (None,),
+            ({"task_id": "x"},),
+            ({"task_id": old[0].task_id, "state": "exploded"},),
             (
-                "task_changed",
-                (
-                    {
-                        "task_id": "nghe-an/bia-dat/KHONG_CO/2099",
-                        "state": "done_on_time",
-                        "escalation_level": 0,
-                        "due_at": None,
-                        "closed": True,
-                    },
-                ),
+                {
+                    "task_id": "nghe-an/bia-dat/KHONG_CO/2099",
+                    "state": "done_on_time",
+                    "escalation_level": 0,
+                    "due_at": None,
+                    "closed": True,
+                },
             ),
         ]
-        for name, args in agreement_calls:
-            await agreement.signal(name, args=list(args))
+        for args in signals:
+            await agreement.signal("task_changed", args=list(args))
 
         async def agreement_settled() -> bool:
             overview = await agreement.query(AgreementWorkflow.overview)
-            return overview.ignored_signals >= len(agreement_calls)
+            return overview.ignored_signals >= len(signals)
 
         await _wait_for(agreement_settled)
-        for task in tasks:
-            status = await task.query(ObligationWorkflow.status)
-            ignored = [d.detail for d in status.decisions if d.kind == "signal_ignored"]
-            assert len(ignored) == len(_hostile_calendars(published)) + 1, ignored
-            # The task due years ago keeps its own calendar and says why.
-            assert any("giữ lịch đang dùng" in d for d in ignored)
-            assert status.state is TaskState.OVERDUE
-            assert not await _failed_tasks(task)
         overview = await agreement.query(AgreementWorkflow.overview)
-        assert overview.ignored_signals == len(agreement_calls)
+        assert overview.ignored_signals == len(signals)
         assert "nghe-an/bia-dat/KHONG_CO/2099" not in {d.task_id for d in overview.overdue}
         assert sum(overview.counts.values()) == overview.started
+        assert not await _update_events(agreement)
         assert not await _failed_tasks(agreement)
