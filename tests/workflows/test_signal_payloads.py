@@ -20,6 +20,8 @@ import pytest
 from harness import ROOT, harness, local_now, midnight, obligation_input
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from accord.deploy import build_input, start_agreement
 from agreements.calendar import WorkingCalendar
@@ -199,3 +201,9 @@ async def test_years_old_tasks_and_the_agreement_survive_every_payload(tmp_path:
         assert sum(overview.counts.values()) == overview.started
         assert not await _update_events(agreement)
         assert not await _failed_tasks(agreement)
+        # The agreement's history, with the signals it recorded and ignored, replays.
+        replayer = Replayer(
+            workflows=[AgreementWorkflow, ObligationWorkflow],
+            data_converter=pydantic_data_converter,
+        )
+        await replayer.replay_workflow(await agreement.fetch_history())
