@@ -27,8 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import owing
-    from workflows.claims import ClaimRefused, verify
-    from workflows.obligation import ObligationWorkflow, require_publisher
+    from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
@@ -264,15 +263,7 @@ class AgreementWorkflow:
     @change_calendar.validator
     def _check_calendar(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
         update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
-        try:
-            verify(
-                update,
-                update="change_calendar",
-                workflow_id=workflow.info().workflow_id,
-                now=workflow.now(),
-            )
-        except ClaimRefused as error:
-            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
+        require_claim(update, "change_calendar")
         require_publisher(update)
 
     @workflow.update
@@ -331,15 +322,7 @@ class AgreementWorkflow:
     @record_event.validator
     def _check_event(self, record: EventRecord) -> None:
         plan = self._plan
-        try:
-            verify(
-                record,
-                update="record_event",
-                workflow_id=workflow.info().workflow_id,
-                now=workflow.now(),
-            )
-        except ClaimRefused as error:
-            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
+        require_claim(record, "record_event")
         if record.actor.tenant != plan.tenant:
             raise refusal(
                 vi=f"cán bộ {record.actor.officer_id} thuộc {record.actor.tenant} không được ghi "

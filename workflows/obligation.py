@@ -703,7 +703,7 @@ class ObligationWorkflow:
     @change_calendar.validator
     def _validate_change_calendar(self, update: CalendarUpdate | Any = None, *extra: Any) -> None:
         update = parse_argument(CalendarUpdate, "change_calendar", update, extra)
-        self._verify_claim(update, "change_calendar")
+        require_claim(update, "change_calendar")
         require_publisher(update)
         self._require_open()
         published = update.calendar
@@ -733,7 +733,7 @@ class ObligationWorkflow:
     @submit_report.validator
     def _validate_submit(self, report: SubmitReport | Any = None, *extra: Any) -> None:
         report = parse_argument(SubmitReport, "submit_report", report, extra)
-        self._verify_claim(report, "submit_report")
+        require_claim(report, "submit_report")
         self._require_open()
         actor = report.actor
         self._require_tenant(actor)
@@ -765,7 +765,7 @@ class ObligationWorkflow:
     @request_extension.validator
     def _validate_extension(self, request: ExtensionRequest | Any = None, *extra: Any) -> None:
         request = parse_argument(ExtensionRequest, "request_extension", request, extra)
-        self._verify_claim(request, "request_extension")
+        require_claim(request, "request_extension")
         self._require_open()
         actor = request.actor
         self._require_tenant(actor)
@@ -815,7 +815,7 @@ class ObligationWorkflow:
     @decide_extension.validator
     def _validate_decision(self, decision: ExtensionDecision | Any = None, *extra: Any) -> None:
         decision = parse_argument(ExtensionDecision, "decide_extension", decision, extra)
-        self._verify_claim(decision, "decide_extension")
+        require_claim(decision, "decide_extension")
         self._require_open()
         self._require_tenant(decision.actor)
         pending = self._pending_extension
@@ -856,7 +856,7 @@ class ObligationWorkflow:
     @waive.validator
     def _validate_waive(self, waiver: Waiver | Any = None, *extra: Any) -> None:
         waiver = parse_argument(Waiver, "waive", waiver, extra)
-        self._verify_claim(waiver, "waive")
+        require_claim(waiver, "waive")
         self._require_open()
         self._require_tenant(waiver.actor)
         if not waiver.actor.is_admin:
@@ -888,16 +888,6 @@ class ObligationWorkflow:
 
     # ----------------------------------------------------------------------------------------
     # Helpers
-
-    def _verify_claim(self, payload: Any, update: str) -> None:
-        """Refuse an update whose signed claim does not vouch for it (made up, altered,
-        unsigned, for another update or task, or expired): before any other rule."""
-        try:
-            verify(
-                payload, update=update, workflow_id=workflow.info().workflow_id, now=workflow.now()
-            )
-        except ClaimRefused as error:
-            raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
 
     def _may_approve(self, actor: Actor) -> bool:
         approvers = self._input.extension_approver
@@ -1054,6 +1044,16 @@ def _indicator_problems(
                 )
             )
     return problems
+
+
+def require_claim(payload: Any, update: str) -> None:
+    """In an update validator (of this workflow or the agreement's): refuse an update whose
+    signed claim does not vouch for it (made up, altered, unsigned, for another update or
+    workflow, or expired), before any other rule."""
+    try:
+        verify(payload, update=update, workflow_id=workflow.info().workflow_id, now=workflow.now())
+    except ClaimRefused as error:
+        raise refusal(vi=error.vi, en=error.en, prefix="claim: ") from None
 
 
 def require_publisher(update: CalendarUpdate) -> None:
