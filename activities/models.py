@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from agreements.models import AgencyCode, Deliverable, NotifyTarget, OfficerRole, Slug
+from agreements.calendar import WorkingCalendar
+from agreements.models import (
+    AgencyCode,
+    Deliverable,
+    Indicator,
+    NotifyTarget,
+    OfficerRole,
+    Slug,
+)
 
 
 class Payload(BaseModel):
@@ -68,6 +76,54 @@ class TaskRef(Payload):
     def owners(self) -> list[str]:
         """Every owing agency, the lead first."""
         return [self.agency, *self.co_owners]
+
+
+class TaskState(StrEnum):
+    """The status matrix Vietnamese government trackers use, plus waived."""
+
+    PENDING = "pending"
+    """Chưa hoàn thành, còn trong hạn (not done, within deadline)."""
+    OVERDUE = "overdue"
+    """Chưa hoàn thành, quá hạn (not done and overdue)."""
+    DONE_ON_TIME = "done_on_time"
+    """Hoàn thành đúng hạn."""
+    DONE_LATE = "done_late"
+    """Hoàn thành quá hạn."""
+    WAIVED = "waived"
+    """Được miễn (waived by an admin)."""
+    NOT_DONE = "not_done"
+    """Closed without a report before any deadline passed: an obligation without a date at
+    the end of the agreement's period."""
+    NOT_DONE_OVERDUE = "not_done_overdue"
+    """Closed without a report after its deadline (the escalation ladder ran out)."""
+
+    @property
+    def is_open(self) -> bool:
+        return self in (TaskState.PENDING, TaskState.OVERDUE)
+
+    def unfinished(self) -> TaskState:
+        """The final state of an open task that closes without a report."""
+        return TaskState.NOT_DONE_OVERDUE if self is TaskState.OVERDUE else TaskState.NOT_DONE
+
+
+STATE_LABELS_VI = {
+    TaskState.PENDING: "Chưa hoàn thành, còn trong hạn",
+    TaskState.OVERDUE: "Chưa hoàn thành, quá hạn",
+    TaskState.DONE_ON_TIME: "Hoàn thành đúng hạn",
+    TaskState.DONE_LATE: "Hoàn thành quá hạn",
+    TaskState.WAIVED: "Được miễn",
+    TaskState.NOT_DONE: "Không hoàn thành trong kỳ",
+    TaskState.NOT_DONE_OVERDUE: "Không hoàn thành, quá hạn khi đóng",
+}
+STATE_LABELS_EN = {
+    TaskState.PENDING: "Not done, within deadline",
+    TaskState.OVERDUE: "Not done, overdue",
+    TaskState.DONE_ON_TIME: "Done on time",
+    TaskState.DONE_LATE: "Done late",
+    TaskState.WAIVED: "Waived",
+    TaskState.NOT_DONE: "Not done by the end of the period",
+    TaskState.NOT_DONE_OVERDUE: "Not done, overdue when closed",
+}
 
 
 class NotificationKind(StrEnum):
@@ -273,3 +329,54 @@ class Actor(Payload):
 def naive_local(at: datetime) -> str:
     """'dd/mm/yyyy HH:MM' in the timestamp's own zone, for messages and logs."""
     return at.strftime("%d/%m/%Y %H:%M")
+
+
+# --------------------------------------------------------------------------------------------
+# The consolidated report's facts from the engine (reports.consolidate reads them)
+
+
+class TaskFact(Payload):
+    """One task of an agreement as its workflow knows it; `state` None: not started yet (its
+    obligation workflow opens later)."""
+
+    task_id: str = Field(description="agreement/obligation/agency/period (agency may be A+B).")
+    obligation_id: str
+    agency: str = Field(description="The leading owing agency.")
+    co_owners: list[str] = Field(default_factory=list, description="A joint task's others.")
+    period_label: str
+    state: TaskState | None
+    due_at: AwareDatetime | None
+    escalation_level: int = 0
+    closed: bool = False
+
+
+class ObligationFact(Payload):
+    """What a report needs of one obligation of the agreement."""
+
+    obligation_id: str
+    item_number: str | None
+    title: str
+    deliverable: Deliverable
+    recipient: str | None = Field(description="The receiving agency (e.g. SNV), if named.")
+    indicators: list[Indicator] = Field(default_factory=list)
+
+
+class AgreementFacts(Payload):
+    """The engine's side of a consolidated report: the agreement and its tasks at `as_of`.
+    The agreement workflow's `facts` query answers it; the stored submissions and audit entries
+    are the other side (reports.model.ReportInputs)."""
+
+    agreement_id: str
+    tenant: Slug
+    document_number: str
+    title: str
+    issuer: str | None
+    time_zone: str
+    period_start: date
+    period_end: date
+    as_of: AwareDatetime = Field(description="Workflow time when the facts were taken.")
+    obligations: dict[str, ObligationFact]
+    tasks: list[TaskFact]
+    calendar: WorkingCalendar | None = Field(
+        default=None, description="The agreement's working calendar (late by N working days)."
+    )

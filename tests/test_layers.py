@@ -1,8 +1,9 @@
 """The layers, read from the source: which package may import which.
 
 Bottom to top: the pure domain (`agreements`, then the payload types in `activities.models`),
-infrastructure (`infra`: settings, database, SMTP), workflows (the domain only) and activities
-(the domain and infrastructure), the composition root (`worker.py`), and the entry points
+infrastructure (`infra`: settings, database, SMTP), workflows (the domain only), the
+consolidated report (`reports`: the domain only, rendering included) and activities (the
+domain, infrastructure and reports), the composition root (`worker.py`), and the entry points
 (`accord`), which use everything. An import that goes upward, or a cycle, fails here with the
 file and the name.
 
@@ -19,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("agreements", "workflows", "activities", "infra", "accord")
+PACKAGES = ("agreements", "workflows", "activities", "infra", "reports", "accord")
 ENTRY_POINTS = ("accord",)
 
 PAYLOADS = "activities.models"
@@ -30,8 +31,9 @@ PROJECT_IMPORTS = {
     PAYLOADS: {"agreements"},
     "workflows": {"agreements", "workflows", PAYLOADS},
     "infra": {"agreements", "infra"},
-    "activities": {"agreements", PAYLOADS, "activities", "infra"},
-    "worker": {"agreements", PAYLOADS, "infra", "workflows", "activities"},
+    "reports": {"agreements", PAYLOADS, "reports"},
+    "activities": {"agreements", PAYLOADS, "activities", "infra", "reports"},
+    "worker": {"agreements", PAYLOADS, "infra", "workflows", "activities", "reports"},
 }
 """Per layer, the layers its modules may import. `accord` (the CLI and the commands' engine
 parts) may import any; `worker.py`, the composition root, any but `accord`."""
@@ -175,6 +177,19 @@ def test_the_domain_knows_no_engine_database_or_mail() -> None:
     assert found == []
 
 
+def test_reports_know_no_engine_database_or_mail() -> None:
+    """A report is computed and rendered from its inputs alone: whoever gathers them (the CLI,
+    the digest activity, the simulator) does the I/O."""
+    found = [
+        f"{_where(module, line)}: {module} imports {imported}"
+        for module, found in imports().items()
+        if _layer(module) == "reports"
+        for imported, line in found
+        if _library(imported) in NOT_IN_DOMAIN
+    ]
+    assert found == []
+
+
 def _cycles(modules: set[str]) -> list[list[str]]:
     """Import cycles among `modules`, by the imports they name (a package's own `__init__`
     re-exporting its modules is not counted: Python runs it first, not in a circle)."""
@@ -210,7 +225,7 @@ def _cycles(modules: set[str]) -> list[list[str]]:
 
 
 def test_no_import_cycle_in_the_domain_workflows_activities_or_infrastructure() -> None:
-    for layer in ("agreements", "workflows", "activities", "infra"):
+    for layer in ("agreements", "workflows", "activities", "infra", "reports"):
         modules = {
             module
             for module, path in project_modules().items()

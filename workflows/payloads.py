@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -26,7 +25,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
-from activities.models import MAX_ATTACHMENTS, Actor, AttachmentRef, IndicatorValue, TaskRef
+from activities.models import (
+    MAX_ATTACHMENTS,
+    Actor,
+    AttachmentRef,
+    IndicatorValue,
+    TaskRef,
+)
+from activities.models import (
+    STATE_LABELS_EN as STATE_LABELS_EN,  # re-exported: the labels belong to TaskState
+)
+from activities.models import (
+    STATE_LABELS_VI as STATE_LABELS_VI,
+)
+from activities.models import TaskState as TaskState  # re-exported: workflows' own state
 from agreements.calendar import WorkingCalendar
 from agreements.models import (
     DEFAULT_EXTENSION_APPROVERS,
@@ -69,54 +81,6 @@ def agreement_workflow_id(agreement_id: str) -> str:
 
 def task_workflow_id(task_id: str) -> str:
     return f"task:{task_id}"
-
-
-class TaskState(StrEnum):
-    """The status matrix Vietnamese government trackers use, plus waived."""
-
-    PENDING = "pending"
-    """Chưa hoàn thành, còn trong hạn (not done, within deadline)."""
-    OVERDUE = "overdue"
-    """Chưa hoàn thành, quá hạn (not done and overdue)."""
-    DONE_ON_TIME = "done_on_time"
-    """Hoàn thành đúng hạn."""
-    DONE_LATE = "done_late"
-    """Hoàn thành quá hạn."""
-    WAIVED = "waived"
-    """Được miễn (waived by an admin)."""
-    NOT_DONE = "not_done"
-    """Closed without a report before any deadline passed: an obligation without a date at
-    the end of the agreement's period."""
-    NOT_DONE_OVERDUE = "not_done_overdue"
-    """Closed without a report after its deadline (the escalation ladder ran out)."""
-
-    @property
-    def is_open(self) -> bool:
-        return self in (TaskState.PENDING, TaskState.OVERDUE)
-
-    def unfinished(self) -> TaskState:
-        """The final state of an open task that closes without a report."""
-        return TaskState.NOT_DONE_OVERDUE if self is TaskState.OVERDUE else TaskState.NOT_DONE
-
-
-STATE_LABELS_VI = {
-    TaskState.PENDING: "Chưa hoàn thành, còn trong hạn",
-    TaskState.OVERDUE: "Chưa hoàn thành, quá hạn",
-    TaskState.DONE_ON_TIME: "Hoàn thành đúng hạn",
-    TaskState.DONE_LATE: "Hoàn thành quá hạn",
-    TaskState.WAIVED: "Được miễn",
-    TaskState.NOT_DONE: "Không hoàn thành trong kỳ",
-    TaskState.NOT_DONE_OVERDUE: "Không hoàn thành, quá hạn khi đóng",
-}
-STATE_LABELS_EN = {
-    TaskState.PENDING: "Not done, within deadline",
-    TaskState.OVERDUE: "Not done, overdue",
-    TaskState.DONE_ON_TIME: "Done on time",
-    TaskState.DONE_LATE: "Done late",
-    TaskState.WAIVED: "Waived",
-    TaskState.NOT_DONE: "Not done by the end of the period",
-    TaskState.NOT_DONE_OVERDUE: "Not done, overdue when closed",
-}
 
 
 # --------------------------------------------------------------------------------------------
