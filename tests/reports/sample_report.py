@@ -13,6 +13,10 @@ exact values:
 | UBND_DONG_HOI | on time + overdue (lvl 1) | on time            | not yet due | 3   | 2       |
 | DAI_PTTH      | (no task)                 | (no task)          | (no task)   | 0   | 0       |
 
+The indicators carry seed 001's and 002's figures: 854 citizens received, 728,000 of 756,000
+dossiers on time, 561 "Dân vận khéo" models (185, 86, 161, 96, 33); one text indicator; and one
+ratio that no agency reported (its only owner is overdue).
+
 19 tasks: 6 on time, 2 late, 2 overdue, 1 not done, 1 waived, 1 extended, 6 not yet due;
 11 due, on-time rate 6/11; escalations {1: 2, 2: 1, 3: 1}. UBND_DONG_HOI's 2025-q1 cell in the
 heat map is "overdue" (its worst status there).
@@ -251,9 +255,6 @@ def _indicators() -> list[ConsolidatedIndicator]:
             code="khieu-nai-da-giai-quyet",
             label="Đơn khiếu nại đã giải quyết",
             kind=IndicatorKind.RATIO,
-            done=29,
-            total=39,
-            ratio=29 / 39,
             per_agency=[],
             missing=["UBND_DONG_HOI"],
         ),
