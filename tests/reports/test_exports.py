@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import struct
 from datetime import datetime
+from functools import cache
 
 import numpy as np
 import pytest
@@ -137,9 +138,13 @@ def test_the_on_time_chart_draws_bars_only_where_something_was_due() -> None:
 # XLSX
 
 
+@cache
+def _xlsx(locale: str, empty: bool) -> bytes:
+    return workbook_bytes(empty_report() if empty else sample_report(), locale)
+
+
 def _workbook(locale: str = "vi", empty: bool = False) -> Workbook:
-    report = empty_report() if empty else sample_report()
-    return load_workbook(io.BytesIO(workbook_bytes(report, locale)))
+    return load_workbook(io.BytesIO(_xlsx(locale, empty)))
 
 
 def _wall(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -439,9 +444,13 @@ def test_the_english_workbook_and_an_empty_report() -> None:
 # DOCX
 
 
+@cache
+def _docx(locale: str, empty: bool) -> bytes:
+    return document_bytes(empty_report() if empty else sample_report(), locale)
+
+
 def _document(locale: str = "vi", empty: bool = False) -> DocxDocument:
-    report = empty_report() if empty else sample_report()
-    return Document(io.BytesIO(document_bytes(report, locale)))
+    return Document(io.BytesIO(_docx(locale, empty)))
 
 
 def _texts(cell: _Cell) -> list[str]:
