@@ -19,6 +19,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import docx
+import openpyxl
 from harness import ROOT, ZONE, Harness, harness
 
 from accord.deploy import deploy_loaded
@@ -266,6 +268,27 @@ async def test_the_report_says_what_happened(tmp_path: Path) -> None:
         assert out.startswith("# Báo cáo tổng hợp: 07/KH-TEST — Kế hoạch thử nghiệm báo cáo")
         assert "- Kỳ báo cáo: toàn bộ thời gian thực hiện" in out.splitlines()
         assert "- Toàn tỉnh: **10 / 15 (66,7 %)**" in out.splitlines()
+
+        # The office formats, written by the exports (read back, not parsed by eye).
+        workbook_path, document_path = tmp_path / "bao-cao.xlsx", tmp_path / "bao-cao.docx"
+        for fmt, path in (("xlsx", workbook_path), ("docx", document_path)):
+            code, out, err = await _accord(
+                env, "report", ID, "--period", str(YEAR), "--format", fmt, "--out", str(path)
+            )
+            assert (code, err, out) == (0, "", f"Đã ghi báo cáo vào {path}\n")
+        workbook = openpyxl.load_workbook(workbook_path)
+        sheet_rows = [
+            tuple(cell.value for cell in row) for sheet in workbook for row in sheet.iter_rows()
+        ]
+        # The province's total of citizens received, as a number.
+        assert any("cong-dan-duoc-tiep" in row and 150 in row for row in sheet_rows)
+        cells = {
+            cell.text
+            for table in docx.Document(str(document_path)).tables
+            for row in table.rows
+            for cell in row.cells
+        }
+        assert "Ủy ban nhân dân xã A" in cells
 
         code, out, err = await _accord(env, "report", ID, "--period", "2020")
         assert (code, out) == (2, "")
