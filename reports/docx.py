@@ -87,7 +87,9 @@ def _paragraph(
     indent: bool = False,
     before: float = 0,
     after: float = 6,
+    keep: bool = False,
 ) -> Paragraph:
+    """A paragraph of the body; `keep`: on the same page as the next one (headings)."""
     paragraph = container.add_paragraph()
     if content:
         _run(paragraph, content, size=size, bold=bold, italic=italic, underline=underline)
@@ -98,6 +100,8 @@ def _paragraph(
     fmt.space_after = Pt(after)
     if indent:
         fmt.first_line_indent = Cm(1.27)
+    if keep:
+        fmt.keep_with_next = True
     return paragraph
 
 
@@ -308,12 +312,17 @@ def _title(document: Document, report: ConsolidatedReport, locale: str) -> None:
 
 
 def _section(document: Document, heading: str) -> None:
-    _paragraph(document, heading, bold=True, before=6, after=6)
+    _paragraph(document, heading, bold=True, before=6, after=6, keep=True)
+
+
+def _subheading(document: Document, heading: str) -> None:
+    _paragraph(document, heading, bold=True, italic=True, keep=True)
 
 
 def _picture(document: Document, png: bytes, caption: str) -> None:
     document.add_picture(io.BytesIO(png), width=Cm(CHART_WIDTH_CM))
     document.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
+    document.paragraphs[-1].paragraph_format.keep_with_next = True
     _paragraph(document, caption, size=12, italic=True, align=WD_ALIGN_PARAGRAPH.CENTER)
 
 
@@ -348,11 +357,9 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
     )
     _paragraph(document, summary, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY)
     if report.agencies:
-        _paragraph(
+        _subheading(
             document,
             text(locale, "1. Tình hình nộp báo cáo của từng cơ quan, đơn vị", "1. Per agency"),
-            bold=True,
-            italic=True,
         )
         headers = [
             text(locale, "STT", "No."),
@@ -391,7 +398,7 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
             for run in cell.paragraphs[0].runs:
                 run.bold = True
     _exceptions(document, report, locale)
-    _paragraph(document, text(locale, "3. Biểu đồ", "3. Charts"), bold=True, italic=True)
+    _subheading(document, text(locale, "3. Biểu đồ", "3. Charts"))
     _picture(
         document,
         on_time_chart(report, locale),
@@ -413,15 +420,13 @@ def _exceptions(document: Document, report: ConsolidatedReport, locale: str) -> 
     """Every task that is neither on time nor simply not yet due, with what explains it."""
     S = ComplianceStatus
     shown = [task for task in report.tasks if task.status not in (S.ON_TIME, S.NOT_YET_DUE)]
-    _paragraph(
+    _subheading(
         document,
         text(
             locale,
             "2. Các trường hợp trễ hạn, quá hạn, được miễn, được gia hạn",
             "2. Late, overdue, waived and extended tasks",
         ),
-        bold=True,
-        italic=True,
     )
     if not shown:
         _paragraph(
@@ -516,7 +521,7 @@ def _indicators(document: Document, report: ConsolidatedReport, locale: str) -> 
         text(locale, "Chưa báo cáo", "Not reported"),
     ]
     for number_, (title, indicators) in enumerate(obligations.items(), start=1):
-        _paragraph(document, f"{number_}. {title}", bold=True, italic=True)
+        _subheading(document, f"{number_}. {title}")
         rows = [
             [
                 str(index),
@@ -574,7 +579,7 @@ def _missing(document: Document, report: ConsolidatedReport, locale: str) -> Non
         ]
         for index, missing in enumerate(report.missing, start=1)
     ]
-    _data_table(document, headers, rows, (1.3, 3.3, 3.8, 1.7, 2.6, 2.0, 1.8), left_columns=(1, 2))
+    _data_table(document, headers, rows, (1.3, 3.3, 3.5, 2.0, 2.6, 2.0, 1.8), left_columns=(1, 2))
 
 
 def _narratives(document: Document, report: ConsolidatedReport, locale: str) -> None:
