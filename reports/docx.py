@@ -281,7 +281,7 @@ def _heading_block(document: Document, report: ConsolidatedReport, locale: str) 
         text(
             locale,
             f"{province}, ngày {BLANK} tháng {BLANK} năm {BLANK}",
-            f"{province}, {BLANK} {BLANK} {BLANK}",
+            f"{province}, date {BLANK}",
         ),
         size=BODY_PT,
         italic=True,
@@ -340,17 +340,21 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
     as_of = moment(report, report.as_of)
     agencies = len(report.agencies)
     S = ComplianceStatus
+    rate = percent(totals.on_time_rate, locale)
+    # Nothing due: no rate to give (never 0%).
+    rate_vi = "" if totals.on_time_rate is None else f" (tỷ lệ đúng hạn {rate})"
+    rate_en = "" if totals.on_time_rate is None else f" (on-time rate {rate})"
     summary = text(
         locale,
         f"Tính đến {as_of}, {agencies} cơ quan, đơn vị có {totals.tasks} nhiệm vụ báo cáo; "
-        f"{totals.due} báo cáo đã đến hạn, trong đó {totals.on_time} báo cáo đúng hạn "
-        f"(tỷ lệ đúng hạn {percent(totals.on_time_rate, locale)}), {counts[S.LATE]} báo cáo "
+        f"{totals.due} báo cáo đã đến hạn, trong đó {totals.on_time} báo cáo đúng hạn"
+        f"{rate_vi}, {counts[S.LATE]} báo cáo "
         f"trễ hạn, {counts[S.OVERDUE]} báo cáo quá hạn chưa nộp, {counts[S.NOT_DONE]} báo cáo "
         f"không nộp; {counts[S.WAIVED]} nhiệm vụ được miễn, {counts[S.EXTENDED]} nhiệm vụ được "
         f"gia hạn và {counts[S.NOT_YET_DUE]} nhiệm vụ chưa đến hạn.",
         f"As of {as_of}, {agencies} agencies have {totals.tasks} reporting tasks; "
-        f"{totals.due} reports were due, of which {totals.on_time} arrived on time "
-        f"(on-time rate {percent(totals.on_time_rate, locale)}), {counts[S.LATE]} late, "
+        f"{totals.due} reports were due, of which {totals.on_time} arrived on time"
+        f"{rate_en}, {counts[S.LATE]} late, "
         f"{counts[S.OVERDUE]} are overdue and {counts[S.NOT_DONE]} were not submitted; "
         f"{counts[S.WAIVED]} tasks were waived, {counts[S.EXTENDED]} extended and "
         f"{counts[S.NOT_YET_DUE]} are not yet due.",
@@ -367,7 +371,7 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
             text(locale, "Đã đến hạn", "Due"),
             status_label(S.ON_TIME, locale),
             status_label(S.LATE, locale),
-            text(locale, "Quá hạn, không nộp", "Overdue, not submitted"),
+            text(locale, "Quá hạn, không nộp", "Missing"),
             text(locale, "Tỷ lệ đúng hạn", "On-time rate"),
         ]
         rows = [
