@@ -22,11 +22,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AuditEntry
+    from activities.models import AgreementFacts, AuditEntry, ObligationFact, TaskFact
     from agreements import planner
     from agreements.calendar import WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
-    from agreements.recipients import owing
+    from agreements.recipients import JOINT_SEPARATOR, owing
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
@@ -484,6 +484,53 @@ class AgreementWorkflow:
             ignored_signals=self._ignored_signals,
         )
 
+    @workflow.query
+    def facts(self) -> AgreementFacts:
+        """The engine's side of a consolidated report (reports.model.ReportInputs): every
+        task this agreement started, with its ledger entry, and every task still waiting (state
+        None), the obligations and the calendar, at the current workflow time."""
+        plan = self._plan
+        tasks = [
+            _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
+            for task_id, entry in self._ledger.items()
+        ]
+        tasks += [
+            TaskFact(
+                task_id=task.task_id,
+                obligation_id=task.obligation_id,
+                agency=task.agency,
+                co_owners=list(task.co_owners),
+                period_label=task.period_label,
+                state=None,
+                due_at=task.due_at,
+            )
+            for task in self._waiting
+        ]
+        return AgreementFacts(
+            agreement_id=plan.agreement_id,
+            tenant=plan.tenant,
+            document_number=plan.document_number,
+            title=plan.title,
+            issuer=plan.issuer,
+            time_zone=plan.time_zone,
+            period_start=plan.period_start,
+            period_end=plan.period_end,
+            as_of=workflow.now(),
+            obligations={
+                key: ObligationFact(
+                    obligation_id=obligation.obligation_id,
+                    item_number=obligation.item_number,
+                    title=obligation.title,
+                    deliverable=obligation.deliverable,
+                    recipient=obligation.recipient,
+                    indicators=list(obligation.indicators),
+                )
+                for key, obligation in plan.obligations.items()
+            },
+            tasks=sorted(tasks, key=lambda t: t.task_id),
+            calendar=plan.calendar,
+        )
+
     def _counts(self) -> dict[str, int]:
         counter = Counter(entry.state.value for entry in self._ledger.values())
         return {state.value: counter.get(state.value, 0) for state in TaskState}
@@ -541,6 +588,26 @@ class AgreementWorkflow:
 def _agency_of(task_id: str) -> str:
     """The agency part of a task ID (`agreement/obligation/agency/period`)."""
     return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+
+
+def _task_fact(
+    task_id: str, state: TaskState, due_at: datetime | None, level: int, closed: bool
+) -> TaskFact:
+    """A started task's fact: its obligation, owners and period are parts of its ID
+    (`agreement/obligation/agency/period`, a joint task's agency `A+B`, led by A)."""
+    _, obligation_id, segment, period = task_id.split("/", 3)
+    owners = segment.split(JOINT_SEPARATOR)
+    return TaskFact(
+        task_id=task_id,
+        obligation_id=obligation_id,
+        agency=owners[0],
+        co_owners=owners[1:],
+        period_label=period,
+        state=state,
+        due_at=due_at,
+        escalation_level=level,
+        closed=closed,
+    )
 
 
 def _period_of(task_id: str) -> str:
