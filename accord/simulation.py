@@ -53,9 +53,9 @@ from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.identity import Credential, signed
 from accord.plan import SUBMIT_AT as SUBMIT_AT
 from accord.plan import PlannedMail, summary_json
-from activities.reporting import report_inputs
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
+from activities.reporting import report_inputs
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement, warning_line

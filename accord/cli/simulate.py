@@ -58,8 +58,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help=(
             "also write the consolidated report the simulated run would produce, in the "
-            "agreement's own dates; the format is OUT's suffix: "
-            + ", ".join(REPORT_FORMATS)
+            "agreement's own dates; the format is OUT's suffix: " + ", ".join(REPORT_FORMATS)
         ),
     )
     parser.add_argument(
