@@ -8,10 +8,17 @@ test_cli_engine.py: a hung simulation must fail the test, not stop the run)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 
 from accord.cli import main
@@ -213,3 +220,164 @@ def test_simulate_report_arguments_are_checked_before_the_simulation(
     assert err.startswith(message)
     assert err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# accord simulate --report, as a user runs it (a few seconds each)
+
+SIX_MONTH = "289-kh-ubnd-2025/bao-cao-6-thang"
+SUBMITS = (
+    # Sở Tư pháp and Sở Văn hóa, Thể thao và Du lịch on time (due before 15/05/2025)…
+    "--submit",
+    f"{SIX_MONTH}/S*@2025-05-10",
+    # …the People's Committee of Đồng Hới late (Tuesday 20/05: 15, 16, 19 and 20 May).
+    "--submit",
+    f"{SIX_MONTH}/UBND_DONG_HOI/*@2025-05-20",
+)
+SUBMITTED = {"STP": "on_time", "SVHTTDL": "on_time", "UBND_DONG_HOI": "late"}
+SIX_MONTH_OWNERS = [
+    # The six-month report's owing agencies, in the directory's order.
+    "VP_UBND",
+    "STP",
+    "SVHTTDL",
+    "TTT",
+    "DAI_PTTH",
+    "CONG_TTDT",
+    "UBND_DONG_HOI",
+    "UBND_BA_DON",
+    "UBND_LE_THUY",
+    "UBND_QUANG_NINH",
+    "UBND_BO_TRACH",
+    "UBND_QUANG_TRACH",
+    "UBND_TUYEN_HOA",
+    "UBND_MINH_HOA",
+]
+SHIFTED_YEAR = re.compile(r"\b20[4-9]\d\b")
+"""A year of the simulated run (28 years later) left in a report of a 2025 agreement."""
+
+
+ACCORD = str(Path(sys.executable).parent / "accord")
+
+
+def run_simulate(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`accord simulate` on plan 289 in a process group of its own, so that a timeout also
+    ends the test server it started."""
+    with subprocess.Popen(
+        [ACCORD, "simulate", str(QUANG_BINH_289), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"`accord simulate {' '.join(argv)}` did not finish within 180 s")
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_simulate_report_json_is_the_report_of_the_simulated_run_in_the_agreements_years(
+    tmp_path: Path,
+) -> None:
+    """Slow (~10 s): plan 289 simulated with three six-month reports."""
+    out = tmp_path / "preview.json"
+
+    result = run_simulate("--json", *SUBMITS, "--report", str(out))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"report: {out}\n" in result.stderr
+    # stdout is still the JSON lines of the mails and the summary.
+    *_, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["summary"]["task_states"]["done_on_time"] == 2
+    assert [path.name for path in tmp_path.iterdir()] == ["preview.json"]
+    text = out.read_text(encoding="utf-8")
+    assert SHIFTED_YEAR.findall(text) == []
+    report = json.loads(text)
+    assert report["agreement_id"] == "289-kh-ubnd-2025"
+    assert report["period"] is None
+    assert sorted(report["periods"]) == ["2025", "2025-6t"]
+    # The simulated run ends when the agreement closes (30/01/2026, its own date).
+    assert report["as_of"].startswith("2026-01-30T")
+
+    six_month = {t["agency"]: t for t in report["tasks"] if t["obligation_id"] == "bao-cao-6-thang"}
+    assert list(six_month) == SIX_MONTH_OWNERS
+    for agency, task in six_month.items():
+        assert task["task_id"] == f"{SIX_MONTH}/{agency}/2025-6t"
+        assert task["period_label"] == "2025-6t"
+        assert task["due_at"] == "2025-05-15T00:00:00+07:00"
+        if agency in SUBMITTED:
+            assert task["status"] == SUBMITTED[agency], agency
+        else:
+            # Never reported: the ladder ran out (three levels) and the period ended.
+            assert (task["status"], task["submitted_at"]) == ("not_done", None), agency
+            assert task["escalation_level"] == 3
+    assert datetime.fromisoformat(six_month["STP"]["submitted_at"]) == datetime(
+        2025, 5, 10, 9, 0, tzinfo=HCM
+    )
+    late = six_month["UBND_DONG_HOI"]
+    assert datetime.fromisoformat(late["submitted_at"]) == datetime(2025, 5, 20, 9, 0, tzinfo=HCM)
+    assert late["late_working_days"] == 4
+
+    missing = [m for m in report["missing"] if m["task_id"].startswith(SIX_MONTH)]
+    assert [m["agency"] for m in missing] == [a for a in SIX_MONTH_OWNERS if a not in SUBMITTED]
+    assert {(m["status"], m["escalation_level"]) for m in missing} == {("not_done", 3)}
+
+    # The scripted reports' placeholder figures (zero each) are summed over the agencies that
+    # reported; the others are listed as missing, not counted.
+    indicators = {
+        i["code"]: i for i in report["indicators"] if i["obligation_id"] == "bao-cao-6-thang"
+    }
+    reported = [a for a in SIX_MONTH_OWNERS if a in SUBMITTED]
+    not_reported = [a for a in SIX_MONTH_OWNERS if a not in SUBMITTED]
+    for indicator in indicators.values():
+        assert [v["agency"] for v in indicator["per_agency"]] == reported
+        assert indicator["missing"] == not_reported
+    visits = indicators["cong-dan-duoc-tiep"]
+    assert visits["count"] == sum(v["value"] for v in visits["per_agency"]) == 0
+    dossiers = indicators["ho-so-tthc-dung-han"]
+    assert (dossiers["done"], dossiers["total"], dossiers["ratio"]) == (0, 0, None)
+    models = indicators["mo-hinh-dan-van-kheo"]
+    assert models["breakdown"] == {
+        "văn hóa - xã hội": 0,
+        "kinh tế": 0,
+        "quốc phòng - an ninh": 0,
+        "xây dựng hệ thống chính trị": 0,
+        "“04 không”": 0,
+    }
+    narratives = [n for n in report["narratives"] if n["task_id"].startswith(SIX_MONTH)]
+    assert [n["agency"] for n in narratives] == reported
+    assert {n["summary"] for n in narratives} == {"Báo cáo mô phỏng (accord simulate)."}
+
+
+def test_simulate_report_xlsx_of_the_six_month_period(tmp_path: Path) -> None:
+    """Slow (~10 s): the same run, the six-month period's report as a workbook."""
+    out = tmp_path / "preview.xlsx"
+
+    result = run_simulate(*SUBMITS, "--report", str(out), "--period", "2025-6t")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The listing, its note on the 28 years, then where the report went.
+    assert result.stdout.endswith(f"dates are shown as in the agreement)\nreport: {out}\n")
+    assert [path.name for path in tmp_path.iterdir()] == ["preview.xlsx"]
+    workbook = openpyxl.load_workbook(out)
+    summary = {row[0]: row[1] for row in workbook["Tổng hợp"].iter_rows(values_only=True)}
+    assert summary["Kỳ báo cáo"] == "2025-6t"
+    assert summary["Số liệu tính đến"].year == 2026
+    assert summary["Tổng số nhiệm vụ"] == len(SIX_MONTH_OWNERS)
+    assert (summary["Số báo cáo đã đến hạn"], summary["Số báo cáo đúng hạn"]) == (14, 2)
+    sheet = workbook["Tình hình nộp báo cáo"]
+    header, *rows = sheet.iter_rows(values_only=True)
+    column = {name: index for index, name in enumerate(header)}
+    tasks = {row[column["Mã cơ quan"]]: row for row in rows}
+    assert list(tasks) == SIX_MONTH_OWNERS
+    assert {row[column["Kỳ báo cáo"]] for row in rows} == {"2025-6t"}
+    assert {row[column["Hạn nộp (trước ngày)"]] for row in rows} == {datetime(2025, 5, 15)}
+    late = tasks["UBND_DONG_HOI"]
+    assert late[column["Thời điểm nộp"]] == datetime(2025, 5, 20, 9, 0)
+    assert late[column["Tình trạng"]] == "Trễ hạn"
+    assert late[column["Số ngày trễ"]] == 4
+    assert tasks["STP"][column["Tình trạng"]] == "Đúng hạn"
+    assert tasks["VP_UBND"][column["Tình trạng"]] == "Không nộp"
+    assert tasks["VP_UBND"][column["Thời điểm nộp"]] is None
