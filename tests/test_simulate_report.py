@@ -373,9 +373,12 @@ def test_simulate_report_xlsx_of_the_six_month_period(tmp_path: Path) -> None:
     tasks = {row[column["Mã cơ quan"]]: row for row in rows}
     assert list(tasks) == SIX_MONTH_OWNERS
     assert {row[column["Kỳ báo cáo"]] for row in rows} == {"2025-6t"}
-    assert {row[column["Hạn nộp (trước ngày)"]] for row in rows} == {datetime(2025, 5, 15)}
+    # Workbook times are the report's local times, without a zone.
+    due = datetime(2025, 5, 15, tzinfo=HCM).replace(tzinfo=None)
+    assert {row[column["Hạn nộp (trước ngày)"]] for row in rows} == {due}
     late = tasks["UBND_DONG_HOI"]
-    assert late[column["Thời điểm nộp"]] == datetime(2025, 5, 20, 9, 0)
+    received = datetime(2025, 5, 20, 9, 0, tzinfo=HCM).replace(tzinfo=None)
+    assert late[column["Thời điểm nộp"]] == received
     assert late[column["Tình trạng"]] == "Trễ hạn"
     assert late[column["Số ngày trễ"]] == 4
     assert tasks["STP"][column["Tình trạng"]] == "Đúng hạn"
