@@ -22,11 +22,20 @@ import openpyxl
 import pytest
 
 from accord.cli import main
+from accord.cli.errors import CommandError
+from accord.cli.simulate import write_report
 from accord.simulation import shift_calendar, unshift_label, unshift_report_inputs
 from activities.models import AgreementFacts, ObligationFact, TaskFact, TaskState
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.models import Deliverable
-from reports.model import AgencyFact, ExtensionFact, ReportInputs, SubmissionFact, WaiverFact
+from reports.model import (
+    AgencyFact,
+    ConsolidatedReport,
+    ExtensionFact,
+    ReportInputs,
+    SubmissionFact,
+    WaiverFact,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUANG_BINH_289 = ROOT / "agreements/quang-binh-2025-289-kh-ubnd.yaml"
@@ -278,6 +287,11 @@ def run_simulate(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def _minute(text: str) -> datetime:
+    """A scripted report is received at 09:00 and a few milliseconds of workflow time."""
+    return datetime.fromisoformat(text).replace(second=0, microsecond=0)
+
+
 def test_simulate_report_json_is_the_report_of_the_simulated_run_in_the_agreements_years(
     tmp_path: Path,
 ) -> None:
@@ -313,11 +327,9 @@ def test_simulate_report_json_is_the_report_of_the_simulated_run_in_the_agreemen
             # Never reported: the ladder ran out (three levels) and the period ended.
             assert (task["status"], task["submitted_at"]) == ("not_done", None), agency
             assert task["escalation_level"] == 3
-    assert datetime.fromisoformat(six_month["STP"]["submitted_at"]) == datetime(
-        2025, 5, 10, 9, 0, tzinfo=HCM
-    )
+    assert _minute(six_month["STP"]["submitted_at"]) == datetime(2025, 5, 10, 9, 0, tzinfo=HCM)
     late = six_month["UBND_DONG_HOI"]
-    assert datetime.fromisoformat(late["submitted_at"]) == datetime(2025, 5, 20, 9, 0, tzinfo=HCM)
+    assert _minute(late["submitted_at"]) == datetime(2025, 5, 20, 9, 0, tzinfo=HCM)
     assert late["late_working_days"] == 4
 
     missing = [m for m in report["missing"] if m["task_id"].startswith(SIX_MONTH)]
@@ -378,9 +390,45 @@ def test_simulate_report_xlsx_of_the_six_month_period(tmp_path: Path) -> None:
     assert {row[column["Hạn nộp (trước ngày)"]] for row in rows} == {due}
     late = tasks["UBND_DONG_HOI"]
     received = datetime(2025, 5, 20, 9, 0, tzinfo=HCM).replace(tzinfo=None)
-    assert late[column["Thời điểm nộp"]] == received
+    assert late[column["Thời điểm nộp"]].replace(second=0, microsecond=0) == received
     assert late[column["Tình trạng"]] == "Trễ hạn"
     assert late[column["Số ngày trễ"]] == 4
     assert tasks["STP"][column["Tình trạng"]] == "Đúng hạn"
     assert tasks["VP_UBND"][column["Tình trạng"]] == "Không nộp"
     assert tasks["VP_UBND"][column["Thời điểm nộp"]] is None
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the report (no server)
+
+
+def _real_inputs() -> ReportInputs:
+    calendar = WorkingCalendar(first_year=2024, last_year=2026, source="test")
+    return unshift_report_inputs(_simulated_inputs(calendar), YEARS, AGREEMENT_YEARS, calendar)
+
+
+def test_write_report_replaces_the_file_whole_or_not_at_all(tmp_path: Path) -> None:
+    out = tmp_path / "bao-cao.json"
+    out.write_text("the previous report", encoding="utf-8")
+
+    with pytest.raises(CommandError) as error:
+        write_report(_real_inputs(), out, ".json", period="2025-q3")
+    assert error.value.code == 2
+    assert "2025-q3" in str(error.value)
+    assert out.read_text(encoding="utf-8") == "the previous report"
+
+    write_report(_real_inputs(), out, ".json", period="2025-6t")
+
+    assert [path.name for path in tmp_path.iterdir()] == ["bao-cao.json"]
+    report = ConsolidatedReport.model_validate_json(out.read_text(encoding="utf-8"))
+    assert (report.period, report.periods) == ("2025-6t", ["2025-6t"])
+    [task] = report.tasks
+    assert (task.task_id, task.due_at, task.extended_to) == (
+        "a-2025/bao-cao/STP/2025-6t",
+        datetime(2025, 5, 15, tzinfo=HCM),
+        date(2025, 5, 22),
+    )
+
+    with pytest.raises(CommandError) as unwritable:
+        write_report(_real_inputs(), tmp_path / "no-such-folder" / "r.json", ".json", period=None)
+    assert str(unwritable.value).startswith(f"--report {tmp_path}/no-such-folder/r.json: cannot")
