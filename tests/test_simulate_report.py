@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import jsonschema
 import openpyxl
 import pytest
 
@@ -36,6 +37,7 @@ from reports.model import (
     SubmissionFact,
     WaiverFact,
 )
+from reports.schema import SCHEMA_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 QUANG_BINH_289 = ROOT / "agreements/quang-binh-2025-289-kh-ubnd.yaml"
@@ -309,6 +311,8 @@ def test_simulate_report_json_is_the_report_of_the_simulated_run_in_the_agreemen
     text = out.read_text(encoding="utf-8")
     assert SHIFTED_YEAR.findall(text) == []
     report = json.loads(text)
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text("utf-8")))
+    assert list(validator.iter_errors(report)) == []
     assert report["agreement_id"] == "289-kh-ubnd-2025"
     assert report["period"] is None
     assert sorted(report["periods"]) == ["2025", "2025-6t"]
@@ -432,3 +436,19 @@ def test_write_report_replaces_the_file_whole_or_not_at_all(tmp_path: Path) -> N
     with pytest.raises(CommandError) as unwritable:
         write_report(_real_inputs(), tmp_path / "no-such-folder" / "r.json", ".json", period=None)
     assert str(unwritable.value).startswith(f"--report {tmp_path}/no-such-folder/r.json: cannot")
+
+
+def test_write_report_as_markdown(tmp_path: Path) -> None:
+    out = tmp_path / "bao-cao.md"
+
+    write_report(_real_inputs(), out, ".md", period=None)
+
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "# Báo cáo tổng hợp: 1/KH-UBND — Kế hoạch"
+    assert "- Kỳ báo cáo: toàn bộ thời gian thực hiện" in lines
+    assert "- Số liệu tính đến: 30/01/2026 17:00" in lines
+    assert any(
+        line.startswith("| Sở Tư pháp (STP) | III.7 Báo cáo 6 tháng | 2025-6t | trước 15/05/2025 |")
+        for line in lines
+    )
+    assert SHIFTED_YEAR.findall("\n".join(lines)) == []
