@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import docx
 import jsonschema
 import openpyxl
 import pytest
@@ -452,3 +453,25 @@ def test_write_report_as_markdown(tmp_path: Path) -> None:
         for line in lines
     )
     assert SHIFTED_YEAR.findall("\n".join(lines)) == []
+
+
+def test_write_report_as_a_docx_draft(tmp_path: Path) -> None:
+    out = tmp_path / "bao-cao.docx"
+
+    write_report(_real_inputs(), out, ".docx", period="2025-6t")
+
+    document = docx.Document(str(out))
+    paragraphs = [paragraph.text for paragraph in document.paragraphs]
+    assert "Kết quả thực hiện Kế hoạch (1/KH-UBND), kỳ báo cáo 2025-6t" in paragraphs
+    rows = [[cell.text for cell in row.cells] for table in document.tables for row in table.rows]
+    assert [
+        "1",
+        "Sở Tư pháp",
+        "Báo cáo 6 tháng (2025-6t)",
+        "15/05/2025",
+        "Trễ hạn",
+        "Nộp 20/05/2025 09:00, trễ 4 ngày làm việc",
+    ] in rows
+    # The three charts.
+    assert len(document.inline_shapes) == 3
+    assert SHIFTED_YEAR.findall("\n".join(paragraphs + [c for row in rows for c in row])) == []
