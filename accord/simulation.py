@@ -55,6 +55,7 @@ from accord.plan import SUBMIT_AT as SUBMIT_AT
 from accord.plan import PlannedMail, summary_json
 from accord.plan import ScriptedSubmission as ScriptedSubmission
 from activities.models import Actor, IndicatorValue, Ratio
+from activities.reporting import report_inputs
 from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement, warning_line
@@ -62,6 +63,7 @@ from agreements.models import Indicator, IndicatorKind, OfficerRole
 from infra import db
 from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
+from reports.model import ReportInputs
 from worker import build_worker
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
@@ -121,6 +123,9 @@ class SimulationReport:
     overview: AgreementOverview
     database_url: str
     warnings: list[str] = field(default_factory=list)
+    report_inputs: ReportInputs | None = None
+    """What the consolidated report of the simulated run is computed from, in the agreement's
+    own dates (only when `simulate(..., report=True)`)."""
 
     def summary_json(self) -> dict[str, Any]:
         return summary_json(
@@ -223,6 +228,104 @@ def unshift_key(text: str, years: int, agreement_years: range) -> str:
     return _DUE_IN_KEY.sub(back, text)
 
 
+def _back(at: datetime, years: int, agreement_years: range) -> datetime:
+    """A simulated instant in the agreement's own years; one already there stays (the deadline
+    rule's moved due instants are written unshifted, as in `unshift_key`)."""
+    if at.year not in agreement_years and at.year - years in agreement_years:
+        return _shift(at, -years)
+    return at
+
+
+def _back_date(day: date, years: int, agreement_years: range) -> date:
+    if day.year not in agreement_years and day.year - years in agreement_years:
+        return _shift_date(day, -years)
+    return day
+
+
+_YEAR_IN_LABEL = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+
+def unshift_label(text: str, years: int, agreement_years: range) -> str:
+    """A task ID or period label in the agreement's own years: a four-digit year `years` after
+    one of the agreement's years is moved back; the agreement's own years (as in
+    '289-kh-ubnd-2025') and other numbers stay."""
+    if years == 0:
+        return text
+
+    def back(match: re.Match[str]) -> str:
+        year = int(match.group(1))
+        if year not in agreement_years and year - years in agreement_years:
+            year -= years
+        return str(year)
+
+    return _YEAR_IN_LABEL.sub(back, text)
+
+
+def unshift_report_inputs(
+    inputs: ReportInputs,
+    years: int,
+    agreement_years: range,
+    calendar: WorkingCalendar | None,
+) -> ReportInputs:
+    """The simulated run's report inputs moved back `years` years to the agreement's own dates:
+    the agreement's period, the facts' moment, every task's due instant, task ID and period
+    label, and every submission, waiver and extension; `calendar` (the agreement's own working
+    calendar, unshifted) replaces the simulated one."""
+    if years == 0:
+        return inputs
+
+    def at(value: datetime) -> datetime:
+        return _back(value, years, agreement_years)
+
+    def day(value: date) -> date:
+        return _back_date(value, years, agreement_years)
+
+    def label(value: str) -> str:
+        return unshift_label(value, years, agreement_years)
+
+    facts = inputs.facts
+    tasks = [
+        task.model_copy(
+            update={
+                "task_id": label(task.task_id),
+                "period_label": label(task.period_label),
+                "due_at": at(task.due_at) if task.due_at else None,
+            }
+        )
+        for task in facts.tasks
+    ]
+    unshifted = facts.model_copy(
+        update={
+            "period_start": day(facts.period_start),
+            "period_end": day(facts.period_end),
+            "as_of": at(facts.as_of),
+            "tasks": tasks,
+            "calendar": calendar,
+        }
+    )
+    submissions = [
+        s.model_copy(update={"task_id": label(s.task_id), "submitted_at": at(s.submitted_at)})
+        for s in inputs.submissions
+    ]
+    waivers = [
+        w.model_copy(update={"task_id": label(w.task_id), "at": at(w.at)}) for w in inputs.waivers
+    ]
+    extensions = [
+        e.model_copy(
+            update={"task_id": label(e.task_id), "at": at(e.at), "new_due": day(e.new_due)}
+        )
+        for e in inputs.extensions
+    ]
+    return inputs.model_copy(
+        update={
+            "facts": unshifted,
+            "submissions": submissions,
+            "waivers": waivers,
+            "extensions": extensions,
+        }
+    )
+
+
 def placeholder_values(indicators: Sequence[Indicator]) -> dict[str, IndicatorValue]:
     values: dict[str, IndicatorValue] = {}
     for indicator in indicators:
@@ -254,10 +357,12 @@ async def simulate(
     env: WorkflowEnvironment | None = None,
     progress: Progress | None = None,
     stall_after: float = STALL_SECONDS,
+    report: bool = False,
 ) -> SimulationReport:
     """Run the agreement from start to end; return every delivered mail and every task's end
-    state. A fresh test server is started unless `env` is given. Raises `SimulationStalled`
-    when the test server's clock stops skipping for `stall_after` seconds."""
+    state, and with `report` the consolidated report's inputs at the end (in the agreement's
+    own dates). A fresh test server is started unless `env` is given. Raises
+    `SimulationStalled` when the test server's clock stops skipping for `stall_after` seconds."""
     owned_env = env is None
     if env is None:
         env = await start_test_server()
@@ -266,7 +371,7 @@ async def simulate(
         tmp = tempfile.TemporaryDirectory(prefix="accord-simulate-")
         workdir = Path(tmp.name)
     try:
-        return await _simulate(loaded, submissions, workdir, env, progress, stall_after)
+        return await _simulate(loaded, submissions, workdir, env, progress, stall_after, report)
     finally:
         if owned_env:
             await env.shutdown()
@@ -281,6 +386,7 @@ async def _simulate(
     env: WorkflowEnvironment,
     progress: Progress | None,
     stall_after: float,
+    report: bool,
 ) -> SimulationReport:
     client = env.client
     now = await env.get_current_time()
@@ -341,6 +447,16 @@ async def _simulate(
                 await leaked.settle(submitted, seconds=SETTLE_SECONDS)
             summary = await watch.wait(handle.result(), "running to the agreement's end")
             overview = await handle.query(AgreementWorkflow.overview)
+            inputs = None
+            if report:
+                facts = await handle.query(AgreementWorkflow.facts)
+                with session_factory() as session:
+                    inputs = unshift_report_inputs(
+                        report_inputs(session, facts),
+                        years,
+                        calendar_years(loaded.agreement),
+                        base.plan.calendar,
+                    )
             statuses: dict[str, TaskStatus] = {}
             for task in input.waiting:
                 statuses[task.task_id] = await client.get_workflow_handle(
@@ -365,6 +481,7 @@ async def _simulate(
         overview=overview,
         database_url=database_url,
         warnings=warnings,
+        report_inputs=inputs,
     )
 
 

@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from accord.cli.errors import EXIT_FAILED, CommandError
+from accord.cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, CommandError
 from agreements.loader import (
     LoadedAgreement,
     LoadError,
@@ -31,6 +33,7 @@ from agreements.models import Agreement
 
 if TYPE_CHECKING:
     from accord.plan import ScriptedSubmission
+    from reports.model import ReportInputs
 
 
 def scripted_submission(text: str) -> ScriptedSubmission:
@@ -43,8 +46,39 @@ def scripted_submission(text: str) -> ScriptedSubmission:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+REPORT_FORMATS = (".json", ".md", ".xlsx", ".docx")
+"""`accord simulate --report OUT`: the report's format is OUT's suffix."""
+
+
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add_listing_arguments(parser)
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="OUT",
+        help=(
+            "also write the consolidated report the simulated run would produce, in the "
+            "agreement's own dates; the format is OUT's suffix: " + ", ".join(REPORT_FORMATS)
+        ),
+    )
+    parser.add_argument(
+        "--period",
+        metavar="P",
+        help="with --report: the report of one reporting period (e.g. 2025-6t), not the whole "
+        "agreement",
+    )
+
+
+def report_format(out: Path) -> str:
+    """OUT's suffix if Accord writes that format; `CommandError` (bad input) otherwise."""
+    suffix = out.suffix.lower()
+    if suffix not in REPORT_FORMATS:
+        raise CommandError(
+            f"--report {out}: the file name must end in {', '.join(REPORT_FORMATS)} "
+            "(the report's format)",
+            EXIT_BAD_INPUT,
+        )
+    return suffix
 
 
 def add_listing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,17 +168,33 @@ def simulate(args: argparse.Namespace) -> int:
     from accord.simulation import SimulationStalled
     from accord.simulation import simulate as run_simulation
 
+    out: Path | None = args.report
+    if out is None and args.period is not None:
+        raise CommandError("--period needs --report OUT", EXIT_BAD_INPUT)
+    suffix = report_format(out) if out is not None else None
     try:
         loaded = load_agreement(args.path)
     except LoadError as error:
         for problem in error.problems:
             print(problem)
         return EXIT_FAILED
+    if args.period is not None:
+        periods = sorted({o.period_label for o in loaded.occurrences})
+        if args.period not in periods:
+            raise CommandError(
+                f"--period {args.period}: not a period of {loaded.agreement.agreement_id} "
+                f"(its periods: {', '.join(periods)})",
+                EXIT_BAD_INPUT,
+            )
     use_cli_runtime()
     logging.getLogger("temporalio.core").addFilter(_WithoutTestServerWarning())
     progress = _SimulationProgress(loaded.agreement)
     try:
-        report = asyncio.run(run_simulation(loaded, submissions=args.submit, progress=progress))
+        report = asyncio.run(
+            run_simulation(
+                loaded, submissions=args.submit, progress=progress, report=out is not None
+            )
+        )
     except (EmbeddedError, SimulationStalled) as error:
         raise CommandError(str(error)) from error
     except RPCError as error:
@@ -157,7 +207,54 @@ def simulate(args: argparse.Namespace) -> int:
             f"(run {report.shift_years} years later on the test server, as weekdays repeat;\n"
             " dates are shown as in the agreement)"
         )
+    if out is not None and suffix is not None:
+        assert report.report_inputs is not None
+        write_report(report.report_inputs, out, suffix, period=args.period)
+        # With --json, stdout is JSON lines: where the report went is said on stderr.
+        print(f"report: {out}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def write_report(inputs: ReportInputs, out: Path, suffix: str, *, period: str | None) -> None:
+    """The consolidated report of `inputs` in the format of `suffix`, written to `out` whole or
+    not at all (a temporary file beside it, then renamed)."""
+    from reports.consolidate import UnknownPeriod, consolidate
+
+    try:
+        consolidated = consolidate(inputs, period=period)
+    except UnknownPeriod as error:
+        raise CommandError(str(error), EXIT_BAD_INPUT) from error
+    content: bytes
+    if suffix == ".json":
+        content = (consolidated.model_dump_json(indent=2) + "\n").encode()
+    elif suffix == ".md":
+        from reports.markdown import render_markdown
+
+        content = render_markdown(consolidated, "vi").encode()
+    elif suffix == ".xlsx":
+        from reports.xlsx import workbook_bytes
+
+        content = workbook_bytes(consolidated, "vi")
+    else:
+        from reports.docx import document_bytes
+
+        content = document_bytes(consolidated, "vi")
+    try:
+        descriptor, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as error:
+        raise CommandError(f"--report {out}: cannot write there: {error.strerror}") from error
+    temporary = Path(name)
+    try:
+        # mkstemp's file is private (0600); the report gets a new file's usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(descriptor, 0o666 & ~umask)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        os.replace(temporary, out)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise CommandError(f"--report {out}: cannot write: {error.strerror}") from error
 
 
 class Report(Protocol):
