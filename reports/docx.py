@@ -299,7 +299,7 @@ def _title(document: Document, report: ConsolidatedReport, locale: str) -> None:
     )  # fmt: skip
     subject = text(
         locale,
-        f"Kết quả thực hiện {report.title} ({report.document_number})",
+        f"Kết quả thực hiện {_object_vi(report.title)} ({report.document_number})",
         f"Results of {report.title} ({report.document_number})",
     )
     if report.period:
@@ -309,6 +309,16 @@ def _title(document: Document, report: ConsolidatedReport, locale: str) -> None:
     _paragraph(document, subject, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, after=0)
     _line_under(document, 6.5)
     _paragraph(document, "", after=6)
+
+
+def _object_vi(title: str) -> str:
+    """An agreement's title as the object of "Kết quả thực hiện …": in lower case as the title
+    of an administrative report writes it ("… chương trình phối hợp …"), and without a leading
+    "Thực hiện" of its own, which would say it twice."""
+    words = title.strip()
+    if words.casefold().startswith("thực hiện "):
+        words = words[len("thực hiện ") :].lstrip()
+    return words[:1].lower() + words[1:]
 
 
 def _section(document: Document, heading: str) -> None:

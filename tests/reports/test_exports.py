@@ -478,7 +478,7 @@ def test_the_title_sections_and_closing_blocks() -> None:
     texts = [paragraph.text for paragraph in document.paragraphs]
     title = texts.index("BÁO CÁO")
     assert texts[title + 1] == (
-        "Kết quả thực hiện Kế hoạch thực hiện công tác dân vận của cơ quan hành chính nhà "
+        "Kết quả thực hiện kế hoạch thực hiện công tác dân vận của cơ quan hành chính nhà "
         "nước, chính quyền các cấp năm 2025 (289/KH-UBND)"
     )
     for paragraph in document.paragraphs[title : title + 2]:
@@ -514,6 +514,16 @@ def test_the_title_sections_and_closing_blocks() -> None:
     assert _texts(recipients) == ["Nơi nhận:", "- UBND tỉnh (để báo cáo);", "- …;", "- Lưu: VT, …"]
     assert _texts(signature)[0] == "GIÁM ĐỐC"
     assert _texts(signature)[-1] == "…"
+
+
+def test_a_title_that_starts_with_thuc_hien_is_not_said_twice() -> None:
+    report = sample_report().model_copy(
+        update={"title": "Thực hiện công tác dân vận chính quyền năm 2025"}
+    )
+    texts = [p.text for p in Document(io.BytesIO(document_bytes(report))).paragraphs]
+    assert texts[texts.index("BÁO CÁO") + 1].startswith(
+        "Kết quả thực hiện công tác dân vận chính quyền năm 2025 ("
+    )
 
 
 def test_the_tables_have_header_rows_and_the_reports_figures() -> None:
