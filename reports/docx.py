@@ -466,12 +466,17 @@ def _exceptions(document: Document, report: ConsolidatedReport, locale: str) -> 
                 f"Gia hạn đến trước ngày {day(report, task.extended_to)}",
                 f"Extended to before {day(report, task.extended_to)}",
             )
-        else:
+        elif task.escalation_level:
             detail = text(
                 locale,
                 f"Đã đôn đốc mức {task.escalation_level}",
                 f"Escalated to level {task.escalation_level}",
             )
+        elif task.due_at is None:
+            # An obligation without a date, closed at the end of the agreement's period.
+            detail = text(locale, "Không có hạn; hết kỳ chưa nộp", "No deadline; not received")
+        else:
+            detail = ""
         rows.append(
             [
                 str(index),

@@ -645,3 +645,21 @@ def test_the_english_document_and_an_empty_report() -> None:
     # The header block and the closing block only; the charts say that nothing was due.
     assert len(empty.tables) == 2
     assert len(empty.inline_shapes) == 3
+
+
+def test_a_task_never_escalated_is_not_said_to_be_escalated_to_level_0() -> None:
+    report = sample_report()
+    quiet = report.model_copy(
+        update={
+            "tasks": [
+                task.model_copy(update={"escalation_level": 0, "due_at": None})
+                if task.status in (ComplianceStatus.NOT_DONE, ComplianceStatus.OVERDUE)
+                else task
+                for task in report.tasks
+            ]
+        }
+    )
+    document = Document(io.BytesIO(document_bytes(quiet)))
+    cells = [cell.text for table in document.tables for row in table.rows for cell in row.cells]
+    assert not [cell for cell in cells if "mức 0" in cell]
+    assert "Không có hạn; hết kỳ chưa nộp" in cells
