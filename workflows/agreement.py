@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AuditEntry
+    from activities.models import (
+        AgreementFacts,
+        AuditEntry,
+        DigestKind,
+        DigestRequest,
+        ObligationFact,
+        TaskFact,
+    )
     from agreements import planner
-    from agreements.calendar import WorkingCalendar, last_day_of
+    from agreements.calendar import CalendarRangeError, WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
-    from agreements.recipients import owing
+    from agreements.recipients import JOINT_SEPARATOR, owing
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
@@ -70,6 +77,12 @@ LATE = (TaskState.OVERDUE, TaskState.NOT_DONE_OVERDUE)
 """Not done after the deadline: still chased, or closed so."""
 MAX_OVERDUE_LISTED = 100
 """Overdue tasks named in the Web UI details (which hold up to 20 KB)."""
+WEEK = timedelta(days=7)
+LATE_DIGEST = timedelta(days=1)
+"""A weekly digest whose instant passed more than this long ago while nothing was overdue
+(no timer waited for it) is skipped, not sent late when a task becomes overdue again."""
+DIGEST_KEY_PERIODS = 5
+"""Period labels named in a digest's business key (the others counted)."""
 
 
 @workflow.defn(name="Agreement")
@@ -87,17 +100,28 @@ class AgreementWorkflow:
         self._finished = False
         self._published_state = ""
         self._ignored_signals = 0
+        self._digested_until = input.digested_until
+        self._digest_anchor = input.digest_anchor
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
         plan = self._plan
         zone = plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
+        if plan.digest and self._digested_until is None:
+            # No digest for due dates before the agreement's workflow existed.
+            self._digested_until = workflow.now()
         self._publish()
         while True:
             await self._start_open_tasks()
+            await self._send_digests()
             now = workflow.now()
-            if not self._waiting and now >= plan.ends_at and self._all_closed():
+            if (
+                not self._waiting
+                and now >= plan.ends_at
+                and self._all_closed()
+                and not self._due_digest_pending()
+            ):
                 break
             if self._should_continue_as_new(run_year):
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -108,6 +132,8 @@ class AgreementWorkflow:
                         ledger=self._ledger,
                         runs=self._runs + 1,
                         events=self._events,
+                        digested_until=self._digested_until,
+                        digest_anchor=self._digest_anchor,
                     )
                 )
             wake_at = self._next_wake(now)
@@ -152,6 +178,9 @@ class AgreementWorkflow:
             candidates.append(self._waiting[0].opens_at)
         if now < plan.ends_at:
             candidates.append(plan.ends_at)
+        digest = self._next_digest(now)
+        if digest is not None:
+            candidates.append(digest[0])
         local = now.astimezone(plan.starts_at.tzinfo)
         candidates.append(
             local.replace(
@@ -159,6 +188,224 @@ class AgreementWorkflow:
             )
         )
         return max(min(candidates), now + timedelta(seconds=1))
+
+    # ----------------------------------------------------------------------------------------
+    # The digest by mail (plan.digest): the working day after each due date at the sending
+    # time, and weekly while a task is overdue. Each digest instant is handled once: the
+    # cursor `_digested_until` (carried over continue-as-new) is the latest one handled, and
+    # the outbox sends each (business key, recipient) once whatever the retries.
+
+    def _zone(self) -> tzinfo:
+        zone = self._plan.starts_at.tzinfo
+        assert zone is not None
+        return zone
+
+    def _opening(self, day: date) -> datetime:
+        """The sending time on `day`, local."""
+        return datetime.combine(day, self._plan.sending_time, tzinfo=self._zone())
+
+    def _working_day_after(self, day: date) -> date:
+        """The next working day after `day` (the next day without a calendar, or beyond the
+        years the calendar covers)."""
+        calendar = self._plan.calendar
+        if calendar is not None:
+            with contextlib.suppress(CalendarRangeError):
+                return calendar.next_working_day(day)
+        return day + timedelta(days=1)
+
+    def _working_day_from(self, day: date) -> date:
+        """`day` if it is a working day, else the next one."""
+        calendar = self._plan.calendar
+        if calendar is not None:
+            with contextlib.suppress(CalendarRangeError):
+                return calendar.roll_forward(day)
+        return day
+
+    def _dated_tasks(self) -> list[tuple[str, str, datetime]]:
+        """(task ID, period label, due instant) of every task with a deadline."""
+        dated = [
+            (task_id, _period_of(task_id), entry.due_at)
+            for task_id, entry in self._ledger.items()
+            if entry.due_at is not None
+        ]
+        dated.extend(
+            (task.task_id, task.period_label, task.due_at)
+            for task in self._waiting
+            if task.due_at is not None
+        )
+        return dated
+
+    def _due_digests(self) -> dict[date, tuple[set[str], set[date]]]:
+        """Digest day → (periods, due dates): the working day after each task's last day."""
+        zone = self._zone()
+        days: dict[date, tuple[set[str], set[date]]] = {}
+        last_days: dict[date, date] = {}
+        for _, period, due_at in self._dated_tasks():
+            last = last_day_of(due_at, zone)
+            day = last_days.get(last)
+            if day is None:
+                day = last_days[last] = self._working_day_after(last)
+            periods, dues = days.setdefault(day, (set(), set()))
+            periods.add(period)
+            dues.add(last)
+        return days
+
+    def _overdue_periods(self) -> set[str]:
+        return {
+            _period_of(task_id)
+            for task_id, entry in self._ledger.items()
+            if entry.state is TaskState.OVERDUE and not entry.closed
+        }
+
+    def _next_due_digest(self) -> tuple[datetime, list[str], list[date]] | None:
+        after = self._digested_until
+        best: tuple[datetime, list[str], list[date]] | None = None
+        for day, (periods, dues) in self._due_digests().items():
+            at = self._opening(day)
+            if (after is None or at > after) and (best is None or at < best[0]):
+                best = (at, sorted(periods), sorted(dues))
+        return best
+
+    def _due_digest_pending(self) -> bool:
+        return self._plan.digest and self._next_due_digest() is not None
+
+    def _next_weekly_digest(self, now: datetime) -> datetime | None:
+        """The next weekly instant after the cursor (the due-date digest's weekday, rolled to a
+        working day), if a task is overdue; one missed by more than LATE_DIGEST is skipped."""
+        anchor, after = self._digest_anchor, self._digested_until
+        if anchor is None or after is None or not self._overdue_periods():
+            return None
+        weeks = max(1, (after.astimezone(self._zone()).date() - anchor).days // 7)
+        while True:
+            at = self._opening(self._working_day_from(anchor + weeks * WEEK))
+            if at > after and at + LATE_DIGEST >= now:
+                return at
+            weeks += 1
+
+    def _next_digest(
+        self, now: datetime
+    ) -> tuple[datetime, DigestKind, list[str], list[date]] | None:
+        if not self._plan.digest:
+            return None
+        due = self._next_due_digest()
+        weekly = self._next_weekly_digest(now)
+        if due is not None and (weekly is None or due[0] <= weekly):
+            return due[0], "due", due[1], due[2]
+        if weekly is not None:
+            return weekly, "weekly", sorted(self._overdue_periods()), []
+        return None
+
+    async def _send_digests(self) -> None:
+        """Every digest whose instant has come, in order."""
+        while True:
+            now = workflow.now()
+            digest = self._next_digest(now)
+            if digest is None or digest[0] > now:
+                return
+            at, kind, periods, due_days = digest
+            self._digested_until = at
+            day = at.astimezone(self._zone()).date()
+            if kind == "due":
+                self._digest_anchor = day
+            await self._send_digest(at, kind, periods, due_days)
+
+    async def _send_digest(
+        self, at: datetime, kind: DigestKind, periods: list[str], due_days: list[date]
+    ) -> None:
+        plan = self._plan
+        day = at.astimezone(self._zone()).date()
+        shown = periods[:DIGEST_KEY_PERIODS]
+        more = f"+{len(periods) - len(shown)}" if len(periods) > len(shown) else ""
+        scope = "weekly" if kind == "weekly" else "+".join(shown) + more
+        request = DigestRequest(
+            business_key=f"{plan.agreement_id}/digest/{scope}/{day.isoformat()}",
+            kind=kind,
+            scheduled_at=at,
+            periods=periods,
+            due_days=due_days,
+            facts=self._facts(set(periods)),
+        )
+        try:
+            await workflow.execute_activity(
+                "send_digest",
+                request,
+                start_to_close_timeout=timedelta(minutes=10),
+                # Bounded: a mail relay down for long must not hold up the tasks' starts.
+                schedule_to_close_timeout=timedelta(hours=2),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+                summary=f"bản tổng hợp {scope} {day:%d/%m/%Y}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("digest %s not sent: %s", request.business_key, error)
+
+    def _facts(self, periods: set[str] | None = None) -> AgreementFacts:
+        """The agreement and its tasks now (of `periods` only, if given)."""
+        plan = self._plan
+        tasks: list[TaskFact] = []
+        for task_id, entry in self._ledger.items():
+            period = _period_of(task_id)
+            if periods is not None and period not in periods:
+                continue
+            owners = _agency_segment(task_id).split(JOINT_SEPARATOR)
+            tasks.append(
+                TaskFact(
+                    task_id=task_id,
+                    obligation_id=task_id.split("/")[1],
+                    agency=owners[0],
+                    co_owners=owners[1:],
+                    period_label=period,
+                    state=entry.state,
+                    due_at=entry.due_at,
+                    escalation_level=entry.escalation_level,
+                    closed=entry.closed,
+                )
+            )
+        tasks.extend(
+            TaskFact(
+                task_id=task.task_id,
+                obligation_id=task.obligation_id,
+                agency=task.agency,
+                co_owners=list(task.co_owners),
+                period_label=task.period_label,
+                state=None,
+                due_at=task.due_at,
+            )
+            for task in self._waiting
+            if periods is None or task.period_label in periods
+        )
+        used = {task.obligation_id for task in tasks}
+        obligations = {
+            code: ObligationFact(
+                obligation_id=code,
+                item_number=o.item_number,
+                title=o.title,
+                deliverable=o.deliverable,
+                recipient=o.recipient,
+                indicators=o.indicators,
+            )
+            for code, o in plan.obligations.items()
+            if periods is None or code in used
+        }
+        calendar = plan.calendar
+        years = [t.due_at.year for t in tasks if t.due_at is not None]
+        if calendar is not None and periods is not None and years:
+            first = max(min(years), calendar.first_year)
+            last = min(max(years) + 1, calendar.last_year)
+            calendar = calendar.between_years(first, last) if first <= last else None
+        return AgreementFacts(
+            agreement_id=plan.agreement_id,
+            tenant=plan.tenant,
+            document_number=plan.document_number,
+            title=plan.title,
+            issuer=plan.issuer,
+            time_zone=plan.time_zone,
+            period_start=plan.period_start,
+            period_end=plan.period_end,
+            as_of=workflow.now(),
+            obligations=obligations,
+            tasks=sorted(tasks, key=lambda t: t.task_id),
+            calendar=calendar,
+        )
 
     def _should_wake(self) -> bool:
         # Task signals arrive between wakes: look at the history's size after each, so a burst
@@ -540,6 +787,11 @@ class AgreementWorkflow:
 
 def _agency_of(task_id: str) -> str:
     """The agency part of a task ID (`agreement/obligation/agency/period`)."""
+    return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+
+
+def _agency_segment(task_id: str) -> str:
+    """The owing agencies' part of a task ID (`SNV`, or `SNV+STP` for a joint task)."""
     return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
 
 
