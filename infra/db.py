@@ -110,6 +110,9 @@ class AgencyRow(Base):
     parent: Mapped[str | None] = mapped_column(String(40))
     active_until: Mapped[date | None]
     successor: Mapped[str | None] = mapped_column(String(40))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    """The agency's place in its directory file (0 first): reports list agencies in the
+    directory's order. An agency no longer in the file keeps its last place."""
 
 
 class OfficerRow(Base):
@@ -371,14 +374,14 @@ class OutdatedDatabase(RuntimeError):
 
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "agencies": ("tenant",),
+    "agencies": ("tenant", "position"),
     "officers": ("tenant",),
     "submissions": ("tenant", "handled_at"),
     "outbox": ("tenant",),
     "audit": ("tenant", "hash"),
 }
 """Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain,
-when a report was handled (beside when it was received)."""
+when a report was handled (beside when it was received), the agencies' directory order."""
 
 
 def check_schema(engine: Engine) -> None:
@@ -454,7 +457,7 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
     ceased to exist.
     """
     tenant = directory.tenant
-    for agency in directory.agencies:
+    for position, agency in enumerate(directory.agencies):
         row = session.get(AgencyRow, (tenant, agency.code))
         if row is None:
             row = AgencyRow(tenant=tenant, code=agency.code)
@@ -466,6 +469,7 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
         row.parent = agency.parent
         row.active_until = agency.active_until
         row.successor = agency.successor
+        row.position = position
     session.flush()
 
     in_file = {officer.id for officer in directory.officers}
@@ -556,6 +560,17 @@ def agency_names(session: Session, *, tenant: str, codes: set[str]) -> dict[str,
         )
     )
     return {code: name for code, name in rows}
+
+
+def directory_agencies(session: Session, *, tenant: str) -> list[AgencyRow]:
+    """The tenant's agencies in the directory file's order (then by code)."""
+    return list(
+        session.scalars(
+            select(AgencyRow)
+            .where(AgencyRow.tenant == tenant)
+            .order_by(AgencyRow.position, AgencyRow.code)
+        )
+    )
 
 
 def agencies_by_code(

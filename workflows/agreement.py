@@ -323,7 +323,7 @@ class AgreementWorkflow:
             scheduled_at=at,
             periods=periods,
             due_days=due_days,
-            facts=self._facts(set(periods)),
+            facts=self._digest_facts(set(periods)),
         )
         try:
             await workflow.execute_activity(
@@ -338,73 +338,24 @@ class AgreementWorkflow:
         except ActivityError as error:
             workflow.logger.warning("digest %s not sent: %s", request.business_key, error)
 
-    def _facts(self, periods: set[str] | None = None) -> AgreementFacts:
-        """The agreement and its tasks now (of `periods` only, if given)."""
-        plan = self._plan
-        tasks: list[TaskFact] = []
-        for task_id, entry in self._ledger.items():
-            period = _period_of(task_id)
-            if periods is not None and period not in periods:
-                continue
-            owners = _agency_segment(task_id).split(JOINT_SEPARATOR)
-            tasks.append(
-                TaskFact(
-                    task_id=task_id,
-                    obligation_id=task_id.split("/")[1],
-                    agency=owners[0],
-                    co_owners=owners[1:],
-                    period_label=period,
-                    state=entry.state,
-                    due_at=entry.due_at,
-                    escalation_level=entry.escalation_level,
-                    closed=entry.closed,
-                )
-            )
-        tasks.extend(
-            TaskFact(
-                task_id=task.task_id,
-                obligation_id=task.obligation_id,
-                agency=task.agency,
-                co_owners=list(task.co_owners),
-                period_label=task.period_label,
-                state=None,
-                due_at=task.due_at,
-            )
-            for task in self._waiting
-            if periods is None or task.period_label in periods
-        )
-        used = {task.obligation_id for task in tasks}
-        obligations = {
-            code: ObligationFact(
-                obligation_id=code,
-                item_number=o.item_number,
-                title=o.title,
-                deliverable=o.deliverable,
-                recipient=o.recipient,
-                indicators=o.indicators,
-            )
-            for code, o in plan.obligations.items()
-            if periods is None or code in used
-        }
-        calendar = plan.calendar
+    def _digest_facts(self, periods: set[str]) -> AgreementFacts:
+        """The `facts` of the tasks of `periods` only, with their obligations and the calendar
+        cut to their years: what a digest needs, and no more in its activity's input."""
+        facts = self.facts()
+        tasks = [t for t in facts.tasks if t.period_label in periods]
+        used = {t.obligation_id for t in tasks}
+        calendar = facts.calendar
         years = [t.due_at.year for t in tasks if t.due_at is not None]
-        if calendar is not None and periods is not None and years:
+        if calendar is not None and years:
             first = max(min(years), calendar.first_year)
             last = min(max(years) + 1, calendar.last_year)
             calendar = calendar.between_years(first, last) if first <= last else None
-        return AgreementFacts(
-            agreement_id=plan.agreement_id,
-            tenant=plan.tenant,
-            document_number=plan.document_number,
-            title=plan.title,
-            issuer=plan.issuer,
-            time_zone=plan.time_zone,
-            period_start=plan.period_start,
-            period_end=plan.period_end,
-            as_of=workflow.now(),
-            obligations=obligations,
-            tasks=sorted(tasks, key=lambda t: t.task_id),
-            calendar=calendar,
+        return facts.model_copy(
+            update={
+                "tasks": tasks,
+                "obligations": {k: o for k, o in facts.obligations.items() if k in used},
+                "calendar": calendar,
+            }
         )
 
     def _should_wake(self) -> bool:
@@ -731,6 +682,53 @@ class AgreementWorkflow:
             ignored_signals=self._ignored_signals,
         )
 
+    @workflow.query
+    def facts(self) -> AgreementFacts:
+        """The engine's side of a consolidated report (reports.model.ReportInputs): every
+        task this agreement started, with its ledger entry, and every task still waiting (state
+        None), the obligations and the calendar, at the current workflow time."""
+        plan = self._plan
+        tasks = [
+            _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
+            for task_id, entry in self._ledger.items()
+        ]
+        tasks += [
+            TaskFact(
+                task_id=task.task_id,
+                obligation_id=task.obligation_id,
+                agency=task.agency,
+                co_owners=list(task.co_owners),
+                period_label=task.period_label,
+                state=None,
+                due_at=task.due_at,
+            )
+            for task in self._waiting
+        ]
+        return AgreementFacts(
+            agreement_id=plan.agreement_id,
+            tenant=plan.tenant,
+            document_number=plan.document_number,
+            title=plan.title,
+            issuer=plan.issuer,
+            time_zone=plan.time_zone,
+            period_start=plan.period_start,
+            period_end=plan.period_end,
+            as_of=workflow.now(),
+            obligations={
+                key: ObligationFact(
+                    obligation_id=obligation.obligation_id,
+                    item_number=obligation.item_number,
+                    title=obligation.title,
+                    deliverable=obligation.deliverable,
+                    recipient=obligation.recipient,
+                    indicators=list(obligation.indicators),
+                )
+                for key, obligation in plan.obligations.items()
+            },
+            tasks=sorted(tasks, key=lambda t: t.task_id),
+            calendar=plan.calendar,
+        )
+
     def _counts(self) -> dict[str, int]:
         counter = Counter(entry.state.value for entry in self._ledger.values())
         return {state.value: counter.get(state.value, 0) for state in TaskState}
@@ -790,9 +788,24 @@ def _agency_of(task_id: str) -> str:
     return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
 
 
-def _agency_segment(task_id: str) -> str:
-    """The owing agencies' part of a task ID (`SNV`, or `SNV+STP` for a joint task)."""
-    return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+def _task_fact(
+    task_id: str, state: TaskState, due_at: datetime | None, level: int, closed: bool
+) -> TaskFact:
+    """A started task's fact: its obligation, owners and period are parts of its ID
+    (`agreement/obligation/agency/period`, a joint task's agency `A+B`, led by A)."""
+    _, obligation_id, segment, period = task_id.split("/", 3)
+    owners = segment.split(JOINT_SEPARATOR)
+    return TaskFact(
+        task_id=task_id,
+        obligation_id=obligation_id,
+        agency=owners[0],
+        co_owners=owners[1:],
+        period_label=period,
+        state=state,
+        due_at=due_at,
+        escalation_level=level,
+        closed=closed,
+    )
 
 
 def _period_of(task_id: str) -> str:
