@@ -1,10 +1,374 @@
-"""The report as an XLSX workbook (openpyxl): one sheet per table, frozen header row, numbers
-as numbers, Vietnamese headers (English with locale="en")."""
+"""The report as an XLSX workbook an office filters, sorts and pastes from (openpyxl).
+
+One sheet per table: the summary (totals and the on-time rate), every task's compliance, each
+agency's counts, the consolidated indicators (the province's total, then each agency, then the
+agencies that did not report: listed, never zero), the missing reports and the agencies'
+summaries. Each sheet has one header row, frozen and filterable. Numbers are numbers, rates are
+numbers shown as percentages, dates and times are dates in the report's time zone shown
+dd/mm/yyyy. Headers are Vietnamese (English with locale "en"). No formulas: every figure is the
+report's own.
+"""
 
 from __future__ import annotations
 
-from reports.model import ConsolidatedReport
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from activities.models import IndicatorValue, Ratio
+from agreements.models import IndicatorKind
+from reports.export_labels import agency_names, local, status_label, text
+from reports.model import ComplianceStatus, ConsolidatedIndicator, ConsolidatedReport
+
+DATE_FORMAT = "dd/mm/yyyy"
+DATE_TIME_FORMAT = "dd/mm/yyyy hh:mm"
+PERCENT_FORMAT = "0.0%"
+INTEGER_FORMAT = "#,##0"
+
+Cell = str | int | float | date | datetime | None
+
+HEADER_FONT = Font(bold=True)
+HEADER_FILL = PatternFill("solid", fgColor="DCE6F1")
+WRAP = Alignment(wrap_text=True, vertical="top")
+
+
+@dataclass(frozen=True)
+class Column:
+    vi: str
+    en: str
+    width: float
+    number_format: str | None = None
+    wrap: bool = False
+
+
+def _local_naive(report: ConsolidatedReport, at: datetime) -> datetime:
+    """A wall-clock time in the report's zone (a spreadsheet has no time zones)."""
+    return local(report, at).replace(tzinfo=None)
+
+
+def _due(report: ConsolidatedReport, at: datetime | None) -> datetime | None:
+    return None if at is None else _local_naive(report, at)
+
+
+def _due_format(value: Cell) -> str:
+    """Deadlines at midnight ("trước ngày 15/04/2025") show the day only."""
+    if isinstance(value, datetime) and value.time() != time(0, 0):
+        return DATE_TIME_FORMAT
+    return DATE_FORMAT
+
+
+def _sheet(
+    workbook: Workbook,
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    locale: str,
+) -> Worksheet:
+    sheet = workbook.create_sheet(title)
+    sheet.append([text(locale, column.vi, column.en) for column in columns])
+    for cell in sheet[1]:
+        cell.font = HEADER_FONT
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    for row in rows:
+        sheet.append(list(row))
+    for index, column in enumerate(columns, start=1):
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = column.width
+        for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+            if cell.value is None:
+                continue
+            if column.number_format == DATE_FORMAT:
+                cell.number_format = _due_format(cell.value)
+            elif column.number_format:
+                cell.number_format = column.number_format
+            if column.wrap:
+                cell.alignment = WRAP
+    sheet.freeze_panes = "A2"
+    if rows:
+        sheet.auto_filter.ref = sheet.dimensions
+    return sheet
+
+
+def _summary(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    totals = report.totals
+    everything = text(locale, "Tất cả các kỳ", "All periods")
+    rows: list[tuple[str, Cell, str | None]] = [
+        (text(locale, "Văn bản", "Document"), report.document_number, None),
+        (text(locale, "Tên văn bản", "Title"), report.title, None),
+        (text(locale, "Cơ quan ban hành", "Issued by"), report.issuer or "", None),
+        (text(locale, "Tỉnh", "Province"), report.province or "", None),
+        (text(locale, "Kỳ báo cáo", "Reporting period"), report.period or everything, None),
+        (
+            text(locale, "Số liệu tính đến", "Figures as of"),
+            _local_naive(report, report.as_of),
+            DATE_TIME_FORMAT,
+        ),
+        (text(locale, "Múi giờ", "Time zone"), report.time_zone, None),
+        (text(locale, "Tổng số nhiệm vụ", "Tasks"), totals.tasks, INTEGER_FORMAT),
+    ]
+    rows += [
+        (status_label(status, locale), totals.counts.get(status, 0), INTEGER_FORMAT)
+        for status in ComplianceStatus
+    ]
+    rows += [
+        (text(locale, "Số báo cáo đã đến hạn", "Reports due"), totals.due, INTEGER_FORMAT),
+        (text(locale, "Số báo cáo đúng hạn", "Reports on time"), totals.on_time, INTEGER_FORMAT),
+        (text(locale, "Tỷ lệ đúng hạn", "On-time rate"), totals.on_time_rate, PERCENT_FORMAT),
+    ]
+    rows += [
+        (
+            text(locale, f"Nhiệm vụ phải đôn đốc mức {level}", f"Tasks escalated to level {level}"),
+            count,
+            INTEGER_FORMAT,
+        )
+        for level, count in sorted(totals.escalations.items())
+    ]
+    columns = [
+        Column("Nội dung", "Item", 40),
+        Column("Giá trị", "Value", 70, wrap=True),
+    ]
+    sheet = _sheet(
+        workbook,
+        text(locale, "Tổng hợp", "Summary"),
+        columns,
+        [(label, value) for label, value, _ in rows],
+        locale,
+    )
+    for index, (_, _, number_format) in enumerate(rows, start=2):
+        cell = sheet.cell(row=index, column=2)
+        cell.alignment = Alignment(horizontal="left", vertical="top", wrap_text=True)
+        if number_format:
+            cell.number_format = number_format
+
+
+def _compliance(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    columns = [
+        Column("STT", "No.", 6),
+        Column("Cơ quan", "Agency", 34, wrap=True),
+        Column("Mã cơ quan", "Agency code", 16),
+        Column("Mục", "Item", 7),
+        Column("Nhiệm vụ", "Obligation", 44, wrap=True),
+        Column("Kỳ báo cáo", "Period", 12),
+        Column("Hạn nộp (trước ngày)", "Due (before)", 14, DATE_FORMAT),
+        Column("Thời điểm nộp", "Received", 17, DATE_TIME_FORMAT),
+        Column("Tình trạng", "Status", 20, wrap=True),
+        Column("Số ngày trễ", "Days late", 10, INTEGER_FORMAT),
+        Column("Mức đôn đốc", "Escalation level", 11, INTEGER_FORMAT),
+        Column("Gia hạn đến (trước ngày)", "Extended to (before)", 14, DATE_FORMAT),
+        Column("Lý do miễn", "Waiver reason", 30, wrap=True),
+        Column("Cơ quan phối hợp", "Co-owners", 30, wrap=True),
+    ]
+    rows = [
+        (
+            number,
+            task.agency_name,
+            task.agency,
+            task.item_number,
+            task.obligation_title,
+            task.period_label,
+            _due(report, task.due_at),
+            None if task.submitted_at is None else _local_naive(report, task.submitted_at),
+            status_label(task.status, locale),
+            task.late_working_days,
+            task.escalation_level,
+            task.extended_to,
+            task.waiver_reason,
+            ", ".join(agency_names(report, task.co_owners)) or None,
+        )
+        for number, task in enumerate(report.tasks, start=1)
+    ]
+    _sheet(
+        workbook,
+        text(locale, "Tình hình nộp báo cáo", "Compliance"),
+        columns,
+        rows,
+        locale,
+    )
+
+
+def _agencies(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    columns = [
+        Column("STT", "No.", 6),
+        Column("Cơ quan", "Agency", 34, wrap=True),
+        Column("Mã cơ quan", "Agency code", 16),
+        *(
+            Column(status_label(s, "vi"), status_label(s, "en"), 12, INTEGER_FORMAT)
+            for s in ComplianceStatus
+        ),
+        Column("Đã đến hạn", "Due", 10, INTEGER_FORMAT),
+        Column("Tỷ lệ đúng hạn", "On-time rate", 12, PERCENT_FORMAT),
+        Column("Mức đôn đốc cao nhất", "Highest escalation", 12, INTEGER_FORMAT),
+    ]
+    rows = [
+        (
+            number,
+            agency.agency_name,
+            agency.agency,
+            *(agency.counts.get(status, 0) for status in ComplianceStatus),
+            agency.due,
+            agency.on_time_rate,
+            agency.highest_escalation,
+        )
+        for number, agency in enumerate(report.agencies, start=1)
+    ]
+    _sheet(workbook, text(locale, "Theo cơ quan", "By agency"), columns, rows, locale)
+
+
+def _value_cells(value: IndicatorValue, category: str | None) -> tuple[Cell, Cell, Cell, Cell]:
+    """count, done, total, ratio of one value (a breakdown: of one category)."""
+    if isinstance(value, Ratio):
+        return None, value.done, value.total, value.done / value.total if value.total else None
+    if isinstance(value, dict):
+        return (value.get(category, 0) if category else sum(value.values())), None, None, None
+    if isinstance(value, int):
+        return value, None, None, None
+    return None, None, None, None
+
+
+def _indicator_rows(
+    report: ConsolidatedReport, indicator: ConsolidatedIndicator, locale: str
+) -> list[tuple[Cell, ...]]:
+    kind = {
+        IndicatorKind.COUNT: text(locale, "Số lượng", "Count"),
+        IndicatorKind.RATIO: text(locale, "Tỷ lệ", "Ratio"),
+        IndicatorKind.BREAKDOWN: text(locale, "Theo lĩnh vực", "Breakdown"),
+        IndicatorKind.TEXT: text(locale, "Văn bản", "Text"),
+    }[indicator.kind]
+    head = (indicator.obligation_title, indicator.code, indicator.label, kind)
+    province = text(locale, "Tổng hợp", "Consolidated")
+    rows: list[tuple[Cell, ...]] = []
+    categories: list[str | None] = (
+        list(indicator.categories or indicator.breakdown or [])
+        if indicator.kind is IndicatorKind.BREAKDOWN
+        else [None]
+    )
+    nobody = (
+        None
+        if indicator.per_agency
+        else text(locale, "Chưa có cơ quan nào báo cáo", "No agency reported yet")
+    )
+    for category in categories:
+        if indicator.kind is IndicatorKind.TEXT:
+            break
+        count: Cell = indicator.count
+        if category is not None:
+            count = (indicator.breakdown or {}).get(category, 0)
+        rows.append(
+            (*head, province, None, category, count, indicator.done, indicator.total,
+             indicator.ratio, None, nobody)
+        )  # fmt: skip
+    if indicator.kind is IndicatorKind.BREAKDOWN:
+        rows.append(
+            (*head, province, None, text(locale, "Cộng", "Total"), indicator.count, None, None,
+             None, None, nobody)
+        )  # fmt: skip
+    for value in indicator.per_agency:
+        for category in categories:
+            count, done, total, ratio = _value_cells(value.value, category)
+            said = value.value if isinstance(value.value, str) else None
+            rows.append(
+                (*head, value.agency_name, value.agency, category, count, done, total, ratio,
+                 said, None)
+            )  # fmt: skip
+    not_reported = text(
+        locale, "Chưa báo cáo (không tính là 0)", "Not reported (not counted as zero)"
+    )
+    for code, name in zip(indicator.missing, agency_names(report, indicator.missing), strict=True):
+        rows.append((*head, name, code, None, None, None, None, None, None, not_reported))
+    return rows
+
+
+def _indicators(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    columns = [
+        Column("Nhiệm vụ", "Obligation", 36, wrap=True),
+        Column("Mã chỉ tiêu", "Indicator code", 20),
+        Column("Chỉ tiêu", "Indicator", 34, wrap=True),
+        Column("Loại", "Kind", 13),
+        Column("Cơ quan", "Agency", 34, wrap=True),
+        Column("Mã cơ quan", "Agency code", 16),
+        Column("Lĩnh vực", "Category", 22, wrap=True),
+        Column("Số lượng", "Count", 12, INTEGER_FORMAT),
+        Column("Đã thực hiện", "Done", 12, INTEGER_FORMAT),
+        Column("Tổng số", "Total", 12, INTEGER_FORMAT),
+        Column("Tỷ lệ", "Ratio", 10, PERCENT_FORMAT),
+        Column("Nội dung", "Text", 40, wrap=True),
+        Column("Ghi chú", "Note", 30, wrap=True),
+    ]
+    rows = [
+        row for indicator in report.indicators for row in _indicator_rows(report, indicator, locale)
+    ]
+    _sheet(workbook, text(locale, "Chỉ tiêu", "Indicators"), columns, rows, locale)
+
+
+def _missing(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    columns = [
+        Column("STT", "No.", 6),
+        Column("Cơ quan", "Agency", 34, wrap=True),
+        Column("Mã cơ quan", "Agency code", 16),
+        Column("Nhiệm vụ", "Obligation", 44, wrap=True),
+        Column("Kỳ báo cáo", "Period", 12),
+        Column("Hạn nộp (trước ngày)", "Due (before)", 14, DATE_FORMAT),
+        Column("Tình trạng", "Status", 20, wrap=True),
+        Column("Mức đôn đốc", "Escalation level", 11, INTEGER_FORMAT),
+    ]
+    rows = [
+        (
+            number,
+            missing.agency_name,
+            missing.agency,
+            missing.obligation_title,
+            missing.period_label,
+            _due(report, missing.due_at),
+            status_label(missing.status, locale),
+            missing.escalation_level,
+        )
+        for number, missing in enumerate(report.missing, start=1)
+    ]
+    _sheet(workbook, text(locale, "Chưa nộp", "Missing"), columns, rows, locale)
+
+
+def _narratives(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
+    columns = [
+        Column("STT", "No.", 6),
+        Column("Cơ quan", "Agency", 30, wrap=True),
+        Column("Nhiệm vụ", "Obligation", 34, wrap=True),
+        Column("Kỳ báo cáo", "Period", 12),
+        Column("Thời điểm nộp", "Received", 17, DATE_TIME_FORMAT),
+        Column("Nội dung báo cáo", "Summary", 80, wrap=True),
+    ]
+    rows = [
+        (
+            number,
+            narrative.agency_name,
+            narrative.obligation_title,
+            narrative.period_label,
+            _local_naive(report, narrative.submitted_at),
+            narrative.summary,
+        )
+        for number, narrative in enumerate(report.narratives, start=1)
+    ]
+    _sheet(workbook, text(locale, "Nội dung", "Narratives"), columns, rows, locale)
 
 
 def workbook_bytes(report: ConsolidatedReport, locale: str = "vi") -> bytes:
-    raise NotImplementedError
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    workbook.properties.title = f"{report.document_number}: {report.title}"
+    workbook.properties.creator = "Accord"
+    workbook.properties.created = report.as_of.astimezone(UTC).replace(tzinfo=None)
+    _summary(workbook, report, locale)
+    _compliance(workbook, report, locale)
+    _agencies(workbook, report, locale)
+    _indicators(workbook, report, locale)
+    _missing(workbook, report, locale)
+    _narratives(workbook, report, locale)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
