@@ -109,8 +109,10 @@ class AgreementWorkflow:
         zone = plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
         if plan.digest and self._digested_until is None:
-            # No digest for due dates before the agreement's workflow existed.
+            # No digest for due dates before the agreement's workflow existed; weekly ones
+            # (while a task is overdue) count from its first day until a due date's digest.
             self._digested_until = workflow.now()
+            self._digest_anchor = workflow.now().astimezone(zone).date()
         self._publish()
         while True:
             await self._start_open_tasks()
