@@ -10,10 +10,20 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from activities.digest import CHART_CID, digest_variables, xlsx_name
-from activities.models import AgreementFacts, DigestRequest, TaskState
+import pytest
+from activity_helpers import AGGREGATOR, LEADER, MailServer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.digest import CHART_CID, DigestActivities, digest_variables, xlsx_name
+from activities.mail import MailActivities
+from activities.models import AgreementFacts, DigestRequest, ObligationFact, TaskFact, TaskState
 from activities.templates import Locale, MailPart, Recipient, compose_digest, package_templates
-from agreements.models import RecipientRole
+from agreements.models import Deliverable, RecipientRole
+from infra.db import AuditRow, OutboxRow
+from infra.settings import SmtpSettings
 from reports.model import (
     AgencyCompliance,
     ComplianceStatus,
@@ -184,3 +194,80 @@ def test_vietnamese_html_escapes_names_and_shows_the_chart_by_cid() -> None:
     [attachment] = list(parsed.iter_attachments())
     assert attachment.get_filename() == "tong-hop-sau-han-nop-2025-07-15.xlsx"
     assert attachment.get_payload(decode=True) == b"PK\x03\x04"
+
+
+# --------------------------------------------------------------------------------------------
+# Through the outbox, against a real SMTP server: retried safely, never twice
+
+
+def stored_request() -> DigestRequest:
+    """A digest of one overdue task of STP, whose report goes to SNV (activity_helpers'
+    directory: SNV's focal point and the provincial leader receive it)."""
+    due = datetime(2025, 7, 14, 17, 0, tzinfo=UTC)
+    facts = request().facts.model_copy(
+        update={
+            "obligations": {
+                "bao-cao": ObligationFact(
+                    obligation_id="bao-cao",
+                    item_number="1",
+                    title="Báo cáo quý II",
+                    deliverable=Deliverable.REPORT,
+                    recipient="SNV",
+                )
+            },
+            "tasks": [
+                TaskFact(
+                    task_id="a/bao-cao/STP/2025-q2",
+                    obligation_id="bao-cao",
+                    agency="STP",
+                    period_label="2025-q2",
+                    state=TaskState.OVERDUE,
+                    due_at=due,
+                    escalation_level=1,
+                )
+            ],
+        }
+    )
+    return request().model_copy(update={"facts": facts})
+
+
+async def test_a_retried_digest_sends_each_officer_one_message(
+    sessions: sessionmaker[Session], smtp_settings: SmtpSettings, mail_server: MailServer
+) -> None:
+    mail = MailActivities(sessions, smtp_settings)
+    digest = DigestActivities(sessions, smtp_settings, mail)
+    ask = stored_request()
+    try:
+        # First attempt: the leader's mailbox answers 451; the aggregator's message goes.
+        mail_server.handler.defer.add(LEADER.email)
+        with pytest.raises(ApplicationError, match="deferred 1 of 2"):
+            await ActivityEnvironment().run(digest.send_digest, ask)
+        assert [m.rcpt_tos for m in mail_server.received] == [[AGGREGATOR.email]]
+        # The retry sends the leader's only.
+        mail_server.handler.defer.clear()
+        result = await ActivityEnvironment().run(digest.send_digest, ask)
+        assert (result.recipients, result.sent, result.already_sent) == (2, 1, 1)
+        # Once more (a replayed activity): nothing.
+        result = await ActivityEnvironment().run(digest.send_digest, ask)
+        assert (result.recipients, result.sent, result.already_sent) == (2, 0, 2)
+    finally:
+        await mail.aclose()
+    assert sorted(m.rcpt_tos[0] for m in mail_server.received) == sorted(
+        [AGGREGATOR.email, LEADER.email]
+    )
+    # Nobody else: not STP's focal point or head, not the admin.
+    parsed = [m.parsed() for m in mail_server.received]
+    assert {str(m["X-Accord-Key"]) for m in parsed} == {"a/digest/2025-q2/2025-07-15"}
+    text = body(parsed[0], "plain")
+    assert "- Sở Tư pháp – Báo cáo quý II (kỳ 2025-q2, trước ngày 15/07/2025): Quá hạn" in text
+    with sessions() as session:
+        rows = session.execute(
+            select(OutboxRow.recipient_email, OutboxRow.kind, OutboxRow.task_id, OutboxRow.status)
+        ).all()
+        audit = session.scalars(select(AuditRow).where(AuditRow.action == "digest_sent")).all()
+    assert sorted(tuple(r) for r in rows) == sorted(
+        (address, "digest", "a/digest", "sent") for address in (AGGREGATOR.email, LEADER.email)
+    )
+    assert [(a.event_key, a.detail["sent"]) for a in audit] == [
+        ("a/digest/2025-q2/2025-07-15/sent", "2")
+    ]
