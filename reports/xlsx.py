@@ -12,6 +12,7 @@ report's own.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,9 +34,16 @@ INTEGER_FORMAT = "#,##0"
 
 Cell = str | int | float | date | datetime | None
 
-HEADER_FONT = Font(bold=True)
+FONT_NAME = "Times New Roman"
+BODY_FONT = Font(name=FONT_NAME, size=12)
+HEADER_FONT = Font(name=FONT_NAME, size=12, bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DCE6F1")
 WRAP = Alignment(wrap_text=True, vertical="top")
+LINE_HEIGHT = 16.0
+"""Points per line of 12 pt text."""
+CHARACTERS_PER_WIDTH = 1.05
+"""Characters of Times New Roman 12 pt per unit of column width (the width of a '0' in the
+default font), on average, for Vietnamese text."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,29 @@ def _due_format(value: Cell) -> str:
     return DATE_FORMAT
 
 
+def _lines(value: Cell, width: float) -> int:
+    """How many lines a wrapped cell takes (spreadsheets do not grow rows by themselves when
+    a file is opened: Excel and LibreOffice keep the default height unless told)."""
+    if not isinstance(value, str):
+        return 1
+    per_line = max(1, int(width * CHARACTERS_PER_WIDTH))
+    return sum(max(1, math.ceil(len(line) / per_line)) for line in value.split("\n"))
+
+
+def _row_heights(sheet: Worksheet, columns: Sequence[Column]) -> None:
+    for index, row in enumerate(sheet.iter_rows(), start=1):
+        lines = max(
+            (
+                _lines(cell.value, column.width)
+                for cell, column in zip(row, columns, strict=False)
+                if column.wrap or index == 1
+            ),
+            default=1,
+        )
+        if lines > 1:
+            sheet.row_dimensions[index].height = LINE_HEIGHT * lines
+
+
 def _sheet(
     workbook: Workbook,
     title: str,
@@ -82,6 +113,8 @@ def _sheet(
         letter = get_column_letter(index)
         sheet.column_dimensions[letter].width = column.width
         for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+            cell.font = BODY_FONT
+            cell.alignment = Alignment(vertical="top")
             if cell.value is None:
                 continue
             if column.number_format == DATE_FORMAT:
@@ -90,7 +123,15 @@ def _sheet(
                 cell.number_format = column.number_format
             if column.wrap:
                 cell.alignment = WRAP
+    _row_heights(sheet, columns)
     sheet.freeze_panes = "A2"
+    # Printed: A4 landscape, as wide as one page, the header row on every page.
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = "1:1"
     if rows:
         sheet.auto_filter.ref = sheet.dimensions
     return sheet
@@ -151,19 +192,19 @@ def _summary(workbook: Workbook, report: ConsolidatedReport, locale: str) -> Non
 def _compliance(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
     columns = [
         Column("STT", "No.", 6),
-        Column("Cơ quan", "Agency", 34, wrap=True),
-        Column("Mã cơ quan", "Agency code", 16),
-        Column("Mục", "Item", 7),
-        Column("Nhiệm vụ", "Obligation", 44, wrap=True),
-        Column("Kỳ báo cáo", "Period", 12),
-        Column("Hạn nộp (trước ngày)", "Due (before)", 14, DATE_FORMAT),
-        Column("Thời điểm nộp", "Received", 17, DATE_TIME_FORMAT),
-        Column("Tình trạng", "Status", 20, wrap=True),
-        Column("Số ngày trễ", "Days late", 10, INTEGER_FORMAT),
-        Column("Mức đôn đốc", "Escalation level", 11, INTEGER_FORMAT),
-        Column("Gia hạn đến (trước ngày)", "Extended to (before)", 14, DATE_FORMAT),
-        Column("Lý do miễn", "Waiver reason", 30, wrap=True),
-        Column("Cơ quan phối hợp", "Co-owners", 30, wrap=True),
+        Column("Cơ quan", "Agency", 28, wrap=True),
+        Column("Mã cơ quan", "Agency code", 15),
+        Column("Mục", "Item", 6),
+        Column("Nhiệm vụ", "Obligation", 36, wrap=True),
+        Column("Kỳ báo cáo", "Period", 10),
+        Column("Hạn nộp (trước ngày)", "Due (before)", 12, DATE_FORMAT),
+        Column("Thời điểm nộp", "Received", 16, DATE_TIME_FORMAT),
+        Column("Tình trạng", "Status", 16, wrap=True),
+        Column("Số ngày trễ", "Days late", 8, INTEGER_FORMAT),
+        Column("Mức đôn đốc", "Escalation level", 9, INTEGER_FORMAT),
+        Column("Gia hạn đến (trước ngày)", "Extended to (before)", 12, DATE_FORMAT),
+        Column("Lý do miễn", "Waiver reason", 24, wrap=True),
+        Column("Cơ quan phối hợp", "Co-owners", 20, wrap=True),
     ]
     rows = [
         (
@@ -287,19 +328,19 @@ def _indicator_rows(
 
 def _indicators(workbook: Workbook, report: ConsolidatedReport, locale: str) -> None:
     columns = [
-        Column("Nhiệm vụ", "Obligation", 36, wrap=True),
-        Column("Mã chỉ tiêu", "Indicator code", 20),
-        Column("Chỉ tiêu", "Indicator", 34, wrap=True),
-        Column("Loại", "Kind", 13),
-        Column("Cơ quan", "Agency", 34, wrap=True),
-        Column("Mã cơ quan", "Agency code", 16),
-        Column("Lĩnh vực", "Category", 22, wrap=True),
-        Column("Số lượng", "Count", 12, INTEGER_FORMAT),
-        Column("Đã thực hiện", "Done", 12, INTEGER_FORMAT),
-        Column("Tổng số", "Total", 12, INTEGER_FORMAT),
-        Column("Tỷ lệ", "Ratio", 10, PERCENT_FORMAT),
-        Column("Nội dung", "Text", 40, wrap=True),
-        Column("Ghi chú", "Note", 30, wrap=True),
+        Column("Nhiệm vụ", "Obligation", 28, wrap=True),
+        Column("Mã chỉ tiêu", "Indicator code", 18),
+        Column("Chỉ tiêu", "Indicator", 28, wrap=True),
+        Column("Loại", "Kind", 11),
+        Column("Cơ quan", "Agency", 28, wrap=True),
+        Column("Mã cơ quan", "Agency code", 15),
+        Column("Lĩnh vực", "Category", 18, wrap=True),
+        Column("Số lượng", "Count", 11, INTEGER_FORMAT),
+        Column("Đã thực hiện", "Done", 11, INTEGER_FORMAT),
+        Column("Tổng số", "Total", 11, INTEGER_FORMAT),
+        Column("Tỷ lệ", "Ratio", 9, PERCENT_FORMAT),
+        Column("Nội dung", "Text", 32, wrap=True),
+        Column("Ghi chú", "Note", 24, wrap=True),
     ]
     rows = [
         row for indicator in report.indicators for row in _indicator_rows(report, indicator, locale)

@@ -85,6 +85,14 @@ COMMANDS = (
         "status",
     ),
     Command(
+        "report",
+        "the consolidated report of an agreement (or one period): compliance, indicators "
+        "summed, missing reports, summaries; md, json, xlsx or docx",
+        "report",
+        "add_report_arguments",
+        "report",
+    ),
+    Command(
         "submit",
         "submit a task's report on behalf of an officer",
         "tasks",

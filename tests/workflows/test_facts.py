@@ -24,17 +24,17 @@ from reports.model import AgencyFact, ExtensionFact, WaiverFact
 from workflows.payloads import EventRecord
 
 JOINT = """\
-id: su-kien-chung-2027
+id: su-kien-chung
 document_number: 19/KH-TEST
 kind: yearly_plan
 title: Kế hoạch thử nghiệm báo cáo chung sau sự kiện
 province: Tỉnh Mẫu
 parties:
   - agency: UBND_TINH
-signed_on: 2027-01-04
+signed_on: {year}-01-04
 period:
-  start: 2027-01-01
-  end: 2027-12-31
+  start: {year}-01-01
+  end: {year}-12-31
 directory: directory.yaml
 defaults:
   reminders:
@@ -51,21 +51,24 @@ reporting:
       agencies: [STP, SNV]
       jointly: true
     recipient: UBND_TINH
-    due: {kind: after_event, event: hoi-nghi, within: 5d}
+    due: {{kind: after_event, event: hoi-nghi, within: 5d}}
   - id: bao-cao-nam
     title: Báo cáo năm
     deliverable: report
     owners:
       agencies: [STP, BTGDV]
     recipient: SNV
-    due: {kind: fixed, before: 2027-12-15}
+    due: {{kind: fixed, before: {annual}}}
 """
-ID = "su-kien-chung-2027"
-JOINT_TASK = f"{ID}/bao-cao-chung/SNV+STP/2027-06-08"
+ID = "su-kien-chung"
 
 
-def local(day: str) -> datetime:
-    return datetime.fromisoformat(day).replace(tzinfo=ZONE)
+def at(day: date, hour: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZONE)
+
+
+def weekday_from(day: date, weekday: int) -> date:
+    return day + timedelta(days=(weekday - day.weekday()) % 7)
 
 
 async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
@@ -74,16 +77,23 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
     (tmp_path / "directory.yaml").write_text(
         (ROOT / "tests" / "agreements" / "forms" / "directory.yaml").read_text()
     )
-    (tmp_path / "joint.yaml").write_text(JOINT)
-    loaded = load_agreement(tmp_path / "joint.yaml")
     async with harness(tmp_path, directory_path=tmp_path / "directory.yaml") as h:
+        # Next year on the server's clock (today's real time): nothing has opened yet.
+        year = (await h.env.get_current_time()).astimezone(ZONE).year + 1
+        # The conference on a Tuesday in June: within 5 days, the last day a Sunday, moved to
+        # Monday, so due the Tuesday after 00:00 (no holiday in June). The annual report due
+        # before a Friday in December (its last day a Thursday).
+        conference = weekday_from(date(year, 6, 8), 1)
+        joint_due = at(conference + timedelta(days=7))
+        annual = weekday_from(date(year, 12, 10), 4)
+        joint_task = f"{ID}/bao-cao-chung/SNV+STP/{conference.isoformat()}"
+        (tmp_path / "joint.yaml").write_text(JOINT.format(year=year, annual=annual.isoformat()))
+        loaded = load_agreement(tmp_path / "joint.yaml")
         deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
         await send_event(
             h.env.client,
             ID,
-            EventRecord(
-                actor=h.actor("SNV", OfficerRole.ADMIN), event="hoi-nghi", day=date(2027, 6, 8)
-            ),
+            EventRecord(actor=h.actor("SNV", OfficerRole.ADMIN), event="hoi-nghi", day=conference),
             TEST_CREDENTIAL,
             received_at=await h.env.get_current_time(),
         )
@@ -98,7 +108,7 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
             "tinh-mau",
             "19/KH-TEST",
         )
-        assert (facts.period_start, facts.period_end) == (date(2027, 1, 1), date(2027, 12, 31))
+        assert (facts.period_start, facts.period_end) == (date(year, 1, 1), date(year, 12, 31))
         assert list(facts.obligations) == ["bao-cao-chung", "bao-cao-nam"]
         assert facts.obligations["bao-cao-nam"].recipient == "SNV"
         assert facts.obligations["bao-cao-chung"].title.startswith("Báo cáo chung")
@@ -108,23 +118,23 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
             for t in facts.tasks
         }
         assert waiting == {
-            JOINT_TASK: ("SNV", ["STP"], "2027-06-08", None, local("2027-06-15T00:00")),
-            f"{ID}/bao-cao-nam/STP/2027": ("STP", [], "2027", None, local("2027-12-15T00:00")),
-            f"{ID}/bao-cao-nam/BTGDV/2027": (
+            joint_task: ("SNV", ["STP"], conference.isoformat(), None, joint_due),
+            f"{ID}/bao-cao-nam/STP/{year}": ("STP", [], str(year), None, at(annual)),
+            f"{ID}/bao-cao-nam/BTGDV/{year}": (
                 "BTGDV",
                 [],
-                "2027",
+                str(year),
                 None,
-                local("2027-12-15T00:00"),
+                at(annual),
             ),
         }
 
         # Past the joint task's deadline: started (from the ledger), overdue, escalated.
-        await h.env.sleep(local("2027-06-17T12:00") - now)
+        await h.env.sleep(at(joint_due.date() + timedelta(days=2), 12) - now)
 
         async def joint_escalated() -> Any:
             facts = await agreement_facts(h.env.client, ID)
-            joint = next(t for t in facts.tasks if t.task_id == JOINT_TASK)
+            joint = next(t for t in facts.tasks if t.task_id == joint_task)
             return joint if joint.escalation_level >= 1 else None
 
         async with asyncio.timeout(30):
@@ -136,7 +146,7 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
             "bao-cao-chung",
         )
         assert joint.state is TaskState.OVERDUE and not joint.closed
-        assert joint.due_at == local("2027-06-15T00:00")
+        assert joint.due_at == joint_due
         # Queries leave no trace: asking again adds no event.
         count = len([e async for e in handle.fetch_history_events()])
         await agreement_facts(h.env.client, ID)
@@ -150,23 +160,23 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
                 rows=audit_rows(
                     [
                         AuditEntry(
-                            event_key=f"{JOINT_TASK}/waived/t",
+                            event_key=f"{joint_task}/waived/t",
                             at=now,
                             agreement_id=ID,
-                            task_id=JOINT_TASK,
+                            task_id=joint_task,
                             actor="quan-tri-snv",
                             action="waived",
                             detail={"reason": "Đã báo cáo trực tiếp tại hội nghị"},
                             tenant="tinh-mau",
                         ),
                         AuditEntry(
-                            event_key=f"{ID}/bao-cao-nam/STP/2027/extension_approved/t",
+                            event_key=f"{ID}/bao-cao-nam/STP/{year}/extension_approved/t",
                             at=now,
                             agreement_id=ID,
-                            task_id=f"{ID}/bao-cao-nam/STP/2027",
+                            task_id=f"{ID}/bao-cao-nam/STP/{year}",
                             actor="quan-tri-snv",
                             action="extension_approved",
-                            detail={"new_due": "2027-12-22", "note": ""},
+                            detail={"new_due": f"{year}-12-24", "note": ""},
                             tenant="tinh-mau",
                         ),
                     ]
@@ -179,9 +189,11 @@ async def test_facts_list_waiting_and_started_tasks_and_add_nothing_to_history(
         assert inputs.agencies[0] == AgencyFact(code="UBND_TINH", name=h.directory.agencies[0].name)
         assert [a.code for a in inputs.agencies] != sorted(a.code for a in inputs.agencies)
         assert inputs.waivers == [
-            WaiverFact(task_id=JOINT_TASK, at=now, reason="Đã báo cáo trực tiếp tại hội nghị")
+            WaiverFact(task_id=joint_task, at=now, reason="Đã báo cáo trực tiếp tại hội nghị")
         ]
         assert inputs.extensions == [
-            ExtensionFact(task_id=f"{ID}/bao-cao-nam/STP/2027", at=now, new_due=date(2027, 12, 22))
+            ExtensionFact(
+                task_id=f"{ID}/bao-cao-nam/STP/{year}", at=now, new_due=date(year, 12, 24)
+            )
         ]
         assert inputs.submissions == []
