@@ -12,6 +12,7 @@ it does beyond computing goes through `workflow.*` (children, signals, timers, c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections import Counter
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -77,12 +78,14 @@ LATE = (TaskState.OVERDUE, TaskState.NOT_DONE_OVERDUE)
 """Not done after the deadline: still chased, or closed so."""
 MAX_OVERDUE_LISTED = 100
 """Overdue tasks named in the Web UI details (which hold up to 20 KB)."""
+Scope = tuple[str, str]
+"""An obligation's period, (obligation ID, period label): what a digest covers."""
 WEEK = timedelta(days=7)
 LATE_DIGEST = timedelta(days=1)
 """A weekly digest whose instant passed more than this long ago while nothing was overdue
 (no timer waited for it) is skipped, not sent late when a task becomes overdue again."""
-DIGEST_KEY_PERIODS = 5
-"""Period labels named in a digest's business key (the others counted)."""
+DIGEST_KEY_SCOPE = 120
+"""The longest list of period labels a digest's business key names (`a+b+c`)."""
 
 
 @workflow.defn(name="Agreement")
@@ -223,49 +226,51 @@ class AgreementWorkflow:
                 return calendar.roll_forward(day)
         return day
 
-    def _dated_tasks(self) -> list[tuple[str, str, datetime]]:
-        """(task ID, period label, due instant) of every task with a deadline."""
+    def _dated_tasks(self) -> list[tuple[Scope, datetime]]:
+        """((obligation, period), due instant) of every task with a deadline."""
         dated = [
-            (task_id, _period_of(task_id), entry.due_at)
+            ((task_id.split("/")[1], _period_of(task_id)), entry.due_at)
             for task_id, entry in self._ledger.items()
             if entry.due_at is not None
         ]
         dated.extend(
-            (task.task_id, task.period_label, task.due_at)
+            ((task.obligation_id, task.period_label), task.due_at)
             for task in self._waiting
             if task.due_at is not None
         )
         return dated
 
-    def _due_digests(self) -> dict[date, tuple[set[str], set[date]]]:
-        """Digest day → (periods, due dates): the working day after each task's last day."""
+    def _due_digests(self) -> dict[date, tuple[set[Scope], set[date]]]:
+        """Digest day → (the obligations' periods due, their last days): the working day after
+        each task's last day."""
         zone = self._zone()
-        days: dict[date, tuple[set[str], set[date]]] = {}
+        days: dict[date, tuple[set[Scope], set[date]]] = {}
         last_days: dict[date, date] = {}
-        for _, period, due_at in self._dated_tasks():
+        for scope, due_at in self._dated_tasks():
             last = last_day_of(due_at, zone)
             day = last_days.get(last)
             if day is None:
                 day = last_days[last] = self._working_day_after(last)
-            periods, dues = days.setdefault(day, (set(), set()))
-            periods.add(period)
+            scopes, dues = days.setdefault(day, (set(), set()))
+            scopes.add(scope)
             dues.add(last)
         return days
 
-    def _overdue_periods(self) -> set[str]:
+    def _overdue_scopes(self) -> set[Scope]:
+        """The obligations' periods with a task still overdue."""
         return {
-            _period_of(task_id)
+            (task_id.split("/")[1], _period_of(task_id))
             for task_id, entry in self._ledger.items()
             if entry.state is TaskState.OVERDUE and not entry.closed
         }
 
-    def _next_due_digest(self) -> tuple[datetime, list[str], list[date]] | None:
+    def _next_due_digest(self) -> tuple[datetime, list[Scope], list[date]] | None:
         after = self._digested_until
-        best: tuple[datetime, list[str], list[date]] | None = None
-        for day, (periods, dues) in self._due_digests().items():
+        best: tuple[datetime, list[Scope], list[date]] | None = None
+        for day, (scopes, dues) in self._due_digests().items():
             at = self._opening(day)
             if (after is None or at > after) and (best is None or at < best[0]):
-                best = (at, sorted(periods), sorted(dues))
+                best = (at, sorted(scopes), sorted(dues))
         return best
 
     def _due_digest_pending(self) -> bool:
@@ -275,7 +280,7 @@ class AgreementWorkflow:
         """The next weekly instant after the cursor (the due-date digest's weekday, rolled to a
         working day), if a task is overdue; one missed by more than LATE_DIGEST is skipped."""
         anchor, after = self._digest_anchor, self._digested_until
-        if anchor is None or after is None or not self._overdue_periods():
+        if anchor is None or after is None or not self._overdue_scopes():
             return None
         weeks = max(1, (after.astimezone(self._zone()).date() - anchor).days // 7)
         while True:
@@ -286,7 +291,7 @@ class AgreementWorkflow:
 
     def _next_digest(
         self, now: datetime
-    ) -> tuple[datetime, DigestKind, list[str], list[date]] | None:
+    ) -> tuple[datetime, DigestKind, list[Scope], list[date]] | None:
         if not self._plan.digest:
             return None
         due = self._next_due_digest()
@@ -294,7 +299,7 @@ class AgreementWorkflow:
         if due is not None and (weekly is None or due[0] <= weekly):
             return due[0], "due", due[1], due[2]
         if weekly is not None:
-            return weekly, "weekly", sorted(self._overdue_periods()), []
+            return weekly, "weekly", sorted(self._overdue_scopes()), []
         return None
 
     async def _send_digests(self) -> None:
@@ -304,28 +309,31 @@ class AgreementWorkflow:
             digest = self._next_digest(now)
             if digest is None or digest[0] > now:
                 return
-            at, kind, periods, due_days = digest
+            at, kind, scopes, due_days = digest
             self._digested_until = at
             day = at.astimezone(self._zone()).date()
             if kind == "due":
                 self._digest_anchor = day
-            await self._send_digest(at, kind, periods, due_days)
+            await self._send_digest(at, kind, scopes, due_days)
 
     async def _send_digest(
-        self, at: datetime, kind: DigestKind, periods: list[str], due_days: list[date]
+        self, at: datetime, kind: DigestKind, scopes: list[Scope], due_days: list[date]
     ) -> None:
         plan = self._plan
         day = at.astimezone(self._zone()).date()
-        shown = periods[:DIGEST_KEY_PERIODS]
-        more = f"+{len(periods) - len(shown)}" if len(periods) > len(shown) else ""
-        scope = "weekly" if kind == "weekly" else "+".join(shown) + more
+        periods = sorted({period for _, period in scopes})
+        scope = "weekly" if kind == "weekly" else "+".join(periods)
+        if len(scope) > DIGEST_KEY_SCOPE:
+            # Business keys hold 400 characters: many periods are named by a digest of them.
+            digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
+            scope = f"{len(periods)}-periods-{digest}"
         request = DigestRequest(
             business_key=f"{plan.agreement_id}/digest/{scope}/{day.isoformat()}",
             kind=kind,
             scheduled_at=at,
             periods=periods,
             due_days=due_days,
-            facts=self._digest_facts(set(periods)),
+            facts=self._digest_facts(set(scopes)),
         )
         try:
             await workflow.execute_activity(
@@ -340,11 +348,12 @@ class AgreementWorkflow:
         except ActivityError as error:
             workflow.logger.warning("digest %s not sent: %s", request.business_key, error)
 
-    def _digest_facts(self, periods: set[str]) -> AgreementFacts:
-        """The `facts` of the tasks of `periods` only, with their obligations and the calendar
-        cut to their years: what a digest needs, and no more in its activity's input."""
+    def _digest_facts(self, scopes: set[Scope]) -> AgreementFacts:
+        """The `facts` of the tasks of these obligations' periods only, with their obligations
+        and the calendar cut to their years: what a digest needs, and no more in its
+        activity's input."""
         facts = self.facts()
-        tasks = [t for t in facts.tasks if t.period_label in periods]
+        tasks = [t for t in facts.tasks if (t.obligation_id, t.period_label) in scopes]
         used = {t.obligation_id for t in tasks}
         calendar = facts.calendar
         years = [t.due_at.year for t in tasks if t.due_at is not None]

@@ -168,9 +168,19 @@ async def _record_calendar_change(name: str, *, timed: bool) -> None:
 
 async def record_digest() -> None:
     """An agreement deployed with digests (tests/workflows/test_digest.py): the due-date
-    digest after a weekend, a weekly one while a task is overdue, then completion."""
+    digest after a weekend, a weekly one while a task is overdue, the last one after New
+    Year's Day, then completion."""
     from harness import harness
-    from test_digest import STP_TASK, SVH_TASK, at, deploy, sleep_until, submit
+    from test_digest import (
+        STP_TASK,
+        STP_YEAR,
+        SVH_TASK,
+        SVH_YEAR,
+        at,
+        deploy,
+        sleep_until,
+        submit,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         async with harness(Path(tmp) / "run") as h:
@@ -179,7 +189,10 @@ async def record_digest() -> None:
             await submit(h, STP_TASK, "STP")
             await sleep_until(h, at("2026-12-22T09:00"))
             await submit(h, SVH_TASK, "SVHTTDL")
-            await sleep_until(h, at("2027-01-02T00:00"))
+            await sleep_until(h, at("2026-12-23T09:00"))
+            await submit(h, STP_YEAR, "STP")
+            await submit(h, SVH_YEAR, "SVHTTDL")
+            await sleep_until(h, at("2027-01-04T09:00"))
             await handle.result()
             history = await handle.fetch_history()
             path = HISTORIES / "agreement-digest.json"

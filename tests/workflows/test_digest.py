@@ -5,7 +5,10 @@ Sở Tư pháp and Sở Văn hóa, Thể thao và Du lịch owe one report due b
 (last day Friday 11/12). STP reports on time; SVHTTDL does not. The digest goes out on Monday
 14/12/2026 at 07:30 (the weekend skipped) to Sở Nội vụ's focal point (the aggregator) and the
 provincial leadership, and to nobody else; weekly on Monday 21/12 while SVHTTDL is overdue;
-not after SVHTTDL reports on 22/12.
+not after SVHTTDL reports on 22/12. Both also owe a year-end report due before 01/01/2027 (last
+day Thursday 31/12/2026), which both submit on time: its digest waits past New Year's Day and
+the weekend for Monday 04/01/2027, and the agreement, its period over and every task closed,
+completes only once that digest has gone.
 """
 
 from __future__ import annotations
@@ -64,9 +67,20 @@ reporting:
     due:
       kind: fixed
       before: 2026-12-12
+  - id: bao-cao-nam
+    title: Báo cáo tổng kết năm 2026
+    deliverable: report
+    owners:
+      agencies: [STP, SVHTTDL]
+    recipient: SNV
+    due:
+      kind: fixed
+      before: 2027-01-01
 """
 STP_TASK = f"{AGREEMENT_ID}/bao-cao-thang-12/STP/2026"
 SVH_TASK = f"{AGREEMENT_ID}/bao-cao-thang-12/SVHTTDL/2026"
+STP_YEAR = f"{AGREEMENT_ID}/bao-cao-nam/STP/2027"
+SVH_YEAR = f"{AGREEMENT_ID}/bao-cao-nam/SVHTTDL/2027"
 AGGREGATOR = "dau-moi.snv@quangbinh.example"
 LEADERSHIP = "lanh-dao.ubnd-tinh@quangbinh.example"
 
@@ -208,24 +222,39 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
         # Escalated on Tuesday 15/12 (3 days after the due instant, at the sending time).
         assert "Quá hạn, chưa nộp – mức đôn đốc 1\n" in weekly_text
 
-        # SVHTTDL reports (late): nothing overdue, no more weekly digests; the agreement ends.
+        # SVHTTDL reports (late): nothing overdue, no more weekly digests. Both send the
+        # year-end report on time.
         await submit(h, SVH_TASK, "SVHTTDL")
-        await sleep_until(h, at("2027-01-02T00:00"))
+        await sleep_until(h, at("2026-12-23T09:00"))
+        await submit(h, STP_YEAR, "STP")
+        await submit(h, SVH_YEAR, "SVHTTDL")
+        await sleep_until(h, at("2027-01-04T07:00"))
+        assert len(digests(h)) == 4  # none on 28/12, none on New Year's Day
+        assert not (await agreement.query(AgreementWorkflow.overview)).finished
+        await sleep_until(h, at("2027-01-04T09:00"))
         summary = await agreement.result()
         assert summary.counts[TaskState.DONE_LATE.value] == 1
-        assert summary.finished_at < at("2027-01-01T00:01")
-        assert len(digests(h)) == 4
+        assert summary.counts[TaskState.DONE_ON_TIME.value] == 3
+        assert at("2027-01-04T07:30") <= summary.finished_at < at("2027-01-04T07:31")
+        last = digests(h)[4:]
+        assert sorted(r for m in last for r in recipients(m)) == [AGGREGATOR, LEADERSHIP]
+        assert {sent_at(m) for m in last} == {at("2027-01-04T07:30")}
+        year_text = part(last[0], "text/plain").get_content().replace("\r\n", "\n")
+        # Only the year-end report's tasks: the monthly one is another obligation's period.
+        assert "sau hạn nộp ngày 31/12/2026" in year_text
+        assert "Tổng số nhiệm vụ: 2; đến hạn: 2; đúng hạn: 2; tỷ lệ đúng hạn: 100,0%." in year_text
+        assert "Báo cáo kết quả tháng 12" not in year_text
         with h.sessions() as session:
             rows = session.execute(
                 select(db.OutboxRow.business_key, db.OutboxRow.task_id, db.OutboxRow.status)
                 .where(db.OutboxRow.kind == "digest")
                 .order_by(db.OutboxRow.id)
             ).all()
+        keys = ["2026/2026-12-14", "weekly/2026-12-21", "2027/2027-01-04"]
         assert [tuple(r) for r in rows] == [
-            (f"{AGREEMENT_ID}/digest/2026/2026-12-14", f"{AGREEMENT_ID}/digest", "sent"),
-            (f"{AGREEMENT_ID}/digest/2026/2026-12-14", f"{AGREEMENT_ID}/digest", "sent"),
-            (f"{AGREEMENT_ID}/digest/weekly/2026-12-21", f"{AGREEMENT_ID}/digest", "sent"),
-            (f"{AGREEMENT_ID}/digest/weekly/2026-12-21", f"{AGREEMENT_ID}/digest", "sent"),
+            (f"{AGREEMENT_ID}/digest/{key}", f"{AGREEMENT_ID}/digest", "sent")
+            for key in keys
+            for _ in range(2)
         ]
 
 
