@@ -19,6 +19,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import docx
+import openpyxl
 from harness import ROOT, ZONE, Harness, harness
 
 from accord.deploy import deploy_loaded
@@ -84,8 +86,8 @@ reporting:
 WAIVER_REASON = "Phường mới thành lập, chưa có số liệu"
 
 
-def task(agency: str) -> str:
-    return f"{ID}/bao-cao-dan-van/{agency}/{YEAR}"
+def task(agency: str, year: int) -> str:
+    return f"{ID}/bao-cao-dan-van/{agency}/{year}"
 
 
 def at(day: date, hour: int = 0) -> datetime:
@@ -94,10 +96,6 @@ def at(day: date, hour: int = 0) -> datetime:
 
 def within_a_minute(instant: datetime | None, expected: datetime) -> bool:
     return instant is not None and abs(instant - expected) < timedelta(minutes=1)
-
-
-YEAR = 0
-"""The agreement's year: set by the test from the server's clock."""
 
 
 async def _started(h: Harness) -> None:
@@ -109,20 +107,20 @@ async def _started(h: Harness) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _settled(h: Harness) -> AgreementFacts:
+async def _settled(h: Harness, year: int) -> AgreementFacts:
     """The facts once every task's change has reached the agreement's ledger."""
     wanted = {
-        task("SNV"): TaskState.DONE_ON_TIME,
-        task("BTGDV"): TaskState.DONE_LATE,
-        task("PHUONG_B"): TaskState.WAIVED,
-        task("XA_A"): TaskState.OVERDUE,
-        task("STP"): TaskState.PENDING,
+        task("SNV", year): TaskState.DONE_ON_TIME,
+        task("BTGDV", year): TaskState.DONE_LATE,
+        task("PHUONG_B", year): TaskState.WAIVED,
+        task("XA_A", year): TaskState.OVERDUE,
+        task("STP", year): TaskState.PENDING,
     }
     async with asyncio.timeout(30):
         while True:
             facts = await agreement_facts(h.env.client, ID)
             states = {t.task_id: t.state for t in facts.tasks}
-            xa_a = next(t for t in facts.tasks if t.task_id == task("XA_A"))
+            xa_a = next(t for t in facts.tasks if t.task_id == task("XA_A", year))
             if states == wanted and xa_a.escalation_level >= 1:
                 return facts
             await asyncio.sleep(0.1)
@@ -132,25 +130,24 @@ async def test_the_report_says_what_happened(tmp_path: Path) -> None:
     (tmp_path / "directory.yaml").write_text(
         (ROOT / "tests" / "agreements" / "forms" / "directory.yaml").read_text()
     )
-    global YEAR
     async with harness(tmp_path, directory_path=tmp_path / "directory.yaml") as h:
-        YEAR = (await h.env.get_current_time()).astimezone(ZONE).year + 1
+        year = (await h.env.get_current_time()).astimezone(ZONE).year + 1
         # Due before the first Friday from 10 October (the last day a Thursday).
-        october = date(YEAR, 10, 10)
+        october = date(year, 10, 10)
         due = october + timedelta(days=(4 - october.weekday()) % 7)
         monday = due + timedelta(days=3)
         (tmp_path / "agreement.yaml").write_text(
-            AGREEMENT.format(id=ID, year=YEAR, due=due.isoformat())
+            AGREEMENT.format(id=ID, year=year, due=due.isoformat())
         )
         loaded = load_agreement(tmp_path / "agreement.yaml")
-        await h.env.sleep(at(date(YEAR, 9, 1)) - await h.env.get_current_time())
+        await h.env.sleep(at(date(year, 9, 1)) - await h.env.get_current_time())
         await deploy_loaded(
             h.env.client, loaded, session_factory=h.sessions, task_queue=h.task_queue
         )
 
         def handle(agency: str) -> Any:
             return h.env.client.get_workflow_handle_for(
-                ObligationWorkflow.run, task_workflow_id(task(agency))
+                ObligationWorkflow.run, task_workflow_id(task(agency, year))
             )
 
         # The Tuesday before: every task is open (from two months before its deadline).
@@ -202,12 +199,12 @@ async def test_the_report_says_what_happened(tmp_path: Path) -> None:
                 },
             ),
         )
-        facts = await _settled(h)
-        stp = next(t for t in facts.tasks if t.task_id == task("STP"))
+        facts = await _settled(h, year)
+        stp = next(t for t in facts.tasks if t.task_id == task("STP", year))
         assert stp.due_at == at(due + timedelta(days=14))
         with h.sessions() as session:
             inputs = report_inputs(session, facts)
-        report = consolidate(inputs, period=str(YEAR))
+        report = consolidate(inputs, period=str(year))
 
         # Directory order: BTGDV, SNV, STP, XA_A, PHUONG_B (not the owners' order).
         assert [(t.agency, t.status) for t in report.tasks] == [
@@ -255,7 +252,7 @@ async def test_the_report_says_what_happened(tmp_path: Path) -> None:
         }
         for name in [n for n in env if n.startswith("ACCORD_CLAIMS")]:
             del env[name]  # read-only: no operator credential
-        code, out, err = await _accord(env, "report", ID, "--period", str(YEAR), "--format", "json")
+        code, out, err = await _accord(env, "report", ID, "--period", str(year), "--format", "json")
         assert (code, err) == (0, ""), err
         printed = ConsolidatedReport.model_validate_json(out)
         assert printed.as_of >= report.as_of
@@ -267,9 +264,30 @@ async def test_the_report_says_what_happened(tmp_path: Path) -> None:
         assert "- Kỳ báo cáo: toàn bộ thời gian thực hiện" in out.splitlines()
         assert "- Toàn tỉnh: **10 / 15 (66,7 %)**" in out.splitlines()
 
+        # The office formats, written by the exports (read back, not parsed by eye).
+        workbook_path, document_path = tmp_path / "bao-cao.xlsx", tmp_path / "bao-cao.docx"
+        for fmt, path in (("xlsx", workbook_path), ("docx", document_path)):
+            code, out, err = await _accord(
+                env, "report", ID, "--period", str(year), "--format", fmt, "--out", str(path)
+            )
+            assert (code, err, out) == (0, "", f"Đã ghi báo cáo vào {path}\n")
+        workbook = openpyxl.load_workbook(workbook_path)
+        sheet_rows = [
+            tuple(cell.value for cell in row) for sheet in workbook for row in sheet.iter_rows()
+        ]
+        # The province's total of citizens received, as a number.
+        assert any("cong-dan-duoc-tiep" in row and 150 in row for row in sheet_rows)
+        cells = {
+            cell.text
+            for table in docx.Document(str(document_path)).tables
+            for row in table.rows
+            for cell in row.cells
+        }
+        assert "Ủy ban nhân dân xã A" in cells
+
         code, out, err = await _accord(env, "report", ID, "--period", "2020")
         assert (code, out) == (2, "")
-        assert err == f"accord report: không có kỳ báo cáo '2020'; các kỳ của văn bản: {YEAR}\n"
+        assert err == f"accord report: không có kỳ báo cáo '2020'; các kỳ của văn bản: {year}\n"
         code, out, err = await _accord(env, "report", "khong-co", "--format", "json")
         assert (code, out) == (1, "")
         assert err.startswith("accord report: không có văn bản 'khong-co' nào đã triển khai")
