@@ -95,8 +95,8 @@ def on_time_chart(report: ConsolidatedReport, locale: str = "vi") -> bytes:
         rates = [(agency.on_time_rate or 0.0) * 100 for agency in agencies]
         axes.barh(positions, rates, color=BAR_COLOUR, height=0.6)
         axes.set_yticks(positions, [_wrap(agency.agency_name) for agency in agencies])
-        axes.invert_yaxis()
-        axes.set_xlim(0, 112)
+        axes.set_ylim(len(agencies) - 0.5, -0.5)  # directory order, top to bottom
+        axes.set_xlim(0, 124)  # room for "100,0% (12/12)" right of a full bar
         axes.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
         axes.set_title(title)
         for position, agency in zip(positions, agencies, strict=True):

@@ -87,7 +87,9 @@ def _paragraph(
     indent: bool = False,
     before: float = 0,
     after: float = 6,
+    keep: bool = False,
 ) -> Paragraph:
+    """A paragraph of the body; `keep`: on the same page as the next one (headings)."""
     paragraph = container.add_paragraph()
     if content:
         _run(paragraph, content, size=size, bold=bold, italic=italic, underline=underline)
@@ -98,6 +100,8 @@ def _paragraph(
     fmt.space_after = Pt(after)
     if indent:
         fmt.first_line_indent = Cm(1.27)
+    if keep:
+        fmt.keep_with_next = True
     return paragraph
 
 
@@ -277,7 +281,7 @@ def _heading_block(document: Document, report: ConsolidatedReport, locale: str) 
         text(
             locale,
             f"{province}, ngày {BLANK} tháng {BLANK} năm {BLANK}",
-            f"{province}, {BLANK} {BLANK} {BLANK}",
+            f"{province}, date {BLANK}",
         ),
         size=BODY_PT,
         italic=True,
@@ -308,12 +312,17 @@ def _title(document: Document, report: ConsolidatedReport, locale: str) -> None:
 
 
 def _section(document: Document, heading: str) -> None:
-    _paragraph(document, heading, bold=True, before=6, after=6)
+    _paragraph(document, heading, bold=True, before=6, after=6, keep=True)
+
+
+def _subheading(document: Document, heading: str) -> None:
+    _paragraph(document, heading, bold=True, italic=True, keep=True)
 
 
 def _picture(document: Document, png: bytes, caption: str) -> None:
     document.add_picture(io.BytesIO(png), width=Cm(CHART_WIDTH_CM))
     document.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
+    document.paragraphs[-1].paragraph_format.keep_with_next = True
     _paragraph(document, caption, size=12, italic=True, align=WD_ALIGN_PARAGRAPH.CENTER)
 
 
@@ -331,28 +340,30 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
     as_of = moment(report, report.as_of)
     agencies = len(report.agencies)
     S = ComplianceStatus
+    rate = percent(totals.on_time_rate, locale)
+    # Nothing due: no rate to give (never 0%).
+    rate_vi = "" if totals.on_time_rate is None else f" (tỷ lệ đúng hạn {rate})"
+    rate_en = "" if totals.on_time_rate is None else f" (on-time rate {rate})"
     summary = text(
         locale,
         f"Tính đến {as_of}, {agencies} cơ quan, đơn vị có {totals.tasks} nhiệm vụ báo cáo; "
-        f"{totals.due} báo cáo đã đến hạn, trong đó {totals.on_time} báo cáo đúng hạn "
-        f"(tỷ lệ đúng hạn {percent(totals.on_time_rate, locale)}), {counts[S.LATE]} báo cáo "
+        f"{totals.due} báo cáo đã đến hạn, trong đó {totals.on_time} báo cáo đúng hạn"
+        f"{rate_vi}, {counts[S.LATE]} báo cáo "
         f"trễ hạn, {counts[S.OVERDUE]} báo cáo quá hạn chưa nộp, {counts[S.NOT_DONE]} báo cáo "
         f"không nộp; {counts[S.WAIVED]} nhiệm vụ được miễn, {counts[S.EXTENDED]} nhiệm vụ được "
         f"gia hạn và {counts[S.NOT_YET_DUE]} nhiệm vụ chưa đến hạn.",
         f"As of {as_of}, {agencies} agencies have {totals.tasks} reporting tasks; "
-        f"{totals.due} reports were due, of which {totals.on_time} arrived on time "
-        f"(on-time rate {percent(totals.on_time_rate, locale)}), {counts[S.LATE]} late, "
+        f"{totals.due} reports were due, of which {totals.on_time} arrived on time"
+        f"{rate_en}, {counts[S.LATE]} late, "
         f"{counts[S.OVERDUE]} are overdue and {counts[S.NOT_DONE]} were not submitted; "
         f"{counts[S.WAIVED]} tasks were waived, {counts[S.EXTENDED]} extended and "
         f"{counts[S.NOT_YET_DUE]} are not yet due.",
     )
     _paragraph(document, summary, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY)
     if report.agencies:
-        _paragraph(
+        _subheading(
             document,
             text(locale, "1. Tình hình nộp báo cáo của từng cơ quan, đơn vị", "1. Per agency"),
-            bold=True,
-            italic=True,
         )
         headers = [
             text(locale, "STT", "No."),
@@ -360,7 +371,7 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
             text(locale, "Đã đến hạn", "Due"),
             status_label(S.ON_TIME, locale),
             status_label(S.LATE, locale),
-            text(locale, "Quá hạn, không nộp", "Overdue, not submitted"),
+            text(locale, "Quá hạn, không nộp", "Missing"),
             text(locale, "Tỷ lệ đúng hạn", "On-time rate"),
         ]
         rows = [
@@ -391,7 +402,7 @@ def _compliance(document: Document, report: ConsolidatedReport, locale: str) -> 
             for run in cell.paragraphs[0].runs:
                 run.bold = True
     _exceptions(document, report, locale)
-    _paragraph(document, text(locale, "3. Biểu đồ", "3. Charts"), bold=True, italic=True)
+    _subheading(document, text(locale, "3. Biểu đồ", "3. Charts"))
     _picture(
         document,
         on_time_chart(report, locale),
@@ -413,15 +424,13 @@ def _exceptions(document: Document, report: ConsolidatedReport, locale: str) -> 
     """Every task that is neither on time nor simply not yet due, with what explains it."""
     S = ComplianceStatus
     shown = [task for task in report.tasks if task.status not in (S.ON_TIME, S.NOT_YET_DUE)]
-    _paragraph(
+    _subheading(
         document,
         text(
             locale,
             "2. Các trường hợp trễ hạn, quá hạn, được miễn, được gia hạn",
             "2. Late, overdue, waived and extended tasks",
         ),
-        bold=True,
-        italic=True,
     )
     if not shown:
         _paragraph(
@@ -516,7 +525,7 @@ def _indicators(document: Document, report: ConsolidatedReport, locale: str) -> 
         text(locale, "Chưa báo cáo", "Not reported"),
     ]
     for number_, (title, indicators) in enumerate(obligations.items(), start=1):
-        _paragraph(document, f"{number_}. {title}", bold=True, italic=True)
+        _subheading(document, f"{number_}. {title}")
         rows = [
             [
                 str(index),
@@ -574,7 +583,7 @@ def _missing(document: Document, report: ConsolidatedReport, locale: str) -> Non
         ]
         for index, missing in enumerate(report.missing, start=1)
     ]
-    _data_table(document, headers, rows, (1.3, 3.3, 3.8, 1.7, 2.6, 2.0, 1.8), left_columns=(1, 2))
+    _data_table(document, headers, rows, (1.3, 3.3, 3.5, 2.0, 2.6, 2.0, 1.8), left_columns=(1, 2))
 
 
 def _narratives(document: Document, report: ConsolidatedReport, locale: str) -> None:

@@ -106,7 +106,7 @@ def _sheet(
     for cell in sheet[1]:
         cell.font = HEADER_FONT
         cell.fill = HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for row in rows:
         sheet.append(list(row))
     for index, column in enumerate(columns, start=1):

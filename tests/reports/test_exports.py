@@ -622,6 +622,13 @@ def test_the_english_document_and_an_empty_report() -> None:
     assert _texts(empty.tables[0].rows[1].cells[1]) == ["…, ngày … tháng … năm …"]
     assert _texts(empty.tables[0].rows[0].cells[0])[0] == "UBND TỈNH …"
     assert texts[texts.index("BÁO CÁO") + 1].endswith("(289/KH-UBND), kỳ báo cáo 2025-q1")
+    # Nothing was due: no rate at all, never 0%.
+    assert texts[texts.index("I. TÌNH HÌNH THỰC HIỆN CHẾ ĐỘ BÁO CÁO") + 1] == (
+        "Tính đến 21/07/2025 09:00, 0 cơ quan, đơn vị có 0 nhiệm vụ báo cáo; 0 báo cáo đã "
+        "đến hạn, trong đó 0 báo cáo đúng hạn, 0 báo cáo trễ hạn, 0 báo cáo quá hạn chưa nộp, "
+        "0 báo cáo không nộp; 0 nhiệm vụ được miễn, 0 nhiệm vụ được gia hạn và 0 nhiệm vụ chưa "
+        "đến hạn."
+    )
     assert "Không có cơ quan, đơn vị nào chưa nộp báo cáo đã đến hạn." in texts
     assert "Không có chỉ tiêu nào trong kỳ." in texts
     assert "Không có trường hợp nào." in texts
