@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.digest import DigestActivities
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
@@ -50,11 +51,13 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     store = StoreActivities(session_factory)
     mail = MailActivities(session_factory, smtp, templates=templates)
+    digest = DigestActivities(session_factory, smtp, mail, templates=templates)
     return [
         store.record_submission,
         store.record_audit,
         store.record_audits,
         mail.send_notification,
+        digest.send_digest,
     ]
 
 

@@ -80,7 +80,10 @@ def planned_task(occurrence: TaskOccurrence, opens_at: datetime) -> PlannedTask:
     )
 
 
-def build_input(loaded: LoadedAgreement) -> AgreementInput:
+def build_input(loaded: LoadedAgreement, *, digest: bool = False) -> AgreementInput:
+    """The agreement workflow's input. `digest`: mail the compliance digest (`accord deploy`
+    does; the simulation, `accord plan` and the tests' own starts leave it off, so that they
+    preview and check the task notices alone)."""
     agreement = loaded.agreement
     zone = agreement.zone
     starts_at = local_midnight(agreement.period.start, zone)
@@ -131,6 +134,7 @@ def build_input(loaded: LoadedAgreement) -> AgreementInput:
         obligations=obligations,
         calendar=cached_calendar(calendar_years(agreement)),
         sending_time=agreement.sending_time,
+        digest=digest,
     )
     return AgreementInput(plan=plan, waiting=tasks)
 
@@ -237,7 +241,7 @@ async def deploy_loaded(
         except db.AgreementOfOtherTenant as err:
             raise TenantConflict(err.agreement_id, err.tenant, err.other) from None
         db.upsert_directory(session, directory=loaded.directory)
-    return await start_agreement(client, build_input(loaded), task_queue=task_queue)
+    return await start_agreement(client, build_input(loaded, digest=True), task_queue=task_queue)
 
 
 async def deploy_paths(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -146,7 +146,7 @@ class _Row(NamedTuple):
     last_error: str | None
 
 
-def _select_rows(session: Session, keys: Sequence[str]) -> list[_Row]:
+def select_outbox(session: Session, keys: Sequence[str]) -> list[_Row]:
     """The outbox rows of these business keys (few columns, no ORM objects)."""
     key = _OUTBOX.c.business_key
     query = select(
@@ -161,17 +161,31 @@ def _select_rows(session: Session, keys: Sequence[str]) -> list[_Row]:
     return [_Row(*row) for row in session.execute(query)]
 
 
-def _insert_rows(
+class OutboxOwner(NamedTuple):
+    """What an outbox row belongs to: a task (or a digest's agreement-level pseudo task)."""
+
+    task_id: str
+    agreement_id: str
+    tenant: str
+
+    @classmethod
+    def of(cls, request: NotificationRequest) -> OutboxOwner:
+        return cls(request.task.task_id, request.task.agreement_id, request.task.tenant)
+
+
+def insert_outbox(
     session: Session,
-    request: NotificationRequest,
+    owner: OutboxOwner | NotificationRequest,
     *,
     business_key: str,
-    kind: NotificationKind,
+    kind: NotificationKind | str,
     new: Sequence[tuple[Recipient, str]],
 ) -> dict[str, int]:
     """Insert pending rows for `(recipient, subject)` pairs in one statement; IDs by address."""
     if not new:
         return {}
+    if isinstance(owner, NotificationRequest):
+        owner = OutboxOwner.of(owner)
     now = datetime.now(UTC)
     rows = session.execute(
         _INSERT,
@@ -180,10 +194,10 @@ def _insert_rows(
                 "business_key": business_key,
                 "recipient_email": recipient.email,
                 "recipient_officer_id": recipient.officer_id,
-                "kind": kind.value,
-                "task_id": request.task.task_id,
-                "agreement_id": request.task.agreement_id,
-                "tenant": request.task.tenant,
+                "kind": str(kind),
+                "task_id": owner.task_id,
+                "agreement_id": owner.agreement_id,
+                "tenant": owner.tenant,
                 "subject": subject,
                 "status": OutboxStatus.PENDING.value,
                 "attempts": 0,
@@ -199,7 +213,7 @@ def _insert_rows(
 
 
 @dataclass(frozen=True)
-class _Outgoing:
+class Outgoing:
     row_id: int
     recipient: Recipient
     message: Composed
@@ -213,7 +227,7 @@ class _Plan:
     province: str | None
     """Province of the owing agency (None if it is not in the directory)."""
     agency_names: dict[str, str]
-    outgoing: list[_Outgoing] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
     """Messages still to send: the notification's, then pending delivery-failure notices."""
     already_sent: int = 0
     failed_before: int = 0
@@ -228,7 +242,7 @@ class _Plan:
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     sent: int = 0
     failed: int = 0
     deferred: int = 0
@@ -388,10 +402,10 @@ class MailActivities:
             return messages[recipient.email]
 
         for _ in range(3):
-            rows = {row.recipient_email: row for row in _select_rows(session, [key])}
+            rows = {row.recipient_email: row for row in select_outbox(session, [key])}
             missing = [r for r in plan.recipients if r.email not in rows]
             try:
-                inserted = _insert_rows(
+                inserted = insert_outbox(
                     session,
                     request,
                     business_key=key,
@@ -426,7 +440,7 @@ class MailActivities:
                         .where(_OUTBOX.c.id == row_id)
                         .values(recipient_officer_id=recipient.officer_id, subject=subject)
                     )
-            plan.outgoing.append(_Outgoing(row_id, recipient, message(recipient)))
+            plan.outgoing.append(Outgoing(row_id, recipient, message(recipient)))
 
         wanted = {r.email for r in plan.recipients}
         gone = [
@@ -455,7 +469,7 @@ class MailActivities:
         owing agency's province, under one key, so that retries send each admin one."""
         key = no_recipient_key(request.business_key)
         admins = self._admins(session, request.task.tenant, plan.province, "")
-        existing = {row.recipient_email: row for row in _select_rows(session, [key])}
+        existing = {row.recipient_email: row for row in select_outbox(session, [key])}
         to_send = [
             admin
             for admin in admins
@@ -475,7 +489,7 @@ class MailActivities:
             )
             for admin in to_send
         }
-        inserted = _insert_rows(
+        inserted = insert_outbox(
             session,
             request,
             business_key=key,
@@ -484,7 +498,7 @@ class MailActivities:
         )
         for admin in to_send:
             row_id = inserted.get(admin.email) or existing[admin.email].id
-            plan.outgoing.append(_Outgoing(row_id, admin, messages[admin.email], notice=True))
+            plan.outgoing.append(Outgoing(row_id, admin, messages[admin.email], notice=True))
         if not admins:
             activity.logger.warning(
                 "%s reached nobody, and there is no active admin to tell", request.business_key
@@ -497,7 +511,7 @@ class MailActivities:
         by_key = {
             delivery_failure_key(row.business_key, row.recipient_email): row for row in refusals
         }
-        notices = _select_rows(session, list(by_key))
+        notices = select_outbox(session, list(by_key))
         reported = {notice.business_key for notice in notices}
         for notice_key, refusal in by_key.items():
             plan.refused.append(refusal.recipient_officer_id)
@@ -535,7 +549,7 @@ class MailActivities:
                 reply=refusal.last_error or "",
             )
             message = self._notice(request, plan, notice.business_key, admin, refused, at)
-            plan.outgoing.append(_Outgoing(notice.id, admin, message, notice=True))
+            plan.outgoing.append(Outgoing(notice.id, admin, message, notice=True))
 
     def _notice(
         self,
@@ -560,19 +574,46 @@ class MailActivities:
     # ----------------------------------------------------------------------------------------
     # Sending
 
-    async def _deliver(self, request: NotificationRequest, plan: _Plan) -> _Outcome:
+    async def _deliver(self, request: NotificationRequest, plan: _Plan) -> Outcome:
+        async def refused(item: Outgoing, error: str) -> list[Outgoing]:
+            notices = await asyncio.to_thread(self._record_refusal, request, plan, item, error)
+            officer_id = item.recipient.officer_id
+            plan.refused.append(officer_id)
+            if not notices:
+                plan.unreported.append(officer_id)
+                activity.logger.warning(
+                    "%s: no active admin to report the refusal for officer %s to",
+                    request.business_key,
+                    officer_id,
+                )
+            return notices
+
+        return await self.deliver(request.business_key, plan.outgoing, on_refusal=refused)
+
+    async def deliver(
+        self,
+        business_key: str,
+        outgoing: Sequence[Outgoing],
+        *,
+        on_refusal: Callable[[Outgoing, str], Awaitable[list[Outgoing]]] | None = None,
+    ) -> Outcome:
+        """Send the outbox rows' messages on a pooled SMTP session, marking each row as the
+        server answers. A recipient refused for good (5xx) is marked failed and handed to
+        `on_refusal` (which may return notices to send after the rest); without it the refusal
+        is only logged. ApplicationError (retried) when the server cannot be reached or the
+        session is lost; 4xx replies are counted in `Outcome.deferred` for the caller."""
         smtp = self._smtp
         try:
             session = await self._connections.acquire()
         except (aiosmtplib.SMTPException, OSError) as exc:
             # OSError covers refused connections and TimeoutError.
-            row_ids = [item.row_id for item in plan.outgoing]
+            row_ids = [item.row_id for item in outgoing]
             await self._mark(self._record_attempt, row_ids, _describe(exc))
             activity.logger.warning(
                 "cannot reach SMTP server %s:%s for %s: %s",
                 smtp.host,
                 smtp.port,
-                request.business_key,
+                business_key,
                 type(exc).__name__,
             )
             raise ApplicationError(
@@ -581,8 +622,8 @@ class MailActivities:
             ) from exc
 
         envelope_sender = sender_address(smtp.sender).addr_spec
-        outcome = _Outcome()
-        queue = deque(plan.outgoing)
+        outcome = Outcome()
+        queue = deque(outgoing)
         healthy = False
         try:
             while queue:
@@ -590,13 +631,13 @@ class MailActivities:
                 # A refusal adds the admins' notices, sent after everything else.
                 queue.extend(
                     await self._send_one(
-                        request, plan, session.client, envelope_sender, item, outcome
+                        business_key, session.client, envelope_sender, item, outcome, on_refusal
                     )
                 )
             healthy = True
         except _ConnectionLost as lost:
             raise ApplicationError(
-                f"SMTP connection lost while sending {request.business_key}: {lost}; will retry",
+                f"SMTP connection lost while sending {business_key}: {lost}; will retry",
                 type="SmtpUnavailable",
             ) from None
         finally:
@@ -609,15 +650,14 @@ class MailActivities:
 
     async def _send_one(
         self,
-        request: NotificationRequest,
-        plan: _Plan,
+        key: str,
         client: aiosmtplib.SMTP,
         envelope_sender: str,
-        item: _Outgoing,
-        outcome: _Outcome,
-    ) -> list[_Outgoing]:
+        item: Outgoing,
+        outcome: Outcome,
+        on_refusal: Callable[[Outgoing, str], Awaitable[list[Outgoing]]] | None,
+    ) -> list[Outgoing]:
         """Send one message and record what the server said; the notices a refusal causes."""
-        key = request.business_key
         officer_id = item.recipient.officer_id
         code: int | None = None
         try:
@@ -661,18 +701,14 @@ class MailActivities:
                 code,
             )
             return []
-        notices = await asyncio.to_thread(self._record_refusal, request, plan, item, error)
         outcome.failed += 1
-        plan.refused.append(officer_id)
         activity.logger.warning(
             "%s refused for officer %s with %s; not retried", key, officer_id, code
         )
-        if not notices:
-            plan.unreported.append(officer_id)
-            activity.logger.warning(
-                "%s: no active admin to report the refusal for officer %s to", key, officer_id
-            )
-        return notices
+        if on_refusal is None:
+            await self._mark(self._record_failed, item.row_id, error)
+            return []
+        return await on_refusal(item, error)
 
     async def _mark(self, record: Callable[[*_Ts], None], *args: *_Ts) -> None:
         await asyncio.get_running_loop().run_in_executor(self._marks, record, *args)
@@ -702,8 +738,8 @@ class MailActivities:
             session.commit()
 
     def _record_refusal(
-        self, request: NotificationRequest, plan: _Plan, item: _Outgoing, error: str
-    ) -> list[_Outgoing]:
+        self, request: NotificationRequest, plan: _Plan, item: Outgoing, error: str
+    ) -> list[Outgoing]:
         """Mark the row failed and, in the same transaction, queue the admins' notices."""
         refused_address = item.recipient.email
         with self._session_factory() as session:
@@ -718,8 +754,8 @@ class MailActivities:
             at = datetime.now(UTC)
             messages = {a.email: self._notice(request, plan, key, a, refused, at) for a in admins}
             # Normally none exist yet; a racing attempt may have written some.
-            existing = {row.recipient_email: row for row in _select_rows(session, [key])}
-            inserted = _insert_rows(
+            existing = {row.recipient_email: row for row in select_outbox(session, [key])}
+            inserted = insert_outbox(
                 session,
                 request,
                 business_key=key,
@@ -727,7 +763,7 @@ class MailActivities:
                 new=[(a, messages[a.email].subject) for a in admins if a.email not in existing],
             )
             session.commit()
-        notices: list[_Outgoing] = []
+        notices: list[Outgoing] = []
         for admin in admins:
             row_id = inserted.get(admin.email)
             if row_id is None:
@@ -736,7 +772,7 @@ class MailActivities:
                     continue
                 row_id = row.id
             message = messages[admin.email]
-            notices.append(_Outgoing(row_id, admin, message, notice=True))
+            notices.append(Outgoing(row_id, admin, message, notice=True))
         return notices
 
     @staticmethod

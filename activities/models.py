@@ -380,3 +380,46 @@ class AgreementFacts(Payload):
     calendar: WorkingCalendar | None = Field(
         default=None, description="The agreement's working calendar (late by N working days)."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The digest by mail (issue 16): the compliance table to the aggregator and the leadership
+
+DigestKind = Literal["due", "weekly"]
+
+DIGEST_OUTBOX_KIND = "digest"
+"""The outbox `kind` of a digest's rows (not a NotificationKind: a digest is about an
+agreement, not a task, and has no task template)."""
+
+
+def digest_task_id(agreement_id: str) -> str:
+    """The outbox `task_id` of a digest's rows: an agreement-level pseudo task ID,
+    `<agreement>/digest`, that no real task has (a task ID has four parts). A task's closing
+    write abandons only its own pending rows, so it never touches a digest's."""
+    return f"{agreement_id}/digest"
+
+
+class DigestRequest(Payload):
+    """Send the compliance digest of `facts` (the agreement's tasks of the periods it covers,
+    taken by the agreement workflow at `scheduled_at`) to the aggregator and the provincial
+    leadership, once per recipient for `business_key`."""
+
+    business_key: str = Field(
+        description="`<agreement>/digest/<period(s) or weekly>/<yyyy-mm-dd>`: one per day."
+    )
+    kind: DigestKind = Field(
+        description="`due`: the working day after due dates; `weekly`: while a task is overdue."
+    )
+    scheduled_at: AwareDatetime = Field(description="Workflow time of the digest (Date header).")
+    periods: list[str] = Field(description="The period labels the digest covers, in order.")
+    due_days: list[date] = Field(
+        default_factory=list, description="`due`: the due dates (last days) it follows."
+    )
+    facts: AgreementFacts
+
+
+class DigestResult(Payload):
+    recipients: int = Field(description="Officers the digest is for.")
+    sent: int = Field(description="Messages accepted by the SMTP server in this attempt.")
+    already_sent: int = Field(description="Messages a previous attempt had already sent.")
+    failed_permanently: int = Field(description="Recipients refused with a 5xx reply.")

@@ -245,6 +245,14 @@ _EXTRA_NAMES = {
 _LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
     "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
 }  # fmt: skip
+DIGEST_VARIABLES = frozenset(
+    {
+        "lang", "recipient_name", "role", "kind", "document", "title", "periods", "due_days",
+        "as_of", "totals", "rows", "missing", "overdue", "xlsx_name",
+    }
+)  # fmt: skip
+"""What the digest's templates (`digest.txt.j2`, `digest.html.j2`) are given; the HTML one
+also `subject` and `chart_cid`."""
 _OTHER_TEMPLATES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)
 _MISSING = object()
 _RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing", "copy"})
@@ -314,6 +322,8 @@ class MailTemplates:
             self._check(f"{locale}/_words.txt.j2", _KIND_NAMES - {"w"})
             for layout in ("txt", "html"):
                 self._check(f"{locale}/_layout.{layout}.j2", _LAYOUT_NAMES)
+            self._check(f"{locale}/digest.txt.j2", DIGEST_VARIABLES)
+            self._check(f"{locale}/digest.html.j2", DIGEST_VARIABLES | {"subject", "chart_cid"})
 
     def _check(self, name: str, given: frozenset[str]) -> None:
         try:
@@ -606,6 +616,22 @@ class MailTemplates:
         text = self._env.get_template(f"{locale}/_layout.txt.j2").render(parts)
         html = self._env.get_template(f"{locale}/_layout.html.j2").render(parts)
         return RenderedMessage(subject=subject, text=text.rstrip("\n") + "\n", html=html + "\n")
+
+    def render_digest(
+        self, locale: Locale, variables: Mapping[str, Any], *, chart_cid: str
+    ) -> RenderedMessage:
+        """The compliance digest to one officer: `digest.txt.j2` gives the plain text and its
+        `subject` macro the subject; `digest.html.j2` the HTML part (autoescaped), whose chart
+        is the inline image `cid:<chart_cid>`."""
+        given = {name: variables[name] for name in DIGEST_VARIABLES if name != "lang"}
+        given["lang"] = locale
+        module: Any = self._env.get_template(f"{locale}/digest.txt.j2").make_module(given)
+        subject = _shorten(one_line(str(module.subject())), SUBJECT_MAX)
+        text = str(module).strip("\n") + "\n"
+        html = self._env.get_template(f"{locale}/digest.html.j2").render(
+            given, subject=subject, chart_cid=chart_cid
+        )
+        return RenderedMessage(subject=subject, text=text, html=html.rstrip("\n") + "\n")
 
     def due_text(self, due_at: datetime, zone: ZoneInfo, locale: Locale) -> str:
         words = self._words(locale, {})
@@ -1152,6 +1178,104 @@ def compose_no_recipient(
         kind=NotificationKind.NO_RECIPIENT,
         task=request.task,
     )
+
+
+@dataclass(frozen=True)
+class MailPart:
+    """A non-text part of a message: an image shown inline in the HTML part (`content_id`
+    set, referenced there as `cid:<content_id>`), or an attachment."""
+
+    content_type: str
+    filename: str
+    """ASCII: the name a mail client saves the part under."""
+    data: bytes
+    content_id: str | None = None
+
+
+def _base64_part(part: MailPart) -> list[str | bytes]:
+    if not (part.filename.isascii() and '"' not in part.filename):
+        raise ValueError(f"part file name {part.filename!r} must be ASCII without quotes")
+    headers: list[str | bytes] = [
+        f'Content-Type: {part.content_type}; name="{part.filename}"',
+        "Content-Transfer-Encoding: base64",
+    ]
+    if part.content_id is not None:
+        headers += [
+            f"Content-ID: <{part.content_id}>",
+            f'Content-Disposition: inline; filename="{part.filename}"',
+        ]
+    else:
+        headers.append(f'Content-Disposition: attachment; filename="{part.filename}"')
+    return [*headers, "", base64.encodebytes(part.data).replace(b"\n", b"\r\n")]
+
+
+def compose_digest(
+    rendered: RenderedMessage,
+    *,
+    sender: str,
+    recipient: Recipient,
+    date: datetime,
+    business_key: str,
+    agreement_id: str,
+    time_zone: str,
+    inline: list[MailPart],
+    attachments: list[MailPart],
+) -> Composed:
+    """The compliance digest to one officer: multipart/mixed holding a multipart/related (the
+    text and HTML alternatives, and the images the HTML shows by `cid:`) and the attachments.
+    Headers as every Accord message's (Date in the agreement's zone, Auto-Submitted), with
+    `X-Accord-Kind: digest` and the agreement instead of a task."""
+    mid = message_id(business_key, recipient.email)
+    to = Address(display_name=one_line(recipient.name), addr_spec=recipient.email)
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        zone = ZoneInfo(DEFAULT_ZONE)
+    mixed, related, alternative = (_boundary(mid, part) for part in ("mixed", "rel", "alt"))
+    headers: list[str | bytes] = [
+        _address_header("From", sender_address(sender)),
+        _address_header("To", to),
+        _text_header("Subject", rendered.subject),
+        f"Date: {format_datetime(date.astimezone(zone))}",
+        f"Message-ID: {mid}",
+        "Auto-Submitted: auto-generated",
+        _text_header("X-Accord-Key", _ascii_header(business_key)),
+        "X-Accord-Kind: digest",
+        _text_header("X-Accord-Agreement", _ascii_header(agreement_id)),
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed;{_CRLF} boundary="{mixed}"',
+    ]
+    qp = "Content-Transfer-Encoding: quoted-printable"
+    body: list[str | bytes] = [
+        f"--{mixed}",
+        f'Content-Type: multipart/related; type="multipart/alternative";{_CRLF}'
+        f' boundary="{related}"',
+        "",
+        f"--{related}",
+        f'Content-Type: multipart/alternative;{_CRLF} boundary="{alternative}"',
+        "",
+        f"--{alternative}",
+        'Content-Type: text/plain; charset="utf-8"',
+        qp,
+        "",
+        _quoted_printable(rendered.text),
+        f"--{alternative}",
+        'Content-Type: text/html; charset="utf-8"',
+        qp,
+        "",
+        _quoted_printable(rendered.html),
+        f"--{alternative}--",
+        "",
+    ]
+    for part in inline:
+        body += [f"--{related}", *_base64_part(part)]
+    body += [f"--{related}--", ""]
+    for part in attachments:
+        body += [f"--{mixed}", *_base64_part(part)]
+    body += [f"--{mixed}--", ""]
+    lines: list[str | bytes] = [*headers, "", *body]
+    data = b"\r\n".join(line if isinstance(line, bytes) else line.encode("ascii") for line in lines)
+    return Composed(subject=rendered.subject, message_id=mid, data=data)
 
 
 def build_delivery_failure(

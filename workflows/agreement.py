@@ -12,19 +12,27 @@ it does beyond computing goes through `workflow.*` (children, signals, timers, c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AgreementFacts, AuditEntry, ObligationFact, TaskFact
+    from activities.models import (
+        AgreementFacts,
+        AuditEntry,
+        DigestKind,
+        DigestRequest,
+        ObligationFact,
+        TaskFact,
+    )
     from agreements import planner
-    from agreements.calendar import WorkingCalendar, last_day_of
+    from agreements.calendar import CalendarRangeError, WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import JOINT_SEPARATOR, owing
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
@@ -70,6 +78,14 @@ LATE = (TaskState.OVERDUE, TaskState.NOT_DONE_OVERDUE)
 """Not done after the deadline: still chased, or closed so."""
 MAX_OVERDUE_LISTED = 100
 """Overdue tasks named in the Web UI details (which hold up to 20 KB)."""
+Scope = tuple[str, str]
+"""An obligation's period, (obligation ID, period label): what a digest covers."""
+WEEK = timedelta(days=7)
+LATE_DIGEST = timedelta(days=1)
+"""A weekly digest whose instant passed more than this long ago while nothing was overdue
+(no timer waited for it) is skipped, not sent late when a task becomes overdue again."""
+DIGEST_KEY_SCOPE = 120
+"""The longest list of period labels a digest's business key names (`a+b+c`)."""
 
 
 @workflow.defn(name="Agreement")
@@ -87,17 +103,30 @@ class AgreementWorkflow:
         self._finished = False
         self._published_state = ""
         self._ignored_signals = 0
+        self._digested_until = input.digested_until
+        self._digest_anchor = input.digest_anchor
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
         plan = self._plan
         zone = plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
+        if plan.digest and self._digested_until is None:
+            # No digest for due dates before the agreement's workflow existed; weekly ones
+            # (while a task is overdue) count from its first day until a due date's digest.
+            self._digested_until = workflow.now()
+            self._digest_anchor = workflow.now().astimezone(zone).date()
         self._publish()
         while True:
             await self._start_open_tasks()
+            await self._send_digests()
             now = workflow.now()
-            if not self._waiting and now >= plan.ends_at and self._all_closed():
+            if (
+                not self._waiting
+                and now >= plan.ends_at
+                and self._all_closed()
+                and not self._due_digest_pending()
+            ):
                 break
             if self._should_continue_as_new(run_year):
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -108,6 +137,8 @@ class AgreementWorkflow:
                         ledger=self._ledger,
                         runs=self._runs + 1,
                         events=self._events,
+                        digested_until=self._digested_until,
+                        digest_anchor=self._digest_anchor,
                     )
                 )
             wake_at = self._next_wake(now)
@@ -152,6 +183,9 @@ class AgreementWorkflow:
             candidates.append(self._waiting[0].opens_at)
         if now < plan.ends_at:
             candidates.append(plan.ends_at)
+        digest = self._next_digest(now)
+        if digest is not None:
+            candidates.append(digest[0])
         local = now.astimezone(plan.starts_at.tzinfo)
         candidates.append(
             local.replace(
@@ -159,6 +193,181 @@ class AgreementWorkflow:
             )
         )
         return max(min(candidates), now + timedelta(seconds=1))
+
+    # ----------------------------------------------------------------------------------------
+    # The digest by mail (plan.digest): the working day after each due date at the sending
+    # time, and weekly while a task is overdue. Each digest instant is handled once: the
+    # cursor `_digested_until` (carried over continue-as-new) is the latest one handled, and
+    # the outbox sends each (business key, recipient) once whatever the retries.
+
+    def _zone(self) -> tzinfo:
+        zone = self._plan.starts_at.tzinfo
+        assert zone is not None
+        return zone
+
+    def _opening(self, day: date) -> datetime:
+        """The sending time on `day`, local."""
+        return datetime.combine(day, self._plan.sending_time, tzinfo=self._zone())
+
+    def _working_day_after(self, day: date) -> date:
+        """The next working day after `day` (the next day without a calendar, or beyond the
+        years the calendar covers)."""
+        calendar = self._plan.calendar
+        if calendar is not None:
+            with contextlib.suppress(CalendarRangeError):
+                return calendar.next_working_day(day)
+        return day + timedelta(days=1)
+
+    def _working_day_from(self, day: date) -> date:
+        """`day` if it is a working day, else the next one."""
+        calendar = self._plan.calendar
+        if calendar is not None:
+            with contextlib.suppress(CalendarRangeError):
+                return calendar.roll_forward(day)
+        return day
+
+    def _dated_tasks(self) -> list[tuple[Scope, datetime]]:
+        """((obligation, period), due instant) of every task with a deadline."""
+        dated = [
+            ((task_id.split("/")[1], _period_of(task_id)), entry.due_at)
+            for task_id, entry in self._ledger.items()
+            if entry.due_at is not None
+        ]
+        dated.extend(
+            ((task.obligation_id, task.period_label), task.due_at)
+            for task in self._waiting
+            if task.due_at is not None
+        )
+        return dated
+
+    def _due_digests(self) -> dict[date, tuple[set[Scope], set[date]]]:
+        """Digest day → (the obligations' periods due, their last days): the working day after
+        each task's last day."""
+        zone = self._zone()
+        days: dict[date, tuple[set[Scope], set[date]]] = {}
+        last_days: dict[date, date] = {}
+        for scope, due_at in self._dated_tasks():
+            last = last_day_of(due_at, zone)
+            day = last_days.get(last)
+            if day is None:
+                day = last_days[last] = self._working_day_after(last)
+            scopes, dues = days.setdefault(day, (set(), set()))
+            scopes.add(scope)
+            dues.add(last)
+        return days
+
+    def _overdue_scopes(self) -> set[Scope]:
+        """The obligations' periods with a task still overdue."""
+        return {
+            (task_id.split("/")[1], _period_of(task_id))
+            for task_id, entry in self._ledger.items()
+            if entry.state is TaskState.OVERDUE and not entry.closed
+        }
+
+    def _next_due_digest(self) -> tuple[datetime, list[Scope], list[date]] | None:
+        after = self._digested_until
+        best: tuple[datetime, list[Scope], list[date]] | None = None
+        for day, (scopes, dues) in self._due_digests().items():
+            at = self._opening(day)
+            if (after is None or at > after) and (best is None or at < best[0]):
+                best = (at, sorted(scopes), sorted(dues))
+        return best
+
+    def _due_digest_pending(self) -> bool:
+        return self._plan.digest and self._next_due_digest() is not None
+
+    def _next_weekly_digest(self, now: datetime) -> datetime | None:
+        """The next weekly instant after the cursor (the due-date digest's weekday, rolled to a
+        working day), if a task is overdue; one missed by more than LATE_DIGEST is skipped."""
+        anchor, after = self._digest_anchor, self._digested_until
+        if anchor is None or after is None or not self._overdue_scopes():
+            return None
+        weeks = max(1, (after.astimezone(self._zone()).date() - anchor).days // 7)
+        while True:
+            at = self._opening(self._working_day_from(anchor + weeks * WEEK))
+            if at > after and at + LATE_DIGEST >= now:
+                return at
+            weeks += 1
+
+    def _next_digest(
+        self, now: datetime
+    ) -> tuple[datetime, DigestKind, list[Scope], list[date]] | None:
+        if not self._plan.digest:
+            return None
+        due = self._next_due_digest()
+        weekly = self._next_weekly_digest(now)
+        if due is not None and (weekly is None or due[0] <= weekly):
+            return due[0], "due", due[1], due[2]
+        if weekly is not None:
+            return weekly, "weekly", sorted(self._overdue_scopes()), []
+        return None
+
+    async def _send_digests(self) -> None:
+        """Every digest whose instant has come, in order."""
+        while True:
+            now = workflow.now()
+            digest = self._next_digest(now)
+            if digest is None or digest[0] > now:
+                return
+            at, kind, scopes, due_days = digest
+            self._digested_until = at
+            day = at.astimezone(self._zone()).date()
+            if kind == "due":
+                self._digest_anchor = day
+            await self._send_digest(at, kind, scopes, due_days)
+
+    async def _send_digest(
+        self, at: datetime, kind: DigestKind, scopes: list[Scope], due_days: list[date]
+    ) -> None:
+        plan = self._plan
+        day = at.astimezone(self._zone()).date()
+        periods = sorted({period for _, period in scopes})
+        scope = "weekly" if kind == "weekly" else "+".join(periods)
+        if len(scope) > DIGEST_KEY_SCOPE:
+            # Business keys hold 400 characters: many periods are named by a digest of them.
+            digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
+            scope = f"{len(periods)}-periods-{digest}"
+        request = DigestRequest(
+            business_key=f"{plan.agreement_id}/digest/{scope}/{day.isoformat()}",
+            kind=kind,
+            scheduled_at=at,
+            periods=periods,
+            due_days=due_days,
+            facts=self._digest_facts(set(scopes)),
+        )
+        try:
+            await workflow.execute_activity(
+                "send_digest",
+                request,
+                start_to_close_timeout=timedelta(minutes=10),
+                # Bounded: a mail relay down for long must not hold up the tasks' starts.
+                schedule_to_close_timeout=timedelta(hours=2),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+                summary=f"bản tổng hợp {scope} {day:%d/%m/%Y}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("digest %s not sent: %s", request.business_key, error)
+
+    def _digest_facts(self, scopes: set[Scope]) -> AgreementFacts:
+        """The `facts` of the tasks of these obligations' periods only, with their obligations
+        and the calendar cut to their years: what a digest needs, and no more in its
+        activity's input."""
+        facts = self.facts()
+        tasks = [t for t in facts.tasks if (t.obligation_id, t.period_label) in scopes]
+        used = {t.obligation_id for t in tasks}
+        calendar = facts.calendar
+        years = [t.due_at.year for t in tasks if t.due_at is not None]
+        if calendar is not None and years:
+            first = max(min(years), calendar.first_year)
+            last = min(max(years) + 1, calendar.last_year)
+            calendar = calendar.between_years(first, last) if first <= last else None
+        return facts.model_copy(
+            update={
+                "tasks": tasks,
+                "obligations": {k: o for k, o in facts.obligations.items() if k in used},
+                "calendar": calendar,
+            }
+        )
 
     def _should_wake(self) -> bool:
         # Task signals arrive between wakes: look at the history's size after each, so a burst

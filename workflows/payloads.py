@@ -349,6 +349,12 @@ class AgreementPlan(Payload):
         default=None, description="Working calendar for the period (see agreements.calendar)."
     )
     sending_time: time = time(7, 30)
+    digest: bool = Field(
+        default=False,
+        description="Mail the compliance digest to the aggregator and the provincial leadership "
+        "the working day after each due date and weekly while a task is overdue (`accord "
+        "deploy` sets it; the simulation and `accord plan` preview the notices only).",
+    )
 
 
 class LedgerEntry(Payload):
@@ -376,6 +382,15 @@ class AgreementInput(Payload):
     runs: int = Field(default=1, description="How many runs (continue-as-new) so far.")
     events: dict[str, RecordedEvent] = Field(
         default_factory=dict, description="Events recorded so far, by 'event/label'."
+    )
+    digested_until: AwareDatetime | None = Field(
+        default=None,
+        description="The latest digest instant handled (sent or skipped): none is sent again; "
+        "None: the first run, which sends none before its own start.",
+    )
+    digest_anchor: date | None = Field(
+        default=None,
+        description="Local day of the latest due-date digest: weekly digests follow it.",
     )
 
 

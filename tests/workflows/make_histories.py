@@ -1,6 +1,7 @@
 """Record workflow histories from real runs, for the replay test.
 
-    .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar|timed ...]
+    .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar|timed|
+        digest ...]
 
 Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
 or to add scenarios. Never regenerate histories to make a failing replay test pass: that
@@ -165,11 +166,45 @@ async def _record_calendar_change(name: str, *, timed: bool) -> None:
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
+async def record_digest() -> None:
+    """An agreement deployed with digests (tests/workflows/test_digest.py): the due-date
+    digest after a weekend, a weekly one while a task is overdue, the last one after New
+    Year's Day, then completion."""
+    from harness import harness
+    from test_digest import (
+        STP_TASK,
+        STP_YEAR,
+        SVH_TASK,
+        SVH_YEAR,
+        at,
+        deploy,
+        sleep_until,
+        submit,
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp) / "run") as h:
+            handle = await deploy(h, Path(tmp) / "agreements")
+            await sleep_until(h, at("2026-12-10T09:00"))
+            await submit(h, STP_TASK, "STP")
+            await sleep_until(h, at("2026-12-22T09:00"))
+            await submit(h, SVH_TASK, "SVHTTDL")
+            await sleep_until(h, at("2026-12-23T09:00"))
+            await submit(h, STP_YEAR, "STP")
+            await submit(h, SVH_YEAR, "SVHTTDL")
+            await sleep_until(h, at("2027-01-04T09:00"))
+            await handle.result()
+            history = await handle.fetch_history()
+            path = HISTORIES / "agreement-digest.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
 SCENARIOS = {
     "extension": record_obligation_with_extension,
     "programme": record_programme,
     "calendar": record_calendar_change,
     "timed": record_timed_calendar_change,
+    "digest": record_digest,
 }
 
 

@@ -54,6 +54,14 @@ def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
     assert "task_changed" in signals
     # The calendar is an update since issue 14: no history holds the old signal.
     assert "calendar_changed" not in signals
+    activities = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for p in HISTORIES
+        for e in _history(p).events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    # The agreement's digest timers and activities (issue 16) replay too.
+    assert "send_digest" in activities
 
 
 def test_histories_cover_a_published_calendar() -> None:
