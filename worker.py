@@ -36,11 +36,12 @@ from infra.claim_keys import verifying_keys
 from infra.settings import Settings, SmtpSettings, settings_problems
 from workflows import claims
 from workflows.agreement import AgreementWorkflow
+from workflows.digest import DigestWorkflow
 from workflows.obligation import ObligationWorkflow
 
 log = logging.getLogger("accord")
 
-WORKFLOWS: Sequence[type] = (AgreementWorkflow, ObligationWorkflow)
+WORKFLOWS: Sequence[type] = (AgreementWorkflow, ObligationWorkflow, DigestWorkflow)
 ACCORD_PACKAGES = ("workflows", "agreements", "activities", "accord")
 
 

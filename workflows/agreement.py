@@ -11,6 +11,7 @@ it does beyond computing goes through `workflow.*` (children, signals, timers, c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections import Counter
@@ -19,7 +20,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         AuditEntry,
         DigestKind,
         DigestRequest,
+        DigestResult,
         ObligationFact,
         TaskFact,
     )
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import CalendarRangeError, WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import JOINT_SEPARATOR, owing
+    from workflows.digest import DigestWorkflow, digest_workflow_id
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
@@ -67,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         SA_KIND,
         SA_STATE,
         SA_TENANT,
+        digest_search_attributes,
         task_search_attributes,
     )
 
@@ -105,6 +109,9 @@ class AgreementWorkflow:
         self._ignored_signals = 0
         self._digested_until = input.digested_until
         self._digest_anchor = input.digest_anchor
+        self._digests_running: dict[str, asyncio.Task[None]] = {}
+        """Digest children of this run not finished yet, by business key: the run closes
+        (completes or continues as new) only once each has reported back to it."""
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
@@ -126,9 +133,10 @@ class AgreementWorkflow:
                 and now >= plan.ends_at
                 and self._all_closed()
                 and not self._due_digest_pending()
+                and not self._digests_running
             ):
                 break
-            if self._should_continue_as_new(run_year):
+            if self._should_continue_as_new(run_year) and not self._digests_running:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     AgreementInput(
@@ -336,17 +344,38 @@ class AgreementWorkflow:
             facts=self._digest_facts(set(scopes)),
         )
         try:
-            await workflow.execute_activity(
-                "send_digest",
+            # A child of its own: the digest is retried until the mail is out while this
+            # workflow goes on starting tasks (workflows.digest). The run waits for it before it
+            # closes; abandoned anyway, should a run be closed from outside.
+            handle = await workflow.start_child_workflow(
+                DigestWorkflow.run,
                 request,
-                start_to_close_timeout=timedelta(minutes=10),
-                # Bounded: a mail relay down for long must not hold up the tasks' starts.
-                schedule_to_close_timeout=timedelta(hours=2),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
-                summary=f"bản tổng hợp {scope} {day:%d/%m/%Y}",
+                id=digest_workflow_id(request.business_key),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=digest_search_attributes(plan.agreement_id, plan.tenant),
+                static_summary=clip_summary(
+                    f"Bản tổng hợp · {plan.document_number} · {scope} · {day:%d/%m/%Y}"
+                ),
             )
-        except ActivityError as error:
-            workflow.logger.warning("digest %s not sent: %s", request.business_key, error)
+        except WorkflowAlreadyStartedError:
+            # Started by an earlier run whose record of it was lost (continue-as-new).
+            workflow.logger.info("digest %s already started", request.business_key)
+            return
+        self._digests_running[request.business_key] = asyncio.create_task(
+            self._follow_digest(request.business_key, handle)
+        )
+
+    async def _follow_digest(
+        self, key: str, handle: workflow.ChildWorkflowHandle[Any, DigestResult]
+    ) -> None:
+        try:
+            await handle
+        except ChildWorkflowError as error:  # terminated or cancelled by an admin
+            workflow.logger.warning("digest %s did not finish: %s", key, error)
+        finally:
+            del self._digests_running[key]
+            self._changed = True
 
     def _digest_facts(self, scopes: set[Scope]) -> AgreementFacts:
         """The `facts` of the tasks of these obligations' periods only, with their obligations

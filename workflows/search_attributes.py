@@ -62,3 +62,14 @@ def agreement_search_attributes(agreement_id: str, tenant: str) -> TypedSearchAt
             SearchAttributePair(SA_TENANT, tenant),
         ]
     )
+
+
+def digest_search_attributes(agreement_id: str, tenant: str) -> TypedSearchAttributes:
+    """A digest's (workflows.digest): its agreement and tenant, kind `digest`."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_KIND, "digest"),
+            SearchAttributePair(SA_AGREEMENT, agreement_id),
+            SearchAttributePair(SA_TENANT, tenant),
+        ]
+    )

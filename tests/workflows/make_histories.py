@@ -180,22 +180,37 @@ async def record_digest() -> None:
         deploy,
         sleep_until,
         submit,
+        y,
     )
 
     with tempfile.TemporaryDirectory() as tmp:
         async with harness(Path(tmp) / "run") as h:
             handle = await deploy(h, Path(tmp) / "agreements")
-            await sleep_until(h, at("2026-12-10T09:00"))
+            await sleep_until(h, at(y("2026-12-10T09:00")))
             await submit(h, STP_TASK, "STP")
-            await sleep_until(h, at("2026-12-22T09:00"))
+            await sleep_until(h, at(y("2026-12-22T09:00")))
             await submit(h, SVH_TASK, "SVHTTDL")
-            await sleep_until(h, at("2026-12-23T09:00"))
+            await sleep_until(h, at(y("2026-12-23T09:00")))
             await submit(h, STP_YEAR, "STP")
             await submit(h, SVH_YEAR, "SVHTTDL")
-            await sleep_until(h, at("2027-01-04T09:00"))
+            await sleep_until(h, at(y("2027-01-04T09:00")))
             await handle.result()
             history = await handle.fetch_history()
             path = HISTORIES / "agreement-digest.json"
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+            # The first digest the agreement started, as its own workflow (workflows.digest).
+            started = [
+                e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                for e in history.events
+                if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+            ]
+            first = next(
+                workflow_id for workflow_id in started if workflow_id.startswith("digest:")
+            )
+            digest = h.env.client.get_workflow_handle(first)
+            await digest.result()
+            history = await digest.fetch_history()
+            path = HISTORIES / "digest-due-date.json"
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 

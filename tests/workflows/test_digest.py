@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
+import re
+from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -35,8 +36,32 @@ from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import AgreementSummary, SubmitReport, TaskState, task_workflow_id
 
-AGREEMENT_ID = "qb-thu-nghiem-tong-hop-2026"
-AGREEMENT = f"""\
+
+def _year() -> int:
+    """The year the scenario runs in: 2026 while its first step (10 December) is still ahead,
+    else the next year with the same weekdays and a Friday New Year's Day after it, so that
+    the weekends and the holiday fall where the scenario says, whenever the tests run."""
+    today = datetime.now(ZONE).date()
+    year = today.year
+    while not (
+        date(year, 12, 1).weekday() == date(2026, 12, 1).weekday()
+        and date(year + 1, 1, 1).weekday() == date(2027, 1, 1).weekday()
+        and today < date(year, 12, 10)
+    ):
+        year += 1
+    return year
+
+
+YEAR = _year()
+
+
+def y(text: str) -> str:
+    """`text` written for 2026 and 2027, in the scenario's year and the next."""
+    return re.sub(r"202[67]", lambda m: str(YEAR + int(m.group()) - 2026), text)
+
+
+AGREEMENT_ID = y("qb-thu-nghiem-tong-hop-2026")
+AGREEMENT = y(f"""\
 schema_version: 1
 id: {AGREEMENT_ID}
 document_number: 98/KH-UBND
@@ -76,11 +101,11 @@ reporting:
     due:
       kind: fixed
       before: 2027-01-01
-"""
-STP_TASK = f"{AGREEMENT_ID}/bao-cao-thang-12/STP/2026"
-SVH_TASK = f"{AGREEMENT_ID}/bao-cao-thang-12/SVHTTDL/2026"
-STP_YEAR = f"{AGREEMENT_ID}/bao-cao-nam/STP/2027"
-SVH_YEAR = f"{AGREEMENT_ID}/bao-cao-nam/SVHTTDL/2027"
+""")
+STP_TASK = y(f"{AGREEMENT_ID}/bao-cao-thang-12/STP/2026")
+SVH_TASK = y(f"{AGREEMENT_ID}/bao-cao-thang-12/SVHTTDL/2026")
+STP_YEAR = y(f"{AGREEMENT_ID}/bao-cao-nam/STP/2027")
+SVH_YEAR = y(f"{AGREEMENT_ID}/bao-cao-nam/SVHTTDL/2027")
 AGGREGATOR = "dau-moi.snv@quangbinh.example"
 LEADERSHIP = "lanh-dao.ubnd-tinh@quangbinh.example"
 
@@ -120,7 +145,7 @@ async def deploy(h: Harness, folder: Path) -> WorkflowHandle[AgreementWorkflow, 
     (folder / "directory" / "quang-binh.yaml").write_bytes(QUANG_BINH.read_bytes())
     (folder / "thu-nghiem.yaml").write_text(AGREEMENT, encoding="utf-8")
     loaded = load_agreement(folder / "thu-nghiem.yaml")
-    assert (await h.env.get_current_time()) < at("2026-12-10T00:00")
+    assert (await h.env.get_current_time()) < at(y("2026-12-10T00:00"))
     deployed = await deploy_loaded(
         h.env.client, loaded, session_factory=h.sessions, task_queue=h.task_queue
     )
@@ -130,39 +155,41 @@ async def deploy(h: Harness, folder: Path) -> WorkflowHandle[AgreementWorkflow, 
 async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path) -> None:
     async with harness(tmp_path / "run") as h:
         agreement = await deploy(h, tmp_path / "agreements")
-        await sleep_until(h, at("2026-12-10T09:00"))
+        await sleep_until(h, at(y("2026-12-10T09:00")))
         await submit(h, STP_TASK, "STP")
 
         # Friday 11/12 is the last day; the weekend passes: nothing until Monday 07:30.
-        await sleep_until(h, at("2026-12-14T07:00"))
+        await sleep_until(h, at(y("2026-12-14T07:00")))
         assert digests(h) == []
-        await sleep_until(h, at("2026-12-14T09:00"))
+        await sleep_until(h, at(y("2026-12-14T09:00")))
         first = digests(h)
         assert sorted(recipient for m in first for recipient in recipients(m)) == [
             AGGREGATOR,
             LEADERSHIP,
         ]
-        assert {sent_at(m) for m in first} == {at("2026-12-14T07:30")}
-        assert {m["X-Accord-Key"] for m in first} == {f"{AGREEMENT_ID}/digest/2026/2026-12-14"}
+        assert {sent_at(m) for m in first} == {at(y("2026-12-14T07:30"))}
+        assert {m["X-Accord-Key"] for m in first} == {y(f"{AGREEMENT_ID}/digest/2026/2026-12-14")}
         assert all(m["Auto-Submitted"] == "auto-generated" for m in first)
 
         message = next(m for m in first if recipients(m) == [AGGREGATOR])
         assert message["Subject"] == (
-            "[Accord] Tổng hợp tình hình nộp báo cáo kỳ 2026 – 98/KH-UBND"
+            y("[Accord] Tổng hợp tình hình nộp báo cáo kỳ 2026 – 98/KH-UBND")
         )
         text = part(message, "text/plain").get_content().replace("\r\n", "\n")
         assert "Kính gửi đồng chí Cán bộ đầu mối – Sở Nội vụ," in text
-        assert "sau hạn nộp ngày 11/12/2026" in text
+        assert y("sau hạn nộp ngày 11/12/2026") in text
         assert "Tổng số nhiệm vụ: 2; đến hạn: 2; đúng hạn: 1; tỷ lệ đúng hạn: 50,0%." in text
         assert (
-            "- Sở Tư pháp – Báo cáo kết quả tháng 12 (kỳ 2026, trước ngày 12/12/2026): "
-            "Đúng hạn; nộp ngày 10/12/2026"
+            y("- Sở Tư pháp – Báo cáo kết quả tháng 12 (kỳ 2026, trước ngày 12/12/2026): ")
+            + y("Đúng hạn; nộp ngày 10/12/2026")
         ) in text
         assert (
-            "- Sở Văn hóa, Thể thao và Du lịch – Báo cáo kết quả tháng 12 (kỳ 2026, trước ngày "
-            "12/12/2026): Quá hạn, chưa nộp\n"
+            y("- Sở Văn hóa, Thể thao và Du lịch – Báo cáo kết quả tháng 12 (kỳ 2026, trước ngày ")
+            + y("12/12/2026): Quá hạn, chưa nộp\n")
         ) in text
-        assert "Chưa nộp: Sở Văn hóa, Thể thao và Du lịch (Báo cáo kết quả tháng 12, 2026)." in text
+        assert (
+            y("Chưa nộp: Sở Văn hóa, Thể thao và Du lịch (Báo cáo kết quả tháng 12, 2026).") in text
+        )
         assert "Thông báo để đồng chí nắm, theo dõi và tổng hợp." in text
         leader = next(m for m in first if recipients(m) == [LEADERSHIP])
         leader_text = part(leader, "text/plain").get_content()
@@ -182,7 +209,7 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
 
         # The workbook, attached, opens and lists both agencies.
         [attachment] = list(message.iter_attachments())
-        assert attachment.get_filename() == "tong-hop-sau-han-nop-2026-12-14.xlsx"
+        assert attachment.get_filename() == y("tong-hop-sau-han-nop-2026-12-14.xlsx")
         workbook_data = attachment.get_payload(decode=True)
         assert isinstance(workbook_data, bytes)
         book = openpyxl.load_workbook(io.BytesIO(workbook_data))
@@ -208,11 +235,13 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
         assert len(digests(h)) == 2
 
         # Weekly while SVHTTDL is overdue: Monday 21/12 at 07:30, the same two officers.
-        await sleep_until(h, at("2026-12-22T09:00"))
+        await sleep_until(h, at(y("2026-12-22T09:00")))
         weekly = digests(h)[2:]
         assert sorted(r for m in weekly for r in recipients(m)) == [AGGREGATOR, LEADERSHIP]
-        assert {sent_at(m) for m in weekly} == {at("2026-12-21T07:30")}
-        assert {m["X-Accord-Key"] for m in weekly} == {f"{AGREEMENT_ID}/digest/weekly/2026-12-21"}
+        assert {sent_at(m) for m in weekly} == {at(y("2026-12-21T07:30"))}
+        assert {m["X-Accord-Key"] for m in weekly} == {
+            y(f"{AGREEMENT_ID}/digest/weekly/2026-12-21")
+        }
         weekly_text = part(weekly[0], "text/plain").get_content().replace("\r\n", "\n")
 
         assert weekly[0]["Subject"] == (
@@ -225,23 +254,23 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
         # SVHTTDL reports (late): nothing overdue, no more weekly digests. Both send the
         # year-end report on time.
         await submit(h, SVH_TASK, "SVHTTDL")
-        await sleep_until(h, at("2026-12-23T09:00"))
+        await sleep_until(h, at(y("2026-12-23T09:00")))
         await submit(h, STP_YEAR, "STP")
         await submit(h, SVH_YEAR, "SVHTTDL")
-        await sleep_until(h, at("2027-01-04T07:00"))
+        await sleep_until(h, at(y("2027-01-04T07:00")))
         assert len(digests(h)) == 4  # none on 28/12, none on New Year's Day
         assert not (await agreement.query(AgreementWorkflow.overview)).finished
-        await sleep_until(h, at("2027-01-04T09:00"))
+        await sleep_until(h, at(y("2027-01-04T09:00")))
         summary = await agreement.result()
         assert summary.counts[TaskState.DONE_LATE.value] == 1
         assert summary.counts[TaskState.DONE_ON_TIME.value] == 3
-        assert at("2027-01-04T07:30") <= summary.finished_at < at("2027-01-04T07:31")
+        assert at(y("2027-01-04T07:30")) <= summary.finished_at < at(y("2027-01-04T07:31"))
         last = digests(h)[4:]
         assert sorted(r for m in last for r in recipients(m)) == [AGGREGATOR, LEADERSHIP]
-        assert {sent_at(m) for m in last} == {at("2027-01-04T07:30")}
+        assert {sent_at(m) for m in last} == {at(y("2027-01-04T07:30"))}
         year_text = part(last[0], "text/plain").get_content().replace("\r\n", "\n")
         # Only the year-end report's tasks: the monthly one is another obligation's period.
-        assert "sau hạn nộp ngày 31/12/2026" in year_text
+        assert y("sau hạn nộp ngày 31/12/2026") in year_text
         assert "Tổng số nhiệm vụ: 2; đến hạn: 2; đúng hạn: 2; tỷ lệ đúng hạn: 100,0%." in year_text
         assert "Báo cáo kết quả tháng 12" not in year_text
         with h.sessions() as session:
@@ -250,7 +279,7 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
                 .where(db.OutboxRow.kind == "digest")
                 .order_by(db.OutboxRow.id)
             ).all()
-        keys = ["2026/2026-12-14", "weekly/2026-12-21", "2027/2027-01-04"]
+        keys = [y("2026/2026-12-14"), y("weekly/2026-12-21"), y("2027/2027-01-04")]
         assert [tuple(r) for r in rows] == [
             (f"{AGREEMENT_ID}/digest/{key}", f"{AGREEMENT_ID}/digest", "sent")
             for key in keys
@@ -261,12 +290,22 @@ async def test_digest_after_the_due_date_and_weekly_while_overdue(tmp_path: Path
 async def _digest_request(
     agreement: WorkflowHandle[AgreementWorkflow, AgreementSummary], index: int
 ) -> DigestRequest:
-    """The input of the agreement's `index`-th send_digest activity, from its history."""
+    """The input of the agreement's `index`-th digest: the agreement starts each as a child
+    workflow (workflows.digest) whose one activity is send_digest."""
     history = await agreement.fetch_history()
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        and e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name
+        == "Digest"
+    ]
+    digest = agreement._client.get_workflow_handle(children[index])
     inputs = [
         e.activity_task_scheduled_event_attributes.input.payloads[0].data
-        for e in history.events
+        for e in (await digest.fetch_history()).events
         if e.HasField("activity_task_scheduled_event_attributes")
         and e.activity_task_scheduled_event_attributes.activity_type.name == "send_digest"
     ]
-    return DigestRequest.model_validate(json.loads(inputs[index]))
+    assert len(inputs) == 1
+    return DigestRequest.model_validate(json.loads(inputs[0]))

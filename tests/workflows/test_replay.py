@@ -19,6 +19,7 @@ from temporalio.workflow import NondeterminismError
 
 from activities.models import AuditEntry
 from workflows.agreement import AgreementWorkflow
+from workflows.digest import DigestWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import ObligationInput, TaskOutcome
 
@@ -31,7 +32,7 @@ def _history(path: Path) -> WorkflowHistory:
 
 def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
     names = {p.stem.split("-")[0] for p in HISTORIES}
-    assert names == {"agreement", "obligation"}
+    assert names == {"agreement", "obligation", "digest"}
     continued = [
         p
         for p in HISTORIES
@@ -60,8 +61,15 @@ def test_histories_cover_both_workflow_types_and_continue_as_new() -> None:
         for e in _history(p).events
         if e.HasField("activity_task_scheduled_event_attributes")
     }
-    # The agreement's digest timers and activities (issue 16) replay too.
+    # The agreement's digest timers and its digest children (issue 16) replay too.
     assert "send_digest" in activities
+    children = {
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name
+        for p in HISTORIES
+        for e in _history(p).events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    }
+    assert {"Obligation", "Digest"} <= children
 
 
 def test_histories_cover_a_published_calendar() -> None:
@@ -78,7 +86,7 @@ def test_histories_cover_a_published_calendar() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replay_committed_history(path: Path) -> None:
     replayer = Replayer(
-        workflows=[AgreementWorkflow, ObligationWorkflow],
+        workflows=[AgreementWorkflow, ObligationWorkflow, DigestWorkflow],
         data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(_history(path))
