@@ -309,3 +309,32 @@ async def _digest_request(
     ]
     assert len(inputs) == 1
     return DigestRequest.model_validate(json.loads(inputs[0]))
+
+
+async def test_a_digest_waits_for_a_relay_down_for_hours_and_goes_out_once(tmp_path: Path) -> None:
+    """The relay is down from the digest's instant (Monday 07:30) until the afternoon: the
+    digest workflow keeps retrying, nothing is dropped, and it goes out once to each officer
+    when the relay is back; the agreement meanwhile waits for nothing."""
+    async with harness(tmp_path / "run", relay_down=True) as h:
+        agreement = await deploy(h, tmp_path / "agreements")
+        await sleep_until(h, at(y("2026-12-10T09:00")))
+        await submit(h, STP_TASK, "STP")
+        await sleep_until(h, at(y("2026-12-14T15:00")))
+        assert h.mails() == []
+        overview = await agreement.query(AgreementWorkflow.overview)
+        assert not overview.finished
+        await h.relay_up()
+        await sleep_until(h, at(y("2026-12-14T16:00")))
+        first = digests(h)
+        assert sorted(r for m in first for r in recipients(m)) == [AGGREGATOR, LEADERSHIP]
+        assert {m["X-Accord-Key"] for m in first} == {y(f"{AGREEMENT_ID}/digest/2026/2026-12-14")}
+        # The Date header is the digest's instant, not the hour the relay came back.
+        assert {sent_at(m) for m in first} == {at(y("2026-12-14T07:30"))}
+        with h.sessions() as session:
+            attempts = session.execute(
+                select(db.OutboxRow.status, db.OutboxRow.attempts).where(
+                    db.OutboxRow.kind == "digest"
+                )
+            ).all()
+        assert [status for status, _ in attempts] == ["sent", "sent"]
+        assert all(n > 1 for _, n in attempts), attempts
