@@ -462,7 +462,7 @@ def test_write_report_as_a_docx_draft(tmp_path: Path) -> None:
 
     document = docx.Document(str(out))
     paragraphs = [paragraph.text for paragraph in document.paragraphs]
-    assert "Kết quả thực hiện Kế hoạch (1/KH-UBND), kỳ báo cáo 2025-6t" in paragraphs
+    assert "Kết quả thực hiện kế hoạch (1/KH-UBND), kỳ báo cáo 2025-6t" in paragraphs
     rows = [[cell.text for cell in row.cells] for table in document.tables for row in table.rows]
     assert [
         "1",
