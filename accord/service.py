@@ -99,11 +99,15 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
                 )
             portal_task: asyncio.Task[None] | None = None
             if settings.portal.enabled:
+                listening = asyncio.Event()
                 portal_task = asyncio.create_task(
-                    _run_portal(settings, client, session_factory, smtp, stop)
+                    _run_portal(settings, client, session_factory, smtp, stop, listening)
                 )
-                await asyncio.sleep(0)
-                print(f"Portal:   {portal_url(settings)}", flush=True)
+                waiting = asyncio.create_task(listening.wait())
+                await asyncio.wait({portal_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if listening.is_set():
+                    print(f"Portal:   {portal_url(settings)}", flush=True)
             print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
             await stop.wait()
             if portal_task is not None:
@@ -119,10 +123,11 @@ async def _run_portal(
     session_factory: sessionmaker[Session],
     smtp: SmtpSettings,
     stop: asyncio.Event,
+    listening: asyncio.Event,
 ) -> None:
     """The portal beside the worker; one that cannot listen says so and the rest runs on."""
     ctx = build_context(settings, client, session_factory, smtp=smtp)
     try:
-        await serve_portal(ctx, stop)
+        await serve_portal(ctx, stop, listening)
     except OSError as error:
         print(f"Portal:   not started: {error} (set ACCORD_PORTAL__PORT)", flush=True)

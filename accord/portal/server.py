@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -44,13 +45,25 @@ class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the process's owner (`accord run`'s stop
     event) decides when it stops."""
 
+    def __init__(self, config: uvicorn.Config, listening: asyncio.Event) -> None:
+        super().__init__(config)
+        self.listening = listening
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.listening.set()
 
-async def serve_portal(ctx: PortalContext, stop: asyncio.Event) -> None:
-    """Serve the portal on the settings' host and port until `stop` is set."""
+
+async def serve_portal(
+    ctx: PortalContext, stop: asyncio.Event, started: asyncio.Event | None = None
+) -> None:
+    """Serve the portal on the settings' host and port until `stop` is set; `started` is set
+    once it listens. OSError when it cannot listen."""
     portal = ctx.settings.portal
     config = uvicorn.Config(
         create_app(ctx),
@@ -61,7 +74,7 @@ async def serve_portal(ctx: PortalContext, stop: asyncio.Event) -> None:
         server_header=False,
         lifespan="off",
     )
-    server = _Server(config)
+    server = _Server(config, started or asyncio.Event())
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     try:
