@@ -280,6 +280,8 @@ async def test_csrf_is_required_on_every_post(portal: Portal) -> None:
         assert (await client.post("/logout", data={"csrf": foreign})).status_code == 403
         out = await client.post("/logout", data={"csrf": token})
         assert out.status_code == 303
+        assert out.headers["location"] == "/link?signed_out=1"
+        assert "Bạn đã đăng xuất." in (await client.get(out.headers["location"])).text
         assert (await client.get("/_me")).status_code == 401
 
 
