@@ -330,6 +330,14 @@ class Indicator(Model):
         default=None, description="For `breakdown`: the categories, in display order."
     )
     required: bool = Field(default=True, description="Whether a report must carry it.")
+    unit: Name | None = Field(
+        default=None, description="Unit shown next to the figure, e.g. `lượt`, `hồ sơ`."
+    )
+    help: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A line of guidance shown under the field (what to count, which source).",
+    )
 
     @model_validator(mode="after")
     def _categories_only_for_breakdown(self) -> Indicator:

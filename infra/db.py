@@ -319,6 +319,25 @@ class PortalActionRow(Base):
     at: Mapped[datetime]
 
 
+class UploadRow(Base):
+    """An attachment uploaded through the portal: the file itself is kept content-addressed
+    under `<data_dir>/uploads/<first two hex digits>/<sha256>`; a report refers to it as
+    `sha256:<hex>`. One row per (task, digest, name): the same file sent twice is one row."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_task_sha", "task_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(60))
+    officer_id: Mapped[str] = mapped_column(String(60))
+    task_id: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
+
+
 # The tables themselves, for the hot paths that write with one Core statement and no ORM
 # unit of work (marking an outbox row sent, writing audit rows once).
 OUTBOX_TABLE: Table = Base.metadata.tables[OutboxRow.__tablename__]
