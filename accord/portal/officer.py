@@ -462,6 +462,13 @@ def clean_name(name: str) -> str:
     return base[:200]
 
 
+def size_text(size: int) -> str:
+    """A byte count as officers read it: `20 MB`, `4 KB`, `1.5 MB`."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f}".removesuffix(".0") + " MB"
+    return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
+
+
 def type_matches(content_type: str, head: bytes) -> bool:
     """The file's first bytes agree with its declared type (when we know its signature)."""
     if content_type in _MAGIC:
@@ -481,7 +488,7 @@ async def read_upload(
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
     data = await upload.read(max_bytes + 1)
     if len(data) > max_bytes:
-        limit = f"{max_bytes / 1024 / 1024:.1f} MB"
+        limit = size_text(max_bytes)
         return None, Problem(
             "files",
             f"Tệp “{name}” lớn hơn giới hạn {limit}; không có gì được lưu.",
@@ -619,7 +626,7 @@ async def _task_page(
             "problems": [t(locale, p.vi, p.en) for p in problems or []],
             "message": message,
             "form": form or {},
-            "max_upload_mb": f"{ctx.settings.portal.max_upload_bytes / 1024 / 1024:.0f}",
+            "max_upload": size_text(ctx.settings.portal.max_upload_bytes),
             "max_files": MAX_ATTACHMENTS,
             "upload_types": ",".join(ctx.settings.portal.upload_types),
             "files": submission_files,

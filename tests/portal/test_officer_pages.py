@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -185,7 +185,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
 
 
 def _hidden(page: str, name: str, form_action: str) -> str:
-    form = re.search(rf'<form method="post" action="{re.escape(form_action)}".*?</form>', page, re.S)
+    form = re.search(
+        rf'<form method="post" action="{re.escape(form_action)}".*?</form>', page, re.S
+    )
     assert form is not None, page
     found = re.search(rf'name="{name}" value="([^"]+)"', form.group(0))
     assert found is not None
@@ -345,7 +347,7 @@ async def test_a_too_large_or_wrong_type_upload_is_refused_and_nothing_stored(
             action, data=data, files={"files": ("lon.pdf", big, "application/pdf")}
         )
         assert refused.status_code == 400
-        assert "Tệp “lon.pdf” lớn hơn giới hạn 0.0 MB; không có gì được lưu." in refused.text
+        assert "Tệp “lon.pdf” lớn hơn giới hạn 4 KB; không có gì được lưu." in refused.text
         data["form_key"] = _hidden(page.text, "form_key", action)
         html = await client.post(
             action, data=data, files={"files": ("trang.html", b"<html></html>", "text/html")}
@@ -442,11 +444,31 @@ async def test_an_extension_request_shows_as_pending(world: World) -> None:
     )
 
 
-async def test_a_head_sees_the_escalations_section(world: World) -> None:
+async def test_a_head_sees_his_agencys_escalations(world: World) -> None:
+    """Last in the module: it moves the clock past the quick task's escalation (due + 3d)."""
     async with world.signed_in("thu-truong-stp") as client:
         page = await client.get("/")
-        assert page.status_code == 200
-        assert "Nhiệm vụ đã bị nhắc cấp trên" in _main(page.text)
+        assert "Không có nhiệm vụ nào bị nhắc cấp trên." in _main(page.text)
+    status = await world.status(world.quick)
+    assert status.due_at is not None
+    await world.h.env.sleep(
+        status.due_at + timedelta(days=5) - await world.h.env.get_current_time()
+    )
+    status = await world.status(world.quick)
+    assert status.escalation_level == 1
+    sent = [n.at for n in status.notices if n.kind == "escalation"]
+    assert len(sent) == 1
+    async with world.signed_in("thu-truong-stp") as client:
+        page = await client.get("/")
+        section = re.search(
+            r'<section aria-labelledby="escalations">.*?</section>', page.text, re.S
+        )
+        assert section is not None
+        assert f'href="/tasks/{world.quick}"' in section.group(0)
+        assert f"{sent[0].astimezone(ZONE):%d/%m/%Y %H:%M}" in section.group(0)
+        assert world.main not in section.group(0)
+        rows = _main(page.text)
+        assert "Chưa hoàn thành, quá hạn" in rows
     async with world.signed_in("dau-moi-stp") as client:
         page = await client.get("/")
         assert "Nhiệm vụ đã bị nhắc cấp trên" not in _main(page.text)
