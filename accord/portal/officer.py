@@ -92,6 +92,30 @@ class TaskRow:
         return task_path(self.task_id)
 
 
+DECISION_LABELS: dict[str, tuple[str, str]] = {
+    "submitted": ("Nộp báo cáo", "Report submitted"),
+    "extension_requested": ("Đề nghị gia hạn", "Extension requested"),
+    "extension_approved": ("Đồng ý gia hạn", "Extension approved"),
+    "extension_rejected": ("Không đồng ý gia hạn", "Extension refused"),
+    "waived": ("Miễn thực hiện", "Waived"),
+    "no_recipient": ("Thông báo không có người nhận", "Notice without a recipient"),
+    "calendar_changed": ("Lịch làm việc thay đổi", "Working calendar changed"),
+}
+NOTICE_LABELS: dict[str, tuple[str, str]] = {
+    "reminder": ("Nhắc hạn", "Reminder"),
+    "escalation": ("Nhắc cấp trên", "Escalation"),
+    "overdue": ("Quá hạn", "Overdue"),
+}
+
+
+def kind_label(labels: dict[str, tuple[str, str]], kind: str, locale: str) -> str:
+    """A decision's or notice's kind in the reader's language (the code itself if unknown)."""
+    if kind not in labels:
+        return kind
+    vi, en = labels[kind]
+    return t(locale, vi, en)
+
+
 def state_label(state: TaskState | None, locale: str) -> str:
     if state is None:
         return t(locale, "Chưa bắt đầu", "Not started yet")
@@ -632,6 +656,8 @@ async def _task_page(
             "files": submission_files,
             "local": lambda at: at.astimezone(ZoneInfo(status.task.time_zone)),
             "is_head": is_head(officer),
+            "decision_label": lambda kind: kind_label(DECISION_LABELS, kind, locale),
+            "notice_label": lambda kind: kind_label(NOTICE_LABELS, kind, locale),
         },
         status_code=status_code,
     )

@@ -444,6 +444,61 @@ async def test_an_extension_request_shows_as_pending(world: World) -> None:
     )
 
 
+async def test_a_refusal_is_shown_in_the_readers_language_and_changes_nothing(
+    world: World,
+) -> None:
+    """After the report and the extension request above, in English: a second report on the
+    closed task, a second extension request while one waits (the validator's refusal)."""
+    pending_before = (await world.status(world.quick)).pending_extension
+    assert pending_before is not None
+    async with world.signed_in("dau-moi-stp") as client:
+        page = await client.get(f"/tasks/{world.quick}")
+        csrf = _hidden(page.text, "csrf", f"/tasks/{world.quick}/submit")
+        switched = await client.post(
+            "/lang", data={"csrf": csrf, "lang": "en", "next": f"/tasks/{world.main}"}
+        )
+        assert switched.status_code == 303
+        done = await client.get(f"/tasks/{world.main}")
+        text = _main(done.text)
+        assert "State Done on time" in text
+        assert "Report submitted dau-moi-stp" in text
+        assert 'action="/tasks/' not in done.text  # no form on a closed task
+        refused = await client.post(
+            f"/tasks/{world.main}/submit",
+            data={
+                "csrf": csrf,
+                "form_key": "second-report-" + "x" * 20,
+                "summary": "Another report.",
+                "ind.luot-tiep": "1",
+                "ind.don-da-giai-quyet.done": "1",
+                "ind.don-da-giai-quyet.total": "1",
+                "ind.theo-linh-vuc.0": "1",
+            },
+        )
+        assert refused.status_code == 409
+        assert "The task is closed or does not exist; it takes no more requests." in _main(
+            refused.text
+        )
+        second = await client.post(
+            f"/tasks/{world.quick}/extension",
+            data={
+                "csrf": csrf,
+                "form_key": "second-extension-" + "y" * 20,
+                "new_due": str(pending_before.new_due + timedelta(days=1)),
+                "reason": "Once more.",
+            },
+        )
+        assert second.status_code == 409
+        assert "an extension request is already waiting for a decision" in _main(second.text)
+        assert "Extension request waiting for a decision" in _main(second.text)
+    assert (await world.status(world.quick)).pending_extension == pending_before
+    with world.h.sessions() as session:
+        summaries = session.scalars(
+            select(db.SubmissionRow.summary).where(db.SubmissionRow.task_id == world.main)
+        ).all()
+    assert summaries == ["Báo cáo công tác tiếp công dân quý này."]
+
+
 async def test_a_head_sees_his_agencys_escalations(world: World) -> None:
     """Last in the module: it moves the clock past the quick task's escalation (due + 3d)."""
     async with world.signed_in("thu-truong-stp") as client:
