@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -41,7 +42,7 @@ from activities.models import (
     TaskState,
 )
 from agreements.models import Indicator, IndicatorKind, OfficerRole
-from infra.db import AgreementRow, UploadRow
+from infra.db import AgreementRow, SubmissionRow, UploadRow
 from workflows.payloads import (
     ExtensionRequest,
     SubmitReport,
@@ -625,7 +626,7 @@ async def _task_page(
     obligation = facts.obligations.get(status.task.obligation_id) if facts else None
     indicators = list(obligation.indicators) if obligation else []
     rules = extension_rules(status, _period_end(status, facts.period_end if facts else None))
-    submission_files: list[StoredFile] = []
+    submission_files = submitted_files(ctx, status.task.task_id) if status.submitted_at else []
     return render(
         request,
         "officer_task.html.j2",
@@ -678,6 +679,35 @@ async def task_list(request: Request, officer: CurrentOfficer) -> Response:
             "local": lambda at: at.astimezone(zone),
             "is_head": is_head(officer),
             "escalated": [r for r in rows if r.escalation_level > 0] if is_head(officer) else [],
+        },
+    )
+
+
+# Before the task page: its `{task_id:path}` would take the file's path too.
+@router.get("/tasks/{task_id:path}/files/{digest}")
+async def download(
+    request: Request, task_id: str, digest: str, officer: CurrentOfficer
+) -> Response:
+    """A file of the task's report, to whoever may see the task: always as an attachment,
+    never rendered by the browser (nosniff, and never as HTML)."""
+    ctx = portal_context(request)
+    await visible_task(ctx, officer, task_id)
+    with ctx.session_factory() as session:
+        row = session.scalar(
+            select(UploadRow).where(UploadRow.task_id == task_id, UploadRow.sha256 == digest)
+        )
+    path = upload_dir(ctx) / digest[:2] / digest
+    if row is None or not re.fullmatch(r"[0-9a-f]{64}", digest) or not path.is_file():
+        raise PageError(404, vi="Không có tệp này.", en="There is no such file.")
+    content_type = row.content_type
+    if "html" in content_type or "xml" in content_type or "javascript" in content_type:
+        content_type = "application/octet-stream"
+    return Response(
+        path.read_bytes(),
+        media_type=content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(row.name)}",
+            "X-Content-Type-Options": "nosniff",
         },
     )
 
@@ -805,6 +835,15 @@ async def request_extension(request: Request, task_id: str, officer: CurrentOffi
             status_code=409,
         )
     return await _task_page(request, officer, fresh, message=outcome.message)
+
+
+def submitted_files(ctx: PortalContext, task_id: str) -> list[StoredFile]:
+    """The files of the task's stored submission (its `sha256:` attachments)."""
+    with ctx.session_factory() as session:
+        refs = session.scalar(
+            select(SubmissionRow.attachments).where(SubmissionRow.task_id == task_id)
+        )
+    return task_uploads(ctx, task_id, list(refs or []))
 
 
 def _obligation() -> Any:

@@ -408,6 +408,23 @@ async def test_submit_with_indicators_and_a_pdf_once_per_form(world: World) -> N
     stored = _stored_files(world)
     assert [p.name for p in stored] == [digest]
     assert stored[0].read_bytes() == PDF
+    async with world.signed_in("dau-moi-stp") as client:
+        page = await client.get(f"/tasks/{world.main}")
+        assert (
+            f'href="/tasks/{world.main}/files/{digest}" download>bao-cao quy.pdf</a>' in page.text
+        )
+        served = await client.get(f"/tasks/{world.main}/files/{digest}")
+        assert served.status_code == 200
+        assert served.content == PDF
+        assert served.headers["content-type"] == "application/pdf"
+        assert served.headers["content-disposition"] == (
+            "attachment; filename*=UTF-8''bao-cao%20quy.pdf"
+        )
+        assert served.headers["x-content-type-options"] == "nosniff"
+    async with world.signed_in("dau-moi-svhttdl") as client:
+        other = await client.get(f"/tasks/{world.main}/files/{digest}")
+        assert other.status_code == 403
+        assert PDF not in other.content
 
 
 async def test_an_extension_request_shows_as_pending(world: World) -> None:
