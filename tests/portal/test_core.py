@@ -459,3 +459,27 @@ async def test_a_double_click_submits_once(portal: Portal) -> None:
             select(db.SubmissionRow).where(db.SubmissionRow.task_id == task_id)
         ).all()
     assert len(rows) == 1
+
+
+async def test_the_readers_language_officer_locale_then_his_choice(portal: Portal) -> None:
+    officer = "dau-moi-ubnd-tinh"
+    with portal.h.sessions() as session:
+        row = db.get_officer(session, tenant=TENANT, officer_id=officer)
+        assert row is not None
+        row.locale = "en"
+        session.commit()
+    async with portal.client() as client:
+        await client.get(f"/l/{portal.link(officer)}")
+        assert (await client.get("/_me")).json()["lang"] == "en"
+        page = await client.get("/link")
+        assert '<html lang="en">' in page.text
+        # Even a page refused before the officer is looked up speaks his language.
+        refused = await client.post("/logout", data={"csrf": "wrong"})
+        assert "The form has expired or did not come from Accord&#39;s page." in refused.text
+        # His choice wins over the directory's.
+        switched = await client.post(
+            "/lang", data={"csrf": _csrf(page.text), "lang": "vi", "next": "/_me"}
+        )
+        assert switched.headers["location"] == "/_me"
+        assert (await client.get("/_me")).json()["lang"] == "vi"
+        assert '<html lang="vi">' in (await client.get("/link")).text
