@@ -39,6 +39,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only();
 -- Start from nothing, then grant what Accord uses.
 REVOKE ALL ON agencies, officers, submissions, outbox, audit FROM :"app_role";
 REVOKE ALL ON portal_links, portal_sessions, link_requests, portal_actions FROM :"app_role";
+REVOKE ALL ON uploads FROM :"app_role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"app_role";
 GRANT USAGE ON SCHEMA public TO :"app_role";
 
@@ -51,6 +52,8 @@ GRANT SELECT, INSERT, UPDATE ON agencies, officers, submissions, outbox TO :"app
 -- Accord deletes (those older than two hours).
 GRANT SELECT, INSERT, UPDATE ON portal_links, portal_sessions TO :"app_role";
 GRANT SELECT, INSERT ON portal_actions TO :"app_role";
+-- An uploaded attachment's metadata (the file is kept by its digest) is written once.
+GRANT SELECT, INSERT ON uploads TO :"app_role";
 GRANT SELECT, INSERT, DELETE ON link_requests TO :"app_role";
 
 -- The audit trail: read and append only.
