@@ -117,6 +117,26 @@ def kind_label(labels: dict[str, tuple[str, str]], kind: str, locale: str) -> st
     return t(locale, vi, en)
 
 
+def due_text(due_at: datetime | None, zone: str, locale: str) -> str:
+    """A due instant (the first late moment) as officers read it: 'Hết ngày 04/01/2027
+    (trước 00:00 ngày 05/01/2027)'."""
+    if due_at is None:
+        return t(locale, "Không có hạn", "No due date")
+    local = due_at.astimezone(ZoneInfo(zone))
+    if local.hour == 0 and local.minute == 0:
+        last = local.date() - timedelta(days=1)
+        return t(
+            locale,
+            f"Hết ngày {last:%d/%m/%Y} (trước 00:00 ngày {local:%d/%m/%Y})",
+            f"By the end of {last:%d/%m/%Y} (before 00:00 on {local:%d/%m/%Y})",
+        )
+    return t(
+        locale,
+        f"Trước {local:%H:%M} ngày {local:%d/%m/%Y}",
+        f"Before {local:%H:%M} on {local:%d/%m/%Y}",
+    )
+
+
 def state_label(state: TaskState | None, locale: str) -> str:
     if state is None:
         return t(locale, "Chưa bắt đầu", "Not started yet")
@@ -657,6 +677,7 @@ async def _task_page(
             "files": submission_files,
             "local": lambda at: at.astimezone(ZoneInfo(status.task.time_zone)),
             "is_head": is_head(officer),
+            "due": lambda at: due_text(at, status.task.time_zone, locale),
             "decision_label": lambda kind: kind_label(DECISION_LABELS, kind, locale),
             "notice_label": lambda kind: kind_label(NOTICE_LABELS, kind, locale),
         },
@@ -678,6 +699,7 @@ async def task_list(request: Request, officer: CurrentOfficer) -> Response:
             "label": lambda state: state_label(state, officer.locale),
             "local": lambda at: at.astimezone(zone),
             "is_head": is_head(officer),
+            "due": lambda at: due_text(at, "Asia/Ho_Chi_Minh", officer.locale),
             "escalated": [r for r in rows if r.escalation_level > 0] if is_head(officer) else [],
         },
     )
@@ -797,6 +819,7 @@ async def submit(request: Request, task_id: str, officer: CurrentOfficer) -> Res
             "values": values,
             "indicators": indicators,
             "summary": summary,
+            "due": lambda at: due_text(at, status.task.time_zone, officer.locale),
             "local": lambda at: at.astimezone(ZoneInfo(status.task.time_zone)),
         },
     )

@@ -9,6 +9,7 @@ in the test's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +22,9 @@ import httpx
 import pytest
 import pytest_asyncio
 from harness import QUANG_BINH, TEST_CREDENTIAL, ZONE, Harness, harness
+from playwright.async_api import async_playwright, expect
 from sqlalchemy import select
+from test_browser_links import chromium, free_port
 
 from accord.deploy import deploy_loaded
 from accord.identity import Credential
@@ -32,6 +35,7 @@ from accord.portal.officer import (
     parse_extension,
     parse_indicators,
 )
+from accord.portal.server import serve_portal
 from accord.reporting import agreement_facts
 from activities.models import Ratio, TaskState
 from agreements.loader import load_agreement
@@ -165,7 +169,13 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         )
         facts = await agreement_facts(h.env.client, AGREEMENT_ID)
         ids = {(f.obligation_id, f.agency): f.task_id for f in facts.tasks}
-        settings = Settings(data_dir=tmp_path, portal=PortalSettings(max_upload_bytes=MAX_UPLOAD))
+        port = free_port()
+        settings = Settings(
+            data_dir=tmp_path,
+            portal=PortalSettings(
+                max_upload_bytes=MAX_UPLOAD, port=port, base_url=f"http://127.0.0.1:{port}"
+            ),
+        )
         ctx = PortalContext(
             settings=settings,
             client=h.env.client,
@@ -267,6 +277,66 @@ def test_extension_dates_follow_the_rules_shown() -> None:
 # The pages
 
 
+async def test_a_report_with_a_pdf_in_a_real_browser_at_360_px(
+    world: World, tmp_path: Path
+) -> None:
+    """SVHTTDL's focal point, keyboard-reachable fields found by their labels, a PDF attached;
+    the pages fit 360 px (no horizontal scroll of the page) and load nothing from elsewhere."""
+    ctx = world.ctx
+    base = ctx.settings.portal.base_url
+    with world.h.sessions() as session:
+        token = links.issue_link(
+            session,
+            tenant=TENANT,
+            officer_id="dau-moi-svhttdl",
+            key=ctx.link_key,
+            now=ctx.now(),
+            days=30,
+            task_id=world.svh,
+        )
+        session.commit()
+    pdf = tmp_path / "bao-cao.pdf"
+    pdf.write_bytes(PDF)
+    stop, listening = asyncio.Event(), asyncio.Event()
+    serving = asyncio.create_task(serve_portal(ctx, stop, listening))
+    await asyncio.wait_for(listening.wait(), 30)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium())
+            context = await browser.new_context(viewport={"width": 360, "height": 780})
+            page = await context.new_page()
+            outside: list[str] = []
+            page.on(
+                "request",
+                lambda r: None if r.url.startswith(base) else outside.append(r.url),
+            )
+            await page.goto(ctx.link_url(token))
+            await expect(page.get_by_role("heading", level=1)).to_contain_text(
+                "Báo cáo công tác tiếp công dân"
+            )
+            await page.screenshot(path=str(tmp_path / "task-360.png"), full_page=True)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360
+            await page.get_by_label("Nội dung báo cáo").fill("Báo cáo của Sở Văn hóa.")
+            await page.get_by_label("Số lượng (lượt)").fill("40")
+            await page.get_by_label("Đã thực hiện").fill("2")
+            await page.get_by_label("Tổng số").fill("3")
+            await page.get_by_label("đất đai").fill("1")
+            await page.get_by_label("khác").fill("2")
+            await page.get_by_label("Tệp đính kèm").set_input_files(str(pdf))
+            await page.get_by_role("button", name="Nộp báo cáo").click()
+            await expect(page.get_by_role("heading", level=1)).to_have_text("Biên nhận báo cáo")
+            await expect(page.locator("main")).to_contain_text(hashlib.sha256(PDF).hexdigest())
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+            await page.screenshot(path=str(tmp_path / "receipt-360.png"), full_page=True)
+            await browser.close()
+    finally:
+        stop.set()
+        await serving
+    assert outside == []
+    assert (await world.status(world.svh)).state is TaskState.DONE_ON_TIME
+
+
 async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World) -> None:
     async with world.signed_in("dau-moi-stp") as client:
         page = await client.get("/")
@@ -279,7 +349,10 @@ async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World)
         assert world.svh not in page.text  # SVHTTDL's own task is not STP's
         status = await world.status(world.quick)
         assert status.due_at is not None
-        assert status.due_at.astimezone(ZONE).strftime("%d/%m/%Y") in text
+        first_late = status.due_at.astimezone(ZONE)
+        assert first_late.hour == 0 and first_late.minute == 0
+        last_day = first_late.date() - timedelta(days=1)
+        assert f"Hết ngày {last_day:%d/%m/%Y} (trước 00:00 ngày {first_late:%d/%m/%Y})" in text
 
         task = await client.get(f"/tasks/{world.main}")
         assert task.status_code == 200
@@ -309,7 +382,7 @@ async def test_another_agencys_task_is_a_403_page_and_nothing_changes(world: Wor
         assert "Nhiệm vụ này không thuộc cơ quan của bạn." in page.text
         assert "Báo cáo nhanh" not in page.text
         own = await client.get(f"/tasks/{world.svh}")
-        csrf = _hidden(own.text, "csrf", f"/tasks/{world.svh}/extension")
+        csrf = _hidden(own.text, "csrf", "/lang")
         posted = await client.post(
             f"/tasks/{world.quick}/extension",
             data={
@@ -342,6 +415,7 @@ async def test_a_too_large_or_wrong_type_upload_is_refused_and_nothing_stored(
             "ind.theo-linh-vuc.1": "1",
         }
         big = PDF + b"0" * MAX_UPLOAD
+        before = [p.name for p in _stored_files(world)]  # the browser test's file, if it ran
         data["form_key"] = _hidden(page.text, "form_key", action)
         refused = await client.post(
             action, data=data, files={"files": ("lon.pdf", big, "application/pdf")}
@@ -359,7 +433,8 @@ async def test_a_too_large_or_wrong_type_upload_is_refused_and_nothing_stored(
         )
         assert fake.status_code == 400
         assert "Tệp “gia.pdf” không thuộc loại được nhận" in fake.text
-    assert _uploads(world) == [] and _stored_files(world) == []
+    assert [u for u in _uploads(world) if u.task_id == world.main] == []
+    assert [p.name for p in _stored_files(world)] == before
     assert (await world.status(world.main)).state is TaskState.PENDING
 
 
@@ -401,12 +476,12 @@ async def test_submit_with_indicators_and_a_pdf_once_per_form(world: World) -> N
         "don-da-giai-quyet": {"done": 8, "total": 10},
         "theo-linh-vuc": {"đất đai": 6, "khác": 4},
     }
-    uploads = _uploads(world)
+    uploads = [u for u in _uploads(world) if u.task_id == world.main]
     assert [(u.sha256, u.name, u.size, u.content_type, u.officer_id) for u in uploads] == [
         (digest, "bao-cao quy.pdf", len(PDF), "application/pdf", "dau-moi-stp")
     ]
     stored = _stored_files(world)
-    assert [p.name for p in stored] == [digest]
+    assert [p.name for p in stored] == [digest]  # the same content is kept once
     assert stored[0].read_bytes() == PDF
     async with world.signed_in("dau-moi-stp") as client:
         page = await client.get(f"/tasks/{world.main}")
