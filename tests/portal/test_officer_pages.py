@@ -29,7 +29,7 @@ from test_browser_links import chromium, free_port
 from accord.deploy import deploy_loaded
 from accord.identity import Credential
 from accord.portal.app import create_app, make_templates
-from accord.portal.context import PortalContext
+from accord.portal.context import PortalContext, task_path
 from accord.portal.officer import (
     ExtensionRules,
     parse_extension,
@@ -110,6 +110,16 @@ reporting:
     due:
       kind: fixed
       before: {today + timedelta(days=15)}
+  - id: bao-cao-chung
+    title: Báo cáo liên ngành
+    deliverable: report
+    owners:
+      agencies: [STP, SNV]
+      jointly: true
+    recipient: UBND_TINH
+    due:
+      kind: fixed
+      before: {today + timedelta(days=45)}
 """
 
 
@@ -123,6 +133,8 @@ class World:
     """The STP task with indicators, due later."""
     svh: str
     """SVHTTDL's task of the same obligation."""
+    joint: str
+    """The task STP and SNV owe jointly, due last."""
 
     def client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=create_app(self.ctx), client=("192.0.2.7", 40000))
@@ -191,6 +203,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             quick=ids[("bao-cao-nhanh", "STP")],
             main=ids[("bao-cao-tiep-dan", "STP")],
             svh=ids[("bao-cao-tiep-dan", "SVHTTDL")],
+            joint=next(f.task_id for f in facts.tasks if f.obligation_id == "bao-cao-chung"),
         )
 
 
@@ -342,10 +355,18 @@ async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World)
         page = await client.get("/")
         assert page.status_code == 200
         links_in_order = re.findall(r'<a href="(/tasks/[^"]+)"', page.text)
-        assert links_in_order == [f"/tasks/{world.quick}", f"/tasks/{world.main}"]
+        assert links_in_order == [
+            f"/tasks/{world.quick}",
+            f"/tasks/{world.main}",
+            task_path(world.joint),
+        ]
         text = _main(page.text)
         assert "Nhiệm vụ của Sở Tư pháp" in text
-        assert text.count("Chưa hoàn thành, còn trong hạn") == 2
+        assert text.count("Chưa hoàn thành, còn trong hạn") == 3
+        assert "Phối hợp: SNV + STP" in text
+        notes = [(await world.status(i)).due_note for i in (world.quick, world.main, world.joint)]
+        for note in notes:  # the working-day moves, where the calendar moved a deadline
+            assert note is None or note in text
         assert world.svh not in page.text  # SVHTTDL's own task is not STP's
         status = await world.status(world.quick)
         assert status.due_at is not None
@@ -354,6 +375,11 @@ async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World)
         last_day = first_late.date() - timedelta(days=1)
         assert f"Hết ngày {last_day:%d/%m/%Y} (trước 00:00 ngày {first_late:%d/%m/%Y})" in text
 
+    async with world.signed_in("dau-moi-snv") as other_owner:  # a joint task counts for each
+        snv = await other_owner.get("/")
+        assert re.findall(r'<a href="(/tasks/[^"]+)"', snv.text) == [task_path(world.joint)]
+        assert (await other_owner.get(task_path(world.joint))).status_code == 200
+    async with world.signed_in("dau-moi-stp") as client:
         task = await client.get(f"/tasks/{world.main}")
         assert task.status_code == 200
         body = task.text
