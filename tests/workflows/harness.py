@@ -163,6 +163,7 @@ async def harness(
     *,
     dev_server: bool = False,
     relay_down: bool = False,
+    keep_connections: bool = True,
     directory_path: Path = QUANG_BINH,
 ) -> AsyncIterator[Harness]:
     """The real parts, a worker on its own task queue. With `relay_down` the SMTP port is
@@ -179,7 +180,14 @@ async def harness(
     try:
         if not relay_down:
             await sink.start()
-        smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
+        # keep_connections=False: a new SMTP session per message, so that stopping the sink
+        # (`sink.stop()`) takes the relay down for every later message.
+        smtp = SmtpSettings(
+            host="127.0.0.1",
+            port=sink.port,
+            embedded=False,
+            idle_connections=8 if keep_connections else 0,
+        )
         task_queue = f"test-{uuid.uuid4()}"
         async with build_worker(
             env.client,
