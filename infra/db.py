@@ -254,6 +254,71 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class PortalLinkRow(Base):
+    """A personal portal link mailed to an officer (`infra.links`). The token in the mail is
+    the row's random ID and its HMAC; nothing personal is in it. A link stops working when it
+    expires, when it is revoked, or when its officer leaves the directory."""
+
+    __tablename__ = "portal_links"
+    __table_args__ = (
+        Index("ix_portal_links_officer", "tenant", "officer_id"),
+        Index("ix_portal_links_business_key", "tenant", "officer_id", "business_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(60))
+    officer_id: Mapped[str] = mapped_column(String(60))
+    task_id: Mapped[str | None] = mapped_column(String(300))
+    business_key: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class PortalSessionRow(Base):
+    """A portal session, opened by a link. Only the SHA-256 of the session ID (the cookie's
+    value) is stored: whoever reads the database cannot sign in with it."""
+
+    __tablename__ = "portal_sessions"
+    __table_args__ = (Index("ix_portal_sessions_officer", "tenant", "officer_id"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(60))
+    officer_id: Mapped[str] = mapped_column(String(60))
+    link_id: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str | None] = mapped_column(String(5))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class LinkRequestRow(Base):
+    """One request for a new link, counted for the rate limit: `key` is a keyed hash of the
+    address asked for or of the client's IP (never the address itself)."""
+
+    __tablename__ = "link_requests"
+    __table_args__ = (Index("ix_link_requests_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime]
+
+
+class PortalActionRow(Base):
+    """The outcome of a portal form, by its form key: a re-posted form (a double click, the
+    browser's back and resend) shows the first outcome instead of acting again."""
+
+    __tablename__ = "portal_actions"
+
+    form_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(60))
+    officer_id: Mapped[str] = mapped_column(String(60))
+    task_id: Mapped[str] = mapped_column(String(300))
+    update: Mapped[str] = mapped_column(String(60))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime]
+
+
 # The tables themselves, for the hot paths that write with one Core statement and no ORM
 # unit of work (marking an outbox row sent, writing audit rows once).
 OUTBOX_TABLE: Table = Base.metadata.tables[OutboxRow.__tablename__]

@@ -107,6 +107,48 @@ class ClaimSettings(BaseModel):
     )
 
 
+class PortalSettings(BaseModel):
+    """The officer portal (`accord portal`, and `accord run` starts it too)."""
+
+    enabled: bool = Field(default=True, description="`accord run` starts the portal too.")
+    host: str = Field(default="127.0.0.1", description="Address the portal listens on.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The portal's address as officers reach it (behind the reverse proxy): "
+        "the links in mail start with it; https makes the session cookie Secure.",
+    )
+    link_days: int = Field(default=30, ge=1, le=366, description="A mailed link's lifetime.")
+    session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="A session's lifetime after the link opened."
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest attachment accepted."
+    )
+    upload_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.oasis.opendocument.text",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            "text/csv",
+        ],
+        description="Content types an attachment may have.",
+    )
+    link_requests_per_hour: int = Field(
+        default=5, ge=1, description="New-link requests per address, and per client, an hour."
+    )
+
+    @property
+    def secure(self) -> bool:
+        """Served over HTTPS (as officers reach it): cookies are Secure."""
+        return self.base_url.startswith("https://")
+
+
 def settings_problems(error: ValidationError) -> str:
     """What is wrong with the settings, on one line: `field: message; …`. Never the values:
     pydantic's own text quotes them, and one may be a password."""
@@ -157,6 +199,7 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     claims: ClaimSettings = Field(default_factory=ClaimSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @property
     def resolved_database_url(self) -> str:
