@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
 from accord.demo import start_demo
 from accord.deploy import deploy_folder
 from accord.embedded import DevServer, MailSink
 from accord.identity import Credential
+from accord.portal.server import build_context, portal_url, serve_portal
 from infra import db
 from infra.claim_keys import signing_key, verifying_keys
-from infra.settings import Settings
+from infra.settings import Settings, SmtpSettings
 from worker import (
     build_worker,
     connect,
@@ -93,8 +97,37 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
                         credential=Credential(operator="accord-demo", key=signing_key(settings)),
                     )
                 )
+            portal_task: asyncio.Task[None] | None = None
+            if settings.portal.enabled:
+                listening = asyncio.Event()
+                portal_task = asyncio.create_task(
+                    _run_portal(settings, client, session_factory, smtp, stop, listening)
+                )
+                waiting = asyncio.create_task(listening.wait())
+                await asyncio.wait({portal_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if listening.is_set():
+                    print(f"Portal:   {portal_url(settings)}", flush=True)
             print("Accord is running; Ctrl+C (SIGTERM) stops it.", flush=True)
             await stop.wait()
+            if portal_task is not None:
+                await portal_task
             print("Stopping: waiting for running activities to finish…", flush=True)
             if demo_task is not None:
                 demo_task.cancel()
+
+
+async def _run_portal(
+    settings: Settings,
+    client: Client,
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings,
+    stop: asyncio.Event,
+    listening: asyncio.Event,
+) -> None:
+    """The portal beside the worker; one that cannot listen says so and the rest runs on."""
+    ctx = build_context(settings, client, session_factory, smtp=smtp)
+    try:
+        await serve_portal(ctx, stop, listening)
+    except OSError as error:
+        print(f"Portal:   not started: {error} (set ACCORD_PORTAL__PORT)", flush=True)

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -1103,13 +1104,14 @@ def test_run_serves_the_agreements_folder_until_interrupted(
         end=start + timedelta(days=60),
     )
     agreement_id = f"8-kh-snv-{start.year}"
-    dev_port, ui_port, smtp_port = free_ports(3)
+    dev_port, ui_port, smtp_port, portal_port = free_ports(4)
     settings = {
         "ACCORD_DATA_DIR": str(tmp_path / "data"),
         "ACCORD_AGREEMENTS_DIR": str(agreement.parent),
         "ACCORD_TEMPORAL__DEV_PORT": str(dev_port),
         "ACCORD_TEMPORAL__UI_PORT": str(ui_port),
         "ACCORD_SMTP__PORT": str(smtp_port),
+        "ACCORD_PORTAL__PORT": str(portal_port),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")} | settings
     lines: queue.Queue[str] = queue.Queue()
@@ -1133,6 +1135,12 @@ def test_run_serves_the_agreements_folder_until_interrupted(
                 seen.append(lines.get(timeout=1))
         assert f"Temporal: 127.0.0.1:{dev_port} (namespace default)\n" in seen
         assert f"deployed agreement:{agreement_id}: 1 tasks (started)\n" in seen
+        # The portal runs too: its new-link page answers, in Vietnamese, with its headers.
+        assert f"Portal:   http://127.0.0.1:{portal_port}\n" in seen
+        with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/link", timeout=10) as page:
+            assert page.status == 200
+            assert page.headers["X-Content-Type-Options"] == "nosniff"
+            assert "<h1>Xin đường dẫn mới</h1>" in page.read().decode("utf-8")
 
         for name, value in settings.items():
             monkeypatch.setenv(name, value)

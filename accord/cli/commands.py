@@ -69,6 +69,14 @@ COMMANDS = (
         "run_service",
     ),
     Command(
+        "portal",
+        "serve the officer portal alone (production, behind a reverse proxy); `accord portal "
+        "revoke OFFICER --tenant T` revokes an officer's links and sessions",
+        "portal",
+        "add_portal_arguments",
+        "portal",
+    ),
+    Command(
         "deploy",
         "start the workflows of agreement files; deploying again changes nothing; exit 1 if "
         "any file is invalid",

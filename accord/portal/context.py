@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from accord.identity import Credential
-from infra.settings import Settings
+from infra.settings import Settings, SmtpSettings
 
 
 @dataclass
@@ -25,9 +25,16 @@ class PortalContext:
     """Channel "portal", operator None: the officer acts himself."""
     link_key: bytes
     templates: Jinja2Templates
+    smtp: SmtpSettings | None = None
+    """Where the portal's own mail (a new link) goes; None: `settings.smtp` (`accord run`
+    passes its embedded sink's)."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def link_url(self, token: str) -> str:
+        """The address of a link, as officers reach the portal."""
+        return f"{self.settings.portal.base_url.rstrip('/')}/l/{token}"
 
 
 def portal_context(request: Request) -> PortalContext:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -147,5 +148,8 @@ async def act(
                     at=ctx.now(),
                 )
             )
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # the same form's other post recorded it first
+                session.rollback()
     return ActOutcome(True, result_message(result, locale), result)
