@@ -14,7 +14,6 @@ import asyncio
 import io
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -23,8 +22,6 @@ from typing import Any
 
 import httpx
 import openpyxl
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))
 from harness import QUANG_BINH, ROOT, TEST_CREDENTIAL, ZONE, Harness, harness
 
 from accord import identity
@@ -360,6 +357,18 @@ async def test_deciders_pages(tmp_path: Path) -> None:
                 chart = await aggregator.get(f"/agreements/{ID}/on-time.png")
                 assert chart.headers["content-type"] == "image/png"
                 assert chart.content.startswith(b"\x89PNG")
+
+                # In English once he chooses it.
+                switched = await aggregator.post(
+                    "/lang", {"lang": "en", "next": f"/agreements/{ID}"}, csrf_from="/agreements"
+                )
+                assert switched.status_code == 303
+                english = await aggregator.get(f"/agreements/{ID}", params={"state": "waived"})
+                assert '<html lang="en">' in english.text
+                assert "Waived" in english.text and "Được miễn" not in english.text
+                english_report = await aggregator.get(f"/agreements/{ID}/report")
+                assert "Compliance by agency" in english_report.text
+                assert _rates(english_report.text)["BTGDV"] == "100.0%"
 
                 workbook_file = await aggregator.get(f"/agreements/{ID}/report.xlsx")
                 assert workbook_file.status_code == 200
