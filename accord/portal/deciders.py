@@ -111,6 +111,19 @@ def may_decide(actor: Actor, facts: AgreementFacts, task: TaskFact) -> bool:
     return ExtensionApprover.PROVINCIAL_LEADERSHIP in approvers and leadership
 
 
+def may_decide_now(actor: Actor, facts: AgreementFacts, task: TaskFact, status: TaskStatus) -> bool:
+    """Whether the task page should offer `actor` the decide form (deciders_macros.html.j2
+    `decide_form`): an open task with a pending request he did not make, that he may decide."""
+    pending = status.pending_extension
+    return (
+        pending is not None
+        and not status.closed
+        and status.state.is_open
+        and pending.actor.officer_id != actor.officer_id
+        and may_decide(actor, facts, task)
+    )
+
+
 def is_aggregator(actor: Actor, facts: AgreementFacts) -> bool:
     """An admin or the provincial leadership of the agreement's tenant, or an officer of an
     agency one of its obligations goes to."""

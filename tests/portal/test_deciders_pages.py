@@ -33,6 +33,7 @@ from accord.portal.deciders import (
     MatrixFilters,
     build_matrix,
     may_decide,
+    may_decide_now,
 )
 from accord.reporting import agreement_facts
 from activities.models import AgreementFacts, TaskState
@@ -217,6 +218,12 @@ async def test_deciders_pages(tmp_path: Path) -> None:
             ExtensionRequest(actor=h.actor("STP"), new_due=new_due, reason="Chờ số liệu quý IV"),
         )
         before = await status(stp)
+        stp_fact = _fact(facts, stp)
+        assert may_decide_now(h.actor("SNV", OfficerRole.HEAD), facts, stp_fact, before)
+        assert not may_decide_now(h.actor("STP"), facts, stp_fact, before)
+        assert not may_decide_now(
+            h.actor("SNV", OfficerRole.HEAD), facts, stp_fact, await status(phuong)
+        )
         assert before.due_at is not None and before.next_action_at is not None
         assert before.due_at.astimezone(ZONE).date() == due
 
