@@ -36,7 +36,7 @@ from accord.reporting import agreement_facts
 from activities.models import Actor, AgreementFacts, TaskFact, TaskState
 from activities.reporting import report_inputs
 from agreements.models import ExtensionApprover, OfficerRole
-from infra.db import AgreementRow, directory_agencies
+from infra.db import AgreementRow, directory_agencies, get_officer
 from reports import charts, docx, xlsx
 from reports.consolidate import UnknownPeriod, consolidate
 from reports.export_labels import percent, status_label
@@ -293,6 +293,8 @@ class PendingDecision:
     request: ExtensionRequest
     current_last_day: str
     asked_last_day: str
+    asked_by: str
+    """The requesting officer's name and agency, as the directory says."""
 
 
 async def pending_decisions(ctx: PortalContext, officer: PortalOfficer) -> list[PendingDecision]:
@@ -326,9 +328,17 @@ async def pending_decisions(ctx: PortalContext, officer: PortalOfficer) -> list[
                     request=request,
                     current_last_day=last_day(status.due_at, status.task.time_zone),
                     asked_last_day=_day(request.new_due - timedelta(days=1)),
+                    asked_by=_officer_text(ctx, request.actor, names),
                 )
             )
     return sorted(found, key=lambda p: (_when(p.due_at), p.task_id))
+
+
+def _officer_text(ctx: PortalContext, actor: Actor, names: dict[str, str]) -> str:
+    with ctx.session_factory() as session:
+        row = get_officer(session, tenant=actor.tenant, officer_id=actor.officer_id)
+    name = row.name if row is not None else actor.officer_id
+    return f"{name} ({names.get(actor.agency, actor.agency)})"
 
 
 # --------------------------------------------------------------------------------------------

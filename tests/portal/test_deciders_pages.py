@@ -254,6 +254,10 @@ async def test_deciders_pages(tmp_path: Path) -> None:
                 asked = (new_due - timedelta(days=1)).strftime("%d/%m/%Y")
                 assert f'<dd class="current-due">{last}</dd>' in page.text
                 assert f'<dd class="asked-due">{asked}</dd>' in page.text
+                assert (
+                    '<dd class="asked-by">Cán bộ đầu mối – Sở Tư pháp (Sở Tư pháp)</dd>'
+                    in page.text
+                )
                 assert f'action="/tasks/{stp}/decide"' in page.text
 
                 # Not an admin: the waiver is refused, nothing changes.
