@@ -38,12 +38,20 @@ FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only();
 
 -- Start from nothing, then grant what Accord uses.
 REVOKE ALL ON agencies, officers, submissions, outbox, audit FROM :"app_role";
+REVOKE ALL ON portal_links, portal_sessions, link_requests, portal_actions FROM :"app_role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"app_role";
 GRANT USAGE ON SCHEMA public TO :"app_role";
 
 -- The directory (deploying refreshes it), submissions and the mail outbox: read, add, update.
 -- Accord deletes nothing.
 GRANT SELECT, INSERT, UPDATE ON agencies, officers, submissions, outbox TO :"app_role";
+
+-- The portal: links and sessions are revoked or ended by an update, never deleted; a form's
+-- outcome is written once; the new-link requests counted for the rate limit are the one thing
+-- Accord deletes (those older than two hours).
+GRANT SELECT, INSERT, UPDATE ON portal_links, portal_sessions TO :"app_role";
+GRANT SELECT, INSERT ON portal_actions TO :"app_role";
+GRANT SELECT, INSERT, DELETE ON link_requests TO :"app_role";
 
 -- The audit trail: read and append only.
 GRANT SELECT, INSERT ON audit TO :"app_role";

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from accord.portal import auth, deciders, officer
 from accord.portal.context import PortalContext
 from accord.portal.i18n import LANG_COOKIE, locale_of, t
-from infra import links
+from infra import db, links
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +170,18 @@ def _load_session(ctx: PortalContext, request: Request) -> str | None:
     if session_id:
         with ctx.session_factory() as session:
             row = links.find_session(session, session_id, now=ctx.now())
+            # The reader's language: the session's choice, else the officer's.
+            officer = (
+                session.get(db.OfficerRow, (row.tenant, row.officer_id))
+                if row is not None and row.locale is None
+                else None
+            )
         if row is not None:
             request.state.portal_session = row
             request.state.csrf = links.keyed_hash(ctx.link_key, "csrf-session", session_id)
-            if row.locale in ("vi", "en"):
-                request.state.locale = row.locale
+            chosen = row.locale or (officer.locale if officer is not None else None)
+            if chosen in ("vi", "en"):
+                request.state.locale = chosen
             return None
     anon = request.cookies.get(auth.ANON_COOKIE)
     new_anon = None

@@ -195,6 +195,8 @@ async def test_secure_cookie_when_the_portal_is_served_over_https(
         ("expired", "expired", "Đường dẫn đã hết hạn."),
         ("revoked", "revoked", "Đường dẫn đã bị thu hồi."),
         ("officer_gone", "officer_gone", "người nhận không còn trong danh bạ cơ quan"),
+        # An officer ID is looked up in the link's tenant only: Nghệ An has no dau-moi-stp.
+        ("other_tenant", "officer_gone", "người nhận không còn trong danh bạ cơ quan"),
     ],
 )
 async def test_a_bad_link_is_a_clear_page_and_no_session(
@@ -203,6 +205,17 @@ async def test_a_bad_link_is_a_clear_page_and_no_session(
     officer = "thu-truong-stp" if case == "officer_gone" else FOCAL
     if case == "expired":
         token = portal.link(now=datetime.now(UTC) - timedelta(days=31))
+    elif case == "other_tenant":
+        with portal.h.sessions() as session:
+            token = links.issue_link(
+                session,
+                tenant="nghe-an",
+                officer_id=FOCAL,
+                key=portal.ctx.link_key,
+                now=datetime.now(UTC),
+                days=30,
+            )
+            session.commit()
     else:
         token = portal.link(officer)
     if case == "tampered":
@@ -280,6 +293,8 @@ async def test_csrf_is_required_on_every_post(portal: Portal) -> None:
         assert (await client.post("/logout", data={"csrf": foreign})).status_code == 403
         out = await client.post("/logout", data={"csrf": token})
         assert out.status_code == 303
+        assert out.headers["location"] == "/link?signed_out=1"
+        assert "Bạn đã đăng xuất." in (await client.get(out.headers["location"])).text
         assert (await client.get("/_me")).status_code == 401
 
 
@@ -309,6 +324,17 @@ async def test_language_switch_and_no_open_redirect(portal: Portal) -> None:
 
 async def test_an_error_is_a_page_never_a_traceback(portal: Portal) -> None:
     async with portal.client() as client:
+        await client.get(f"/l/{portal.link()}")
+        csrf = _csrf((await client.get("/link")).text)
+        # A form without its fields: 400, the page, not FastAPI's JSON.
+        bad = await client.post("/_submit", data={"csrf": csrf})
+        assert bad.status_code == 400
+        assert bad.headers["content-type"].startswith("text/html")
+        assert "<h1>Yêu cầu không hợp lệ</h1>" in bad.text and "form_key" not in bad.text
+        _assert_headers(bad)
+        wrong = await client.get("/logout")
+        assert wrong.status_code == 405
+        assert "Trang này không nhận yêu cầu như vậy." in wrong.text
         response = await client.get("/_boom")
     assert response.status_code == 500
     _assert_headers(response)
@@ -433,3 +459,27 @@ async def test_a_double_click_submits_once(portal: Portal) -> None:
             select(db.SubmissionRow).where(db.SubmissionRow.task_id == task_id)
         ).all()
     assert len(rows) == 1
+
+
+async def test_the_readers_language_officer_locale_then_his_choice(portal: Portal) -> None:
+    officer = "dau-moi-ubnd-tinh"
+    with portal.h.sessions() as session:
+        row = db.get_officer(session, tenant=TENANT, officer_id=officer)
+        assert row is not None
+        row.locale = "en"
+        session.commit()
+    async with portal.client() as client:
+        await client.get(f"/l/{portal.link(officer)}")
+        assert (await client.get("/_me")).json()["lang"] == "en"
+        page = await client.get("/link")
+        assert '<html lang="en">' in page.text
+        # Even a page refused before the officer is looked up speaks his language.
+        refused = await client.post("/logout", data={"csrf": "wrong"})
+        assert "The form has expired or did not come from Accord&#39;s page." in refused.text
+        # His choice wins over the directory's.
+        switched = await client.post(
+            "/lang", data={"csrf": _csrf(page.text), "lang": "vi", "next": "/_me"}
+        )
+        assert switched.headers["location"] == "/_me"
+        assert (await client.get("/_me")).json()["lang"] == "vi"
+        assert '<html lang="vi">' in (await client.get("/link")).text
