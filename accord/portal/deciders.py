@@ -162,6 +162,8 @@ class MatrixCell:
     due_at: datetime | None
     escalation_level: int
     co_owners: list[str]
+    lead: str
+    """The leading owner: a joint task's cell says so in its co-owners' rows."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def build_matrix(
 ) -> Matrix:
     """Agencies (rows, in `agencies`' order: the directory's; an agency without a task is
     left out) × tasks (columns: obligation and period, in the agreement's obligation order and
-    by due date), each cell the task of that agency (its leading owner) with its state.
+    by due date), each cell the task of that agency (a joint task in each owner's row) with its
+    state.
     `filters` keep one obligation (`item`), one period, and cells of one state (the others
     blank, rows and columns left without a cell dropped)."""
     order = {key: n for n, key in enumerate(facts.obligations)}
@@ -232,10 +235,13 @@ def build_matrix(
         if (filters.item is None or k[0] == filters.item)
         and (filters.period is None or k[1] == filters.period)
     ]
-    by_cell = {(t.agency, t.obligation_id, t.period_label): t for t in facts.tasks}
+    by_cell: dict[tuple[str, str, str], TaskFact] = {}
+    for task in facts.tasks:  # a joint task is in each of its owners' rows
+        for owner in task_owners(task):
+            by_cell.setdefault((owner, task.obligation_id, task.period_label), task)
     names = dict(agencies)
     codes = [code for code, _ in agencies]
-    codes += sorted({t.agency for t in facts.tasks} - set(codes))
+    codes += sorted({o for t in facts.tasks for o in task_owners(t)} - set(codes))
     rows: list[MatrixRow] = []
     counts: dict[str, int] = {}
     for code in codes:
@@ -252,6 +258,7 @@ def build_matrix(
                     due_at=fact.due_at,
                     escalation_level=fact.escalation_level,
                     co_owners=list(fact.co_owners),
+                    lead=fact.agency,
                 )
             )
         if any(cells):

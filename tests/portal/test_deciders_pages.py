@@ -484,16 +484,24 @@ def test_matrix_filters_and_blank_cells() -> None:
             fact("XA_A", "o1", "p1", TaskState.DONE_LATE),
             fact("STP", "o1", "p2", None),
             fact("STP", "o2", "p1", TaskState.WAIVED),
+            fact("XA_A", "o2", "p2", TaskState.PENDING).model_copy(update={"co_owners": ["STP"]}),
         ],
     )
     agencies = [("XA_A", "Xã A"), ("STP", "Sở Tư pháp")]
     full = build_matrix(facts, agencies, MatrixFilters())
-    assert [c.key for c in full.columns] == [("o1", "p1"), ("o1", "p2"), ("o2", "p1")]
+    assert [c.key for c in full.columns] == [("o1", "p1"), ("o1", "p2"), ("o2", "p1"), ("o2", "p2")]
     assert [r.agency for r in full.rows] == ["XA_A", "STP"]
     assert [c.state if c else None for c in full.rows[1].cells] == [
         "overdue",
         NOT_STARTED,
         "waived",
+        "pending",
+    ]
+    # The joint task is in both owners' rows, led by XA_A.
+    joint = [row.cells[3] for row in full.rows]
+    assert [(c.task_id, c.lead) if c else None for c in joint] == [
+        ("a/o2/XA_A/p2", "XA_A"),
+        ("a/o2/XA_A/p2", "XA_A"),
     ]
     assert full.periods == ["p1", "p2"]
     late = build_matrix(facts, agencies, MatrixFilters(state="done_late"))
@@ -502,5 +510,5 @@ def test_matrix_filters_and_blank_cells() -> None:
         ("XA_A", ["done_late"])
     ]
     p2 = build_matrix(facts, agencies, MatrixFilters(period="p2"))
-    assert [c.key for c in p2.columns] == [("o1", "p2")]
-    assert p2.counts == {NOT_STARTED: 1}
+    assert [c.key for c in p2.columns] == [("o1", "p2"), ("o2", "p2")]
+    assert p2.counts == {NOT_STARTED: 1, "pending": 2}
