@@ -28,11 +28,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.digest import DigestActivities
-from activities.mail import MailActivities
+from activities.mail import MailActivities, PortalLinks
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
 from infra import db
-from infra.claim_keys import verifying_keys
+from infra.claim_keys import signing_key, verifying_keys
+from infra.links import derive_link_key
 from infra.settings import Settings, SmtpSettings, settings_problems
 from workflows import claims
 from workflows.agreement import AgreementWorkflow
@@ -49,9 +50,10 @@ def build_activities(
     session_factory: sessionmaker[Session],
     smtp: SmtpSettings,
     templates: MailTemplates | None = None,
+    portal_links: PortalLinks | None = None,
 ) -> list[Callable[..., Any]]:
     store = StoreActivities(session_factory)
-    mail = MailActivities(session_factory, smtp, templates=templates)
+    mail = MailActivities(session_factory, smtp, templates=templates, links=portal_links)
     digest = DigestActivities(session_factory, smtp, mail, templates=templates)
     return [
         store.record_submission,
@@ -73,9 +75,12 @@ def build_worker(
     share_accord_modules: bool = True,
     templates: MailTemplates | None = None,
     claim_keys: Mapping[str, bytes] | None = None,
+    portal_links: PortalLinks | None = None,
 ) -> Worker:
     """The worker; `claim_keys` (key ID → secret) are the keys its update validators accept
-    on actor claims (`workflows.claims`; None: those installed already).
+    on actor claims (`workflows.claims`; None: those installed already); `portal_links` how
+    its mail links each officer to the portal (`portal_links(settings)`; None: mail without
+    links, as `accord simulate` sends).
 
     With `share_accord_modules` (the default) the workflow sandbox shares
     Accord's own packages instead of re-importing them for every workflow run: that halves a
@@ -92,7 +97,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=build_activities(session_factory, smtp, templates),
+        activities=build_activities(session_factory, smtp, templates, portal_links),
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
@@ -144,6 +149,18 @@ def load_mail_templates(settings: Settings) -> MailTemplates:
     return templates
 
 
+def portal_links(settings: Settings) -> PortalLinks:
+    """Each officer's signed portal link in mail: `ACCORD_PORTAL__BASE_URL` (the address
+    officers reach the portal at, behind the province's proxy in production), the link key
+    derived from the claim signing key, `ACCORD_PORTAL__LINK_DAYS`."""
+    portal = settings.portal
+    return PortalLinks(
+        base_url=portal.base_url,
+        key=derive_link_key(signing_key(settings).secret),
+        days=portal.link_days,
+    )
+
+
 def stop_event() -> asyncio.Event:
     """Set on SIGTERM or Ctrl+C (SIGINT)."""
     stop = asyncio.Event()
@@ -166,6 +183,7 @@ async def run_worker_only(settings: Settings) -> None:
         smtp=settings.smtp,
         templates=templates,
         claim_keys=verifying_keys(settings),
+        portal_links=portal_links(settings),
     )
     async with worker:
         log.info("worker polling %s", settings.temporal.task_queue)

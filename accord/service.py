@@ -29,6 +29,7 @@ from worker import (
     keep_files_private,
     load_mail_templates,
     open_database,
+    portal_links,
     stop_event,
 )
 
@@ -70,6 +71,7 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             smtp=smtp,
             templates=templates,
             claim_keys=claim_keys,
+            portal_links=portal_links(settings),
         )
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)

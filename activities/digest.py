@@ -91,9 +91,14 @@ def digest_recipients(session: Session, request: DigestRequest) -> list[Recipien
 
 
 def digest_variables(
-    report: ConsolidatedReport, request: DigestRequest, recipient: Recipient, locale: Locale
+    report: ConsolidatedReport,
+    request: DigestRequest,
+    recipient: Recipient,
+    locale: Locale,
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
-    """What the digest's templates are given (`activities.templates.DIGEST_VARIABLES`)."""
+    """What the digest's templates are given (`activities.templates.DIGEST_VARIABLES`);
+    `portal_url` is the recipient's own link to the portal's home (None: no link)."""
     totals = report.totals
     shown = [s for s in ComplianceStatus if totals.counts.get(s, 0)]
     overdue = totals.counts.get(ComplianceStatus.OVERDUE, 0)
@@ -119,6 +124,7 @@ def digest_variables(
         "missing": missing,
         "overdue": number(overdue, locale),
         "xlsx_name": xlsx_name(request),
+        "portal_url": portal_url,
     }
 
 
@@ -253,8 +259,10 @@ class DigestActivities:
                         new=[(r, messages[r.email].subject) for r in missing],
                     )
                 except IntegrityError:
-                    # Another attempt inserted the same rows first: read theirs.
+                    # Another attempt inserted the same rows first: read theirs. The links
+                    # issued for the messages went with the rollback: build them again.
                     session.rollback()
+                    messages = {}
                     continue
                 break
             else:
@@ -288,7 +296,15 @@ class DigestActivities:
             chart, workbook = parts[locale]
             rendered = self._templates.render_digest(
                 locale,
-                digest_variables(report, request, recipient, locale),
+                digest_variables(
+                    report,
+                    request,
+                    recipient,
+                    locale,
+                    self._mail.portal_url(
+                        session, request.facts.tenant, recipient, request.business_key, None
+                    ),
+                ),
                 chart_cid=CHART_CID,
             )
             messages[recipient.email] = compose_digest(

@@ -77,6 +77,7 @@ from infra.db import (
     add_audit_rows,
     agencies_by_code,
 )
+from infra.links import issue_link
 from infra.settings import SmtpSettings
 from infra.smtp import SmtpConnections
 
@@ -213,6 +214,43 @@ def insert_outbox(
 
 
 @dataclass(frozen=True)
+class PortalLinks:
+    """How mail links to the officer portal: every message carries its recipient's own signed
+    link (`infra.links`), `<base_url>/l/<token>`, to the task's page (a notification) or to the
+    portal's home (an admin's notice, the digest).
+
+    A link is issued in the transaction that writes the message's outbox row, once per
+    (business key, officer): a retried attempt finds it and sends the same bytes (same link,
+    same subject, same Message-ID). The token names no one: the officer, tenant and task are
+    in the database row it points to."""
+
+    base_url: str
+    key: bytes = field(repr=False)
+    days: int = 30
+
+    def url(
+        self,
+        session: Session,
+        *,
+        tenant: str,
+        officer_id: str,
+        business_key: str,
+        task_id: str | None = None,
+    ) -> str:
+        token = issue_link(
+            session,
+            tenant=tenant,
+            officer_id=officer_id,
+            key=self.key,
+            now=datetime.now(UTC),
+            days=self.days,
+            task_id=task_id,
+            business_key=business_key,
+        )
+        return f"{self.base_url.rstrip('/')}/l/{token}"
+
+
+@dataclass(frozen=True)
 class Outgoing:
     row_id: int
     recipient: Recipient
@@ -261,8 +299,11 @@ class MailActivities:
         *,
         heartbeat_interval: timedelta = HEARTBEAT_INTERVAL,
         templates: MailTemplates | None = None,
+        links: PortalLinks | None = None,
     ) -> None:
         self._session_factory = session_factory
+        # Each recipient's portal link; None: mail without links (tests, `accord simulate`).
+        self.links = links
         # The wording (a province's overrides first); the package's alone if none is given.
         self._templates = templates or package_templates()
         self._smtp = smtp
@@ -398,6 +439,9 @@ class MailActivities:
                     agency_names=plan.agency_names,
                     sender=self._smtp.sender,
                     templates=self._templates,
+                    portal_url=self.portal_url(
+                        session, request.task.tenant, recipient, key, request.task.task_id
+                    ),
                 )
             return messages[recipient.email]
 
@@ -414,7 +458,9 @@ class MailActivities:
                 )
             except IntegrityError:
                 # Another attempt of this activity inserted the same rows first: read theirs.
+                # The links issued for the messages went with the rollback: issue them again.
                 session.rollback()
+                messages.clear()
                 continue
             break
         else:
@@ -462,6 +508,26 @@ class MailActivities:
         if refusals:
             self._plan_notices(session, request, plan, refusals)
 
+    def portal_url(
+        self,
+        session: Session,
+        tenant: str,
+        recipient: Recipient,
+        business_key: str,
+        task_id: str | None,
+    ) -> str | None:
+        """The recipient's portal link for this message (None without links), issued in
+        `session`'s transaction, the one that writes the message's outbox row."""
+        if self.links is None:
+            return None
+        return self.links.url(
+            session,
+            tenant=tenant,
+            officer_id=recipient.officer_id,
+            business_key=business_key,
+            task_id=task_id,
+        )
+
     def _plan_no_recipient(
         self, session: Session, request: NotificationRequest, plan: _Plan
     ) -> None:
@@ -486,6 +552,8 @@ class MailActivities:
                 agency_names=plan.agency_names,
                 sender=self._smtp.sender,
                 templates=self._templates,
+                # The portal's home: the task is not the admin's to act on.
+                portal_url=self.portal_url(session, request.task.tenant, admin, key, None),
             )
             for admin in to_send
         }
@@ -548,11 +616,12 @@ class MailActivities:
                 else refusal.recipient_officer_id,
                 reply=refusal.last_error or "",
             )
-            message = self._notice(request, plan, notice.business_key, admin, refused, at)
+            message = self._notice(session, request, plan, notice.business_key, admin, refused, at)
             plan.outgoing.append(Outgoing(notice.id, admin, message, notice=True))
 
     def _notice(
         self,
+        session: Session,
         request: NotificationRequest,
         plan: _Plan,
         business_key: str,
@@ -569,6 +638,7 @@ class MailActivities:
             sender=self._smtp.sender,
             at=at,
             templates=self._templates,
+            portal_url=self.portal_url(session, request.task.tenant, admin, business_key, None),
         )
 
     # ----------------------------------------------------------------------------------------
@@ -752,7 +822,9 @@ class MailActivities:
                 reply=error,
             )
             at = datetime.now(UTC)
-            messages = {a.email: self._notice(request, plan, key, a, refused, at) for a in admins}
+            messages = {
+                a.email: self._notice(session, request, plan, key, a, refused, at) for a in admins
+            }
             # Normally none exist yet; a racing attempt may have written some.
             existing = {row.recipient_email: row for row in select_outbox(session, [key])}
             inserted = insert_outbox(

@@ -20,6 +20,7 @@ from agreements.calendar import WorkingCalendar
 from agreements.models import (
     AgencyCode,
     Deliverable,
+    ExtensionApprover,
     Indicator,
     NotifyTarget,
     OfficerRole,
@@ -359,6 +360,10 @@ class ObligationFact(Payload):
     deliverable: Deliverable
     recipient: str | None = Field(description="The receiving agency (e.g. SNV), if named.")
     indicators: list[Indicator] = Field(default_factory=list)
+    extension_approver: list[ExtensionApprover] = Field(
+        default_factory=lambda: list(ExtensionApprover),
+        description="Who decides its extension requests (the portal lists them to those).",
+    )
 
 
 class AgreementFacts(Payload):

@@ -231,6 +231,7 @@ VARIABLES = frozenset(
         "period",
         "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
         "days_left", "days_overdue", "step", "late", "approved", "reason", "acted_by",
+        "portal", "portal_url",
     }
 )  # fmt: skip
 """What `_variables` gives every template (README, "Rewording mail")."""
@@ -243,19 +244,19 @@ _EXTRA_NAMES = {
 }
 """What the admins' notices about another notification get besides `VARIABLES`."""
 _LAYOUT_NAMES = (_KIND_NAMES - {"w"}) | {
-    "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts",
+    "greeting", "footer", "subject", "paragraphs", "actions", "note", "facts", "portal_label",
 }  # fmt: skip
 DIGEST_VARIABLES = frozenset(
     {
         "lang", "recipient_name", "role", "kind", "document", "title", "periods", "due_days",
-        "as_of", "totals", "rows", "missing", "overdue", "xlsx_name",
+        "as_of", "totals", "rows", "missing", "overdue", "xlsx_name", "portal_url",
     }
 )  # fmt: skip
 """What the digest's templates (`digest.txt.j2`, `digest.html.j2`) are given; the HTML one
 also `subject` and `chart_cid`."""
 _OTHER_TEMPLATES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)
 _MISSING = object()
-_RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing", "copy"})
+_RECIPIENT_NAMES = frozenset({"recipient_name", "role", "owing", "copy", "portal_url"})
 """The variables that differ between two recipients of one notification in one language (a
 test derives them from `_variables`: a new one must be added here, or `accord plan` would
 give every recipient of a notification the first one's subject)."""
@@ -601,6 +602,9 @@ class MailTemplates:
         actions = [one_line(a) for a in block("actions").split("\n\n") if a.strip()]
         note = one_line(block("note"))
         shown = [(str(words.label(key)), value) for key, value in facts]
+        portal_url = variables.get("portal_url")
+        label = getattr(words, "portal_label", None)  # an override's words may predate it
+        portal_label = one_line(str(label(kind.value))) if portal_url and label else ""
         # The layouts get the wording as finished strings, not `w`: in the autoescaped HTML
         # layout a macro's output would count as safe markup, data inside it unescaped.
         parts = {name: value for name, value in variables.items() if name != "w"}
@@ -612,6 +616,7 @@ class MailTemplates:
             actions=actions,
             note=note,
             facts=shown,
+            portal_label=portal_label,
         )
         text = self._env.get_template(f"{locale}/_layout.txt.j2").render(parts)
         html = self._env.get_template(f"{locale}/_layout.html.j2").render(parts)
@@ -673,9 +678,16 @@ def recipient_variables(recipient: Recipient) -> dict[str, Any]:
 
 
 def _variables(
-    request: NotificationRequest, recipient: Recipient, names: Mapping[str, str], locale: Locale
+    request: NotificationRequest,
+    recipient: Recipient,
+    names: Mapping[str, str],
+    locale: Locale,
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
-    """Everything a template is given (README, "Rewording mail"), folded to one line."""
+    """Everything a template is given (README, "Rewording mail"), folded to one line.
+
+    `portal_url`: the recipient's own signed portal link (`infra.links`), None when the mail
+    carries none (`accord plan`, `accord simulate`, a worker built without links)."""
     task = request.task
     zone = _zone(task)
 
@@ -705,6 +717,8 @@ def _variables(
         "approved": request.approved,
         "reason": one_line(request.reason) if request.reason else None,
         "acted_by": _acted_by(request, names),
+        "portal": portal_url is not None,
+        "portal_url": portal_url,
     }
 
 
@@ -780,6 +794,7 @@ def render(
     recipient: Recipient,
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> RenderedMessage:
     """Subject, plain text and HTML of `request` for one recipient, in their language.
 
@@ -793,7 +808,7 @@ def render(
         )
     templates = templates or package_templates()
     locale = _locale(recipient)
-    variables = _variables(request, recipient, agency_names, locale)
+    variables = _variables(request, recipient, agency_names, locale, portal_url)
     facts = _facts(request, agency_names, templates, locale)
     return templates.render(request.kind, locale, variables, facts)
 
@@ -804,11 +819,12 @@ def subject(
     recipient: Recipient,
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> str:
     """The subject `render` gives, without the body, the HTML or the calendar."""
     templates = templates or package_templates()
     locale = _locale(recipient)
-    variables = _variables(request, recipient, agency_names, locale)
+    variables = _variables(request, recipient, agency_names, locale, portal_url)
     return templates.subject(request.kind, locale, variables)
 
 
@@ -823,6 +839,7 @@ def render_delivery_failure(
     refused: RefusedDelivery,
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> RenderedMessage:
     """The notice telling an admin that `request` could not be delivered to one officer.
 
@@ -831,7 +848,7 @@ def render_delivery_failure(
     """
     templates = templates or package_templates()
     locale = _locale(admin)
-    variables = _variables(request, admin, agency_names, locale)
+    variables = _variables(request, admin, agency_names, locale, portal_url)
     name, officer_id = one_line(refused.officer_name), one_line(refused.officer_id)
     variables.update(about_kind=request.kind.value, refused_name=name, refused_id=officer_id)
     facts = [
@@ -848,12 +865,13 @@ def render_no_recipient(
     admin: Recipient,
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> RenderedMessage:
     """The notice telling an admin that `request` reached nobody: no officer held its roles
     (e.g. an escalation to the head of an agency that has none in the directory)."""
     templates = templates or package_templates()
     locale = _locale(admin)
-    variables = _variables(request, admin, agency_names, locale)
+    variables = _variables(request, admin, agency_names, locale, portal_url)
     roles = [notify_text(role) for role in request.roles]
     variables.update(about_kind=request.kind.value, missing_roles=roles)
     words = templates._words(locale, {})
@@ -868,11 +886,12 @@ def no_recipient_subject(
     admin: Recipient,
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> str:
     """The subject `render_no_recipient` gives (what `accord plan` lists)."""
     templates = templates or package_templates()
     locale = _locale(admin)
-    variables = _variables(request, admin, agency_names, locale)
+    variables = _variables(request, admin, agency_names, locale, portal_url)
     variables.update(
         about_kind=request.kind.value, missing_roles=[notify_text(role) for role in request.roles]
     )
@@ -1093,10 +1112,17 @@ def compose_message(
     agency_names: Mapping[str, str],
     sender: str,
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> Composed:
     """A multipart/alternative (text + HTML) UTF-8 message to exactly one recipient; a
     reminder of a dated task also carries the deadline as an iCalendar event."""
-    rendered = render(request, recipient=recipient, agency_names=agency_names, templates=templates)
+    rendered = render(
+        request,
+        recipient=recipient,
+        agency_names=agency_names,
+        templates=templates,
+        portal_url=portal_url,
+    )
     calendar = None
     if request.kind is NotificationKind.REMINDER and request.task.due_at is not None:
         calendar = due_date_event(request, agency_names, templates)
@@ -1135,6 +1161,7 @@ def compose_delivery_failure(
     sender: str,
     at: datetime,
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> Composed:
     """The delivery-failure notice about `request` to one admin, under its own business key.
 
@@ -1142,7 +1169,12 @@ def compose_delivery_failure(
     a hash of it): headers travel further than bodies, into logs and relays.
     """
     rendered = render_delivery_failure(
-        request, admin=admin, refused=refused, agency_names=agency_names, templates=templates
+        request,
+        admin=admin,
+        refused=refused,
+        agency_names=agency_names,
+        templates=templates,
+        portal_url=portal_url,
     )
     return _compose(
         rendered,
@@ -1163,11 +1195,12 @@ def compose_no_recipient(
     agency_names: Mapping[str, str],
     sender: str,
     templates: MailTemplates | None = None,
+    portal_url: str | None = None,
 ) -> Composed:
     """The no-recipient notice about `request` to one admin, under its own business key,
     dated at the notification's own time (as the notice it stands for would have been)."""
     rendered = render_no_recipient(
-        request, admin=admin, agency_names=agency_names, templates=templates
+        request, admin=admin, agency_names=agency_names, templates=templates, portal_url=portal_url
     )
     return _compose(
         rendered,

@@ -762,6 +762,7 @@ class AgreementWorkflow:
                     deliverable=obligation.deliverable,
                     recipient=obligation.recipient,
                     indicators=list(obligation.indicators),
+                    extension_approver=list(obligation.extension_approver),
                 )
                 for key, obligation in plan.obligations.items()
             },

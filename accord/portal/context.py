@@ -3,7 +3,8 @@ signing credential, the link key and the templates (`portal_context(request)`)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -29,8 +30,12 @@ class PortalContext:
     """Where the portal's own mail (a new link) goes; None: `settings.smtp` (`accord run`
     passes its embedded sink's)."""
 
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The portal's idea of now: when a request is received (its claim), when a link or a
+    session expires. Tests on the time-skipping server set it to the server's time."""
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.clock()
 
     def link_url(self, token: str) -> str:
         """The address of a link, as officers reach the portal."""

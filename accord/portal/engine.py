@@ -94,7 +94,10 @@ async def act(
             earlier = UpdateResult.model_validate(done.result)
             return ActOutcome(True, result_message(earlier, locale), earlier)
     workflow_id = task_workflow_id(task_id)
-    payload = signed(ctx.credential, payload, update=update, workflow_id=workflow_id)
+    # Stamped now by the portal's clock: the claim's received-at is when Accord took it.
+    payload = signed(
+        ctx.credential, payload, update=update, workflow_id=workflow_id, received_at=ctx.now()
+    )
     handle = ctx.client.get_workflow_handle_for(ObligationWorkflow.run, workflow_id)
     try:
         started = await asyncio.wait_for(

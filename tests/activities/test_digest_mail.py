@@ -122,13 +122,17 @@ def request() -> DigestRequest:
     )
 
 
-def message(locale: Locale, name: str = "Lê Văn <An>") -> EmailMessage:
+def message(
+    locale: Locale, name: str = "Lê Văn <An>", portal_url: str | None = None
+) -> EmailMessage:
     reader = Recipient(
         "lanh-dao", name, "lanh-dao@example.vn", RecipientRole.PROVINCIAL_LEADERSHIP, locale
     )
     ask = request()
     rendered = package_templates().render_digest(
-        reader.locale, digest_variables(report(), ask, reader, reader.locale), chart_cid=CHART_CID
+        reader.locale,
+        digest_variables(report(), ask, reader, reader.locale, portal_url),
+        chart_cid=CHART_CID,
     )
     composed = compose_digest(
         rendered,
@@ -271,3 +275,17 @@ async def test_a_retried_digest_sends_each_officer_one_message(
     assert [(a.event_key, a.detail["sent"]) for a in audit] == [
         ("a/digest/2025-q2/2025-07-15/sent", "2")
     ]
+
+
+def test_the_digest_links_to_the_portal_home_in_both_parts() -> None:
+    link = "http://127.0.0.1:8000/l/Xy-1.a&b"
+    parsed = message("vi", portal_url=link)
+    text, html = body(parsed, "plain"), body(parsed, "html")
+    assert f"\nMở trang Accord: {link}\n\n--\n" in text
+    assert "đề nghị không chuyển tiếp thư này." in text
+    assert '<a href="http://127.0.0.1:8000/l/Xy-1.a&amp;b">Mở trang Accord</a>' in html
+    english = body(message("en", portal_url=link), "plain")
+    assert f"\nOpen Accord: {link}\n\n--\n" in english
+    without = body(message("vi"), "plain")
+    assert "Mở trang Accord" not in without
+    assert without.endswith("Vui lòng không trả lời thư này.\n")

@@ -727,7 +727,10 @@ def test_the_variables_that_differ_between_recipients_are_the_known_ones() -> No
     recipients = [
         officer(role, name=f"Cán bộ {index}") for index, role in enumerate([*RecipientRole, None])
     ]
-    given = [template_variables(request, recipient, NAMES, "vi") for recipient in recipients]
+    given = [
+        template_variables(request, recipient, NAMES, "vi", f"https://accord.example/l/{index}")
+        for index, recipient in enumerate(recipients)
+    ]
     differ = {name for name in VARIABLES if len({repr(g[name]) for g in given}) > 1}
 
     assert differ == RECIPIENT_VARIABLES
@@ -832,3 +835,90 @@ def test_no_recipient_notice_names_the_notice_the_roles_and_the_task() -> None:
         "(head_of_agency), provincial leadership (provincial_leadership)." in english.text
     )
     assert "Task ID: 289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t" in english.text
+
+
+# --------------------------------------------------------------------------------------------
+# The officer's own portal link (issue 15): in both parts, instead of "how to send it"
+
+LINK = "http://127.0.0.1:8000/l/AbC-12_x.Zz9"
+NOTICE_KINDS = {"delivery_failed", "no_recipient"}
+
+
+@pytest.mark.parametrize("kind", [NotificationKind.REMINDER, NotificationKind.ESCALATION])
+def test_a_reminder_with_a_link_says_to_submit_on_the_task_page(kind: NotificationKind) -> None:
+    rendered = render(notification(kind), recipient=officer(), agency_names=NAMES, portal_url=LINK)
+    text = rendered.text
+    assert (
+        "Cách nộp: mở trang nhiệm vụ theo đường dẫn dưới đây, điền và nộp báo cáo ngay trên "
+        "trang (không trả lời thư này). Khi báo cáo được ghi nhận, đồng chí sẽ nhận được thư "
+        "xác nhận.\n\n"
+        f"Mở trang nhiệm vụ: {LINK}\n\n--\n"
+    ) in text
+    assert SEND_TO_SNV_VI not in text
+    assert text.endswith(
+        "Vui lòng không trả lời thư này: mọi thao tác (nộp báo cáo, đề nghị gia hạn, xem quyết "
+        "định) thực hiện trên trang Accord theo đường dẫn trong thư. Đường dẫn dành riêng cho "
+        "đồng chí, có thời hạn; đề nghị không chuyển tiếp thư này. Khi đường dẫn hết hạn, đồng "
+        "chí mở trang Accord và xin đường dẫn mới bằng địa chỉ thư điện tử của mình.\n"
+    )
+    assert f'<p><a href="{LINK}">Mở trang nhiệm vụ</a>: {LINK}</p>' in rendered.html
+
+    english = render(
+        notification(kind), recipient=officer(locale="en"), agency_names=NAMES, portal_url=LINK
+    )
+    assert (
+        "How to submit: open the task with the link below, fill in and submit the report on "
+        "that page (not as a reply to this message). You will receive a receipt once the "
+        f"report is recorded.\n\nOpen the task: {LINK}\n\n--\n"
+    ) in english.text
+    assert f'<p><a href="{LINK}">Open the task</a>: {LINK}</p>' in english.html
+    assert "please do not forward this message." in english.text
+
+
+@pytest.mark.parametrize("kind", [k for k in NotificationKind if k.value not in NOTICE_KINDS])
+@pytest.mark.parametrize("role", [*RecipientRole])
+def test_every_notification_carries_the_link_in_both_parts(
+    kind: NotificationKind, role: RecipientRole
+) -> None:
+    rendered = render(
+        notification(kind), recipient=officer(role), agency_names=NAMES, portal_url=LINK
+    )
+    assert f"\nMở trang nhiệm vụ: {LINK}\n" in rendered.text
+    assert f'<a href="{LINK}">Mở trang nhiệm vụ</a>' in rendered.html
+    assert rendered.text.count(LINK) == 1
+    assert "accord submit" not in rendered.text
+
+
+def test_the_link_is_escaped_in_the_html_part() -> None:
+    odd = 'http://portal.example/a?x=1&y="2"/l/t.s'
+    rendered = render(notification(), recipient=officer(), agency_names=NAMES, portal_url=odd)
+    assert f"Mở trang nhiệm vụ: {odd}\n" in rendered.text
+    assert (
+        '<a href="http://portal.example/a?x=1&amp;y=&#34;2&#34;/l/t.s">Mở trang nhiệm vụ</a>'
+    ) in rendered.html
+    assert odd not in rendered.html
+
+
+def test_the_admins_notices_link_to_the_portal_home() -> None:
+    refused = RefusedDelivery("stp-dau-moi", "Nguyễn Thị Hoa", "550 5.1.1 No such mailbox")
+    admin = Recipient("qt", "Quản trị", "qt@snv.example", None)
+    failure = render_delivery_failure(
+        notification(), admin=admin, refused=refused, agency_names=NAMES, portal_url=LINK
+    )
+    assert f"\nMở trang Accord: {LINK}\n" in failure.text
+    assert f'<a href="{LINK}">Mở trang Accord</a>' in failure.html
+    nobody = render_no_recipient(
+        notification(NotificationKind.ESCALATION),
+        admin=Recipient("qt", "Quản trị", "qt@snv.example", None, "en"),
+        agency_names=NAMES,
+        portal_url=LINK,
+    )
+    assert f"\nOpen Accord: {LINK}\n" in nobody.text
+
+
+def test_without_a_link_the_mail_reads_as_before() -> None:
+    text = render(notification(), recipient=officer(), agency_names=NAMES).text
+    assert SEND_TO_SNV_VI in text
+    assert "/l/" not in text
+    assert "Mở trang" not in text
+    assert text.endswith("Vui lòng không trả lời thư này.\n")

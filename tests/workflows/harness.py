@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from accord import identity
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.simulation import start_test_server
+from activities.mail import PortalLinks
 from activities.models import Actor, TaskRef
 from agreements.calendar import WorkingCalendar
 from agreements.loader import load_directory
@@ -163,11 +164,14 @@ async def harness(
     *,
     dev_server: bool = False,
     relay_down: bool = False,
+    keep_connections: bool = True,
     directory_path: Path = QUANG_BINH,
+    portal_links: PortalLinks | None = None,
 ) -> AsyncIterator[Harness]:
     """The real parts, a worker on its own task queue. With `relay_down` the SMTP port is
     reserved but nothing listens on it until the test calls `Harness.relay_up()`; the
-    database holds the Quảng Bình directory unless `directory_path` names another."""
+    database holds the Quảng Bình directory unless `directory_path` names another; the mail
+    carries portal links when `portal_links` says how to make them."""
     directory = load_directory(directory_path)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
     db.create_schema(engine)
@@ -179,7 +183,14 @@ async def harness(
     try:
         if not relay_down:
             await sink.start()
-        smtp = SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False)
+        # keep_connections=False: a new SMTP session per message, so that stopping the sink
+        # (`sink.stop()`) takes the relay down for every later message.
+        smtp = SmtpSettings(
+            host="127.0.0.1",
+            port=sink.port,
+            embedded=False,
+            idle_connections=8 if keep_connections else 0,
+        )
         task_queue = f"test-{uuid.uuid4()}"
         async with build_worker(
             env.client,
@@ -189,6 +200,7 @@ async def harness(
             # The strict sandbox: a restricted call in workflow code fails the test.
             share_accord_modules=False,
             claim_keys=TEST_CLAIM_KEYS,
+            portal_links=portal_links,
         ):
             yield Harness(env, sessions, tmp_path / "mail", task_queue, directory, sink, smtp)
     finally:

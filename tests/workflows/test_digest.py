@@ -312,19 +312,22 @@ async def _digest_request(
 
 
 async def test_a_digest_waits_for_a_relay_down_for_hours_and_goes_out_once(tmp_path: Path) -> None:
-    """The relay is down from the digest's instant (Monday 07:30) until the afternoon: the
-    digest workflow keeps retrying, nothing is dropped, and it goes out once to each officer
-    when the relay is back; the agreement meanwhile waits for nothing."""
-    async with harness(tmp_path / "run", relay_down=True) as h:
+    """The relay is down from Monday 07:00 to 10:45, past the digest's instant (07:30) by more
+    than the two hours after which an earlier version gave up: the digest workflow keeps
+    retrying, nothing is dropped, and it goes out once to each officer when the relay is back;
+    the agreement waits for nothing."""
+    async with harness(tmp_path / "run", keep_connections=False) as h:
         agreement = await deploy(h, tmp_path / "agreements")
         await sleep_until(h, at(y("2026-12-10T09:00")))
         await submit(h, STP_TASK, "STP")
-        await sleep_until(h, at(y("2026-12-14T15:00")))
-        assert h.mails() == []
+        await sleep_until(h, at(y("2026-12-14T07:00")))
+        await h.sink.stop()
+        await sleep_until(h, at(y("2026-12-14T10:45")))
+        assert digests(h) == []
         overview = await agreement.query(AgreementWorkflow.overview)
         assert not overview.finished
         await h.relay_up()
-        await sleep_until(h, at(y("2026-12-14T16:00")))
+        await sleep_until(h, at(y("2026-12-14T11:30")))
         first = digests(h)
         assert sorted(r for m in first for r in recipients(m)) == [AGGREGATOR, LEADERSHIP]
         assert {m["X-Accord-Key"] for m in first} == {y(f"{AGREEMENT_ID}/digest/2026/2026-12-14")}
