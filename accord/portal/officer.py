@@ -230,17 +230,20 @@ def agreement_of(task_id: str) -> str:
     return task_id.split("/", 1)[0]
 
 
-def may_view(officer: PortalOfficer, status: TaskStatus) -> bool:
-    """Who sees a task: its owners' officers, an admin, the receiving agency's head (who may
-    decide its extension) and the provincial leadership."""
+def may_view(officer: PortalOfficer, status: TaskStatus, facts: AgreementFacts | None) -> bool:
+    """Who sees a task: its owners' officers, and whoever sees the agreement's matrix (an
+    admin, the provincial leadership, an officer of an agency the agreement's deliverables go
+    to: `deciders.is_aggregator`), read-only unless he owns it."""
+    from accord.portal.deciders import is_aggregator
+
     actor = officer.actor
     if actor.tenant != status.task.tenant:
         return False
     if actor.is_admin or actor.agency in status.task.owners:
         return True
-    if OfficerRole.PROVINCIAL_LEADERSHIP in actor.roles:
+    if OfficerRole.PROVINCIAL_LEADERSHIP in actor.roles or actor.agency == status.task.recipient:
         return True
-    return actor.agency == status.task.recipient and is_head(officer)
+    return facts is not None and is_aggregator(actor, facts)
 
 
 def may_act(officer: PortalOfficer, status: TaskStatus) -> bool:
@@ -264,7 +267,13 @@ async def visible_task(ctx: PortalContext, officer: PortalOfficer, task_id: str)
     status = await _status(ctx, task_id)
     if status is None:
         raise not_found
-    if not may_view(officer, status):
+    try:
+        facts: AgreementFacts | None = await agreement_facts(
+            ctx.client, status.task.agreement_id, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError:
+        facts = None
+    if not may_view(officer, status, facts):
         raise PageError(
             403,
             vi="Nhiệm vụ này không thuộc cơ quan của bạn.",

@@ -379,6 +379,12 @@ async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World)
         snv = await other_owner.get("/")
         assert re.findall(r'<a href="(/tasks/[^"]+)"', snv.text) == [task_path(world.joint)]
         assert (await other_owner.get(task_path(world.joint))).status_code == 200
+        # SNV receives the report: it sees STP's task, without STP's forms.
+        seen = await other_owner.get(f"/tasks/{world.quick}")
+        assert seen.status_code == 200
+        assert "Báo cáo nhanh" in _main(seen.text)
+        assert f'action="/tasks/{world.quick}/submit"' not in seen.text
+        assert f'action="/tasks/{world.quick}/extension"' not in seen.text
     async with world.signed_in("dau-moi-stp") as client:
         task = await client.get(f"/tasks/{world.main}")
         assert task.status_code == 200
