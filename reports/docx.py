@@ -38,6 +38,7 @@ from reports.charts import escalation_chart, on_time_chart, state_heatmap
 from reports.export_labels import (
     agency_names,
     day,
+    due_day,
     is_english,
     moment,
     number,
@@ -482,7 +483,7 @@ def _exceptions(document: Document, report: ConsolidatedReport, locale: str) -> 
                 str(index),
                 task.agency_name,
                 f"{task.obligation_title} ({task.period_label})",
-                day(report, task.due_at),
+                due_day(report, task.due_at),
                 status_label(task.status, locale),
                 detail,
             ]
@@ -592,7 +593,7 @@ def _missing(document: Document, report: ConsolidatedReport, locale: str) -> Non
             missing.agency_name,
             missing.obligation_title,
             missing.period_label,
-            day(report, missing.due_at),
+            due_day(report, missing.due_at),
             status_label(missing.status, locale),
             str(missing.escalation_level),
         ]

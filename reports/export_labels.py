@@ -4,7 +4,7 @@ times are shown in the report's time zone."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal, format_percent
@@ -67,6 +67,15 @@ def day(report: ConsolidatedReport, at: datetime | date | None) -> str:
     if isinstance(at, datetime):
         at = local(report, at)
     return at.strftime("%d/%m/%Y")
+
+
+def due_day(report: ConsolidatedReport, at: datetime | None) -> str:
+    """A deadline "before …": the day (dd/mm/yyyy) when it falls at midnight, as most do;
+    with its time (HH:MM dd/mm/yyyy) when the agreement gives one ('' for None)."""
+    if at is None:
+        return ""
+    there = local(report, at)
+    return there.strftime("%d/%m/%Y" if there.time() == time(0, 0) else "%H:%M %d/%m/%Y")
 
 
 def moment(report: ConsolidatedReport, at: datetime | None) -> str:

@@ -7,7 +7,7 @@ late day, as in the mail.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from activities.models import IndicatorValue, Ratio
@@ -189,7 +189,7 @@ def render_markdown(report: ConsolidatedReport, locale: str = "vi") -> str:
 
     lines += ["", f"## {text['indicators']}", ""]
     if not report.indicators:
-        lines.append(text["no_indicators"])
+        lines += [text["no_indicators"], ""]
     current = None
     for indicator in report.indicators:
         if indicator.obligation_id != current:
@@ -250,7 +250,14 @@ class _Format:
         return at.astimezone(self.zone).strftime("%d/%m/%Y %H:%M") if at else "—"
 
     def due(self, at: datetime | None, before: str) -> str:
-        return f"{before} {at.astimezone(self.zone):%d/%m/%Y}" if at else "—"
+        if at is None:
+            return "—"
+        there = at.astimezone(self.zone)
+        # A deadline at midnight is "before that day"; one with a time of day says the time.
+        if there.time() == time(0, 0):
+            return f"{before} {there:%d/%m/%Y}"
+        on = "ngày" if self.lang == "vi" else "on"
+        return f"{before} {there:%H:%M} {on} {there:%d/%m/%Y}"
 
     def value(self, kind: IndicatorKind, value: IndicatorValue) -> str:
         if isinstance(value, Ratio) or (

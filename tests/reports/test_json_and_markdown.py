@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import jsonschema
 from binh_thuan import inputs
@@ -85,3 +87,29 @@ def test_markdown_in_english() -> None:
     assert "- Province total: **728,000 / 756,000 (96.3 %)**" in lines
     assert any(line.endswith("| Late by 3 working days |") for line in lines)
     assert "Tasks by the highest escalation level reached: 1 at level 1; 1 at level 2." in lines
+
+
+def test_a_deadline_with_a_time_of_day_says_the_time_and_one_at_midnight_the_day() -> None:
+    report = consolidate(inputs())
+    timed = report.model_copy(
+        update={
+            "tasks": [
+                report.tasks[0].model_copy(
+                    update={
+                        "due_at": datetime(2026, 12, 4, 6, 42, tzinfo=ZoneInfo(report.time_zone))
+                    }
+                ),
+                *report.tasks[1:],
+            ],
+            "indicators": [],
+        }
+    )
+    vi = render_markdown(timed)
+    en = render_markdown(timed, "en")
+    assert "trước 06:42 ngày 04/12/2026" in vi
+    assert "before 06:42 on 04/12/2026" in en
+    midnight = report.tasks[1].due_at
+    assert midnight is not None
+    assert f"trước {midnight.astimezone(ZoneInfo(report.time_zone)):%d/%m/%Y} |" in vi
+    # A section without indicators still leaves a blank line before the next heading.
+    assert "Không có chỉ tiêu nào.\n\n## " in vi
