@@ -1064,20 +1064,8 @@ def _compose(
         _text_header("X-Accord-Agency", _ascii_header(task.agency)),
         "MIME-Version: 1.0",
     ]
-    qp = "Content-Transfer-Encoding: quoted-printable"
     body: list[str | bytes] = [
-        f"--{alternative}",
-        'Content-Type: text/plain; charset="utf-8"',
-        qp,
-        "",
-        _quoted_printable(rendered.text),
-        f"--{alternative}",
-        'Content-Type: text/html; charset="utf-8"',
-        qp,
-        "",
-        _quoted_printable(rendered.html),
-        f"--{alternative}--",
-        "",
+        *_alternative_parts(alternative, rendered),
     ]
     if calendar is None:
         headers.append(f'Content-Type: multipart/alternative;{_CRLF} boundary="{alternative}"')
@@ -1225,6 +1213,25 @@ class MailPart:
     content_id: str | None = None
 
 
+def _alternative_parts(boundary: str, rendered: RenderedMessage) -> list[str | bytes]:
+    """The plain-text and HTML parts of a message, closing their multipart/alternative."""
+    qp = "Content-Transfer-Encoding: quoted-printable"
+    return [
+        f"--{boundary}",
+        'Content-Type: text/plain; charset="utf-8"',
+        qp,
+        "",
+        _quoted_printable(rendered.text),
+        f"--{boundary}",
+        'Content-Type: text/html; charset="utf-8"',
+        qp,
+        "",
+        _quoted_printable(rendered.html),
+        f"--{boundary}--",
+        "",
+    ]
+
+
 def _base64_part(part: MailPart) -> list[str | bytes]:
     if not (part.filename.isascii() and '"' not in part.filename):
         raise ValueError(f"part file name {part.filename!r} must be ASCII without quotes")
@@ -1278,7 +1285,6 @@ def compose_digest(
         "MIME-Version: 1.0",
         f'Content-Type: multipart/mixed;{_CRLF} boundary="{mixed}"',
     ]
-    qp = "Content-Transfer-Encoding: quoted-printable"
     body: list[str | bytes] = [
         f"--{mixed}",
         f'Content-Type: multipart/related; type="multipart/alternative";{_CRLF}'
@@ -1287,18 +1293,7 @@ def compose_digest(
         f"--{related}",
         f'Content-Type: multipart/alternative;{_CRLF} boundary="{alternative}"',
         "",
-        f"--{alternative}",
-        'Content-Type: text/plain; charset="utf-8"',
-        qp,
-        "",
-        _quoted_printable(rendered.text),
-        f"--{alternative}",
-        'Content-Type: text/html; charset="utf-8"',
-        qp,
-        "",
-        _quoted_printable(rendered.html),
-        f"--{alternative}--",
-        "",
+        *_alternative_parts(alternative, rendered),
     ]
     for part in inline:
         body += [f"--{related}", *_base64_part(part)]
