@@ -57,6 +57,7 @@ from activities.models import (
 )
 from activities.store import abandon_pending_outbox, audit_rows
 from activities.templates import (
+    Attachment,
     Composed,
     MailTemplates,
     Recipient,
@@ -73,6 +74,8 @@ from infra.db import (
     OUTBOX_TABLE,
     OfficerRow,
     OutboxStatus,
+    SubmissionRow,
+    UploadRow,
     active_officers,
     add_audit_rows,
     agencies_by_code,
@@ -210,6 +213,43 @@ def insert_outbox(
     return {email: row_id for row_id, email in rows}
 
 
+def submission_attachments(session: Session, tenant: str, task_id: str) -> list[Attachment]:
+    """The attachments of the task's stored submission, in its order: a `sha256:` reference
+    to a file uploaded through the portal (for this task, in this tenant) with the file's name,
+    size and digest; any other reference (a link, a file name, a digest with no stored file)
+    as it is. Empty when nothing is stored."""
+    refs = session.scalar(
+        select(SubmissionRow.attachments).where(
+            SubmissionRow.tenant == tenant, SubmissionRow.task_id == task_id
+        )
+    )
+    refs = list(refs or [])
+    digests = [ref.removeprefix("sha256:") for ref in refs if ref.startswith("sha256:")]
+    uploads: dict[str, UploadRow] = {}
+    if digests:
+        rows = session.scalars(
+            select(UploadRow)
+            .where(
+                UploadRow.tenant == tenant,
+                UploadRow.task_id == task_id,
+                UploadRow.sha256.in_(digests),
+            )
+            .order_by(UploadRow.id)
+        )
+        # The same file uploaded twice under two names: the later upload's name.
+        uploads = {row.sha256: row for row in rows}
+    attachments: list[Attachment] = []
+    for ref in refs:
+        row = uploads.get(ref.removeprefix("sha256:")) if ref.startswith("sha256:") else None
+        if row is None:
+            attachments.append(Attachment(reference=ref))
+        else:
+            attachments.append(
+                Attachment(reference=ref, name=row.name, size=row.size, sha256=row.sha256)
+            )
+    return attachments
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -277,6 +317,8 @@ class _Plan:
     """Set when nothing was left to send: the result, already audited."""
     admins_told_before: int = 0
     """With no recipient: admins an earlier attempt told so."""
+    attachments: list[Attachment] = field(default_factory=list)
+    """A receipt's: the attachments of the task's stored submission."""
 
 
 @dataclass
@@ -376,6 +418,8 @@ class MailActivities:
                 agency_names={code: agency.name for code, agency in agencies.items()},
             )
             plan.recipients = self._resolve(session, request, plan.province)
+            if request.kind is NotificationKind.RECEIPT:
+                plan.attachments = submission_attachments(session, task.tenant, task.task_id)
             if not plan.recipients:
                 # Nobody holds the roles: the admins are told instead, once, by outbox mail.
                 self._plan_no_recipient(session, request, plan)
@@ -442,6 +486,7 @@ class MailActivities:
                     portal_url=self.portal_url(
                         session, request.task.tenant, recipient, key, request.task.task_id
                     ),
+                    attachments=plan.attachments,
                 )
             return messages[recipient.email]
 

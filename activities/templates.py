@@ -36,7 +36,7 @@ import email
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
@@ -112,6 +112,31 @@ class RefusedDelivery:
     officer_name: str
     reply: str
     """The server's reply, e.g. '550 5.1.1 No such mailbox here'."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attachment of a submission, as a receipt lists it: a file uploaded through the
+    portal (`sha256:` reference with stored metadata) has its name, size and digest; any other
+    reference (a link, a file name given to the CLI, a digest with no stored file) only
+    `reference`, shown as it is."""
+
+    reference: str
+    name: str | None = None
+    size: int | None = None
+    """Bytes."""
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ShownAttachment:
+    """An `Attachment` as the templates see it: text on one line, the size in words."""
+
+    reference: str
+    name: str | None
+    size: str | None
+    """e.g. `1,5 MB` (vi), `1.5 MB` (en), `512 B`."""
+    sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -207,6 +232,29 @@ def _moment(at: datetime, zone: ZoneInfo, locale: Locale) -> Moment:
     )
 
 
+def size_text(size: int, locale: Locale) -> str:
+    """A byte count as people read it: `512 B`, `4 KB`, `1,5 MB` (vi) or `1.5 MB` (en)."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor:
+            number = format_decimal(size / factor, "#,##0.#", locale=_babel_locale(locale))
+            return f"{number} {unit}"
+    return f"{_number(size, locale)} B"
+
+
+def _shown_attachments(
+    attachments: Sequence[Attachment], locale: Locale
+) -> tuple[ShownAttachment, ...]:
+    return tuple(
+        ShownAttachment(
+            reference=one_line(a.reference),
+            name=one_line(a.name) if a.name is not None else None,
+            size=size_text(a.size, locale) if a.size is not None else None,
+            sha256=a.sha256,
+        )
+        for a in attachments
+    )
+
+
 def _whole_days(delta: timedelta, locale: Locale) -> str | None:
     if delta < timedelta(days=1):
         return None
@@ -231,7 +279,7 @@ VARIABLES = frozenset(
         "period",
         "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
         "days_left", "days_overdue", "step", "late", "approved", "reason", "acted_by",
-        "portal", "portal_url",
+        "portal", "portal_url", "attachments",
     }
 )  # fmt: skip
 """What `_variables` gives every template (README, "Rewording mail")."""
@@ -683,11 +731,13 @@ def _variables(
     names: Mapping[str, str],
     locale: Locale,
     portal_url: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> dict[str, Any]:
     """Everything a template is given (README, "Rewording mail"), folded to one line.
 
     `portal_url`: the recipient's own signed portal link (`infra.links`), None when the mail
-    carries none (`accord plan`, `accord simulate`, a worker built without links)."""
+    carries none (`accord plan`, `accord simulate`, a worker built without links).
+    `attachments`: a receipt's submission's attachments (the mail activity looks them up)."""
     task = request.task
     zone = _zone(task)
 
@@ -719,6 +769,7 @@ def _variables(
         "acted_by": _acted_by(request, names),
         "portal": portal_url is not None,
         "portal_url": portal_url,
+        "attachments": _shown_attachments(attachments, locale),
     }
 
 
@@ -795,11 +846,12 @@ def render(
     agency_names: Mapping[str, str],
     templates: MailTemplates | None = None,
     portal_url: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> RenderedMessage:
     """Subject, plain text and HTML of `request` for one recipient, in their language.
 
     `agency_names` maps agency codes (the task's agency and recipient) to their names; a
-    missing code is shown as the code itself.
+    missing code is shown as the code itself. `attachments`: what a receipt lists.
     """
     if request.kind in (NotificationKind.DELIVERY_FAILED, NotificationKind.NO_RECIPIENT):
         raise ValueError(
@@ -808,7 +860,7 @@ def render(
         )
     templates = templates or package_templates()
     locale = _locale(recipient)
-    variables = _variables(request, recipient, agency_names, locale, portal_url)
+    variables = _variables(request, recipient, agency_names, locale, portal_url, attachments)
     facts = _facts(request, agency_names, templates, locale)
     return templates.render(request.kind, locale, variables, facts)
 
@@ -1101,15 +1153,18 @@ def compose_message(
     sender: str,
     templates: MailTemplates | None = None,
     portal_url: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> Composed:
     """A multipart/alternative (text + HTML) UTF-8 message to exactly one recipient; a
-    reminder of a dated task also carries the deadline as an iCalendar event."""
+    reminder of a dated task also carries the deadline as an iCalendar event; a receipt lists
+    `attachments` (the submission's)."""
     rendered = render(
         request,
         recipient=recipient,
         agency_names=agency_names,
         templates=templates,
         portal_url=portal_url,
+        attachments=attachments,
     )
     calendar = None
     if request.kind is NotificationKind.REMINDER and request.task.due_at is not None:

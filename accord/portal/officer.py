@@ -39,6 +39,7 @@ from activities.models import (
     AgreementFacts,
     IndicatorValue,
     Ratio,
+    TaskFact,
     TaskState,
 )
 from agreements.models import Indicator, IndicatorKind, OfficerRole
@@ -244,6 +245,41 @@ def may_view(officer: PortalOfficer, status: TaskStatus, facts: AgreementFacts |
     if OfficerRole.PROVINCIAL_LEADERSHIP in actor.roles or actor.agency == status.task.recipient:
         return True
     return facts is not None and is_aggregator(actor, facts)
+
+
+def deciders_actions(
+    officer: PortalOfficer, status: TaskStatus, facts: AgreementFacts | None
+) -> tuple[bool, bool]:
+    """Which deciders' forms the task page offers (the workflow's validators judge anyway):
+    the approve/reject form to one who may decide the pending extension request now
+    (`deciders.may_decide_now`), the waiver form to an admin on an open task."""
+    from accord.portal.deciders import may_decide_now
+
+    actor = officer.actor
+    task = status.task
+    may_decide = facts is not None and may_decide_now(
+        actor,
+        facts,
+        TaskFact(
+            task_id=task.task_id,
+            obligation_id=task.obligation_id,
+            agency=task.agency,
+            co_owners=list(task.co_owners),
+            period_label=task.period_label,
+            state=status.state,
+            due_at=status.due_at,
+            escalation_level=status.escalation_level,
+            closed=status.closed,
+        ),
+        status,
+    )
+    may_waive = (
+        actor.is_admin
+        and actor.tenant == task.tenant
+        and status.state.is_open
+        and not status.closed
+    )
+    return may_decide, may_waive
 
 
 def may_act(officer: PortalOfficer, status: TaskStatus) -> bool:
@@ -656,6 +692,7 @@ async def _task_page(
     indicators = list(obligation.indicators) if obligation else []
     rules = extension_rules(status, _period_end(status, facts.period_end if facts else None))
     submission_files = submitted_files(ctx, status.task.task_id) if status.submitted_at else []
+    may_decide, may_waive = deciders_actions(officer, status, facts)
     return render(
         request,
         "officer_task.html.j2",
@@ -686,6 +723,8 @@ async def _task_page(
             "files": submission_files,
             "local": lambda at: at.astimezone(ZoneInfo(status.task.time_zone)),
             "is_head": is_head(officer),
+            "may_decide": may_decide,
+            "may_waive": may_waive,
             "due": lambda at: due_text(at, status.task.time_zone, locale),
             "decision_label": lambda kind: kind_label(DECISION_LABELS, kind, locale),
             "notice_label": lambda kind: kind_label(NOTICE_LABELS, kind, locale),

@@ -38,6 +38,7 @@ from accord.portal.officer import (
 from accord.portal.server import serve_portal
 from accord.reporting import agreement_facts
 from activities.models import Ratio, TaskState
+from activities.templates import size_text
 from agreements.loader import load_agreement
 from agreements.models import Indicator, IndicatorKind
 from infra import db, links
@@ -348,6 +349,25 @@ async def test_a_report_with_a_pdf_in_a_real_browser_at_360_px(
         await serving
     assert outside == []
     assert (await world.status(world.svh)).state is TaskState.DONE_ON_TIME
+    # The receipt mail lists the file: its name, size and full SHA-256, in both parts.
+    async with asyncio.timeout(30):
+        while True:
+            receipts = [
+                m
+                for m in world.h.mails()
+                if m["X-Accord-Kind"] == "receipt" and m["X-Accord-Task"] == world.svh
+            ]
+            if receipts:
+                break
+            await asyncio.sleep(0.1)
+    line = (
+        f"Tệp đính kèm: bao-cao.pdf ({size_text(len(PDF), 'vi')}, "
+        f"SHA-256 {hashlib.sha256(PDF).hexdigest()})"
+    )
+    for part in ("plain", "html"):
+        body = receipts[0].get_body(preferencelist=(part,))
+        assert body is not None
+        assert line in body.get_content()
 
 
 async def test_a_focal_point_sees_his_tasks_open_first_by_due_date(world: World) -> None:
