@@ -33,6 +33,8 @@ from agreements.calendar import (
 from agreements.models import (
     DeadlineRule,
     EscalationStep,
+    ExtensionApprover,
+    LeadershipOf,
     NotifyTarget,
     Offset,
     OffsetUnit,
@@ -232,9 +234,25 @@ def receipt_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
     return roles
 
 
-def extension_request_roles(terms: TaskTerms) -> tuple[RecipientRole, ...]:
-    """Empty when nobody receives the deliverable, so nobody is asked."""
-    return EXTENSION_REQUEST_ROLES if terms.has_recipient else ()
+def extension_request_roles(
+    terms: TaskTerms,
+    *,
+    recipient: str | None = None,
+    approvers: Sequence[ExtensionApprover] = (),
+) -> tuple[NotifyTarget, ...]:
+    """Who hears of an extension request: the aggregator (the receiving agency's focal point,
+    who follows the deliverable) and whoever decides it — the receiving agency's leaders
+    (`{leadership_of: recipient}`) when its head is an approver; the provincial leadership
+    when it is the only approver there is (it is not mailed for every request as a second
+    approver: the portal's decisions page lists them). Empty when nobody receives the
+    deliverable and no approver can be reached."""
+    roles: list[NotifyTarget] = list(EXTENSION_REQUEST_ROLES) if terms.has_recipient else []
+    head_decides = ExtensionApprover.RECIPIENT_HEAD in approvers and recipient is not None
+    if head_decides and recipient is not None:
+        roles.append(LeadershipOf(leadership_of=recipient))
+    if ExtensionApprover.PROVINCIAL_LEADERSHIP in approvers and not head_decides:
+        roles.append(RecipientRole.PROVINCIAL_LEADERSHIP)
+    return tuple(roles)
 
 
 def is_late(submitted_at: datetime, due_at: datetime | None) -> bool:

@@ -557,7 +557,11 @@ class ObligationWorkflow:
             {"new_due": request.new_due.isoformat(), "reason": request.reason},
             by=(request.actor, request.claim),
         )
-        roles = planner.extension_request_roles(self._terms)
+        roles = planner.extension_request_roles(
+            self._terms,
+            recipient=self._task.recipient,
+            approvers=self._input.extension_approver,
+        )
         if roles:
             self._spawn(
                 self._send(
