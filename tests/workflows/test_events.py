@@ -10,7 +10,7 @@ Expected due instants are worked out by hand in the comments, never by Accord's 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from harness import ROOT, TEST_CREDENTIAL, ZONE, Harness, harness
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
+from accord import identity
 from accord.cli import main
 from accord.cli.events import send_event
 from accord.deploy import build_input, deploy_loaded, start_agreement
@@ -34,7 +35,8 @@ from workflows.payloads import EventRecord, EventResult, TaskState, task_workflo
 AGREEMENT = ROOT / "tests" / "agreements" / "forms" / "su-kien.yaml"
 # The programme runs 2026–2030 and the conference is on Tuesday 01/12/2026: written for 2026,
 # run in 2026 while the programme is still running (before 01/12/2030), else in the first later
-# year with 2026's weekdays (the test server's clock only moves forward).
+# year with 2026's weekdays, the server's clock moved there (it starts at the real time and
+# only moves forward).
 YEAR = scenario_year(2026, date(2030, 12, 1))
 
 
@@ -73,6 +75,21 @@ async def test_recording_an_event_starts_its_tasks_once(
     agreement_path = su_kien(tmp_path / "agreement")
     loaded = load_agreement(agreement_path)
     async with harness(tmp_path, directory_path=agreement_path.parent / "directory.yaml") as h:
+        # The programme running and the conference just past, as on 02/12/2026: in a later
+        # year, the server's clock moved there first, and the CLI's claims (stamped with the
+        # host's clock) moved with it.
+        now = await h.env.get_current_time()
+        if now < (moved := local(y("2026-12-02T09:00"))):
+            await h.env.sleep(moved - now)
+        offset = await h.env.get_current_time() - datetime.now(UTC)
+        stamp = identity.stamp
+        monkeypatch.setattr(
+            identity,
+            "stamp",
+            lambda credential, *, received_at=None: stamp(
+                credential, received_at=received_at or datetime.now(UTC) + offset
+            ),
+        )
         # As `accord deploy` does: the agreement registered for its tenant, then started.
         deployed = await deploy_loaded(
             h.env.client, loaded, session_factory=h.sessions, task_queue=h.task_queue
