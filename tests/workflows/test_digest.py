@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import openpyxl
+from clock import scenario_year, shift_years
 from harness import QUANG_BINH, ZONE, Harness, harness, recipients, sent_at
 from sqlalchemy import select
 from temporalio.client import WorkflowHandle
@@ -36,28 +36,15 @@ from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import AgreementSummary, SubmitReport, TaskState, task_workflow_id
 
-
-def _year() -> int:
-    """The year the scenario runs in: 2026 while its first step (10 December) is still ahead,
-    else the next year with the same weekdays and a Friday New Year's Day after it, so that
-    the weekends and the holiday fall where the scenario says, whenever the tests run."""
-    today = datetime.now(ZONE).date()
-    year = today.year
-    while not (
-        date(year, 12, 1).weekday() == date(2026, 12, 1).weekday()
-        and date(year + 1, 1, 1).weekday() == date(2027, 1, 1).weekday()
-        and today < date(year, 12, 10)
-    ):
-        year += 1
-    return year
-
-
-YEAR = _year()
+# The year the scenario runs in: 2026 while its first step (10 December) is still ahead, else
+# the next year with the weekdays of 2026 and 2027 (a Friday New Year's Day after it), so that
+# the weekends and the holiday fall where the scenario says, whenever the tests run.
+YEAR = scenario_year(2026, date(2026, 12, 10), span=2)
 
 
 def y(text: str) -> str:
     """`text` written for 2026 and 2027, in the scenario's year and the next."""
-    return re.sub(r"202[67]", lambda m: str(YEAR + int(m.group()) - 2026), text)
+    return shift_years(text, 2026, YEAR, span=2)
 
 
 AGREEMENT_ID = y("qb-thu-nghiem-tong-hop-2026")

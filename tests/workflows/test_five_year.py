@@ -382,12 +382,15 @@ async def test_history_budget_continues_as_new_within_a_year(
 ) -> None:
     monkeypatch.setattr(workflows.agreement, "HISTORY_EVENT_BUDGET", SMALL_BUDGET)
     monkeypatch.setattr(accord.simulation, "build_worker", _unsandboxed_worker)
+    # Next year's plan (2027 when written, in December 2026): one not yet begun is simulated
+    # in its own years, not 28 years later, so that its runs are that year's and the next.
+    year = datetime.now(ZONE).year + 1
     path = write_agreement(
         tmp_path / "agreement",
         number=2,
         agencies=YEAR_AGENCIES,
-        start=date(2027, 1, 1),
-        end=date(2027, 12, 31),
+        start=date(year, 1, 1),
+        end=date(year, 12, 31),
         label="1y",
     )
     tasks = "synthetic-bench-tinh02-1y/bao-cao-6-thang"
@@ -395,7 +398,7 @@ async def test_history_budget_continues_as_new_within_a_year(
         load_agreement(path),
         # One report only: its closing signal is the first to wake the loop, so the task's
         # run is still current when it completes (module docstring).
-        [ScriptedSubmission.parse(f"{tasks}/CQ001/2027-5@2027-05-04")],
+        [ScriptedSubmission.parse(f"{tasks}/CQ001/{year}-5@{year}-05-04")],
         on_time=1,
         late=0,
     )
@@ -421,7 +424,7 @@ async def test_history_budget_continues_as_new_within_a_year(
             within_year.append((run.number, length))
     print(f"continued-as-new within a year: {within_year}")
     assert within_year, "the budget never made a run continue-as-new"
-    assert {r.year for r in runs[1:]} == {2027, 2028}
+    assert {r.year for r in runs[1:]} == {year, year + 1}
     sizes = _sizes(runs)
     print(f"largest run {max(sizes)} events, {max(sizes) - SMALL_BUDGET} over the budget")
     assert max(sizes) <= SMALL_BUDGET + OVERSHOOT

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import shift_years
 from harness import ROOT, harness, local_now, midnight, obligation_input
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -140,9 +141,17 @@ async def test_fresh_task_refuses_what_it_cannot_use_and_takes_a_good_calendar(
 
 async def test_years_old_tasks_and_the_agreement_survive_every_payload(tmp_path: Path) -> None:
     """Nghệ An's programme deployed in its last year: its 2022 tasks are open and overdue."""
-    loaded = load_agreement(NGHE_AN)
     async with harness(tmp_path) as h:
         now = await local_now(h.env)
+        # The programme 2021–2026 moved so that its last year is this one (the server's clock
+        # starts at the real time): as shipped, it is over from 2027.
+        (tmp_path / "agreement" / "directory").mkdir(parents=True)
+        directory = NGHE_AN.parent / "directory" / "nghe-an.yaml"
+        (tmp_path / "agreement" / "directory" / directory.name).write_bytes(directory.read_bytes())
+        path = tmp_path / "agreement" / NGHE_AN.name
+        moved = shift_years(NGHE_AN.read_text(encoding="utf-8"), 2021, now.year - 5, span=7)
+        path.write_text(moved, encoding="utf-8")
+        loaded = load_agreement(path)
         deployed = await start_agreement(h.env.client, build_input(loaded), task_queue=h.task_queue)
         assert deployed.handle is not None
         agreement = h.env.client.get_workflow_handle(deployed.workflow_id)

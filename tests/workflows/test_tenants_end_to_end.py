@@ -17,18 +17,20 @@ import asyncio
 import email
 import email.policy
 import json
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ROOT, TEST_CLAIM_KEYS, TEST_CREDENTIAL, sign, start_dev_server
+from clock import scenario_year, shift_years
+from harness import ROOT, TEST_CLAIM_KEYS, TEST_CREDENTIAL, ZONE, sign, start_dev_server
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -36,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from accord import identity
 from accord.cli import main
 from accord.cli.events import send_event
 from accord.deploy import TenantConflict, deploy_loaded, deploy_paths
@@ -61,22 +64,37 @@ from workflows.payloads import (
 AGREEMENTS = ROOT / "agreements"
 QUANG_BINH = load_directory(AGREEMENTS / "directory" / "quang-binh.yaml")
 NGHE_AN = load_directory(AGREEMENTS / "directory" / "nghe-an.yaml")
-NGHE_AN_ID = "nghe-an-ctph-dan-van-2021-2026"
+NGHE_AN_FILE = "nghe-an-2021-2026-chuong-trinh.yaml"
+# The scenario is written for 3 December 2026, the Nghệ An programme 2021–2026 in its last
+# month. The time-skipping server starts at the real time and only moves forward: the scenario
+# runs in 2026 while 10/12/2026 is ahead, else in the first later year with the weekdays of
+# 2026 and 2027, the server's clock moved to 3 December of it first, and the programme and the
+# agreement below moved by as many years (tests/workflows/clock.py).
+YEAR = scenario_year(2026, date(2026, 12, 10), span=2)
+
+
+def y(text: str, year: int = YEAR) -> str:
+    """`text` written for 2021–2027 (the programme's years and the next), moved so that 2026
+    is `year`."""
+    return shift_years(text, 2021, year - 5, span=7)
+
+
+NGHE_AN_ID = y("nghe-an-ctph-dan-van-2021-2026")
 # Due before 31/03/2026 and 27/12/2026 (the programme's yearly plan and report, by hand from
 # the agreement file): the first is overdue when the test starts in December 2026, the
 # second still pending, with reminders ahead of it.
-NA_PLAN_2026 = f"{NGHE_AN_ID}/ke-hoach-nam/SNV/2026"
-NA_REPORT_2026 = f"{NGHE_AN_ID}/bao-cao-ket-qua-nam/SNV/2026"
-NA_REPORT_2025 = f"{NGHE_AN_ID}/bao-cao-ket-qua-nam/SNV/2025"
+NA_PLAN_2026 = y(f"{NGHE_AN_ID}/ke-hoach-nam/SNV/2026")
+NA_REPORT_2026 = y(f"{NGHE_AN_ID}/bao-cao-ket-qua-nam/SNV/2026")
+NA_REPORT_2025 = y(f"{NGHE_AN_ID}/bao-cao-ket-qua-nam/SNV/2025")
 
 
 # The shipped Quảng Bình agreements (2023, 2025) are over by the time the test runs: their tasks
 # close without mail. This one, on the same shipped directory, is running in December 2026, so
 # that both tenants send mail at once, to officers with the same IDs and agency codes.
-QB_LIVE_ID = "qb-thu-nghiem-2026"
-QB_LIVE = f"""\
+QB_LIVE_ID = y("qb-thu-nghiem-2026")
+QB_LIVE = """\
 schema_version: 1
-id: {QB_LIVE_ID}
+id: qb-thu-nghiem-2026
 document_number: 99/KH-UBND
 kind: yearly_plan
 title: Kế hoạch thử nghiệm báo cáo cuối năm 2026
@@ -118,19 +136,35 @@ reporting:
       before: 2026-12-20
 """
 # Due before 15/10/2026: overdue when the test starts. Before 20/12/2026: reminders ahead.
-QB_Q3_SNV = f"{QB_LIVE_ID}/bao-cao-quy-3/SNV/2026"
-QB_Q3_BDV = f"{QB_LIVE_ID}/bao-cao-quy-3/BDV_TU/2026"
-QB_Q4_SNV = f"{QB_LIVE_ID}/bao-cao-quy-4/SNV/2026"
+QB_Q3_SNV = y(f"{QB_LIVE_ID}/bao-cao-quy-3/SNV/2026")
+QB_Q3_BDV = y(f"{QB_LIVE_ID}/bao-cao-quy-3/BDV_TU/2026")
+QB_Q4_SNV = y(f"{QB_LIVE_ID}/bao-cao-quy-4/SNV/2026")
 
 
-def write_live_agreement(folder: Path) -> Path:
+def write_live_agreement(folder: Path, year: int = YEAR) -> Path:
     (folder / "directory").mkdir(parents=True)
     (folder / "directory" / "quang-binh.yaml").write_bytes(
         (AGREEMENTS / "directory" / "quang-binh.yaml").read_bytes()
     )
     path = folder / "thu-nghiem.yaml"
-    path.write_text(QB_LIVE, encoding="utf-8")
+    path.write_text(y(QB_LIVE, year), encoding="utf-8")
     return path
+
+
+def write_shipped_agreements(folder: Path, year: int = YEAR) -> Path:
+    """The shipped agreements and directories, the Nghệ An programme moved so that its last
+    year is `year` (the Quảng Bình ones, over already, as they are); its path."""
+    (folder / "directory").mkdir(parents=True)
+    for path in (AGREEMENTS / "directory").glob("*.yaml"):
+        shutil.copyfile(path, folder / "directory" / path.name)
+    for path in agreement_files(AGREEMENTS):
+        if path.name == NGHE_AN_FILE:
+            (folder / y(path.name, year)).write_text(
+                y(path.read_text(encoding="utf-8"), year), encoding="utf-8"
+            )
+        else:
+            shutil.copyfile(path, folder / path.name)
+    return folder / y(NGHE_AN_FILE, year)
 
 
 def officer(directory: Directory, officer_id: str) -> Actor:
@@ -245,7 +279,8 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
 ) -> None:
     # The directory each agreement file names, read from the files, not from the database.
     live = write_live_agreement(tmp_path / "live")
-    shipped = agreement_files(AGREEMENTS)
+    nghe_an = write_shipped_agreements(tmp_path / "shipped")
+    shipped = agreement_files(nghe_an.parent)
     assert len(shipped) == 3
     directories = {
         loaded.agreement.agreement_id: loaded.directory
@@ -253,10 +288,24 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
     }
     assert {d.tenant for d in directories.values()} == {"quang-binh", "nghe-an"}
     async with engine(tmp_path / "run") as e:
+        # On 3 December of the scenario's year (no move in 2026 itself, already past it).
+        now = await e.env.get_current_time()
+        if now < (start := datetime(YEAR, 12, 3, 9, tzinfo=ZONE)):
+            await e.env.sleep(start - now)
+        # The CLI stamps its claims with the host's clock: moved with the server's.
+        offset = await e.env.get_current_time() - datetime.now(UTC)
+        stamp = identity.stamp
+        monkeypatch.setattr(
+            identity,
+            "stamp",
+            lambda credential, *, received_at=None: stamp(
+                credential, received_at=received_at or datetime.now(UTC) + offset
+            ),
+        )
         # Every shipped agreement, Quảng Bình's directory loaded last: it used to win.
         lines, ok = await deploy_paths(
             e.env.client,
-            [AGREEMENTS / "nghe-an-2021-2026-chuong-trinh.yaml", AGREEMENTS, live],
+            [nghe_an, nghe_an.parent, live],
             session_factory=e.sessions,
             task_queue=e.task_queue,
         )
@@ -338,7 +387,7 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
             e,
             report_2026,
             ObligationWorkflow.request_extension,
-            ExtensionRequest(actor=na_focal, new_due=date(2027, 1, 1), reason="Chờ số liệu."),
+            ExtensionRequest(actor=na_focal, new_due=date(YEAR + 1, 1, 1), reason="Chờ số liệu."),
         )
         await _update(
             e,
@@ -366,7 +415,7 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
                 client,
                 QB_LIVE_ID,
                 EventRecord(
-                    actor=officer(NGHE_AN, "quan-tri-snv"), event="hoi-nghi", day=date(2026, 12, 1)
+                    actor=officer(NGHE_AN, "quan-tri-snv"), event="hoi-nghi", day=date(YEAR, 12, 1)
                 ),
                 TEST_CREDENTIAL,
                 received_at=await e.env.get_current_time(),
@@ -394,7 +443,7 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
             ObligationWorkflow.request_extension,
             ExtensionRequest(
                 actor=officer(QUANG_BINH, "dau-moi-snv"),
-                new_due=date(2026, 12, 30),
+                new_due=date(YEAR, 12, 30),
                 reason="Chờ số liệu.",
             ),
         )
@@ -450,7 +499,8 @@ async def test_every_outbox_row_of_every_shipped_agreement_stays_in_its_tenant(
 async def test_an_agreement_id_of_another_tenant_is_refused(tmp_path: Path) -> None:
     """Workflow IDs are agreement IDs: a second tenant's agreement with a taken ID is refused
     with a message that names both tenants, and the first one's workflow is left alone."""
-    text = (AGREEMENTS / "nghe-an-2021-2026-chuong-trinh.yaml").read_text(encoding="utf-8")
+    nghe_an = write_shipped_agreements(tmp_path / "shipped")
+    text = nghe_an.read_text(encoding="utf-8")
     (tmp_path / "directory").mkdir()
     # The same agreement, same ID, but with Quảng Bình's directory (which has the same codes).
     (tmp_path / "directory" / "quang-binh.yaml").write_bytes(
@@ -466,7 +516,7 @@ async def test_an_agreement_id_of_another_tenant_is_refused(tmp_path: Path) -> N
     async with engine(tmp_path / "run") as e:
         first = await deploy_loaded(
             e.env.client,
-            load_agreement(AGREEMENTS / "nghe-an-2021-2026-chuong-trinh.yaml"),
+            load_agreement(nghe_an),
             session_factory=e.sessions,
             task_queue=e.task_queue,
         )
@@ -502,11 +552,14 @@ async def test_status_lists_one_tenants_tasks(
 ) -> None:
     """(d) `accord status --tenant`: only that tenant's tasks, each showing its tenant; agency
     SNV of Nghệ An is not Quảng Bình's SNV."""
-    live = write_live_agreement(tmp_path / "live")
+    # The dev server keeps the real time: both agreements moved to run this year.
+    year = datetime.now(ZONE).year
+    live = write_live_agreement(tmp_path / "live", year)
+    nghe_an = write_shipped_agreements(tmp_path / "shipped", year)
     async with engine(tmp_path / "run", dev_server=True) as e:
         lines, ok = await deploy_paths(
             e.env.client,
-            [AGREEMENTS / "nghe-an-2021-2026-chuong-trinh.yaml", live],
+            [nghe_an, live],
             session_factory=e.sessions,
             task_queue=e.task_queue,
         )
@@ -528,10 +581,14 @@ async def test_status_lists_one_tenants_tasks(
             return tenants == {"nghe-an", "quang-binh"}
 
         await eventually(both_listed)
-        nghe_an = await listed("--tenant", "nghe-an", "--agency", "SNV")
+        na_tasks = await listed("--tenant", "nghe-an", "--agency", "SNV")
         quang_binh = await listed("--tenant", "quang-binh", "--agency", "SNV")
 
-    assert nghe_an and quang_binh
-    assert {(t["tenant"], t["agreement"]) for t in nghe_an} == {("nghe-an", NGHE_AN_ID)}
-    assert {(t["tenant"], t["agreement"]) for t in quang_binh} == {("quang-binh", QB_LIVE_ID)}
-    assert {t["agency"] for t in nghe_an + quang_binh} == {"SNV"}
+    assert na_tasks and quang_binh
+    assert {(t["tenant"], t["agreement"]) for t in na_tasks} == {
+        ("nghe-an", y("nghe-an-ctph-dan-van-2021-2026", year))
+    }
+    assert {(t["tenant"], t["agreement"]) for t in quang_binh} == {
+        ("quang-binh", y("qb-thu-nghiem-2026", year))
+    }
+    assert {t["agency"] for t in na_tasks + quang_binh} == {"SNV"}
