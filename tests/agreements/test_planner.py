@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 
 from agreements import planner
 from agreements.expansion import cached_calendar
-from agreements.models import EscalationStep, OfficerRole, Offset, RecipientRole, ReminderPolicy
+from agreements.models import (
+    EscalationStep,
+    ExtensionApprover,
+    LeadershipOf,
+    OfficerRole,
+    Offset,
+    RecipientRole,
+    ReminderPolicy,
+)
 from agreements.recipients import Holder, pick_recipients, role_scopes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +152,25 @@ def test_task_calendar_is_cut_around_the_due_year() -> None:
     assert cut is not None and (cut.first_year, cut.last_year) == (2025, 2027)
     assert planner.task_calendar(None, None, datetime.now(ZONE)) is None
     assert date(2026, 5, 1) not in [d.day for d in cut.make_up_working_days]
+
+
+def test_an_extension_request_reaches_the_aggregator_and_whoever_decides_it() -> None:
+    both = [ExtensionApprover.RECIPIENT_HEAD, ExtensionApprover.PROVINCIAL_LEADERSHIP]
+    with_recipient = _terms(recipient=True)
+    assert planner.extension_request_roles(with_recipient, recipient="SNV", approvers=both) == (
+        RecipientRole.AGGREGATOR,
+        LeadershipOf(leadership_of="SNV"),
+    )
+    assert planner.extension_request_roles(
+        with_recipient, recipient="SNV", approvers=[ExtensionApprover.PROVINCIAL_LEADERSHIP]
+    ) == (RecipientRole.AGGREGATOR, RecipientRole.PROVINCIAL_LEADERSHIP)
+    # Nobody receives the deliverable: the provincial leadership decides, and is told.
+    assert planner.extension_request_roles(
+        _terms(recipient=False), recipient=None, approvers=both
+    ) == (RecipientRole.PROVINCIAL_LEADERSHIP,)
+    assert (
+        planner.extension_request_roles(
+            _terms(recipient=False), recipient=None, approvers=[ExtensionApprover.RECIPIENT_HEAD]
+        )
+        == ()
+    )
