@@ -3,15 +3,18 @@ simulate), run as a user runs them, against real components: a Temporal dev serv
 with the real workflows and activities, an SMTP server keeping `.eml` files and a SQLite
 database. Nothing is mocked.
 
-The dev server keeps real time, and today (late 2026) nine of the Nghệ An programme's yearly
-plans and reports of 2022-2026 are past due: deploying it starts them overdue, and they stay
-open until the programme ends. Its last two tasks, due at the end of December, start a few
-weeks before they are due.
+The dev server keeps real time. The Nghệ An programme is deployed from a copy moved in time
+so that today is, for it, what 3 December 2026 is for the shipped one (its last month): nine of
+its yearly plans and reports are past due, so deploying it starts them overdue, and they stay
+open until the programme ends; its last two tasks, due a few weeks from now, start a few weeks
+before they are due. Every date the tests expect comes from that copy (expanded by the same
+code, working calendar included), so they pass whatever today is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import email
 import email.policy
@@ -21,9 +24,11 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -48,12 +53,13 @@ from accord.cli import main
 from accord.cli.deployment import status_query
 from accord.deploy import build_input
 from accord.embedded import DevServer, MailSink, find_binary
+from agreements.expansion import cached_calendar
 from agreements.loader import load_agreement
 from infra import db
 from infra.settings import Settings, SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-NGHE_AN = ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml"
+SHIPPED_NGHE_AN = ROOT / "agreements" / "nghe-an-2021-2026-chuong-trinh.yaml"
 QUANG_BINH_289 = ROOT / "agreements" / "quang-binh-2025-289-kh-ubnd.yaml"
 BROKEN = ROOT / "tests" / "agreements" / "broken" / "unknown-owner-agency.yaml"
 NGHE_AN_ID = "nghe-an-ctph-dan-van-2021-2026"
@@ -75,8 +81,97 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 T = TypeVar("T")
 
 
-def nghe_an_task(obligation: str, year: int, agency: str = "SNV") -> str:
-    return f"{NGHE_AN_ID}/{obligation}/{agency}/{year}"
+WRITTEN_FOR = date(2026, 12, 3)
+"""The day these tests were written on, in the shipped programme's last month."""
+
+
+def move_nghe_an(today: date | None = None) -> tuple[Path, timedelta]:
+    """The shipped Nghệ An programme (period 27/12/2021-31/12/2026, plans due 31 March, reports
+    27 December, the final summary five years after the start) with every date moved by the
+    days from `WRITTEN_FOR` to today, written with its directory into a folder of its own; and
+    the shift. Its yearly dates become the moved days' month and day (never 29 February)."""
+    shift = (today or datetime.now(VIETNAM).date()) - WRITTEN_FOR
+    while any((day + shift).timetuple()[1:3] == (2, 29) for day in YEARLY_DUES):
+        shift += timedelta(days=1)
+    text = SHIPPED_NGHE_AN.read_text(encoding="utf-8")
+    plan, report = (day + shift for day in YEARLY_DUES)
+    replacements = (
+        ("signed_on: 2021-12-27", f"signed_on: {date(2021, 12, 27) + shift}"),
+        ("  start: 2021-12-27\n", f"  start: {date(2021, 12, 27) + shift}\n"),
+        ("  end: 2026-12-31\n", f"  end: {date(2026, 12, 31) + shift}\n"),
+        ("starting: 2022-01-01", f"starting: {date(2022, 1, 1) + shift}"),
+        ("      month: 3\n      day: 31\n", f"      month: {plan.month}\n      day: {plan.day}\n"),
+        (
+            "      month: 12\n      day: 27\n",
+            f"      month: {report.month}\n      day: {report.day}\n",
+        ),
+    )
+    # In two passes, so that a new date is never taken for an old one.
+    for n, (old, _) in enumerate(replacements):
+        assert old in text, old
+        text = text.replace(old, f"\0{n}\0")
+    for n, (_, new) in enumerate(replacements):
+        text = text.replace(f"\0{n}\0", new)
+    folder = Path(tempfile.mkdtemp(prefix="accord-cli-nghe-an-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "directory").mkdir()
+    directory = SHIPPED_NGHE_AN.parent / "directory" / "nghe-an.yaml"
+    (folder / "directory" / directory.name).write_bytes(directory.read_bytes())
+    path = folder / SHIPPED_NGHE_AN.name
+    path.write_text(text, encoding="utf-8")
+    return path, shift
+
+
+YEARLY_DUES = (date(2026, 3, 31), date(2026, 12, 27))
+"""The shipped programme's last plan and report due dates."""
+NGHE_AN, SHIFT = move_nghe_an()
+"""The programme the tests deploy, and how far it was moved from the shipped one."""
+NGHE_AN_END = date(2026, 12, 31) + SHIFT
+"""The moved programme's last day."""
+
+
+@functools.cache
+def nghe_an_tasks(obligation: str) -> list[tuple[str, datetime]]:
+    """The moved programme's tasks of SNV (or whoever owes them) for `obligation`, in due
+    order: (task ID, due instant in Vietnam, after the working calendar)."""
+    tasks = [
+        t for t in build_input(load_agreement(NGHE_AN)).waiting if t.obligation_id == obligation
+    ]
+    found = []
+    for task in sorted(tasks, key=lambda t: t.due_at or datetime.max.replace(tzinfo=UTC)):
+        assert task.due_at is not None
+        found.append((task.task_id, task.due_at.astimezone(VIETNAM)))
+    return found
+
+
+def nghe_an_task(obligation: str, nth: int) -> str:
+    """The ID of the `nth` (0: the first year's) task of `obligation`; -1 is the last."""
+    return nghe_an_tasks(obligation)[nth][0]
+
+
+def nghe_an_due(obligation: str, nth: int) -> str:
+    """Its due day as the CLI prints it ("trước DD/MM/YYYY")."""
+    return f"{nghe_an_tasks(obligation)[nth][1]:%d/%m/%Y}"
+
+
+BEYOND_THE_END = NGHE_AN_END + timedelta(days=60)
+"""A day after the programme (the shipped one's was 01/03/2027)."""
+
+
+def extension_day() -> date:
+    """The new due day for an extension, as the shipped test's 30/12/2026: the day before the
+    programme's last, or earlier so that the last day before it is a working day (the working
+    calendar would move it otherwise)."""
+    day = NGHE_AN_END - timedelta(days=1)
+    calendar = cached_calendar(range(day.year - 1, day.year + 2))
+    while not calendar.is_working_day(day - timedelta(days=1)):
+        day -= timedelta(days=1)
+    assert day > datetime.now(VIETNAM).date() + timedelta(days=1)
+    return day
+
+
+def period_of(task_id: str) -> str:
+    return task_id.rsplit("/", 1)[1]
 
 
 def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
@@ -342,7 +437,7 @@ def test_deploy_reports_an_invalid_file_and_deploys_the_others(
 
 
 def test_search_attributes_find_a_task_with_the_temporal_cli(nghe_an: Engine) -> None:
-    task_id = nghe_an_task("ke-hoach-nam", 2023)
+    task_id = nghe_an_task("ke-hoach-nam", 1)
     command = [
         find_binary("temporal"),
         "workflow",
@@ -368,8 +463,8 @@ def test_status_of_an_agreement_prints_its_overview_then_a_table(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started = wait_until_started(capsys)
-    plan_2023 = nghe_an_task("ke-hoach-nam", 2023)
-    report_2023 = nghe_an_task("bao-cao-ket-qua-nam", 2023)
+    plan_2023 = nghe_an_task("ke-hoach-nam", 1)
+    report_2023 = nghe_an_task("bao-cao-ket-qua-nam", 1)
 
     run = accord(capsys, "status", "--agreement", NGHE_AN_ID)
 
@@ -381,7 +476,8 @@ def test_status_of_an_agreement_prints_its_overview_then_a_table(
     assert int(opened[1]) == len(started) and int(opened[1]) + int(opened[2]) == 11
     assert "Quá hạn:" in lines
     overdue = lines[lines.index("Quá hạn:") + 1 :]
-    assert any(line.startswith(f"  trước 31/03/2023  SNV  {plan_2023}") for line in overdue)
+    plan_2023_due = nghe_an_due("ke-hoach-nam", 1)
+    assert any(line.startswith(f"  trước {plan_2023_due}  SNV  {plan_2023}") for line in overdue)
 
     header = next(line for line in lines if line.startswith("Nhiệm vụ  "))
     table = lines[lines.index(header) :]
@@ -391,8 +487,8 @@ def test_status_of_an_agreement_prints_its_overview_then_a_table(
     rows = {line.split()[0]: line for line in table[2:-1]}
     assert set(rows) == set(started)
     for task_id, period, due in (
-        (plan_2023, "2023", "31/03/2023"),
-        (report_2023, "2023", "27/12/2023"),
+        (plan_2023, period_of(plan_2023), plan_2023_due),
+        (report_2023, period_of(report_2023), nghe_an_due("bao-cao-ket-qua-nam", 1)),
     ):
         row = rows[task_id]
         cells = [
@@ -408,18 +504,19 @@ def test_status_filters_and_json(nghe_an: Engine, capsys: pytest.CaptureFixture[
 
     tasks = status_json(capsys, "--agreement", NGHE_AN_ID, "--agency", "SNV", "--state", "overdue")
 
-    plan_2023 = tasks[nghe_an_task("ke-hoach-nam", 2023)]
+    task_id, due_at = nghe_an_tasks("ke-hoach-nam")[1]
+    plan_2023 = tasks[task_id]
     assert isinstance(plan_2023.pop("escalation_level"), int)
     assert plan_2023 == {
-        "task": nghe_an_task("ke-hoach-nam", 2023),
+        "task": task_id,
         "agreement": NGHE_AN_ID,
         "tenant": "nghe-an",
         "agency": "SNV",
         "obligation": "ke-hoach-nam",
-        "period": "2023",
+        "period": period_of(task_id),
         "state": "overdue",
         "state_label": OVERDUE,
-        "due_at": "2023-03-31T00:00:00+07:00",
+        "due_at": due_at.isoformat(),
         "closed": False,
     }
     assert {task["agency"] for task in tasks.values()} == {"SNV"}
@@ -457,14 +554,15 @@ def test_submit_records_the_report_and_sends_the_receipt(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("ke-hoach-nam", 2026)
+    task_id = nghe_an_task("ke-hoach-nam", 4)
     report = write_report(tmp_path, REPORT)
 
     run = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
 
     assert run.code == 0, run.err
     assert run.lines == [
-        f"Đã nhận báo cáo (quá hạn): {task_id} — Hoàn thành quá hạn, hạn trước 31/03/2026"
+        f"Đã nhận báo cáo (quá hạn): {task_id} — Hoàn thành quá hạn, hạn trước "
+        + nghe_an_due("ke-hoach-nam", 4)
     ]
     engine = db.make_engine(nghe_an.database_url)
     with db.session_factory(engine)() as session:
@@ -505,7 +603,7 @@ def test_submit_as_an_officer_of_another_agency_is_refused_by_the_rule(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
     report = write_report(tmp_path, REPORT)
 
     run = accord(capsys, "submit", task_id, "--file", str(report), "--as", BDV_FOCAL_POINT)
@@ -528,7 +626,7 @@ def test_refusals_and_results_follow_the_language_setting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
     report = write_report(tmp_path, REPORT)
     monkeypatch.setenv("ACCORD_LOCALE", "en")
 
@@ -536,7 +634,7 @@ def test_refusals_and_results_follow_the_language_setting(
     closed = accord(
         capsys,
         "waive",
-        nghe_an_task("ke-hoach-nam", 2023),
+        nghe_an_task("ke-hoach-nam", 1),
         "--as",
         ADMIN,
         "--reason",
@@ -550,7 +648,8 @@ def test_refusals_and_results_follow_the_language_setting(
     )
     assert closed.code == 0, closed.err
     assert closed.lines == [
-        f"Task waived: {nghe_an_task('ke-hoach-nam', 2023)} — Waived, due before 31/03/2023"
+        f"Task waived: {nghe_an_task('ke-hoach-nam', 1)} — Waived, due before "
+        + nghe_an_due("ke-hoach-nam", 1)
     ]
 
 
@@ -558,7 +657,7 @@ def test_submit_an_indicator_the_obligation_does_not_have_is_refused(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
     report = write_report(tmp_path, REPORT + "indicators:\n  cong-dan-duoc-tiep: 12\n")
 
     run = accord(capsys, "submit", task_id, "--file", str(report), "--as", SNV_FOCAL_POINT)
@@ -574,7 +673,7 @@ def test_submit_by_an_unknown_officer_or_to_an_unknown_task(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     report = write_report(tmp_path, REPORT)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
 
     unknown_officer = accord(capsys, "submit", task_id, "--file", str(report), "--as", "khong-co")
     unknown_task = accord(
@@ -635,14 +734,16 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2025)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 3)
+    old_due = nghe_an_due("bao-cao-ket-qua-nam", 3)
+    new_due = extension_day()
 
     requested = accord(
         capsys,
         "extend",
         task_id,
         "--until",
-        "2026-12-30",
+        new_due.isoformat(),
         "--reason",
         "Chờ số liệu tổng kết của các huyện",
         "--as",
@@ -656,7 +757,7 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
 
     assert requested.code == 0, requested.err
     assert requested.lines == [
-        f"Đã ghi nhận đề nghị gia hạn: {task_id} — {OVERDUE}, hạn trước 27/12/2025"
+        f"Đã ghi nhận đề nghị gia hạn: {task_id} — {OVERDUE}, hạn trước {old_due}"
     ]
     assert by_the_requester.code == 1
     assert (
@@ -670,21 +771,22 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
     ) in by_the_aggregators_focal_point.err
     assert approved.code == 0, approved.err
     assert approved.lines == [
-        f"Đã chấp thuận gia hạn: {task_id} — Chưa hoàn thành, còn trong hạn, hạn trước 30/12/2026"
+        f"Đã chấp thuận gia hạn: {task_id} — Chưa hoàn thành, còn trong hạn, "
+        f"hạn trước {new_due:%d/%m/%Y}"
     ]
 
     def moved() -> None:
         task = status_json(capsys, "--agreement", NGHE_AN_ID)[task_id]
         assert (task["state"], task["due_at"], task["escalation_level"]) == (
             "pending",
-            "2026-12-30T00:00:00+07:00",
+            datetime.combine(new_due, datetime.min.time(), VIETNAM).isoformat(),
             0,
         )
 
     eventually(moved)
     table = accord(capsys, "status", "--agreement", NGHE_AN_ID, "--agency", "SNV")
     row = next(line for line in table.lines if line.startswith(f"{task_id} "))
-    assert "  Chưa hoàn thành, còn trong hạn  trước 30/12/2026  0" in row
+    assert f"  Chưa hoàn thành, còn trong hạn  trước {new_due:%d/%m/%Y}  0" in row
     # The aggregator is told of the request, the agency of the decision.
     assert any(".bdv-tu@" in a for a in recipients(nghe_an.mails(task_id, "extension_requested")))
     decided = nghe_an.mails(task_id, "extension_decided")
@@ -693,22 +795,22 @@ def test_extension_approved_by_the_aggregators_head_moves_the_deadline(
     body = decided[0].get_body(preferencelist=("plain",))
     assert body is not None
     text = body.get_content()
-    assert "Hạn cũ" in text and "27/12/2025" in text
-    assert "Hạn mới" in text and "30/12/2026" in text
+    assert "Hạn cũ" in text and old_due in text
+    assert "Hạn mới" in text and f"{new_due:%d/%m/%Y}" in text
 
 
 def test_extension_beyond_the_programme_is_refused(
     nghe_an: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
 
     run = accord(
         capsys,
         "extend",
         task_id,
         "--until",
-        "2027-03-01",
+        BEYOND_THE_END.isoformat(),
         "--reason",
         "Chậm",
         "--as",
@@ -716,12 +818,14 @@ def test_extension_beyond_the_programme_is_refused(
     )
 
     assert run.code == 1
-    assert "bị từ chối: ngày mới 01/03/2027 nằm ngoài thời gian của văn bản" in run.err
+    assert (
+        f"bị từ chối: ngày mới {BEYOND_THE_END:%d/%m/%Y} nằm ngoài thời gian của văn bản" in run.err
+    )
 
 
 def test_waive_is_for_admins(nghe_an: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     wait_until_started(capsys)
-    task_id = nghe_an_task("ke-hoach-nam", 2022)
+    task_id = nghe_an_task("ke-hoach-nam", 0)
     reason = "Kế hoạch năm 2022 đã lồng ghép vào chương trình"
 
     refused = accord(capsys, "waive", task_id, "--reason", reason, "--as", SNV_FOCAL_POINT)
@@ -730,7 +834,9 @@ def test_waive_is_for_admins(nghe_an: Engine, capsys: pytest.CaptureFixture[str]
     assert refused.code == 1
     assert "bị từ chối: chỉ quản trị viên được miễn nhiệm vụ" in refused.err
     assert waived.code == 0, waived.err
-    assert waived.lines == [f"Đã miễn nhiệm vụ: {task_id} — Được miễn, hạn trước 31/03/2022"]
+    assert waived.lines == [
+        f"Đã miễn nhiệm vụ: {task_id} — Được miễn, hạn trước {nghe_an_due('ke-hoach-nam', 0)}"
+    ]
 
 
 def test_bad_dates_and_verdicts_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -758,7 +864,7 @@ def test_engine_commands_say_when_temporal_is_unreachable(
     (port,) = free_ports(1)
     monkeypatch.setenv("ACCORD_TEMPORAL__ADDRESS", f"127.0.0.1:{port}")
     report = write_report(tmp_path, REPORT)
-    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2024)
+    task_id = nghe_an_task("bao-cao-ket-qua-nam", 2)
 
     for argv in (
         ["status"],
@@ -1216,8 +1322,8 @@ def test_engine_commands_exit_with_their_result_code(
     console script and half through `python -m accord.cli`."""
     wait_until_started(capsys)
     report = str(write_report(tmp_path, REPORT))
-    refused = nghe_an_task("bao-cao-ket-qua-nam", 2024)
-    submitted = nghe_an_task("ke-hoach-nam", 2024)
+    refused = nghe_an_task("bao-cao-ket-qua-nam", 2)
+    submitted = nghe_an_task("ke-hoach-nam", 2)
 
     def refusal(command: str, rule: str) -> str:
         return re.escape(f"accord {command}: {refused}: bị từ chối: {rule}")
@@ -1240,10 +1346,19 @@ def test_engine_commands_exit_with_their_result_code(
             + re.escape(f" (cán bộ {BDV_FOCAL_POINT} thuộc BDV_TU)"),
         ),
         ExpectedExit(
-            ("extend", refused, "--until", "2027-03-01", "--reason", "Chậm", "--as", ADMIN),
+            (
+                "extend",
+                refused,
+                "--until",
+                BEYOND_THE_END.isoformat(),
+                "--reason",
+                "Chậm",
+                "--as",
+                ADMIN,
+            ),
             1,
-            refusal("extend", "ngày mới 01/03/2027 nằm ngoài thời gian của văn bản")
-            + re.escape(" (kết thúc ngày 31/12/2026)"),
+            refusal("extend", f"ngày mới {BEYOND_THE_END:%d/%m/%Y} nằm ngoài thời gian của văn bản")
+            + re.escape(f" (kết thúc ngày {NGHE_AN_END:%d/%m/%Y})"),
         ),
         ExpectedExit(
             ("decide", refused, "approve", "--as", BDV_FOCAL_POINT),
@@ -1259,14 +1374,14 @@ def test_engine_commands_exit_with_their_result_code(
         ExpectedExit(
             ("calendar", "2026", "--publish", "--note", "Kiểm thử"),
             0,
-            r"published to \d+ running tasks due in 2025–2032 and 1 running agreements",
+            r"published to \d+ running tasks due in \d{4}–\d{4} and 1 running agreements",
         ),
     ]
     submit_once = ExpectedExit(
         ("submit", submitted, "--file", report, "--as", SNV_FOCAL_POINT),
         0,
         re.escape(f"Đã nhận báo cáo (quá hạn): {submitted} — Hoàn thành quá hạn, ")
-        + r"hạn trước \d\d/\d\d/2024",
+        + re.escape(f"hạn trước {nghe_an_due('ke-hoach-nam', 2)}"),
     )
     runs = [expected for _ in range(EXIT_RUNS) for expected in repeated] + [submit_once]
     entry_points = ([ACCORD], [sys.executable, "-m", "accord.cli"])
