@@ -72,6 +72,11 @@ class TaskRef(Payload):
         default_factory=list,
         description="Agencies whose focal points get the task's notices for information.",
     )
+    original_agency: str | None = Field(
+        default=None,
+        description="Issue 17: the agency that first owed the task, when a succession passed it "
+        "to `agency` (its successor); None: never transferred. The task ID keeps the original.",
+    )
 
     @property
     def owners(self) -> list[str]:
@@ -97,9 +102,19 @@ class TaskState(StrEnum):
     the end of the agreement's period."""
     NOT_DONE_OVERDUE = "not_done_overdue"
     """Closed without a report after its deadline (the escalation ladder ran out)."""
+    SUSPENDED = "suspended"
+    """Tạm dừng: open, but neither reminded nor escalated until resumed (issue 17)."""
+    WITHDRAWN = "withdrawn"
+    """Đã rút: closed by an amendment that removed the task (issue 17)."""
 
     @property
     def is_open(self) -> bool:
+        """Not closed: still owed (chased, or suspended)."""
+        return self in (TaskState.PENDING, TaskState.OVERDUE, TaskState.SUSPENDED)
+
+    @property
+    def is_chased(self) -> bool:
+        """Reminded and escalated now: open and not suspended."""
         return self in (TaskState.PENDING, TaskState.OVERDUE)
 
     def unfinished(self) -> TaskState:
@@ -115,6 +130,8 @@ STATE_LABELS_VI = {
     TaskState.WAIVED: "Được miễn",
     TaskState.NOT_DONE: "Không hoàn thành trong kỳ",
     TaskState.NOT_DONE_OVERDUE: "Không hoàn thành, quá hạn khi đóng",
+    TaskState.SUSPENDED: "Tạm dừng",
+    TaskState.WITHDRAWN: "Đã rút theo văn bản sửa đổi",
 }
 STATE_LABELS_EN = {
     TaskState.PENDING: "Not done, within deadline",
@@ -124,6 +141,8 @@ STATE_LABELS_EN = {
     TaskState.WAIVED: "Waived",
     TaskState.NOT_DONE: "Not done by the end of the period",
     TaskState.NOT_DONE_OVERDUE: "Not done, overdue when closed",
+    TaskState.SUSPENDED: "Suspended",
+    TaskState.WITHDRAWN: "Withdrawn by an amendment",
 }
 
 
@@ -137,6 +156,17 @@ class NotificationKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     NO_RECIPIENT = "no_recipient"
     """To the admins: a notification reached nobody, no officer holding its roles."""
+    WITHDRAWN = "withdrawn"
+    """Issue 17: an amendment removed the task (names the amending document)."""
+    DUE_CHANGED = "due_changed"
+    """Issue 17: an amendment moved the due date (like an approved extension)."""
+    SUSPENDED = "suspended"
+    """Issue 17: the task (its agreement, item or obligation) is suspended."""
+    RESUMED = "resumed"
+    """Issue 17: resumed; says whether the deadline moved and to when."""
+    TRANSFERRED = "transferred"
+    """Issue 17: succession: to the new owner's officers (the transfer and the deadline) and
+    the former owner's head."""
 
 
 AuditChannel = Literal["portal", "cli", "system"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -52,6 +52,7 @@ from agreements.models import (
     Slug,
 )
 from agreements.plain_text import without_format_characters
+from agreements.succession import Transfer
 from workflows.claims import Claim
 
 
@@ -73,6 +74,10 @@ rules apply, so none reaches a mail, the Web UI, a stored report or the audit lo
 # Workflow ids and signal names (the search attributes are in `workflows.search_attributes`)
 
 TASK_CHANGED_SIGNAL = "task_changed"
+TASK_ORDER_SIGNAL = "task_order"
+"""Agreement → task (issue 17): an amendment, suspension, resumption or succession that the
+agreement workflow accepted (its update validated the admin's signed claim) applied to one
+running task. See `TaskOrder`."""
 
 
 def agreement_workflow_id(agreement_id: str) -> str:
@@ -111,6 +116,11 @@ class ObligationInput(Payload):
     extension_approver: list[ExtensionApprover] = Field(
         default_factory=lambda: list(DEFAULT_EXTENSION_APPROVERS),
         description="Who decides extension requests (Obligation.extension_approver).",
+    )
+    suspension: Suspended | None = Field(
+        default=None,
+        description="Issue 17: started while its scope is suspended: the task starts in state "
+        "SUSPENDED and waits for a resume order.",
     )
 
 
@@ -266,6 +276,61 @@ class TaskChange(Payload):
     escalation_level: int
     due_at: AwareDatetime | None
     closed: bool
+    agency: str | None = Field(
+        default=None,
+        description="Issue 17: the current lead owner when a succession changed it (else None).",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Living agreements (issue 17): what the agreement workflow orders its running tasks
+
+
+class Suspended(Payload):
+    """A suspension in force over a task: since when, by which decision."""
+
+    suspension_id: str = Field(description="The suspension's ID (SuspensionRequest).")
+    since: AwareDatetime
+    document: str = Field(max_length=300, description="The deciding document, 'số, ngày'.")
+    reason: str = Field(max_length=2000)
+
+
+class TaskOrder(Payload):
+    """Agreement → task, by the `task_order` signal. The agreement's update validator checked
+    the admin's signed claim; the task applies each `order_id` once (a repeated order is
+    ignored), and ignores an order whose `agreement_workflow_id` is not its parent's.
+
+    - withdraw: close as WITHDRAWN naming `document` (mail: WITHDRAWN to the owners).
+    - move_due: `written_due_at` is the new written due instant; the deadline rule applies,
+      reminders are planned again from now like an approved extension, nothing already sent is
+      sent again (mail: DUE_CHANGED).
+    - suspend: state SUSPENDED, no reminder, escalation or close while suspended (mail:
+      SUSPENDED). Several suspensions may overlap (agreement and item): the task resumes when
+      the last one is lifted.
+    - resume: lift suspension `suspension_id`; when `shift_deadline`, the written due instant
+      moves by the time the task was suspended (mail: RESUMED, with the deadline).
+    - transfer: the task passes to `agency` (+ `co_owners`) from `effective`; `recipient`
+      (when not None) replaces the receiving agency (a successor aggregator). The task ID and
+      the history keep the original owner (`TaskRef.original_agency`); mail TRANSFERRED to
+      the new owner's focal points and heads and to the former owner's head.
+    """
+
+    order_id: str = Field(
+        min_length=1, max_length=200, description="Idempotency: applied once per task."
+    )
+    agreement_workflow_id: str
+    kind: Literal["withdraw", "move_due", "suspend", "resume", "transfer"]
+    at: AwareDatetime = Field(description="When the agreement accepted the change.")
+    document: str = Field(max_length=300, description="The amending/deciding document.")
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: str = Field(description="Who ordered it (officer ID), for the task's decisions.")
+    written_due_at: AwareDatetime | None = None
+    suspension_id: str | None = None
+    shift_deadline: bool = False
+    agency: str | None = None
+    co_owners: list[str] = Field(default_factory=list)
+    recipient: str | None = None
+    effective: date | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +382,11 @@ class PlannedTask(Payload):
     task_id: str
     obligation_id: str
     agency: str
+    original_agency: str | None = Field(
+        default=None,
+        description="Issue 17: the agency the task was planned for, when a succession passed "
+        "it to `agency` before it started.",
+    )
     co_owners: list[str] = Field(
         default_factory=list, description="A joint task: the other owing agencies."
     )
@@ -362,6 +432,11 @@ class LedgerEntry(Payload):
     due_at: AwareDatetime | None
     escalation_level: int = 0
     closed: bool = False
+    agency: str | None = Field(
+        default=None,
+        description="Issue 17: current lead owner when a succession changed it (the task ID "
+        "names the original).",
+    )
 
 
 class RecordedEvent(Payload):
@@ -373,6 +448,105 @@ class RecordedEvent(Payload):
     recorded_at: AwareDatetime
     actor: str
     task_ids: list[str] = Field(default_factory=list)
+
+
+class ChangeScope(Payload):
+    """What a suspension covers: the whole agreement (both None), one item, or one
+    obligation."""
+
+    item: str | None = Field(default=None, description="Item number, e.g. `III.3`.")
+    obligation_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self.obligation_id:
+            return f"obligation:{self.obligation_id}"
+        return f"item:{self.item}" if self.item else "agreement"
+
+
+class AgreementVersion(Payload):
+    """One version of the agreement (the signed one is version 1; each amendment adds one)."""
+
+    number: int
+    document: str = Field(max_length=300)
+    in_force_since: AwareDatetime
+    amendment_id: str | None = Field(default=None, description="None: the signed version.")
+    summary: list[str] = Field(
+        default_factory=list, description="What changed (agreements.amendment.plan_diff)."
+    )
+
+
+class AmendmentRequest(Payload):
+    """`accord amend`: the new version's plan and every task it plans (the whole expansion of
+    the new file; the workflow computes the difference with `agreements.amendment.task_diff`).
+    `amendment_id` is a hash of the document and the new plan: applying it again changes
+    nothing."""
+
+    actor: Actor
+    amendment_id: str = Field(min_length=8, max_length=100)
+    document: str = Field(min_length=1, max_length=300)
+    plan: AgreementPlan
+    tasks: list[PlannedTask]
+    summary: list[str] = Field(default_factory=list)
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
+
+
+class AmendmentResult(Payload):
+    agreement_id: str
+    version: int
+    applied: bool = Field(description="False: this amendment was already applied.")
+    added: list[str] = Field(default_factory=list, description="Task IDs planned or started.")
+    withdrawn: list[str] = Field(default_factory=list)
+    moved: list[str] = Field(default_factory=list)
+    message: str
+    message_en: str
+
+
+class SuspensionRequest(Payload):
+    """`accord suspend`: no reminders or escalations in `scope` until resumed."""
+
+    actor: Actor
+    suspension_id: str = Field(min_length=1, max_length=100)
+    scope: ChangeScope = Field(default_factory=ChangeScope)
+    document: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=1, max_length=2000)
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
+
+
+class ResumptionRequest(Payload):
+    """`accord resume`: lift suspension `suspension_id`; `shift_deadlines`: the suspended
+    tasks' deadlines move by the time they were suspended, else they stay."""
+
+    actor: Actor
+    suspension_id: str = Field(min_length=1, max_length=100)
+    document: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=1, max_length=2000)
+    shift_deadlines: bool
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
+
+
+class SuccessionRequest(Payload):
+    """`accord succession apply`: from `effective` (local midnight in the agreement's zone;
+    now when already past), open tasks of each `from_agency` pass to its successor, and so do
+    the waiting ones; an obligation whose recipient is succeeded gets the successor as
+    recipient for tasks started from then, and open tasks are re-addressed."""
+
+    actor: Actor
+    succession_id: str = Field(min_length=1, max_length=100)
+    document: str = Field(min_length=1, max_length=300)
+    effective: date
+    transfers: list[Transfer] = Field(min_length=1)
+    claim: Claim | None = Field(default=None, description=CLAIM_DESCRIPTION)
+
+
+class ChangeResult(Payload):
+    """The answer to a suspension, resumption or succession."""
+
+    agreement_id: str
+    applied: bool = Field(description="False: this change was already applied.")
+    tasks: list[str] = Field(default_factory=list, description="Task IDs it reaches now.")
+    message: str
+    message_en: str
 
 
 class AgreementInput(Payload):
@@ -391,6 +565,24 @@ class AgreementInput(Payload):
     digest_anchor: date | None = Field(
         default=None,
         description="Local day of the latest due-date digest: weekly digests follow it.",
+    )
+    versions: list[AgreementVersion] = Field(
+        default_factory=list, description="Issue 17: versions so far; empty: only the signed."
+    )
+    suspensions: dict[str, Suspended] = Field(
+        default_factory=dict, description="Issue 17: suspensions in force, by ID."
+    )
+    suspension_scopes: dict[str, ChangeScope] = Field(
+        default_factory=dict, description="Issue 17: the scope of each suspension in force."
+    )
+    successions: list[SuccessionRequest] = Field(
+        default_factory=list,
+        description="Issue 17: successions accepted (claims dropped), applied or due.",
+    )
+    applied_changes: list[str] = Field(
+        default_factory=list,
+        description="Issue 17: IDs of amendments, suspensions, resumptions and successions "
+        "applied (idempotency across continue-as-new).",
     )
 
 
@@ -447,6 +639,12 @@ class AgreementOverview(Payload):
     finished: bool
     ignored_signals: int = Field(
         default=0, description="Signals of this run with a payload it could not use."
+    )
+    version: AgreementVersion | None = Field(
+        default=None, description="Issue 17: the version in force (None: the signed one)."
+    )
+    suspensions: list[Suspended] = Field(
+        default_factory=list, description="Issue 17: suspensions in force."
     )
 
 
@@ -565,3 +763,6 @@ def _loc_part(part: str | int) -> str:
     if isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_-]{1,40}", part):
         return str(part)
     return ascii(part[:40])
+
+
+ObligationInput.model_rebuild()
