@@ -25,16 +25,17 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from temporalio.service import RPCError
 
 from accord.portal.auth import CurrentOfficer, PageError, PortalOfficer, render, require_csrf
 from accord.portal.context import PortalContext, portal_context, task_path
 from accord.portal.engine import act
 from accord.portal.i18n import Locale, t
+from accord.portal.reads import task_status, tenant_facts
 from accord.reporting import agreement_facts
 from activities.models import Actor, AgreementFacts, TaskFact, TaskState
 from activities.reporting import report_inputs
+from agreements.calendar import last_day_of
 from agreements.models import ExtensionApprover, OfficerRole
 from infra.db import AgreementRow, directory_agencies, get_officer
 from reports import charts, docx, xlsx
@@ -49,7 +50,6 @@ from workflows.payloads import (
     ExtensionRequest,
     TaskStatus,
     Waiver,
-    task_workflow_id,
 )
 
 log = logging.getLogger(__name__)
@@ -352,31 +352,6 @@ def _officer_text(ctx: PortalContext, actor: Actor, names: dict[str, str]) -> st
 # Engine reads
 
 
-async def tenant_facts(ctx: PortalContext, tenant: str) -> list[AgreementFacts]:
-    """The facts of every agreement deployed for `tenant` (one that does not answer is left
-    out and logged)."""
-    with ctx.session_factory() as session:
-        ids = session.scalars(
-            select(AgreementRow.id).where(AgreementRow.tenant == tenant).order_by(AgreementRow.id)
-        ).all()
-    found: list[AgreementFacts] = []
-    for agreement_id in ids:
-        try:
-            found.append(await agreement_facts(ctx.client, agreement_id))
-        except RPCError:
-            log.warning("portal: agreement %s did not answer its facts query", agreement_id)
-    return found
-
-
-async def task_status(ctx: PortalContext, task_id: str) -> TaskStatus | None:
-    handle = ctx.client.get_workflow_handle_for(ObligationWorkflow.run, task_workflow_id(task_id))
-    try:
-        status: TaskStatus = await handle.query(ObligationWorkflow.status)
-    except RPCError:
-        return None
-    return status
-
-
 def _not_found() -> PageError:
     return PageError(
         404,
@@ -424,13 +399,7 @@ def _local(at: datetime | None, zone: str, with_time: bool = False) -> str:
 
 def last_day(due_at: datetime | None, zone: str) -> str:
     """The last day to act, from a due instant (the first late moment, midnight local)."""
-    if due_at is None:
-        return "—"
-    local = due_at.astimezone(ZoneInfo(zone))
-    day = local.date()
-    if local.time() == datetime.min.time():
-        day = date.fromordinal(day.toordinal() - 1)
-    return day.strftime("%d/%m/%Y")
+    return "—" if due_at is None else f"{last_day_of(due_at, ZoneInfo(zone)):%d/%m/%Y}"
 
 
 def _day(value: date) -> str:
@@ -671,27 +640,31 @@ def _download(content: bytes, media_type: str, name: str) -> Response:
     )
 
 
-@router.get("/agreements/{agreement_id}/report.xlsx")
-async def report_xlsx(
-    request: Request, agreement_id: str, officer: CurrentOfficer, period: PeriodQuery = None
-) -> Response:
-    report = await _report(portal_context(request), officer, agreement_id, period)
-    return _download(
-        xlsx.workbook_bytes(report, _locale(request)),
+_EXPORTS = {
+    "xlsx": (
+        xlsx.workbook_bytes,
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        f"{_file_stem(report)}.xlsx",
-    )
-
-
-@router.get("/agreements/{agreement_id}/report.docx")
-async def report_docx(
-    request: Request, agreement_id: str, officer: CurrentOfficer, period: PeriodQuery = None
-) -> Response:
-    report = await _report(portal_context(request), officer, agreement_id, period)
-    return _download(
-        docx.document_bytes(report, _locale(request)),
+    ),
+    "docx": (
+        docx.document_bytes,
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        f"{_file_stem(report)}.docx",
+    ),
+}
+
+
+@router.get("/agreements/{agreement_id}/report.{kind}")
+async def report_export(
+    request: Request,
+    agreement_id: str,
+    kind: Literal["xlsx", "docx"],
+    officer: CurrentOfficer,
+    period: PeriodQuery = None,
+) -> Response:
+    """The consolidated report as a workbook or a Decree 30 document."""
+    report = await _report(portal_context(request), officer, agreement_id, period)
+    render_bytes, media_type = _EXPORTS[kind]
+    return _download(
+        render_bytes(report, _locale(request)), media_type, f"{_file_stem(report)}.{kind}"
     )
 
 

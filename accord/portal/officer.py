@@ -25,12 +25,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from accord.portal.auth import CurrentOfficer, PageError, PortalOfficer, render, require_csrf
 from accord.portal.context import PortalContext, portal_context, task_path
 from accord.portal.engine import act
 from accord.portal.i18n import t
+from accord.portal.reads import QUERY_TIMEOUT, task_status, tenant_facts
 from accord.reporting import agreement_facts
 from activities.models import (
     MAX_ATTACHMENTS,
@@ -48,14 +49,12 @@ from workflows.payloads import (
     ExtensionRequest,
     SubmitReport,
     TaskStatus,
-    task_workflow_id,
 )
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-QUERY_TIMEOUT = timedelta(seconds=10)
 HEADS = (OfficerRole.HEAD, OfficerRole.DEPUTY_HEAD)
 
 
@@ -156,42 +155,14 @@ def sort_rows(rows: list[TaskRow]) -> list[TaskRow]:
     return [*open_rows, *closed]
 
 
-async def _status(ctx: PortalContext, task_id: str) -> TaskStatus | None:
-    """The task's `status` query; None when its workflow does not exist (yet)."""
-    from workflows.obligation import ObligationWorkflow
-
-    handle = ctx.client.get_workflow_handle_for(ObligationWorkflow.run, task_workflow_id(task_id))
-    try:
-        return await handle.query(ObligationWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-
-
-async def _tenant_facts(ctx: PortalContext, tenant: str) -> list[AgreementFacts]:
-    with ctx.session_factory() as session:
-        ids = session.scalars(
-            select(AgreementRow.id).where(AgreementRow.tenant == tenant).order_by(AgreementRow.id)
-        ).all()
-    found: list[AgreementFacts] = []
-    for agreement_id in ids:
-        try:
-            found.append(await agreement_facts(ctx.client, agreement_id, rpc_timeout=QUERY_TIMEOUT))
-        except RPCError as error:
-            if error.status is not RPCStatusCode.NOT_FOUND:
-                raise
-    return found
-
-
 async def agency_tasks(ctx: PortalContext, officer: PortalOfficer) -> list[TaskRow]:
     """The tasks the officer's agency owes (a joint task counts for each owner), open ones
     first by due date."""
     agency = officer.actor.agency
     rows: list[TaskRow] = []
-    for facts in await _tenant_facts(ctx, officer.actor.tenant):
+    for facts in await tenant_facts(ctx, officer.actor.tenant):
         mine = [f for f in facts.tasks if agency in (f.agency, *f.co_owners)]
-        statuses = await asyncio.gather(*(_status(ctx, f.task_id) for f in mine))
+        statuses = await asyncio.gather(*(task_status(ctx, f.task_id) for f in mine))
         for fact, status in zip(mine, statuses, strict=True):
             obligation = facts.obligations.get(fact.obligation_id)
             ref = status.task if status is not None else None
@@ -300,7 +271,7 @@ async def visible_task(ctx: PortalContext, officer: PortalOfficer, task_id: str)
         row = session.get(AgreementRow, agreement_of(task_id))
     if row is None or row.tenant != officer.actor.tenant:
         raise not_found
-    status = await _status(ctx, task_id)
+    status = await task_status(ctx, task_id)
     if status is None:
         raise not_found
     try:
@@ -895,7 +866,7 @@ async def request_extension(request: Request, task_id: str, officer: CurrentOffi
     outcome = await act(
         ctx, officer, task_id, _obligation().request_extension, payload, fields.get("form_key", "")
     )
-    fresh = await _status(ctx, task_id) or status
+    fresh = await task_status(ctx, task_id) or status
     if not outcome.ok:
         return await _task_page(
             request,
