@@ -1326,10 +1326,8 @@ class ObligationWorkflow:
         ]
         for suspension in self._suspensions.values():
             since = self._suspended_at.get(suspension.suspension_id, suspension.since)
-            lines.append(
-                f"- Tạm dừng từ {local_text(since.astimezone(self._zone()))} theo "
-                f"{suspension.document}: {suspension.reason}"
-            )
+            about = " ".join(f"{suspension.document}: {suspension.reason}".split())
+            lines.append(f"- Tạm dừng từ {local_text(since.astimezone(self._zone()))} theo {about}")
         if self._pending_extension:
             lines.append(
                 f"- Đang chờ quyết định gia hạn đến trước ngày "

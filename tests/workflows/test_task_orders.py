@@ -190,6 +190,13 @@ async def test_suspended_task_is_not_chased_and_resumes_with_or_without_shift(
         assert status.state is TaskState.SUSPENDED
         assert status.next_action is None
         assert [s.suspension_id for s in status.suspensions] == ["tam-dung-1"]
+        details = (await kept.query("__temporal_workflow_metadata")).current_details
+        assert "- Trạng thái: **Tạm dừng**" in details
+        since = midnight(today + timedelta(days=5)) + timedelta(hours=12)
+        assert (
+            f"- Tạm dừng từ {since:%d/%m/%Y %H:%M} theo {DOCUMENT}: Theo chỉ đạo của UBND tỉnh"
+            in details
+        )
         born_status = await born.query(ObligationWorkflow.status)
         assert born_status.state is TaskState.SUSPENDED
         assert [d.kind for d in born_status.decisions] == ["suspended"]
@@ -291,6 +298,9 @@ async def test_transfer_to_a_successor_and_a_new_receiving_agency(tmp_path: Path
         attributes = described.typed_search_attributes
         assert attributes.get(SA_AGENCY) == "SVHTTDL"
         assert attributes.get(SA_ORIGINAL_AGENCY) == "STP"
+        details = (await passed.query("__temporal_workflow_metadata")).current_details
+        assert "- Cơ quan thực hiện: `SVHTTDL`" in details
+        assert "- Cơ quan thực hiện ban đầu: `STP` (đã chuyển giao)" in details
         other = await readdressed.query(ObligationWorkflow.status)
         assert (other.task.agency, other.task.recipient) == ("STP", "VP_UBND")
         assert other.task.original_agency is None
@@ -346,3 +356,37 @@ async def test_transfer_to_a_successor_and_a_new_receiving_agency(tmp_path: Path
     receipts = of_kind(mails, "receipt", "6tt")
     assert FOCAL_VH in {recipients(m)[0] for m in receipts}
     assert FOCAL_STP not in {recipients(m)[0] for m in receipts}
+
+
+async def test_an_orders_text_stays_in_the_body_on_one_line(tmp_path: Path) -> None:
+    """The document and reason come from an admin's command: a line break cannot add a mail
+    header, invisible format characters reach no mail, decision or Web UI detail."""
+    async with harness(tmp_path) as h:
+        now = await local_now(h.env)
+        handle = await h.start_obligation(
+            child("h", midnight(now.date() + timedelta(days=20)), escalation=NO_ESCALATION)
+        )
+        await order(
+            h,
+            handle,
+            "tam-dung-x/suspend",
+            "suspend",
+            suspension_id="tam-dung-x",
+            document="Công văn 7/UBND\r\nBcc: ke-xau@evil.example",
+            reason="Chờ \u202ehướng dẫn\u202c\u200b\nSubject: giả mạo",
+        )
+        status = await handle.query(ObligationWorkflow.status)
+        details = (await handle.query("__temporal_workflow_metadata")).current_details
+        mails = h.mails()
+
+    assert len(mails) == 2
+    for message in mails:
+        assert message["Bcc"] is None
+        assert str(message["Subject"]) == "[Accord] Tạm dừng: Báo cáo 6 tháng đầu năm – Sở Tư pháp"
+        body = text(message)
+        assert "theo văn bản Công văn 7/UBND Bcc: ke-xau@evil.example." in body
+        assert "Lý do: Chờ hướng dẫn Subject: giả mạo" in body
+        assert not {c for c in str(message) if 0x200B <= ord(c) <= 0x202E}
+    assert not {c for d in status.decisions for c in d.detail if 0x200B <= ord(c) <= 0x202E}
+    assert "Bcc: ke-xau@evil.example: Chờ hướng dẫn Subject: giả mạo" in details
+    assert "\nBcc" not in details and "\nSubject" not in details
