@@ -220,10 +220,13 @@ def _free_loopback_port() -> int:
 
 async def count_tasks(client: Client) -> None:
     """The task gauges from Temporal's visibility: one count query per state, and the open
-    overdue tasks listed for their escalation level (few, and only their search attributes)."""
+    overdue tasks listed for their escalation level (few, and only their search attributes).
+    A task's runs closed by continue-as-new are not counted: only its running or completed
+    one."""
     for state in TaskState:
         found = await client.count_workflows(
-            f"AccordKind = 'task' AND AccordState = '{state.value}'"
+            f"AccordKind = 'task' AND AccordState = '{state.value}' "
+            "AND ExecutionStatus IN ('Running', 'Completed')"
         )
         observe.TASKS.labels(state=state.value).set(found.count)
     levels: dict[int, int] = {}
