@@ -235,6 +235,7 @@ async def count_tasks(client: Client) -> None:
         level = execution.typed_search_attributes.get(SA_ESCALATION_LEVEL) or 0
         levels[level] = levels.get(level, 0) + 1
     observe.TASKS_OVERDUE.clear()
+    observe.TASKS_OVERDUE.labels(escalation_level="0").set(0)  # the series always exists
     for level, count in sorted(levels.items()):
         observe.TASKS_OVERDUE.labels(escalation_level=str(level)).set(count)
 

@@ -50,6 +50,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from sqlalchemy import func, select, text
@@ -58,6 +59,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from infra.db import OutboxRow, OutboxStatus
 
 log = logging.getLogger("accord.observe")
+
+# Only the counters themselves: no `_created` series (a timestamp per label set).
+disable_created_metrics()
 
 NOTIFICATIONS_SENT = Counter(
     "accord_notification_messages_sent",
