@@ -61,7 +61,7 @@ from infra.db import OutboxRow, OutboxStatus
 log = logging.getLogger("accord.observe")
 
 # Only the counters themselves: no `_created` series (a timestamp per label set).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 NOTIFICATIONS_SENT = Counter(
     "accord_notification_messages_sent",

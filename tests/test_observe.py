@@ -173,17 +173,9 @@ async def test_worker_process_health_metrics_and_logs(
     placeholder_templates(data)
     url = f"http://127.0.0.1:{metrics}"
     async with DevServer(tmp_path / "temporal", port=grpc, ui_port=ui) as server:
-        env = environment(
-            data, server.address, port, ACCORD_METRICS__ADDRESS=f"127.0.0.1:{metrics}"
-        )
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        address = f"127.0.0.1:{metrics}"
+        env = environment(data, server.address, port, ACCORD_METRICS__ADDRESS=address)
+        process = launch([sys.executable, str(ROOT / "worker.py")], env, tmp_path)
         try:
             await asyncio.to_thread(wait_until_serving, url, process)
             status, body = await asyncio.to_thread(ready, url)
