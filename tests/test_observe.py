@@ -64,8 +64,8 @@ def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out, err = process.communicate()
-            pytest.fail(f"the process ended ({process.returncode}): {out}{err}")
+            out, _ = process.communicate()
+            pytest.fail(f"the process ended ({process.returncode}): {out}")
         try:
             if get(f"{url}/healthz", timeout=2)[0] == 200:
                 return
@@ -76,19 +76,34 @@ def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float 
 
 
 def launch(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """The process with its output piped, as under systemd: not a terminal."""
-    return subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """The process with stdout piped and stderr to `cwd/stderr.log`, as under systemd: not a
+    terminal."""
+    with (cwd / "stderr.log").open("w") as stderr:
+        return subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
 
 
-def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+def stop(process: subprocess.Popen[str], cwd: Path) -> tuple[str, str]:
+    """Its stdout and stderr once stopped (SIGTERM)."""
     process.terminate()
     try:
-        return process.communicate(timeout=60)
+        out, _ = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
-        return process.communicate()
+        out, _ = process.communicate()
+    return out, (cwd / "stderr.log").read_text()
+
+
+def wait_for_line(cwd: Path, logger_prefix: str, seconds: float = 60) -> dict[str, Any]:
+    """The first JSON line on the process's stderr from a logger named `logger_prefix…`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for line in (cwd / "stderr.log").read_text().splitlines():
+            if line.startswith("{") and json.loads(line)["logger"].startswith(logger_prefix):
+                return dict(json.loads(line))
+        time.sleep(0.5)
+    pytest.fail(f"no log line from {logger_prefix}")
 
 
 def placeholder_templates(data_dir: Path) -> None:
@@ -198,7 +213,7 @@ async def test_worker_process_health_metrics_and_logs(
             assert body["checks"]["smtp"]["ok"] is False
             assert "ConnectionRefusedError" in body["checks"]["smtp"]["error"]
         except BaseException:
-            stop(process)
+            stop(process, tmp_path)
             raise
     # Temporal down (the dev server stopped): unready, still alive.
     status, body = await asyncio.to_thread(ready, url)
@@ -207,7 +222,10 @@ async def test_worker_process_health_metrics_and_logs(
     assert body["checks"]["temporal"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
     assert (await asyncio.to_thread(get, f"{url}/healthz"))[0] == 200
-    out, err = stop(process)
+    # The SDK core's warnings (its polls failing) come through the same logging, as JSON.
+    core = await asyncio.to_thread(wait_for_line, tmp_path, "temporalio.core")
+    assert core["level"] == "WARNING"
+    out, err = stop(process, tmp_path)
 
     lines = json_lines(err)
     messages = [line["message"] for line in lines]
@@ -249,7 +267,7 @@ async def test_accord_run_prints_its_metrics_url_and_logs_json(
             assert status == 200
             assert "accord_notification_messages_sent_total" in sample_names(scraped.decode())
         finally:
-            out, err = stop(process)
+            out, err = stop(process, tmp_path)
     assert f"Metrics:  {url}/metrics (health: /healthz, /readyz)" in out.splitlines()
     json_lines(err)
     for secret in (SMTP_PASSWORD, CLAIM_KEY):
