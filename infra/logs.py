@@ -99,11 +99,13 @@ class JsonFormatter(_Redacting):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": self.redact(record.getMessage()),
         }
         line.update(context_fields(record))
         if record.exc_info:
-            line["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            exception = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            line["exception"] = self.redact(exception)
+        # Again on the line: a secret in a field, or one JSON does not escape.
         return self.redact(json.dumps(line, ensure_ascii=False, default=str))
 
 

@@ -67,11 +67,12 @@ def test_text_line_is_readable_and_has_no_colour_codes() -> None:
 
 
 def test_secrets_are_hidden_in_every_format() -> None:
-    secret = "s3cret-Password-42"
-    for formatter in (JsonFormatter([secret, ""]), TextFormatter([secret])):
-        text = formatter.format(record(f"login with {secret} failed"))
-        assert secret not in text
-        assert "login with *** failed" in text
+    for secret in ("s3cret-Password-42", 'pa"ss\\wörd-with-quotes'):
+        for formatter in (JsonFormatter([secret, ""]), TextFormatter([secret])):
+            text = formatter.format(record(f"login with {secret} failed"))
+            assert secret not in text
+            assert json.dumps(secret) not in text
+            assert "login with *** failed" in text
 
 
 class Terminal(io.StringIO):
