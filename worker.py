@@ -329,7 +329,7 @@ def main() -> int:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
-    except (db.DatabaseUnavailable, db.OutdatedDatabase) as error:
+    except (db.DatabaseUnavailable, db.OutdatedDatabase, observe.MonitorError) as error:
         print(f"worker: {error}", file=sys.stderr)
         return 1
     return 0

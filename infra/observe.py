@@ -241,6 +241,10 @@ class CachedRefresher:
         self._last = now
 
 
+class MonitorError(RuntimeError):
+    """The metrics and health server could not start (one line naming the setting)."""
+
+
 class MonitorServer:
     """The worker's HTTP server for /metrics, /healthz and /readyz (HTTP/1.0, GET only)."""
 
@@ -264,7 +268,13 @@ class MonitorServer:
         return f"http://{self._host}:{self._port}"
 
     async def __aenter__(self) -> MonitorServer:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        try:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        except OSError as error:
+            raise MonitorError(
+                f"the metrics and health server cannot listen on {self._host}:{self._port}: "
+                f"{error.strerror or error}; set ACCORD_METRICS__ADDRESS to a free address"
+            ) from error
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -352,3 +352,21 @@ def stop_cluster(cluster: Cluster) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_metrics_address_in_use_is_one_line_naming_the_setting() -> None:
+    import socket
+
+    from infra.observe import MonitorError, MonitorServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MonitorError) as raised:
+            async with MonitorServer(f"127.0.0.1:{port}", checks=[]):
+                pass
+    message = str(raised.value)
+    assert message.startswith(f"the metrics and health server cannot listen on 127.0.0.1:{port}")
+    assert "set ACCORD_METRICS__ADDRESS" in message
+    assert "\n" not in message
