@@ -22,7 +22,7 @@ Accord's metrics (counters end in `_total` on the wire):
 | `accord_outbox_oldest_pending_age_seconds` | gauge | | age of the oldest pending outbox row |
 | `accord_tasks` | gauge | state | tasks by state (Temporal visibility) |
 | `accord_tasks_overdue` | gauge | escalation_level | overdue tasks by escalation level |
-| `accord_reminder_lateness_seconds` | histogram | | reminder sent minus planned instant |
+| `accord_reminder_lateness_seconds` | histogram | | reminder sent minus planned (one a reminder) |
 | `accord_reports_total` | counter | timing | reports stored, `on_time` or `late` |
 
 The gauges are computed when scraped (the task counts at most every
