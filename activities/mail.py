@@ -636,7 +636,9 @@ class MailActivities:
             plan.outgoing.append(Outgoing(row_id, admin, messages[admin.email], notice=True))
         if not admins:
             activity.logger.warning(
-                "%s reached nobody, and there is no active admin to tell", request.business_key
+                "%s reached nobody, and there is no active admin to tell",
+                request.business_key,
+                extra={"business_key": request.business_key},
             )
 
     def _plan_notices(

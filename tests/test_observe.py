@@ -21,7 +21,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,17 @@ from aiosmtpd.controller import Controller
 from ports import free_ports
 from postgres import Cluster, throwaway_cluster
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import worker
 from accord.embedded import DevServer
-from activities.models import NotificationKind
+from activities.models import NotificationKind, NotificationRequest, NotificationResult, TaskRef
 from activities.templates import PACKAGE_TEMPLATES
+from agreements.models import Deliverable, RecipientRole
 from infra.db import create_schema, make_engine, session_factory
 from infra.settings import MetricsSettings, Settings, SmtpSettings
 
@@ -266,13 +274,86 @@ async def test_accord_run_prints_its_metrics_url_and_logs_json(
             status, scraped = await asyncio.to_thread(get, f"http://127.0.0.1:{portal}/metrics")
             assert status == 200
             assert "accord_notification_messages_sent_total" in sample_names(scraped.decode())
+            # A notification run by `accord run`'s worker: its activity's log line is shown.
+            run_id = await send_through_accord_queue(server.address)
+            line = await asyncio.to_thread(wait_for_line, tmp_path, "temporalio.activity")
         finally:
             out, err = stop(process, tmp_path)
+        assert line["level"] == "WARNING"
+        assert (
+            line["message"]
+            == f"{REQUEST.business_key} reached nobody, and there is no active admin to tell"
+        )
+        assert line["task_id"] == REQUEST.task.task_id
+        assert line["business_key"] == REQUEST.business_key
+        assert line["workflow_id"] == f"task:{REQUEST.task.task_id}"
+        assert line["run_id"] == run_id
+        assert line["activity_type"] == "send_notification"
     assert f"Metrics:  {url}/metrics (health: /healthz, /readyz)" in out.splitlines()
     json_lines(err)
     for secret in (SMTP_PASSWORD, CLAIM_KEY):
         assert secret not in out + err
     assert "\x1b[" not in out + err
+
+
+REQUEST = NotificationRequest(
+    business_key="289-kh-ubnd-2025/III.7/STP/2025-6t/reminder/1",
+    kind=NotificationKind.REMINDER,
+    task=TaskRef(
+        task_id="289-kh-ubnd-2025/bao-cao-6-thang/STP/2025-6t",
+        agreement_id="289-kh-ubnd-2025",
+        tenant="quang-binh",
+        document_number="289/KH-UBND",
+        agreement_title="Kế hoạch thực hiện công tác dân vận năm 2025",
+        item_number="III.7",
+        obligation_id="bao-cao-6-thang",
+        deliverable=Deliverable.REPORT,
+        title="Báo cáo kết quả công tác dân vận 6 tháng",
+        agency="STP",
+        recipient="SNV",
+        period_label="2025-6t",
+        due_at=datetime(2025, 5, 15, tzinfo=UTC),
+    ),
+    roles=[RecipientRole.FOCAL_POINT],
+    step=1,
+    scheduled_at=datetime(2025, 5, 8, 1, 0, tzinfo=UTC),
+)
+"""A reminder for a tenant `accord run --no-deploy` has no directory of: it reaches nobody."""
+
+
+@workflow.defn(name="ObserveSendOnAccordQueue", sandboxed=False)
+class SendOnAccordQueue:
+    """Runs `send_notification` on the `accord` task queue, where `accord run`'s worker is."""
+
+    @workflow.run
+    async def run(self, request: NotificationRequest) -> NotificationResult:
+        result: NotificationResult = await workflow.execute_activity(
+            "send_notification",
+            request,
+            result_type=NotificationResult,
+            task_queue="accord",
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+        return result
+
+
+async def send_through_accord_queue(address: str) -> str:
+    """The run ID of a workflow (hosted here) whose activity `accord run`'s worker runs."""
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    queue = f"observe-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[SendOnAccordQueue],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            SendOnAccordQueue.run, REQUEST, id=f"task:{REQUEST.task.task_id}", task_queue=queue
+        )
+        await handle.result()
+    assert handle.result_run_id is not None
+    return handle.result_run_id
 
 
 def test_a_worker_given_an_api_key_never_prints_it(tmp_path: Path) -> None:
