@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,32 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.digest import DigestActivities
 from activities.mail import MailActivities, PortalLinks
+from activities.models import NotificationKind, TaskState
 from activities.store import StoreActivities
 from activities.templates import MailTemplateError, MailTemplates
-from infra import db
+from infra import db, observe
 from infra.claim_keys import signing_key, verifying_keys
 from infra.links import derive_link_key
+from infra.logs import configure_logging
 from infra.settings import Settings, SmtpSettings, settings_problems
 from workflows import claims
 from workflows.agreement import AgreementWorkflow
 from workflows.digest import DigestWorkflow
 from workflows.obligation import ObligationWorkflow
+from workflows.search_attributes import SA_ESCALATION_LEVEL
 
 log = logging.getLogger("accord")
 
@@ -170,12 +182,118 @@ def stop_event() -> asyncio.Event:
     return stop
 
 
-async def run_worker_only(settings: Settings) -> None:
+def setup_process(settings: Settings) -> str | None:
+    """Once per process, before any Temporal client: logging as the settings say (JSON lines
+    or text on stderr, secrets hidden) and the one Temporal runtime, whose core (Rust) log
+    lines go through that logging and which, with `ACCORD_METRICS__ADDRESS`, exports the SDK's
+    metrics. Returns the SDK exporter's address (None: no metrics)."""
+    configure_logging(settings.log_format, level=settings.log_level, secrets=settings.secrets)
+    sdk_address = None
+    if settings.metrics.address is not None:
+        sdk_address = settings.metrics.sdk_address or f"127.0.0.1:{_free_loopback_port()}"
+    Runtime.set_default(build_runtime(sdk_address), error_if_already_set=False)
+    return sdk_address
+
+
+def build_runtime(sdk_address: str | None) -> Runtime:
+    """A Temporal runtime forwarding core logs to Python logging (`temporalio.core`), with a
+    Prometheus exporter on `sdk_address` when given."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            ),
+            metrics=PrometheusConfig(bind_address=sdk_address) if sdk_address else None,
+        )
+    )
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def count_tasks(client: Client) -> None:
+    """The task gauges from Temporal's visibility: one count query per state, and the open
+    overdue tasks listed for their escalation level (few, and only their search attributes).
+    A task's runs closed by continue-as-new are not counted: only its running or completed
+    one."""
+    for state in TaskState:
+        found = await client.count_workflows(
+            f"AccordKind = 'task' AND AccordState = '{state.value}' "
+            "AND ExecutionStatus IN ('Running', 'Completed')"
+        )
+        observe.TASKS.labels(state=state.value).set(found.count)
+    levels: dict[int, int] = {}
+    query = "AccordKind = 'task' AND AccordState = 'overdue' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        level = execution.typed_search_attributes.get(SA_ESCALATION_LEVEL) or 0
+        levels[level] = levels.get(level, 0) + 1
+    observe.TASKS_OVERDUE.clear()
+    observe.TASKS_OVERDUE.labels(escalation_level="0").set(0)  # the series always exists
+    for level, count in sorted(levels.items()):
+        observe.TASKS_OVERDUE.labels(escalation_level=str(level)).set(count)
+
+
+def health_checks(
+    client: Client, session_factory: sessionmaker[Session], smtp: SmtpSettings
+) -> list[observe.Check]:
+    """Readiness: Temporal and the database required; SMTP reported only."""
+
+    async def temporal() -> None:
+        if not await client.service_client.check_health():
+            raise ConnectionError("Temporal reports itself not serving")
+
+    return [
+        observe.Check("temporal", temporal),
+        observe.Check("database", observe.database_check(session_factory)),
+        observe.Check("smtp", observe.smtp_check(smtp.host, smtp.port), required=False),
+    ]
+
+
+def monitor_server(
+    settings: Settings,
+    client: Client,
+    session_factory: sessionmaker[Session],
+    smtp: SmtpSettings,
+    sdk_address: str | None,
+) -> observe.MonitorServer | None:
+    """The worker's /metrics, /healthz and /readyz server, or None when not configured."""
+    address = settings.metrics.address
+    if address is None:
+        return None
+    observe.init_labels([kind.value for kind in NotificationKind], [s.value for s in TaskState])
+
+    async def outbox_age() -> None:
+        age = await asyncio.to_thread(observe.oldest_pending_outbox_age, session_factory)
+        observe.OUTBOX_OLDEST_PENDING.set(age)
+
+    async def tasks() -> None:
+        await count_tasks(client)
+
+    return observe.MonitorServer(
+        address,
+        checks=health_checks(client, session_factory, smtp),
+        refreshers=[
+            outbox_age,
+            observe.CachedRefresher(tasks, settings.metrics.tasks_refresh_seconds),
+        ],
+        sdk_address=sdk_address,
+    )
+
+
+async def run_worker_only(settings: Settings, sdk_address: str | None = None) -> None:
     """Production: a worker process against the configured cluster, database and SMTP relay."""
     templates = load_mail_templates(settings)
     session_factory = open_database(settings)
     client = await connect(settings)
     stop = stop_event()
+    monitor = monitor_server(settings, client, session_factory, settings.smtp, sdk_address)
     worker = build_worker(
         client,
         task_queue=settings.temporal.task_queue,
@@ -185,13 +303,16 @@ async def run_worker_only(settings: Settings) -> None:
         claim_keys=verifying_keys(settings),
         portal_links=portal_links(settings),
     )
-    async with worker:
-        log.info("worker polling %s", settings.temporal.task_queue)
-        await stop.wait()
+    async with AsyncExitStack() as stack:
+        if monitor is not None:
+            await stack.enter_async_context(monitor)
+            log.info("metrics and health at %s (/metrics, /healthz, /readyz)", monitor.url)
+        async with worker:
+            log.info("worker polling %s", settings.temporal.task_queue)
+            await stop.wait()
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO)
     keep_files_private()
     try:
         settings = Settings()
@@ -201,13 +322,14 @@ def main() -> int:
     except ValueError as error:  # ACCORD_ENV_FILE names no file
         print(f"worker: invalid ACCORD_* settings: {error}", file=sys.stderr)
         return 2
+    sdk_address = setup_process(settings)
     try:
-        asyncio.run(run_worker_only(settings))
+        asyncio.run(run_worker_only(settings, sdk_address))
     except MailTemplateError as error:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
-    except (db.DatabaseUnavailable, db.OutdatedDatabase) as error:
+    except (db.DatabaseUnavailable, db.OutdatedDatabase, observe.MonitorError) as error:
         print(f"worker: {error}", file=sys.stderr)
         return 1
     return 0

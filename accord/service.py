@@ -28,14 +28,18 @@ from worker import (
     connect,
     keep_files_private,
     load_mail_templates,
+    monitor_server,
     open_database,
     portal_links,
     stop_event,
 )
 
 
-async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) -> None:
-    """Run the whole service on embedded defaults (or on the parts the settings name)."""
+async def serve(
+    settings: Settings, *, demo: bool = False, deploy: bool = True, sdk_address: str | None = None
+) -> None:
+    """Run the whole service on embedded defaults (or on the parts the settings name).
+    `sdk_address`: where the Temporal SDK exports its metrics (`worker.setup_process`)."""
     keep_files_private()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # First: a broken mail template override stops start-up before anything is started.
@@ -73,8 +77,13 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             claim_keys=claim_keys,
             portal_links=portal_links(settings),
         )
+        monitor = monitor_server(settings, client, session_factory, smtp, sdk_address)
+        if monitor is not None:
+            await stack.enter_async_context(monitor)
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
+            if monitor is not None:
+                print(f"Metrics:  {monitor.url}/metrics (health: /healthz, /readyz)", flush=True)
             if ui_url:
                 print(f"Web UI:   {ui_url}", flush=True)
             where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
@@ -103,7 +112,9 @@ async def serve(settings: Settings, *, demo: bool = False, deploy: bool = True) 
             if settings.portal.enabled:
                 listening = asyncio.Event()
                 portal_task = asyncio.create_task(
-                    _run_portal(settings, client, session_factory, smtp, stop, listening)
+                    _run_portal(
+                        settings, client, session_factory, smtp, stop, listening, sdk_address
+                    )
                 )
                 waiting = asyncio.create_task(listening.wait())
                 await asyncio.wait({portal_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -126,10 +137,11 @@ async def _run_portal(
     smtp: SmtpSettings,
     stop: asyncio.Event,
     listening: asyncio.Event,
+    sdk_address: str | None,
 ) -> None:
     """The portal beside the worker; one that cannot listen says so and the rest runs on."""
     ctx = build_context(settings, client, session_factory, smtp=smtp)
     try:
-        await serve_portal(ctx, stop, listening)
+        await serve_portal(ctx, stop, listening, sdk_address)
     except OSError as error:
         print(f"Portal:   not started: {error} (set ACCORD_PORTAL__PORT)", flush=True)

@@ -70,6 +70,7 @@ from activities.templates import (
 )
 from agreements.models import OfficerRole, notify_text
 from agreements.recipients import Holder, pick_recipients, role_scopes
+from infra import observe
 from infra.db import (
     OUTBOX_TABLE,
     OfficerRow,
@@ -329,6 +330,23 @@ class Outcome:
     notices_sent: int = 0
 
 
+def _count(request: NotificationRequest, plan: _Plan, outcome: Outcome) -> None:
+    """The attempt's messages in the metrics (`infra.observe`); a reminder's lateness: sent
+    (now) minus the instant the workflow planned it for."""
+    kind = request.kind.value
+    if outcome.sent:
+        observe.NOTIFICATIONS_SENT.labels(kind=kind).inc(outcome.sent)
+        if request.kind is NotificationKind.REMINDER:
+            observe.record_reminder_lateness(request.scheduled_at, datetime.now(UTC))
+    if outcome.failed:
+        observe.NOTIFICATIONS_FAILED.labels(kind=kind).inc(outcome.failed)
+    if outcome.notices_sent:
+        notice = (
+            NotificationKind.DELIVERY_FAILED if plan.recipients else NotificationKind.NO_RECIPIENT
+        )
+        observe.NOTIFICATIONS_SENT.labels(kind=notice.value).inc(outcome.notices_sent)
+
+
 class _ConnectionLost(Exception):
     """The SMTP session is unusable; the rest of the batch waits for the next attempt."""
 
@@ -380,11 +398,15 @@ class MailActivities:
             await asyncio.sleep(self._heartbeat_seconds)
 
     async def _send(self, request: NotificationRequest) -> NotificationResult:
+        kind = request.kind.value
+        if activity.info().attempt > 1:
+            observe.NOTIFICATIONS_RETRIED.labels(kind=kind).inc()
         # SQLAlchemy is synchronous: database steps run in a thread, SMTP on the event loop.
         plan = await asyncio.to_thread(self._prepare, request)
         if plan.result is not None:
             return plan.result
         outcome = await self._deliver(request, plan)
+        _count(request, plan, outcome)
         if outcome.deferred:
             raise ApplicationError(
                 f"SMTP server deferred {outcome.deferred} of {len(plan.outgoing)} message(s) "
@@ -623,7 +645,9 @@ class MailActivities:
             plan.outgoing.append(Outgoing(row_id, admin, messages[admin.email], notice=True))
         if not admins:
             activity.logger.warning(
-                "%s reached nobody, and there is no active admin to tell", request.business_key
+                "%s reached nobody, and there is no active admin to tell",
+                request.business_key,
+                extra={"business_key": request.business_key},
             )
 
     def _plan_notices(
@@ -806,10 +830,14 @@ class MailActivities:
             await self._mark(self._record_sent, item.row_id, item.message.message_id)
             if item.notice:
                 outcome.notices_sent += 1
-                activity.logger.info("%s: notice sent to admin %s", key, officer_id)
+                activity.logger.info(
+                    "%s: notice sent to admin %s", key, officer_id, extra={"business_key": key}
+                )
             else:
                 outcome.sent += 1
-                activity.logger.info("%s sent to officer %s", key, officer_id)
+                activity.logger.info(
+                    "%s sent to officer %s", key, officer_id, extra={"business_key": key}
+                )
             return []
         if not 500 <= code < 600:
             await self._mark(self._record_attempt, [item.row_id], error)

@@ -27,6 +27,7 @@ from activities.models import (
     RecordSubmission,
     SubmissionStored,
 )
+from infra import observe
 from infra.db import OutboxRow, OutboxStatus, SubmissionRow, add_audit_rows
 
 
@@ -126,6 +127,8 @@ class StoreActivities:
                 stored = row if found is None else found
                 if created:
                     activity.logger.info("stored submission of task %s", request.task.task_id)
+                    timing = "late" if request.late else "on_time"
+                    observe.REPORTS.labels(timing=timing).inc()
                 return SubmissionStored(submission_id=stored.id, created=created)
         raise AssertionError("unreachable")
 

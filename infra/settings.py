@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,6 +180,33 @@ def env_file() -> Path | None:
     return default if (PROJECT_ROOT / "pyproject.toml").is_file() and default.is_file() else None
 
 
+class MetricsSettings(BaseModel):
+    """The worker's metrics and health server (`infra.observe`). Off unless an address is
+    set: several workers may share a host, and each needs its own port."""
+
+    address: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]+:\d{1,5}$",
+        description="host:port of the worker's HTTP server (/metrics, /healthz, /readyz), e.g. "
+        "127.0.0.1:9464; unset = none.",
+    )
+    sdk_address: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]+:\d{1,5}$",
+        description="host:port where the Temporal SDK's own Prometheus exporter listens; its "
+        "metrics are also served on `address`. Unset = a free loopback port.",
+    )
+    portal: bool = Field(
+        default=False,
+        description="The portal serves /metrics too (its health endpoints are always served).",
+    )
+    tasks_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long the task counts read from Temporal's visibility are reused.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ACCORD_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -200,6 +228,25 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     claims: ClaimSettings = Field(default_factory=ClaimSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines on stderr: 'json' (one object a line), 'text' (readable, no "
+        "colours); 'auto' = text on a terminal, json otherwise.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value of the settings, for the log redaction (never log these)."""
+        values = [self.smtp.password, self.temporal.api_key, self.database_url, self.claims.key]
+        values.extend(self.claims.previous_keys.values())
+        found = [v.get_secret_value() for v in values if v is not None]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                found.append(password)
+        return found
 
     @property
     def resolved_database_url(self) -> str:

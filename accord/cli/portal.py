@@ -13,7 +13,6 @@ from accord.cli.engine import (
     connect,
     load_settings,
     open_database,
-    use_cli_runtime,
 )
 
 
@@ -42,9 +41,10 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the portal on ACCORD_PORTAL__HOST:ACCORD_PORTAL__PORT until Ctrl+C (SIGTERM)."""
     from accord.portal.server import build_context, portal_url, serve_portal
     from infra.claim_keys import ClaimKeyError
-    from worker import stop_event
+    from worker import setup_process, stop_event
 
     settings = load_settings()
+    sdk_address = setup_process(settings)
     session_factory = open_database(settings)
 
     async def run() -> None:
@@ -56,11 +56,10 @@ def serve(args: argparse.Namespace) -> int:
         stop = stop_event()
         print(f"Portal: {portal_url(settings)} (links: {settings.portal.base_url})", flush=True)
         try:
-            await serve_portal(ctx, stop)
+            await serve_portal(ctx, stop, sdk_metrics_address=sdk_address)
         except OSError as error:
             raise CommandError(f"{error} (set ACCORD_PORTAL__PORT)") from error
 
-    use_cli_runtime()
     asyncio.run(run())
     return 0
 

@@ -39,16 +39,19 @@ def run_service(args: argparse.Namespace) -> int:
     from activities.templates import MailTemplateError
     from infra.claim_keys import ClaimKeyError
     from infra.db import DatabaseUnavailable
+    from infra.observe import MonitorError
+    from worker import setup_process
 
     settings = load_settings()
+    sdk_address = setup_process(settings)
     try:
-        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy))
+        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy, sdk_address=sdk_address))
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
     except ClaimKeyError as error:
         raise CommandError(str(error), EXIT_BAD_INPUT) from error
     except MailTemplateError as error:
         raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
-    except DatabaseUnavailable as error:
+    except (DatabaseUnavailable, MonitorError) as error:
         raise CommandError(str(error)) from None
     return 0

@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accord.portal import auth, deciders, officer
+from accord.portal import auth, deciders, health, officer
 from accord.portal.context import PortalContext
 from accord.portal.i18n import LANG_COOKIE, locale_of, t
 from infra import db, links
@@ -115,7 +115,9 @@ def _common_values(request: Request) -> dict[str, Any]:
     }
 
 
-def create_app(ctx: PortalContext) -> FastAPI:
+def create_app(ctx: PortalContext, sdk_metrics_address: str | None = None) -> FastAPI:
+    """The portal's app; `sdk_metrics_address`: the Temporal SDK's exporter, whose metrics
+    `/metrics` adds to Accord's (when `ACCORD_METRICS__PORTAL`)."""
     app = FastAPI(
         title="Accord",
         docs_url=None,
@@ -123,10 +125,12 @@ def create_app(ctx: PortalContext) -> FastAPI:
         openapi_url=None,
     )
     app.state.portal = ctx
+    app.state.sdk_metrics_address = sdk_metrics_address
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
     app.include_router(officer.router)
     app.include_router(deciders.router)
+    app.include_router(health.router)
 
     @app.middleware("http")
     async def session_and_headers(

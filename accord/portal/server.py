@@ -60,16 +60,22 @@ class _Server(uvicorn.Server):
 
 
 async def serve_portal(
-    ctx: PortalContext, stop: asyncio.Event, started: asyncio.Event | None = None
+    ctx: PortalContext,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+    sdk_metrics_address: str | None = None,
 ) -> None:
     """Serve the portal on the settings' host and port until `stop` is set; `started` is set
-    once it listens. OSError when it cannot listen."""
+    once it listens. OSError when it cannot listen. uvicorn logs through the process's logging
+    (`infra.logs`), never with its own coloured handlers."""
     portal = ctx.settings.portal
     config = uvicorn.Config(
-        create_app(ctx),
+        create_app(ctx, sdk_metrics_address),
         host=portal.host,
         port=portal.port,
         log_level="warning",
+        log_config=None,
+        use_colors=False,
         proxy_headers=True,
         server_header=False,
         lifespan="off",

@@ -17,14 +17,16 @@ with workflow.unsafe.imports_passed_through():
 class SendOnce(BaseModel):
     request: NotificationRequest
     local: bool
+    attempts: int = 1
+    """Attempts of the activity (a second one a second after the first)."""
 
 
 @workflow.defn
 class SendOnceWorkflow:
     @workflow.run
     async def run(self, args: SendOnce) -> NotificationResult:
-        # One attempt: a missed heartbeat must fail the workflow, not be retried away.
-        once = RetryPolicy(maximum_attempts=1)
+        # One attempt by default: a missed heartbeat must fail the workflow, not be retried away.
+        once = RetryPolicy(maximum_attempts=args.attempts, initial_interval=timedelta(seconds=1))
         result: NotificationResult
         if args.local:
             result = await workflow.execute_local_activity(
