@@ -41,7 +41,6 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import worker
 from accord.embedded import DevServer
 from activities.models import NotificationKind, NotificationRequest, NotificationResult, TaskRef
-from activities.templates import PACKAGE_TEMPLATES
 from agreements.models import Deliverable, RecipientRole
 from infra.db import create_schema, make_engine, session_factory
 from infra.settings import MetricsSettings, Settings, SmtpSettings
@@ -114,18 +113,6 @@ def wait_for_line(cwd: Path, logger_prefix: str, seconds: float = 60) -> dict[st
     pytest.fail(f"no log line from {logger_prefix}")
 
 
-def placeholder_templates(data_dir: Path) -> None:
-    """Notification kinds declared before their mail wording exists (issue 17's) get a
-    one-line override in the data folder, so that the worker starts (it checks every
-    template at start-up)."""
-    for locale in ("vi", "en"):
-        for kind in NotificationKind:
-            if not (PACKAGE_TEMPLATES / locale / f"{kind.value}.txt.j2").exists():
-                path = data_dir / "mail_templates" / locale / f"{kind.value}.txt.j2"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("Thông báo.\n", encoding="utf-8")
-
-
 class Sink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         return "250 OK"
@@ -193,7 +180,6 @@ async def test_worker_process_health_metrics_and_logs(
     grpc, ui, metrics = free_ports(3)
     data = tmp_path / "data"
     data.mkdir()
-    placeholder_templates(data)
     url = f"http://127.0.0.1:{metrics}"
     async with DevServer(tmp_path / "temporal", port=grpc, ui_port=ui) as server:
         address = f"127.0.0.1:{metrics}"
@@ -252,7 +238,6 @@ async def test_accord_run_prints_its_metrics_url_and_logs_json(
     grpc, ui, metrics, portal = free_ports(4)
     data = tmp_path / "data"
     data.mkdir()
-    placeholder_templates(data)
     url = f"http://127.0.0.1:{metrics}"
     async with DevServer(tmp_path / "temporal", port=grpc, ui_port=ui) as server:
         env = environment(
@@ -362,7 +347,6 @@ def test_a_worker_given_an_api_key_never_prints_it(tmp_path: Path) -> None:
     [grpc] = free_ports(1)
     data = tmp_path / "data"
     data.mkdir()
-    placeholder_templates(data)
     env = environment(
         data, f"127.0.0.1:{grpc}", 1, ACCORD_TEMPORAL__API_KEY=API_KEY, ACCORD_LOG_LEVEL="DEBUG"
     )
