@@ -36,6 +36,8 @@ STATUS_COLOURS: dict[ComplianceStatus, str] = {
     ComplianceStatus.WAIVED: "#90a4ae",
     ComplianceStatus.EXTENDED: "#1e88e5",
     ComplianceStatus.NOT_YET_DUE: "#e0e0e0",
+    ComplianceStatus.SUSPENDED: "#b39ddb",
+    ComplianceStatus.WITHDRAWN: "#f5f5f5",
 }
 NO_TASK_COLOUR = "#ffffff"
 BAR_COLOUR = "#1565c0"

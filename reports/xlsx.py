@@ -24,7 +24,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from activities.models import IndicatorValue, Ratio
 from agreements.models import IndicatorKind
-from reports.export_labels import agency_names, local, status_label, text
+from reports.export_labels import agency_names, local, status_label, task_owner, text
 from reports.model import ComplianceStatus, ConsolidatedIndicator, ConsolidatedReport
 
 DATE_FORMAT = "dd/mm/yyyy"
@@ -209,7 +209,7 @@ def _compliance(workbook: Workbook, report: ConsolidatedReport, locale: str) -> 
     rows = [
         (
             number,
-            task.agency_name,
+            task_owner(task, locale),
             task.agency,
             task.item_number,
             task.obligation_title,
