@@ -19,6 +19,7 @@ from reports.model import (
     ConsolidatedIndicator,
     ConsolidatedReport,
     TaskCompliance,
+    shown_statuses,
 )
 
 _TEXT = {
@@ -128,7 +129,7 @@ def render_markdown(report: ConsolidatedReport, locale: str = "vi") -> str:
         "",
     ]
 
-    statuses = list(ComplianceStatus)
+    statuses = shown_statuses(report.tasks)
     header = [text["agency"], *(labels[s] for s in statuses), text["rate"], text["level"]]
     rows = [
         [

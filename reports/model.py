@@ -130,6 +130,16 @@ def owner_text(name: str, former_name: str | None, *, english: bool) -> str:
     return f"{name} (formerly {former_name})" if english else f"{name} (trước đây: {former_name})"
 
 
+ISSUE_17_STATUSES = (ComplianceStatus.SUSPENDED, ComplianceStatus.WITHDRAWN)
+
+
+def shown_statuses(tasks: list[TaskCompliance]) -> list[ComplianceStatus]:
+    """The statuses a report's tables and legends show: every one, but suspended and withdrawn
+    only when a task has them (most reports have neither)."""
+    present = {task.status for task in tasks}
+    return [s for s in ComplianceStatus if s not in ISSUE_17_STATUSES or s in present]
+
+
 class TaskCompliance(Model):
     """One task (one agency, one obligation, one period) in the report."""
 
