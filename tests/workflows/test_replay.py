@@ -120,11 +120,11 @@ def test_histories_cover_every_agreement_change() -> None:
             continue
         for event in _history(path).events:
             if event.HasField("workflow_execution_update_accepted_event_attributes"):
-                attributes = event.workflow_execution_update_accepted_event_attributes
-                updates.add(attributes.accepted_request.input.name)
+                update = event.workflow_execution_update_accepted_event_attributes
+                updates.add(update.accepted_request.input.name)
             if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
-                attributes = event.signal_external_workflow_execution_initiated_event_attributes
-                orders += attributes.signal_name == TASK_ORDER_SIGNAL
+                signal = event.signal_external_workflow_execution_initiated_event_attributes
+                orders += signal.signal_name == TASK_ORDER_SIGNAL
     assert {"amend", "suspend", "resume", "succeed"} <= updates
     assert orders >= 4
     amended = _history(HISTORIES[0].with_stem("agreement-amend"))
