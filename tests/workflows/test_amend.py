@@ -328,8 +328,18 @@ async def test_refused_amendments_change_nothing(tmp_path: Path) -> None:
         await move_to(h, local(y("2027-07-02T09:00")))
         facts = await agreement.query(AgreementWorkflow.facts)
         assert {t.task_id: t.agency for t in facts.tasks}[B] == "STP"
+        # No change audited.
+        changes_audited = (
+            "agreement_amended",
+            "agreement_suspended",
+            "agreement_resumed",
+            "succession_applied",
+        )
         with h.sessions() as session:
-            assert session.scalars(select(db.AuditRow)).all() == []
+            rows = session.scalars(select(db.AuditRow)).all()
+        assert [r.action for r in rows if r.action in changes_audited] == []
+        # The tasks' own entries: their notices and their deadlines passing, nothing ordered.
+        assert {r.action for r in rows} <= {"notification_sent", "overdue"}
 
 
 async def test_changes_made_before_the_period_survive_continue_as_new(tmp_path: Path) -> None:
