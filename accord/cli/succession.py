@@ -173,8 +173,9 @@ def print_preview(preview: Preview, *, english: bool) -> None:
     else:
         print(f"Đơn vị {file.tenant}: {len(file.changes)} thay đổi, {preview.groups_text()}")
         print(f"Cơ quan thêm mới: {len(added)}; cán bộ thêm mới: {len(new_officers)}")
+    since = "from" if english else "từ"
     for agency in added:
-        print(f"  + {agency.code}  {agency.name} (từ {agency.active_from or '—'})")
+        print(f"  + {agency.code}  {agency.name} ({since} {agency.active_from or '—'})")
     print("Agencies ceasing:" if english else "Cơ quan chấm dứt hoạt động:")
     for change in file.changes:
         successors = ", ".join(change.successors())
