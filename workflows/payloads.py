@@ -259,6 +259,12 @@ class TaskStatus(Payload):
     next_action: str | None
     next_action_at: AwareDatetime | None
     closed: bool
+    suspensions: list[Suspended] = Field(
+        default_factory=list, description="Issue 17: suspensions in force over the task."
+    )
+    ignored_orders: int = Field(
+        default=0, description="Issue 17: agreement orders this task ignored (logged)."
+    )
 
 
 class TaskOutcome(Payload):
@@ -291,8 +297,8 @@ class Suspended(Payload):
 
     suspension_id: str = Field(description="The suspension's ID (SuspensionRequest).")
     since: AwareDatetime
-    document: str = Field(max_length=300, description="The deciding document, 'số, ngày'.")
-    reason: str = Field(max_length=2000)
+    document: OfficerText = Field(max_length=300, description="The deciding document, 'số, ngày'.")
+    reason: OfficerText = Field(max_length=2000)
 
 
 class TaskOrder(Payload):
@@ -321,8 +327,8 @@ class TaskOrder(Payload):
     agreement_workflow_id: str
     kind: Literal["withdraw", "move_due", "suspend", "resume", "transfer"]
     at: AwareDatetime = Field(description="When the agreement accepted the change.")
-    document: str = Field(max_length=300, description="The amending/deciding document.")
-    reason: str | None = Field(default=None, max_length=2000)
+    document: OfficerText = Field(max_length=300, description="The amending/deciding document.")
+    reason: OfficerText | None = Field(default=None, max_length=2000)
     actor: str = Field(description="Who ordered it (officer ID), for the task's decisions.")
     written_due_at: AwareDatetime | None = None
     suspension_id: str | None = None
@@ -436,6 +442,11 @@ class LedgerEntry(Payload):
         default=None,
         description="Issue 17: current lead owner when a succession changed it (the task ID "
         "names the original).",
+    )
+    written_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="Issue 17: the due instant as the version in force writes it (before the "
+        "deadline rule and extensions): what an amendment compares.",
     )
 
 
@@ -766,3 +777,4 @@ def _loc_part(part: str | int) -> str:
 
 
 ObligationInput.model_rebuild()
+TaskStatus.model_rebuild()

@@ -1,7 +1,7 @@
 """Record workflow histories from real runs, for the replay test.
 
     .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar|timed|
-        digest ...]
+        digest|orders ...]
 
 Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
 or to add scenarios. Never regenerate histories to make a failing replay test pass: that
@@ -214,12 +214,85 @@ async def record_digest() -> None:
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
+async def record_orders() -> None:
+    """Issue 17: tasks that receive their agreement's orders (`task_order` signal, sent here
+    as the agreement sends them): one suspended, resumed with its deadline shifted, given a
+    new due date, transferred to a successor that then submits; one withdrawn; one started
+    suspended and resumed with its deadline kept."""
+    from harness import Harness, harness, local_now, midnight
+    from test_task_orders import DOCUMENT, NO_ESCALATION, child, order, sleep_until
+
+    from workflows.payloads import Suspended
+
+    async def save(h: Harness, workflow_id: str, name: str) -> None:
+        history = await h.env.client.get_workflow_handle(workflow_id).fetch_history()
+        path = HISTORIES / name
+        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp)) as h:
+            now = await local_now(h.env)
+            today = now.date()
+            due = midnight(today + timedelta(days=20))
+            lived = await h.start_obligation(child("l", due))
+            withdrawn = await h.start_obligation(child("w", due, escalation=NO_ESCALATION))
+            born = await h.start_obligation(
+                child("n", due).model_copy(
+                    update={
+                        "suspension": Suspended(
+                            suspension_id="tam-dung-0",
+                            since=now,
+                            document=DOCUMENT,
+                            reason="Đề án tạm dừng",
+                        )
+                    }
+                )
+            )
+            await sleep_until(h, midnight(today + timedelta(days=3)) + timedelta(hours=10))
+            await order(h, lived, "tam-dung-1/suspend", "suspend", suspension_id="tam-dung-1")
+            await order(h, withdrawn, "sua-doi-1/withdraw", "withdraw")
+            await sleep_until(h, midnight(today + timedelta(days=10)) + timedelta(hours=10))
+            await order(
+                h,
+                lived,
+                "resume:tam-dung-1/resume",
+                "resume",
+                suspension_id="tam-dung-1",
+                shift_deadline=True,
+            )
+            await order(h, born, "resume:tam-dung-0/resume", "resume", suspension_id="tam-dung-0")
+            await sleep_until(h, midnight(today + timedelta(days=12)) + timedelta(hours=10))
+            await order(
+                h,
+                lived,
+                "sua-doi-2/move_due",
+                "move_due",
+                written_due_at=midnight(today + timedelta(days=40)),
+            )
+            await sleep_until(h, midnight(today + timedelta(days=14)) + timedelta(hours=10))
+            await order(h, lived, "sap-nhap/transfer", "transfer", agency="SVHTTDL")
+            await sleep_until(h, midnight(today + timedelta(days=34)) + timedelta(hours=10))
+            for handle, agency in ((lived, "SVHTTDL"), (born, "STP")):
+                await h.update(
+                    handle,
+                    ObligationWorkflow.submit_report,
+                    SubmitReport(actor=h.actor(agency), summary="Nộp báo cáo."),
+                )
+            await lived.result()
+            await born.result()
+            await withdrawn.result()
+            await save(h, lived.id, "obligation-orders-suspend-transfer.json")
+            await save(h, withdrawn.id, "obligation-orders-withdrawn.json")
+            await save(h, born.id, "obligation-orders-started-suspended.json")
+
+
 SCENARIOS = {
     "extension": record_obligation_with_extension,
     "programme": record_programme,
     "calendar": record_calendar_change,
     "timed": record_timed_calendar_change,
     "digest": record_digest,
+    "orders": record_orders,
 }
 
 

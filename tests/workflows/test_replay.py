@@ -21,7 +21,7 @@ from activities.models import AuditEntry
 from workflows.agreement import AgreementWorkflow
 from workflows.digest import DigestWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ObligationInput, TaskOutcome
+from workflows.payloads import TASK_ORDER_SIGNAL, ObligationInput, TaskOrder, TaskOutcome
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -81,6 +81,32 @@ def test_histories_cover_a_published_calendar() -> None:
         if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
     assert updates == ["change_calendar"]
+
+
+def test_histories_cover_every_task_order() -> None:
+    """Issue 17: tasks that took each kind of their agreement's order (make_histories.py
+    `orders`), a task started suspended among them, replay."""
+    kinds: list[str] = []
+    for path in HISTORIES:
+        for event in _history(path).events:
+            if not event.HasField("workflow_execution_signaled_event_attributes"):
+                continue
+            signal = event.workflow_execution_signaled_event_attributes
+            if signal.signal_name != TASK_ORDER_SIGNAL:
+                continue
+            (order,) = pydantic_data_converter.payload_converter.from_payloads(
+                list(signal.input.payloads), [TaskOrder]
+            )
+            assert isinstance(order, TaskOrder)
+            kinds.append(order.kind)
+    assert set(kinds) == {"withdraw", "move_due", "suspend", "resume", "transfer"}
+    started = _history(HISTORIES[0].with_stem("obligation-orders-started-suspended")).events[0]
+    (input,) = pydantic_data_converter.payload_converter.from_payloads(
+        list(started.workflow_execution_started_event_attributes.input.payloads),
+        [ObligationInput],
+    )
+    assert isinstance(input, ObligationInput)
+    assert input.suspension is not None
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
