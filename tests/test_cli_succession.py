@@ -9,13 +9,18 @@ day, 01/07/2025, is past, so every open and waiting task of a ceasing agency pas
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from test_cli_engine import (
     CLAIM_KEY,
     OPERATOR,
@@ -26,7 +31,11 @@ from test_cli_engine import (
     point_cli_at,
 )
 
+from accord.reporting import agreement_facts
+from activities.models import AgreementFacts
 from infra import db
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "agreements" / "directory"
@@ -145,6 +154,32 @@ def audit_actions(engine: Engine) -> list[str]:
         )
 
 
+def passed(engine: Engine) -> dict[str, tuple[str, str | None]] | None:
+    """Each task's (current owner, original owner) once the STP task has passed; else None."""
+
+    async def read() -> AgreementFacts:
+        client = await Client.connect(engine.address, data_converter=pydantic_data_converter)
+        return await agreement_facts(client, AGREEMENT_ID)
+
+    facts = asyncio.run(read())
+    owners = {task.task_id: (task.agency, task.original_agency) for task in facts.tasks}
+    return owners if owners.get(STP_TASK, ("",))[0] == "QT_STP" else None
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while (found := check()) is None:
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return found
+
+
+SUCCESSION_IDS = (
+    # Written out from the shipped file's two (effective, document) groups (see
+    # test_succession_file.py): a change of the file changes them.
+    "succession-2025-07-01-a02a0f88f24b5ef5997d",
+    "succession-2025-07-01-19a581c4b73bf8661d79",
+)
 STP_TASK = f"{AGREEMENT_ID}/bao-cao-chuyen-de/STP/dot-1"
 LE_THUY_TASK = f"{AGREEMENT_ID}/bao-cao-chuyen-de/UBND_LE_THUY/dot-1"
 BCSD_TASK = f"{AGREEMENT_ID}/bao-cao-dang/BCSD_UBND/dot-1"
@@ -208,10 +243,6 @@ def test_bad_input_is_one_line_and_changes_nothing(
 def test_apply_updates_the_directory_then_the_agreements_and_again_changes_nothing(
     cli: Engine, capsys: pytest.CaptureFixture[str], plan: Path
 ) -> None:
-    from workflows.agreement import AgreementWorkflow
-
-    engine_has_succeed = hasattr(AgreementWorkflow, "succeed")
-
     run = accord(capsys, "succession", "apply", str(REORGANISATION), "--yes", "--as", ADMIN)
 
     assert "Danh bạ: đã cập nhật." in run.lines
@@ -225,16 +256,24 @@ def test_apply_updates_the_directory_then_the_agreements_and_again_changes_nothi
     assert officers["dau-moi-qt-snv"].active and officers["dau-moi-qt-snv"].agency_code == "QT_SNV"
     assert officers["dau-moi-snv"].active  # the former officers stay (their history)
     assert audit_actions(cli).count("directory_succession_applied") == 1
-    if engine_has_succeed:
-        assert run.code == 0, run.err
-        assert len([line for line in run.lines if line.startswith(f"{AGREEMENT_ID}: ")]) == 2
+    assert run.code == 0, run.err
+    assert len([line for line in run.lines if line.startswith(f"{AGREEMENT_ID}: ")]) == 2
+    # The agreement passes the tasks at the effective day's midnight, past: at once.
+    owners = eventually(lambda: passed(cli))
+    assert owners[STP_TASK] == ("QT_STP", "STP")
+    assert owners[LE_THUY_TASK] == ("UBND_XA_LE_THUY", "UBND_LE_THUY")
+    assert owners[BCSD_TASK] == ("BCSD_UBND", None)
 
     again = accord(capsys, "succession", "apply", str(REORGANISATION), "--yes", "--as", ADMIN)
 
     assert "Danh bạ: không thay đổi." in again.lines
     assert audit_actions(cli).count("directory_succession_applied") == 1
-    if engine_has_succeed:
-        assert again.code == 0, again.err
+    assert again.code == 0, again.err
+    assert [line for line in again.lines if line.startswith(f"{AGREEMENT_ID}: ")] == [
+        f"{AGREEMENT_ID}: Thay đổi kế thừa {group} đã được áp dụng; không thay đổi gì thêm"
+        for group in SUCCESSION_IDS
+    ]
+    assert "  không có nhiệm vụ nào" in again.lines  # the preview: nothing left to pass
 
     # Deploying the unchanged directory file again keeps what the succession stored.
     from accord.cli import main
