@@ -10,6 +10,7 @@ day, 01/07/2025, is past, so every open and waiting task of a ceasing agency pas
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -235,9 +236,31 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert run.err.splitlines() == [
         f"accord succession: {REORGANISATION}: the file is for tenant 'quang-binh', not 'nghe-an'"
     ]
+    # Without --yes and without a terminal to ask on: the preview, then one line.
+    run = accord(capsys, "succession", "apply", str(REORGANISATION), "--as", ADMIN)
+    assert run.code == 2
+    assert f"  {STP_TASK}: STP → QT_STP" in run.lines
+    assert run.err.splitlines() == [
+        "accord succession: not applied: confirm with --yes (no terminal to ask on)"
+    ]
     agencies, _ = stored(cli)
     assert "QT_SNV" not in agencies
     assert "directory_succession_applied" not in audit_actions(cli)
+
+
+def test_validate_and_schema_know_succession_files(capsys: pytest.CaptureFixture[str]) -> None:
+    run = accord(capsys, "validate", str(REORGANISATION))
+    assert run.code == 0, run.out
+    # 14 provincial bodies pass to 13 (two press bodies merge), 8 districts to 8 communes;
+    # two officers each, plus the merged province's leader and administrator.
+    assert run.lines == [
+        f"OK {REORGANISATION}: succession file of quang-binh — 21 changes, 22 transfers, 21 "
+        "new agencies, 44 officers (checked against the directory of Quảng Bình)"
+    ]
+    run = accord(capsys, "schema", "--succession")
+    schema = json.loads(run.out)
+    assert schema["title"] == "Accord succession file"
+    assert {"tenant", "agencies", "officers", "changes"} <= set(schema["properties"])
 
 
 def test_apply_updates_the_directory_then_the_agreements_and_again_changes_nothing(
