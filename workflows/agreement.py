@@ -583,7 +583,9 @@ class AgreementWorkflow:
         )
         self._events[key] = recorded
         started = set(self._ledger) | {t.task_id for t in self._waiting}
-        fresh = [t for t in tasks if t.task_id not in started]
+        # The successions in force apply to an event's tasks too (their IDs keep the owners
+        # the plan names).
+        fresh = [self._succeeded(t) for t in tasks if t.task_id not in started]
         self._waiting = sorted([*self._waiting, *fresh], key=lambda t: (t.opens_at, t.task_id))
         self._changed = True
         await workflow.execute_activity(

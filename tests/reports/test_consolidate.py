@@ -240,7 +240,7 @@ def _living(report_inputs: ReportInputs) -> ReportInputs:
     """The seeds' 2022 report after issue 17's changes: UBND_BAC_BINH's overdue task withdrawn
     by an amendment, UBND_LA_GI's suspended, and SNV's passed by a succession to UBND_TINH
     (which owed nothing itself)."""
-    changed = {
+    changed: dict[str, dict[str, object]] = {
         task_id("UBND_BAC_BINH"): {"state": TaskState.WITHDRAWN, "closed": True},
         task_id("UBND_LA_GI"): {"state": TaskState.SUSPENDED},
         task_id("SNV"): {"agency": "UBND_TINH", "original_agency": "SNV"},

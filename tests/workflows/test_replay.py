@@ -109,6 +109,33 @@ def test_histories_cover_every_task_order() -> None:
     assert input.suspension is not None
 
 
+def test_histories_cover_every_agreement_change() -> None:
+    """Issue 17: agreements that took an amendment (and the same again), a suspension and its
+    resumption, and a succession applied by their own timer (make_histories.py `amend`,
+    `suspend`, `succession`), each ordering its running tasks by signal, replay."""
+    updates: set[str] = set()
+    orders = 0
+    for path in HISTORIES:
+        if not path.stem.startswith("agreement-"):
+            continue
+        for event in _history(path).events:
+            if event.HasField("workflow_execution_update_accepted_event_attributes"):
+                update = event.workflow_execution_update_accepted_event_attributes
+                updates.add(update.accepted_request.input.name)
+            if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
+                signal = event.signal_external_workflow_execution_initiated_event_attributes
+                orders += signal.signal_name == TASK_ORDER_SIGNAL
+    assert {"amend", "suspend", "resume", "succeed"} <= updates
+    assert orders >= 4
+    amended = _history(HISTORIES[0].with_stem("agreement-amend"))
+    accepted = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in amended.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert accepted == ["amend", "amend"]
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replay_committed_history(path: Path) -> None:
     replayer = Replayer(
