@@ -236,6 +236,30 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert run.err.splitlines() == [
         f"accord succession: {REORGANISATION}: the file is for tenant 'quang-binh', not 'nghe-an'"
     ]
+    split = tmp_path / "split.yaml"
+    split.write_text(
+        """\
+schema_version: 1
+tenant: quang-binh
+agencies:
+  - {code: UBND_XA_THU, name: UBND xã Thử, kind: commune, active_from: 2025-07-01}
+changes:
+  - effective: 2025-07-01
+    document: "Luật số 72/2025/QH15"
+    kind: split
+    from: [UBND_QUANG_NINH]
+    split:
+      - {to: UBND_XA_THU, obligations: [bao-cao-chuyen-de, khong-co]}
+""",
+        encoding="utf-8",
+    )
+    run = accord(capsys, "succession", "apply", str(split), "--yes", "--as", ADMIN)
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        f"accord succession: {split}: a split names obligations no running agreement of "
+        "quang-binh has: khong-co"
+    ]
+
     # Without --yes and without a terminal to ask on: the preview, then one line.
     run = accord(capsys, "succession", "apply", str(REORGANISATION), "--as", ADMIN)
     assert run.code == 2
