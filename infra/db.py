@@ -30,6 +30,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     DateTime,
     Dialect,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     bindparam,
     cast,
     create_engine,
@@ -732,10 +734,16 @@ def active_officers(
     agencies: Collection[str] = (),
     provinces: Collection[str] = (),
     everywhere: bool = False,
+    on: date | None = None,
 ) -> list[tuple[OfficerRow, str]]:
     """Active officers of `tenant` holding any of `roles` in `agencies` or in any agency of
     `provinces` (of any of the tenant's agencies with `everywhere`), each with their agency's
     province, ordered by ID. Never an officer of another tenant.
+
+    With `on` (the day of the notice), an agency found by province or `everywhere` counts only
+    if it exists that day (`active_from`, `active_until`): after a succession (issue 17) the
+    former provincial leadership is not mailed after its last day, nor the successor's before
+    its first. An agency named in `agencies` always counts: the workflow chose it.
 
     One query whatever the mix, so that a notice to several roles of several agencies costs
     one round trip. The caller picks who holds which role where.
@@ -752,12 +760,14 @@ def active_officers(
         .order_by(OfficerRow.id)
     )
     if not everywhere:
-        scope = []
+        scope: list[ColumnElement[bool]] = []
         if agencies:
             scope.append(OfficerRow.agency_code.in_(agencies))
         if provinces:
-            scope.append(AgencyRow.province.in_(provinces))
+            scope.append(and_(AgencyRow.province.in_(provinces), *_existing_on(on)))
         query = query.where(or_(*scope))
+    elif on is not None:
+        query = query.where(*_existing_on(on))
     # Roles are a JSON list. Its text always holds a held role as `"role"`, on SQLite and
     # PostgreSQL alike, so a text match leaves most officers unread; has_role decides.
     roles_text = cast(OfficerRow.roles, Text)
@@ -768,6 +778,16 @@ def active_officers(
         (officer, province)
         for officer, province in session.execute(query)
         if any(officer.has_role(role) for role in roles)
+    ]
+
+
+def _existing_on(day: date | None) -> list[ColumnElement[bool]]:
+    """Conditions that an agency exists on `day` (none without a day)."""
+    if day is None:
+        return []
+    return [
+        or_(AgencyRow.active_from.is_(None), AgencyRow.active_from <= day),
+        or_(AgencyRow.active_until.is_(None), AgencyRow.active_until >= day),
     ]
 
 
