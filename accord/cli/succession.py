@@ -264,11 +264,13 @@ def succession(args: argparse.Namespace) -> int:
             print("Nothing applied." if english else "Chưa áp dụng gì.")
             return 0
         assert actor is not None and credential is not None
-        _store_directory(preview, actor, credential.operator or "")
+        _store_directory(settings, preview, actor, credential.operator or "")
         failed = 0
         for group in groups:
             for found in facts:
-                failed += not await _send(client, found.agreement_id, group, actor, credential)
+                failed += not await _send(
+                    client, settings, found.agreement_id, group, actor, credential
+                )
         return EXIT_FAILED if failed else 0
 
     return run_engine_command(run())
@@ -335,17 +337,17 @@ async def running_facts(client: Client, settings: Settings, tenant: str) -> list
     return found
 
 
-def _store_directory(preview: Preview, actor: Actor, operator: str) -> None:
+def _store_directory(settings: Settings, preview: Preview, actor: Actor, operator: str) -> None:
     """The directory after the file, and the audit entry, in one transaction; nothing when the
     database holds it already."""
     from infra import db
 
-    english = load_settings().locale == "en"
+    english = settings.locale == "en"
     if not preview.directory_changes:
         print("Directory: unchanged (applied before)." if english else "Danh bạ: không thay đổi.")
         return
     ids = ",".join(group.succession_id for group in preview.groups)
-    with open_database(load_settings())() as session:
+    with open_database(settings)() as session:
         db.write_directory(session, directory=preview.after)
         db.add_audit_rows(
             session,
@@ -376,6 +378,7 @@ def _store_directory(preview: Preview, actor: Actor, operator: str) -> None:
 
 async def _send(
     client: Client,
+    settings: Settings,
     agreement_id: str,
     group: SuccessionGroup,
     actor: Actor,
@@ -388,7 +391,6 @@ async def _send(
     from accord.identity import signed
     from workflows.payloads import ChangeResult, SuccessionRequest, agreement_workflow_id
 
-    settings = load_settings()
     workflow_id = agreement_workflow_id(agreement_id)
     request = signed(
         credential,
