@@ -22,12 +22,20 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from activities.models import Actor
 from agreements.models import OfficerRole
+from agreements.succession import Transfer
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import AmendmentRequest, TaskState
+from workflows.payloads import (
+    AmendmentRequest,
+    ChangeScope,
+    SuccessionRequest,
+    SuspensionRequest,
+    TaskState,
+)
 
-YEAR = scenario_year(2027, date(2027, 4, 1))
+# Ahead: New Year 2027, so that the agreement, deployed at the real now, continues as new then.
+YEAR = scenario_year(2027, date(2027, 1, 2))
 
 
 def y(text: str) -> str:
@@ -165,6 +173,10 @@ async def test_an_amendment_applies_to_a_running_agreement_once(tmp_path: Path) 
         assert any(line == "item 2 added" for line in overview.version.summary)
         plan = await agreement.query(AgreementWorkflow.current_plan)
         assert sorted(plan.obligations) == ["bao-cao-a", "bao-cao-c", "bao-cao-nam"]
+        # The Web UI details: the version in force, since when, by which document.
+        details = (await agreement.query("__temporal_workflow_metadata")).current_details
+        assert f"- Phiên bản 2, có hiệu lực từ {y('10/06/2027')} 12:0" in details
+        assert DOCUMENT in details
 
         # B is withdrawn, its owners told which document withdrew it.
         outcome = await task(h, B).result()
@@ -264,3 +276,54 @@ async def test_refused_amendments_change_nothing(tmp_path: Path) -> None:
         assert sorted(plan.obligations) == ["bao-cao-a", "bao-cao-b", "bao-cao-nam"]
         with h.sessions() as session:
             assert session.scalars(select(db.AuditRow)).all() == []
+
+
+async def test_changes_made_before_the_period_survive_continue_as_new(tmp_path: Path) -> None:
+    """An amendment, a suspension of item 2 and a succession accepted before the plan's year
+    begins: at New Year the agreement continues as new, and all three go with it (asked
+    again, each answers that it was already applied); the succession then applies on its
+    day to the task the amendment added, started suspended."""
+    signed = write_agreement(tmp_path / "v1", "song.yaml", SIGNED)
+    amended = write_agreement(tmp_path / "v2", "song.yaml", AMENDED)
+    async with harness(tmp_path, directory_path=signed.parent / "directory.yaml") as h:
+        agreement = await deploy(h, signed)
+        admin = h.actor("SNV", OfficerRole.ADMIN)
+        request = amendment(amended, admin)
+        suspension = SuspensionRequest(
+            actor=admin,
+            suspension_id="tam-dung-muc-2",
+            scope=ChangeScope(item="2"),
+            document=DOCUMENT,
+            reason="Chờ hướng dẫn",
+        )
+        succession = SuccessionRequest(
+            actor=admin,
+            succession_id="stp-xa-a",
+            document=DOCUMENT,
+            effective=date(YEAR, 7, 1),
+            transfers=[Transfer(from_agency="STP", to_agency="XA_A")],
+        )
+        first = await h.update(agreement, AgreementWorkflow.amend, request)
+        assert first.applied and first.added == [C] and first.withdrawn == [B]
+        assert (await h.update(agreement, AgreementWorkflow.suspend, suspension)).applied
+        assert (await h.update(agreement, AgreementWorkflow.succeed, succession)).applied
+        runs = (await agreement.query(AgreementWorkflow.overview)).runs
+
+        # Sat 02/01/2027: a new run of the agreement, with every change.
+        await move_to(h, local(y("2027-01-02T09:00")))
+        overview = await agreement.query(AgreementWorkflow.overview)
+        assert overview.runs > runs
+        assert overview.version is not None and overview.version.number == 2
+        assert [s.suspension_id for s in overview.suspensions] == ["tam-dung-muc-2"]
+        assert not (await h.update(agreement, AgreementWorkflow.amend, request)).applied
+        assert not (await h.update(agreement, AgreementWorkflow.suspend, suspension)).applied
+        assert not (await h.update(agreement, AgreementWorkflow.succeed, succession)).applied
+
+        # Fri 02/07/2027: C (item 2, due before 15/07) started suspended on 09/05 under STP
+        # and passed to XA_A at midnight of 01/07.
+        await move_to(h, local(y("2027-07-02T09:00")))
+        status = await task(h, C).query(ObligationWorkflow.status)
+        assert status.state is TaskState.SUSPENDED
+        assert (status.task.agency, status.task.original_agency) == ("XA_A", "STP")
+        facts = await agreement.query(AgreementWorkflow.facts)
+        assert B not in {t.task_id for t in facts.tasks}

@@ -133,6 +133,11 @@ async def test_a_programme_suspended_for_three_months_and_resumed(
         overview = await agreement.query(AgreementWorkflow.overview)
         assert [s.suspension_id for s in overview.suspensions] == ["tam-dung-de-an"]
         assert overview.suspensions[0].document == SUSPENDED_BY
+        details = (await agreement.query("__temporal_workflow_metadata")).current_details
+        assert (
+            f"- Tạm dừng toàn bộ văn bản từ {y('01/06/2027')} 09:0" in details
+            and SUSPENDED_BY in details
+        )
 
         # Wed 01/09/2027 09:00, three months later: R started on 12/06, suspended.
         await move_to(h, local(y("2027-09-01T09:00")))
