@@ -40,8 +40,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVarTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiosmtplib
 from sqlalchemy import Engine, Executable, bindparam, insert, select, update
@@ -107,6 +108,15 @@ def delivery_failure_key(business_key: str, address: str) -> str:
     """
     digest = hashlib.sha256(f"{business_key}\n{address.lower()}".encode()).hexdigest()
     return f"{business_key}/delivery-failed/{digest[:32]}"
+
+
+def _local_day(request: NotificationRequest) -> date:
+    """The notice's day where the agreement runs (its workflow time, not the clock's)."""
+    try:
+        zone = ZoneInfo(request.task.time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    return request.scheduled_at.astimezone(zone).date()
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,6 +501,8 @@ class MailActivities:
             # Only the task's tenant's officers, whatever the roles; within it, with several
             # provinces, only the owing agency's, all of them if that agency is unknown.
             everywhere=province_wide and province is None,
+            # Found by province: only agencies that exist on the notice's day (a succession).
+            on=_local_day(request),
         )
         holders = [
             (officer, Holder(officer.agency_code, officer_province, officer.roles, officer.email))
@@ -610,7 +622,9 @@ class MailActivities:
         """No officer holds the roles: queue a no-recipient notice to each active admin of the
         owing agency's province, under one key, so that retries send each admin one."""
         key = no_recipient_key(request.business_key)
-        admins = self._admins(session, request.task.tenant, plan.province, "")
+        admins = self._admins(
+            session, request.task.tenant, plan.province, "", on=_local_day(request)
+        )
         existing = {row.recipient_email: row for row in select_outbox(session, [key])}
         to_send = [
             admin
@@ -896,7 +910,9 @@ class MailActivities:
         refused_address = item.recipient.email
         with self._session_factory() as session:
             session.execute(_MARK_FAILED, {"row_id": item.row_id, "error": error[:2000]})
-            admins = self._admins(session, request.task.tenant, plan.province, refused_address)
+            admins = self._admins(
+                session, request.task.tenant, plan.province, refused_address, on=_local_day(request)
+            )
             key = delivery_failure_key(request.business_key, refused_address)
             refused = RefusedDelivery(
                 officer_id=item.recipient.officer_id,
@@ -931,16 +947,22 @@ class MailActivities:
 
     @staticmethod
     def _admins(
-        session: Session, tenant: str, province: str | None, refused_address: str
+        session: Session,
+        tenant: str,
+        province: str | None,
+        refused_address: str,
+        *,
+        on: date | None = None,
     ) -> list[Recipient]:
-        """Active admins of `tenant` in `province` (in any of the tenant's if None), the
-        refused address aside."""
+        """Active admins of `tenant` in `province` (in any of the tenant's if None), of the
+        agencies existing `on` the notice's day, the refused address aside."""
         officers = active_officers(
             session,
             tenant=tenant,
             roles=[OfficerRole.ADMIN],
             provinces=[province] if province is not None else [],
             everywhere=province is None,
+            on=on,
         )
         seen = {refused_address.lower()}
         admins: list[Recipient] = []
