@@ -21,7 +21,8 @@ from postgres import Cluster, throwaway_cluster
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from infra.db import add_audit_rows, create_schema, make_engine, session_factory, verify_audit
+from infra import migrations
+from infra.db import add_audit_rows, make_engine, open_engine, session_factory, verify_audit
 
 ROOT = Path(__file__).resolve().parents[1]
 GRANTS = ROOT / "deploy" / "postgresql-grants.sql"
@@ -49,12 +50,11 @@ def cluster() -> Iterator[Cluster]:
 def engines(cluster: Cluster) -> Iterator[tuple[Engine, Engine]]:
     """(owner, application): the owner created the schema and ran the grants file."""
     owner = make_engine(cluster.url("accord_owner", "accord"))
-    create_schema(owner)
+    migrations.upgrade(owner)  # `accord db upgrade`, as the owner
     granted = cluster.psql("accord_owner", "accord", "-v", "app_role=accord_app", "-f", str(GRANTS))
     assert granted.returncode == 0, granted.stderr
-    app = make_engine(cluster.url("accord_app", "accord"))
-    # The application starts as the worker does (create_schema), without DDL rights.
-    create_schema(app)
+    # The application starts as the worker does (the schema checked), without DDL rights.
+    app = open_engine(cluster.url("accord_app", "accord"))
     yield owner, app
     owner.dispose()
     app.dispose()

@@ -9,7 +9,8 @@ import pytest
 from activity_helpers import MailServer, demo_directory, free_port
 from sqlalchemy.orm import Session, sessionmaker
 
-from infra.db import create_schema, make_engine, session_factory, upsert_directory
+from infra import migrations
+from infra.db import make_engine, session_factory, upsert_directory
 from infra.settings import SmtpSettings
 
 
@@ -44,7 +45,7 @@ def database_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def sessions(database_path: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{database_path}")
-    create_schema(engine)
+    migrations.upgrade(engine)
     factory = session_factory(engine)
     with factory() as session:
         upsert_directory(session, directory=demo_directory())

@@ -37,7 +37,7 @@ from agreements.models import (
     OfficerRole,
     ReminderPolicy,
 )
-from infra import db
+from infra import db, migrations
 from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
 from worker import build_worker
@@ -174,7 +174,7 @@ async def harness(
     carries portal links when `portal_links` says how to make them."""
     directory = load_directory(directory_path)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     sessions = db.session_factory(engine)
     with sessions() as session:
         db.upsert_directory(session, directory=directory)
