@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
-from infra.db import OutdatedDatabase, check_schema
+from infra.db import Base, OutdatedDatabase, check_schema
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -80,6 +80,7 @@ def require_current(engine: Engine) -> None:
     found = current(engine)
     wanted = head()
     if found == wanted:
+        _require_columns(engine, found)
         return
     if found is None:
         tables = _has_tables_of(engine)
@@ -103,3 +104,24 @@ def require_current(engine: Engine) -> None:
 def _has_tables_of(engine: Engine) -> bool:
     with engine.connect() as connection:
         return _has_tables(connection)
+
+
+def _require_columns(engine: Engine, revision: str) -> None:
+    """`OutdatedDatabase` if a table or column of the models is missing although the revision
+    says it is there: the schema was altered by hand (a column dropped), which no upgrade
+    restores."""
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in tables:
+            missing = f"has no table {table.name!r}"
+        else:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            absent = [column.name for column in table.columns if column.name not in present]
+            if not absent:
+                continue
+            missing = f"has no column {', '.join(absent)} in its table {table.name!r}"
+        raise OutdatedDatabase(
+            f"the database is at revision {revision} but {missing}: it was altered by hand; "
+            "restore it from a backup (no upgrade puts back what was removed)"
+        )
