@@ -782,15 +782,17 @@ _CHAIN_HEAD = (
 """The last `(seq, hash)` of a tenant's chain (none for an empty chain)."""
 
 _APPEND = {
-    "sqlite": sqlite_insert(AUDIT_TABLE).on_conflict_do_nothing(
-        index_elements=[AUDIT_TABLE.c.event_key]
-    ),
-    "postgresql": postgresql_insert(AUDIT_TABLE).on_conflict_do_nothing(
-        index_elements=[AUDIT_TABLE.c.event_key]
-    ),
+    "sqlite": sqlite_insert(AUDIT_TABLE)
+    .on_conflict_do_nothing(index_elements=[AUDIT_TABLE.c.event_key])
+    .returning(AUDIT_TABLE.c.id),
+    "postgresql": postgresql_insert(AUDIT_TABLE)
+    .on_conflict_do_nothing(index_elements=[AUDIT_TABLE.c.event_key])
+    .returning(AUDIT_TABLE.c.id),
 }
-"""One entry, skipped if its event key is stored already. Only that conflict is skipped: a
-taken `seq` (a chain forked) fails the transaction."""
+"""One entry, skipped if its event key is stored already: it returns the new row's ID, or no
+row when skipped (the row count is no witness: with PostgreSQL's driver it is -1 for an insert
+that returns rows). Only that conflict is skipped: a taken `seq` (a chain forked) fails the
+transaction."""
 
 
 def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -829,7 +831,7 @@ def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> li
             if stored:
                 continue
             connection.execute(insert(AUDIT_TABLE), values)
-        elif connection.execute(statement, values).rowcount == 0:
+        elif connection.execute(statement, values).first() is None:
             continue
         heads[tenant] = (values["seq"], values["hash"])
         appended.append(key)
