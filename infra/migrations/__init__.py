@@ -32,7 +32,7 @@ BASELINE = "0001"
 UPGRADE_COMMAND = "accord db upgrade"
 
 
-def _config(connection: Connection | None = None) -> Config:
+def config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(FOLDER))
     if connection is not None:
@@ -42,7 +42,7 @@ def _config(connection: Connection | None = None) -> Config:
 
 def head() -> str:
     """The revision this version of Accord needs."""
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    revision = ScriptDirectory.from_config(config()).get_current_head()
     assert revision is not None
     return revision
 
@@ -66,11 +66,11 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     `OutdatedDatabase` if it is older than the baseline itself."""
     before = current(engine)
     with engine.begin() as connection:
-        config = _config(connection)
+        settings = config(connection)
         if before is None and _has_tables(connection):
             check_schema(engine)
-            command.stamp(config, BASELINE)
-        command.upgrade(config, revision)
+            command.stamp(settings, BASELINE)
+        command.upgrade(settings, revision)
     return before, current(engine) or ""
 
 
@@ -90,7 +90,7 @@ def require_current(engine: Engine) -> None:
         raise OutdatedDatabase(
             f"the database {state}: run `{UPGRADE_COMMAND}` (this Accord needs revision {wanted})"
         )
-    scripts = ScriptDirectory.from_config(_config())
+    scripts = ScriptDirectory.from_config(config())
     if scripts.get_revision(found) is None:
         raise OutdatedDatabase(
             f"the database is at revision {found}, unknown to this version of Accord (a later "
