@@ -40,7 +40,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only();
 -- Start from nothing, then grant what Accord uses.
 REVOKE ALL ON agencies, officers, submissions, outbox, audit FROM :"app_role";
 REVOKE ALL ON portal_links, portal_sessions, link_requests, portal_actions FROM :"app_role";
-REVOKE ALL ON uploads, alembic_version FROM :"app_role";
+REVOKE ALL ON uploads, agreements, alembic_version FROM :"app_role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"app_role";
 GRANT USAGE ON SCHEMA public TO :"app_role";
 
@@ -56,6 +56,9 @@ GRANT SELECT, INSERT ON portal_actions TO :"app_role";
 -- An uploaded attachment's metadata (the file is kept by its digest) is written once.
 GRANT SELECT, INSERT ON uploads TO :"app_role";
 GRANT SELECT, INSERT, DELETE ON link_requests TO :"app_role";
+
+-- The deployed agreements and their tenant: registered once, never changed.
+GRANT SELECT, INSERT ON agreements TO :"app_role";
 
 -- The schema's revision: every service and command checks it before starting.
 GRANT SELECT ON alembic_version TO :"app_role";
