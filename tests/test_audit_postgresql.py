@@ -190,8 +190,9 @@ def test_the_application_role_runs_the_stores_operations_without_ddl(
     agreement, a report, mail in the outbox, a purge by age, the audit; and no DDL at all."""
     from datetime import timedelta
 
-    from harness import QUANG_BINH, load_directory
+    from harness import QUANG_BINH
 
+    from agreements.loader import load_directory
     from infra import db
     from infra.retention import purge
 

@@ -109,13 +109,13 @@ def test_upgrade_keeps_the_data_of_a_database_from_before_the_migrations(
                 "'SNV', '[\"focal\"]', 'vi', true)"
             )
         )
-        connection.execute(insert(OutboxRow.__table__), [outbox_row(1), outbox_row(2)])
+        connection.execute(insert(OutboxRow), [outbox_row(1), outbox_row(2)])
     with session_factory(engine)() as session:
         add_audit_rows(session, rows=[audit_entry(n) for n in range(3)])
         session.commit()
     # The premise: this database refuses an abandoned row.
     with pytest.raises(IntegrityError), engine.begin() as connection:
-        connection.execute(insert(OutboxRow.__table__), [outbox_row(3, status="abandoned")])
+        connection.execute(insert(OutboxRow), [outbox_row(3, status="abandoned")])
     before = {t: table_rows(engine, t) for t in ("agencies", "officers", "outbox", "audit")}
     assert [len(rows) for rows in before.values()] == [1, 1, 2, 3]
     assert main(["db", "current"]) == 1
@@ -126,7 +126,7 @@ def test_upgrade_keeps_the_data_of_a_database_from_before_the_migrations(
 
     assert {t: table_rows(engine, t) for t in before} == before
     with engine.begin() as connection:
-        connection.execute(insert(OutboxRow.__table__), [outbox_row(3, status="abandoned")])
+        connection.execute(insert(OutboxRow), [outbox_row(3, status="abandoned")])
     migrations.require_current(engine)
     assert main(["db", "current"]) == 0
     assert main(["audit", "verify"]) == 0
@@ -219,7 +219,7 @@ def test_retention_purge_blanks_old_personal_data_only(
     engine = make_engine(use_database)
     with engine.begin() as connection:
         connection.execute(
-            insert(OutboxRow.__table__),
+            insert(OutboxRow),
             [
                 outbox_row(1, created=old) | {"last_error": "550 a@b.vn unknown"},
                 outbox_row(2, created=young),
@@ -228,7 +228,7 @@ def test_retention_purge_blanks_old_personal_data_only(
         )
         for n, at in ((1, old), (2, young)):
             connection.execute(
-                insert(SubmissionRow.__table__),
+                insert(SubmissionRow),
                 {
                     "task_id": f"kh-01/bao-cao/SNV/{n}",
                     "agreement_id": "kh-01",
@@ -245,7 +245,7 @@ def test_retention_purge_blanks_old_personal_data_only(
                 },
             )
             connection.execute(
-                insert(UploadRow.__table__),
+                insert(UploadRow),
                 {
                     "sha256": "a" * 64,
                     "size": 10,

@@ -8,7 +8,7 @@ the caller configured it. Offline (SQL script) mode is not supported.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -19,7 +19,7 @@ from infra.db import Base, UtcDateTime, make_engine
 config = context.config
 
 
-def render_item(kind: str, item: Any, autogen: AutogenContext) -> str | bool:
+def render_item(kind: str, item: Any, autogen: AutogenContext) -> str | Literal[False]:
     """A revision names SQLAlchemy's own types, never the models' module: it must keep
     working when the models change after it."""
     if kind == "type" and isinstance(item, UtcDateTime):
