@@ -110,7 +110,7 @@ def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path:
         right = url.replace(PASSWORD, "mat-khau-dung")
         with pytest.raises(db.DatabaseUnavailable):
             db.open_engine(url)
-        db.open_engine(right).dispose()  # the server itself is fine
+        db.open_engine(right, upgrade=True).dispose()  # the server itself is fine
 
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -251,7 +251,7 @@ def test_accord_env_file_is_honoured(tmp_path: Path) -> None:
 
 def test_a_new_sqlite_database_and_its_folder_are_the_owners_only(tmp_path: Path) -> None:
     path = tmp_path / "data" / "accord.db"
-    engine = db.open_engine(f"sqlite:///{path}")
+    engine = db.open_engine(f"sqlite:///{path}", upgrade=True)
     with engine.begin() as connection:  # WAL mode: a write creates -wal and -shm files
         connection.exec_driver_sql("CREATE TABLE t (x)")
         connection.exec_driver_sql("INSERT INTO t VALUES (1)")
