@@ -20,7 +20,7 @@ from postgres import throwaway_cluster
 from pydantic import ValidationError
 
 from accord.embedded import DevServer, MailSink
-from infra import db
+from infra import db, migrations
 from infra.settings import Settings, SmtpSettings, settings_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,9 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()
     shown = f"postgresql+psycopg://accord:***@127.0.0.1:{port}/accord"
-    assert line.startswith(f"accord submit: cannot open the database {shown}: ")
+    assert line.startswith(
+        f"accord submit: cannot open the database {shown} (ACCORD_DATABASE_URL): "
+    )
 
 
 def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path: Path) -> None:
@@ -117,7 +119,8 @@ def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path:
     assert PASSWORD not in done.stdout + done.stderr
     assert done.stderr.splitlines() == [
         f"accord submit: cannot open the database postgresql+psycopg://accord:***@127.0.0.1:"
-        f'{port}/postgres: connection failed: connection to server at "127.0.0.1", port '
+        f"{port}/postgres (ACCORD_DATABASE_URL): connection failed: connection to server at "
+        f'"127.0.0.1", port '
         f'{port} failed: FATAL: password authentication failed for user "accord"'
     ]
 
@@ -194,6 +197,13 @@ def test_an_smtp_login_without_tls_is_refused_at_start(tmp_path: Path) -> None:
 # Where .env comes from
 
 
+def upgraded(path: Path) -> None:
+    """A new SQLite database at `path`, migrated."""
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    engine.dispose()
+
+
 def test_a_dot_env_in_the_working_folder_is_ignored(tmp_path: Path) -> None:
     # Planted in the folder the command runs in: it would send the officer lookup (and every
     # report) to someone else's database.
@@ -205,6 +215,7 @@ def test_a_dot_env_in_the_working_folder_is_ignored(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = clean_environment(ACCORD_DATA_DIR=str(data))
     assert not (ROOT / ".env").exists(), "a .env in the project root would be read"
+    upgraded(data / "accord.db")  # `accord db upgrade`: a command creates no tables
 
     done = accord(
         tmp_path, env, "submit", "x/y/SNV/2024", "--file", str(write_report(tmp_path)),
@@ -225,6 +236,9 @@ def test_accord_env_file_is_honoured(tmp_path: Path) -> None:
     workdir = tmp_path / "lam-viec"
     workdir.mkdir()
     env = clean_environment(ACCORD_ENV_FILE=str(chosen))
+    upgraded(
+        elsewhere / "du-lieu" / "accord.db"
+    )  # `accord db upgrade`: a command creates no tables
 
     done = accord(
         workdir, env, "submit", "x/y/SNV/2024", "--file", str(write_report(workdir)),
