@@ -312,3 +312,22 @@ def test_retention_purge_blanks_old_personal_data_only(
     assert main(["retention", "purge", "--older-than", "365", "--yes"]) == 0
     assert "Nothing older than" in capsys.readouterr().out
     engine.dispose()
+
+
+def test_a_column_dropped_by_hand_is_refused_with_one_line(
+    use_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The revision says head, the table says otherwise: no upgrade restores a dropped column,
+    so the commands stop and say so instead of failing later on a missing column."""
+    engine = make_engine(use_database)
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox DROP COLUMN message_id"))
+    engine.dispose()
+    assert main(["db", "upgrade"]) == 0
+    assert "already at revision 0002" in capsys.readouterr().out
+    assert main(["retention", "purge"]) == 1
+    assert capsys.readouterr().err == (
+        "accord retention: the database is at revision 0002 but has no column message_id in "
+        "its table 'outbox': it was altered by hand; restore it from a backup (no upgrade puts "
+        "back what was removed)\n"
+    )
