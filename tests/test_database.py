@@ -176,6 +176,7 @@ def run_entry_point(args: list[str], url: str, tmp_path: Path) -> subprocess.Com
         "ACCORD_DATA_DIR": str(tmp_path / "data"),
         "ACCORD_ENV_FILE": "/dev/null",
         "ACCORD_TEMPORAL__ADDRESS": "127.0.0.1:1",
+        "ACCORD_CLAIMS__KEY": "k" * 40,
     }
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT

@@ -14,15 +14,20 @@ rewrites the outbox's status constraint such a database may lack `abandoned` in)
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+# Alembic announces its plugins (when imported) and each step at INFO: the worker logs at INFO,
+# and a check at every start-up is no news. `accord db upgrade` prints what it did itself.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from infra.db import Base, OutdatedDatabase, check_schema
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Connection, Engine, inspect  # noqa: E402
+
+from infra.db import Base, OutdatedDatabase, check_schema  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parent
 
