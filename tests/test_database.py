@@ -189,8 +189,9 @@ def run_entry_point(args: list[str], url: str, tmp_path: Path) -> subprocess.Com
         ["-m", "accord.cli", "db", "upgrade"],
         ["-m", "accord.cli", "run", "--no-deploy"],
         ["worker.py"],
+        ["-m", "accord.cli", "audit", "verify"],
     ],
-    ids=["db-upgrade", "run", "worker"],
+    ids=["db-upgrade", "run", "worker", "audit"],
 )
 def test_a_wrong_database_url_or_password_is_one_line(
     entry_point: list[str], postgres_cluster: Cluster, tmp_path: Path
