@@ -76,13 +76,18 @@ def build_activities(
     ]
 
 
+MAX_CONCURRENT_ACTIVITIES = 50
+"""Activities one worker runs at once; the database pool holds as many connections (each
+activity uses at most one at a time), plus a few spare (`infra.db.SPARE_CONNECTIONS`)."""
+
+
 def build_worker(
     client: Client,
     *,
     task_queue: str,
     session_factory: sessionmaker[Session],
     smtp: SmtpSettings,
-    max_concurrent_activities: int = 50,
+    max_concurrent_activities: int = MAX_CONCURRENT_ACTIVITIES,
     max_cached_workflows: int = 1000,
     share_accord_modules: bool = True,
     templates: MailTemplates | None = None,
@@ -140,10 +145,15 @@ def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path else None
 
 
-def open_database(settings: Settings) -> sessionmaker[Session]:
-    """The database's sessions, schema created; `db.DatabaseUnavailable` (one line, password
-    hidden) when it cannot be opened."""
-    return db.session_factory(db.open_engine(settings.resolved_database_url))
+def open_database(settings: Settings, *, upgrade: bool = False) -> sessionmaker[Session]:
+    """The database's sessions, its pool sized for the worker's concurrent activities, its
+    schema at this version's migration (`db.OutdatedDatabase`, one line naming `accord db
+    upgrade`, if not; with `upgrade`, the embedded service's own SQLite, migrated instead);
+    `db.DatabaseUnavailable` (one line, password hidden) when it cannot be opened."""
+    engine = db.open_engine(
+        settings.resolved_database_url, upgrade=upgrade, connections=MAX_CONCURRENT_ACTIVITIES
+    )
+    return db.session_factory(engine)
 
 
 def keep_files_private() -> None:

@@ -46,8 +46,9 @@ async def serve(
     templates = load_mail_templates(settings)
     # Then the claim keys (embedded: generated once into the data folder).
     claim_keys = verifying_keys(settings)
-    # So does a database an earlier version created (OutdatedDatabase, one line).
-    session_factory = open_database(settings)
+    # So does a database not at this version's schema (OutdatedDatabase, one line naming
+    # `accord db upgrade`); the embedded SQLite (no ACCORD_DATABASE_URL) is migrated instead.
+    session_factory = open_database(settings, upgrade=settings.database_url is None)
     stop = stop_event()
     async with AsyncExitStack() as stack:
         address = settings.temporal.address

@@ -60,7 +60,7 @@ from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Indicator, IndicatorKind, OfficerRole
-from infra import db
+from infra import db, migrations
 from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
 from reports.model import ReportInputs
@@ -395,7 +395,7 @@ async def _simulate(
     input = shift_input(base, years)
     database_url = f"sqlite:///{(workdir / 'accord.db').resolve()}"
     engine = db.make_engine(database_url)
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     session_factory = db.session_factory(engine)
     with session_factory() as session:
         db.upsert_directory(session, directory=loaded.directory)

@@ -29,7 +29,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
-from infra import db
+from infra import db, migrations
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
@@ -123,7 +123,7 @@ async def run(n: int, *, lead: float, profile: bool, profiles: Path) -> dict[str
         folder = Path(tmp)
         database_url = f"sqlite:///{folder / 'accord.db'}"
         engine = db.make_engine(database_url)
-        db.create_schema(engine)
+        migrations.upgrade(engine)
         with db.session_factory(engine)() as session:
             db.upsert_directory(session, directory=load_directory(QUANG_BINH))
         engine.dispose()

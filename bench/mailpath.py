@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra import db
+from infra import db, migrations
 from infra.settings import SmtpSettings
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
@@ -179,7 +179,7 @@ async def run(m: int, *, profile: bool, profiles: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="accord-bench-s5-") as tmp:
         folder = Path(tmp)
         engine = db.make_engine(f"sqlite:///{folder / 'accord.db'}")
-        db.create_schema(engine)
+        migrations.upgrade(engine)
         sessions = db.session_factory(engine)
         with sessions() as session:
             db.upsert_directory(session, directory=_directory(m))

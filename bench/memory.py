@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from infra import db
+from infra import db, migrations
 from temporalio.client import Client
 
 from agreements.loader import load_directory
@@ -100,7 +100,7 @@ async def run(n: int, *, big_cache: int) -> dict[str, Any]:
         folder = Path(tmp)
         database_url = f"sqlite:///{folder / 'accord.db'}"
         engine = db.make_engine(database_url)
-        db.create_schema(engine)
+        migrations.upgrade(engine)
         with db.session_factory(engine)() as session:
             db.upsert_directory(session, directory=load_directory(QUANG_BINH))
         engine.dispose()

@@ -36,7 +36,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from infra import db
+from infra import db, migrations
 from infra.settings import SmtpSettings
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -103,7 +103,7 @@ async def _escalation_through_close(env: WorkflowEnvironment, folder: Path) -> d
     its close; also counted up to its last timer (the closing one), which is where the dev
     server run of section 1 stops."""
     engine = db.make_engine(f"sqlite:///{folder / 'close.db'}")
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     sessions = db.session_factory(engine)
     with sessions() as session:
         db.upsert_directory(session, directory=load_directory(QUANG_BINH))

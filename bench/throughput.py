@@ -31,7 +31,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from infra import db
+from infra import db, migrations
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
@@ -333,7 +333,7 @@ async def run(size: ThroughputSize, *, profile: bool, profiles: Path) -> dict[st
         folder = Path(tmp)
         database_url = f"sqlite:///{folder / 'accord.db'}"
         engine = db.make_engine(database_url)
-        db.create_schema(engine)
+        migrations.upgrade(engine)
         with db.session_factory(engine)() as session:
             db.upsert_directory(session, directory=load_directory(QUANG_BINH))
         engine.dispose()

@@ -1,10 +1,11 @@
 -- Accord on PostgreSQL: the application's role may read and append the audit trail, never
 -- rewrite it.
 --
--- Two roles: an owner that creates the schema (the first `accord run` or worker started with
--- the owner's ACCORD_DATABASE_URL creates the tables and the audit triggers), and the
--- application's role that Accord runs as day to day. Run this file as the owner, once the
--- tables exist, naming the application's role:
+-- Two roles: an owner that creates and migrates the schema (`accord db upgrade` with the
+-- owner's ACCORD_DATABASE_URL creates the tables and the audit triggers; the only DDL there
+-- is), and the application's role that Accord runs as day to day, which has no DDL rights.
+-- Run this file as the owner, once the tables exist (and again after an upgrade that adds a
+-- table), naming the application's role:
 --
 --   psql -v ON_ERROR_STOP=1 -v app_role=accord_app -f deploy/postgresql-grants.sql "$OWNER_URL"
 --
@@ -39,7 +40,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only();
 -- Start from nothing, then grant what Accord uses.
 REVOKE ALL ON agencies, officers, submissions, outbox, audit FROM :"app_role";
 REVOKE ALL ON portal_links, portal_sessions, link_requests, portal_actions FROM :"app_role";
-REVOKE ALL ON uploads FROM :"app_role";
+REVOKE ALL ON uploads, agreements, alembic_version FROM :"app_role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"app_role";
 GRANT USAGE ON SCHEMA public TO :"app_role";
 
@@ -55,6 +56,12 @@ GRANT SELECT, INSERT ON portal_actions TO :"app_role";
 -- An uploaded attachment's metadata (the file is kept by its digest) is written once.
 GRANT SELECT, INSERT ON uploads TO :"app_role";
 GRANT SELECT, INSERT, DELETE ON link_requests TO :"app_role";
+
+-- The deployed agreements and their tenant: registered once, never changed.
+GRANT SELECT, INSERT ON agreements TO :"app_role";
+
+-- The schema's revision: every service and command checks it before starting.
+GRANT SELECT ON alembic_version TO :"app_role";
 
 -- The audit trail: read and append only.
 GRANT SELECT, INSERT ON audit TO :"app_role";

@@ -232,7 +232,7 @@ class AuditRow(Base):
     Each tenant's entries form a hash chain: `seq` counts from 1 in the tenant, `prev_hash` is
     the `hash` of the tenant's entry before (`AUDIT_GENESIS` for the first), and `hash` is
     SHA-256 over the canonical encoding of every field and `prev_hash` (`audit_hash`). Only
-    `add_audit_rows` writes them. Triggers refuse UPDATE and DELETE (`create_schema`); on
+    `add_audit_rows` writes them. Triggers refuse UPDATE and DELETE (the baseline migration); on
     PostgreSQL the application's role is also granted SELECT and INSERT only
     (`deploy/postgresql-grants.sql`). `accord audit verify` walks the chains.
     """
@@ -348,31 +348,6 @@ OUTBOX_TABLE: Table = Base.metadata.tables[OutboxRow.__tablename__]
 AUDIT_TABLE: Table = Base.metadata.tables[AuditRow.__tablename__]
 
 
-_APPEND_ONLY_SQLITE = (
-    """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit is append-only: UPDATE refused'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit is append-only: DELETE refused'); END""",
-)
-"""The audit table refuses UPDATE and DELETE, to every connection. (Whoever can write the
-SQLite file can drop them: `accord audit verify` then finds what was rewritten.)"""
-_APPEND_ONLY_POSTGRESQL = (
-    """CREATE OR REPLACE FUNCTION accord_audit_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING
-        MESSAGE = 'audit is append-only: ' || TG_OP || ' refused', ERRCODE = '42501';
-END
-$$""",
-    """CREATE OR REPLACE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
-FOR EACH ROW EXECUTE FUNCTION accord_audit_append_only()""",
-    """CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
-FOR EACH STATEMENT EXECUTE FUNCTION accord_audit_append_only()""",
-)
-"""The same on PostgreSQL (14 or later), where TRUNCATE is refused too; repeated in
-`deploy/postgresql-grants.sql` with the application role's grants."""
-
-
 # --------------------------------------------------------------------------------------------
 # Engine and sessions
 
@@ -398,11 +373,25 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a SQLAlchemy URL; for a SQLite file, its folder is created if missing."""
+SPARE_CONNECTIONS = 5
+"""Connections beyond the concurrent activities': the portal, the deploy at start-up."""
+
+
+def make_engine(url: str, *, connections: int | None = None) -> Engine:
+    """An engine for a SQLAlchemy URL; for a SQLite file, its folder is created if missing.
+
+    `connections`: how many may be in use at once (the worker's concurrent activities, each of
+    which holds at most one): the pool keeps that many open and allows `SPARE_CONNECTIONS`
+    more, so that no activity waits for a connection. None keeps SQLAlchemy's default (5 + 10),
+    enough for a command."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        sizes = (
+            {"pool_size": connections, "max_overflow": SPARE_CONNECTIONS}
+            if connections is not None
+            else {}
+        )
+        return create_engine(parsed, pool_pre_ping=True, **sizes)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         _private_sqlite_file(Path(database).expanduser())
@@ -431,22 +420,37 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be opened; the message is one line, without the password."""
 
 
-def open_engine(url: str) -> Engine:
-    """`make_engine` and the schema, or `DatabaseUnavailable` with a one-line reason that names
-    the URL with its password hidden. Nothing of the original error is chained: a driver's
-    message or a traceback printed further up must not carry the URL."""
+DATABASE_SETTING = "ACCORD_DATABASE_URL"
+
+
+def open_engine(url: str, *, upgrade: bool = False, connections: int | None = None) -> Engine:
+    """`make_engine`, its schema checked: at this version's migration head, else
+    `OutdatedDatabase` naming `accord db upgrade`; with `upgrade` (the embedded service's own
+    SQLite only), brought there instead. `DatabaseUnavailable` with a one-line reason that
+    names the setting and the URL with its password hidden. Nothing of the original error is
+    chained: a driver's message or a traceback printed further up must not carry the URL."""
+    from infra import migrations  # the migrations import this module
+
     try:
-        engine = make_engine(url)
-        create_schema(engine)
+        engine = make_engine(url, connections=connections)
+        if upgrade:
+            migrations.upgrade(engine)
+        else:
+            migrations.require_current(engine)
     except (SQLAlchemyError, ImportError, ValueError) as error:
-        cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
-        reason = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
-        password = _password(url)
-        if password:
-            reason = reason.replace(password, "***")
-        message = f"cannot open the database {shown_url(url)}: {reason}"
-        raise DatabaseUnavailable(message) from None
+        raise DatabaseUnavailable(unavailable(url, error)) from None
     return engine
+
+
+def unavailable(url: str, error: BaseException) -> str:
+    """One line saying why the database at `url` cannot be used, naming the setting, the URL
+    with its password hidden, and the driver's first line (the password blanked there too)."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+    reason = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
+    password = _password(url)
+    if password:
+        reason = reason.replace(password, "***")
+    return f"cannot open the database {shown_url(url)} ({DATABASE_SETTING}): {reason}"
 
 
 def _password(url: str) -> str | None:
@@ -457,20 +461,21 @@ def _password(url: str) -> str | None:
 
 
 class OutdatedDatabase(RuntimeError):
-    """The database was created by an earlier version of Accord, whose tables lack columns
-    this version needs (the tenant). Raised before anything is written to it."""
+    """The database's schema is not this version's: not migrated yet (`accord db upgrade`), or
+    created by a version older than the first migration. Raised before anything is written to
+    it; the message is one line saying what to do."""
 
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "agencies": ("tenant", "position", "active_from"),
+    "agencies": ("tenant", "position"),
     "officers": ("tenant",),
     "submissions": ("tenant", "handled_at"),
     "outbox": ("tenant",),
     "audit": ("tenant", "hash"),
 }
 """Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain,
-when a report was handled (beside when it was received), the agencies' directory order and
-first day."""
+when a report was handled (beside when it was received), the agencies' directory order.
+Later columns come with migrations (`infra/migrations`)."""
 
 
 def check_schema(engine: Engine) -> None:
@@ -497,33 +502,8 @@ def check_schema(engine: Engine) -> None:
                 fix = "point ACCORD_DATABASE_URL at a new, empty database"
             raise OutdatedDatabase(
                 f"{where} was created by an earlier version of Accord (its table {table!r} has "
-                f"no {' or '.join(missing)} column): {fix}. Upgrading it in place needs the "
-                "migration tool, which is not there yet."
+                f"no {' or '.join(missing)} column), older than the first migration: {fix}"
             )
-
-
-def create_schema(engine: Engine) -> None:
-    """Create the tables that are missing, and the triggers that keep the audit table
-    append-only (SQLite, PostgreSQL); `OutdatedDatabase` for an earlier version's tables."""
-    check_schema(engine)
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        match engine.dialect.name:
-            case "sqlite":
-                for statement in _APPEND_ONLY_SQLITE:
-                    connection.exec_driver_sql(statement)
-            case "postgresql":
-                # Only when missing: the application's role (no DDL rights on a database set
-                # up with deploy/postgresql-grants.sql) must be able to start.
-                present = connection.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'audit'::regclass "
-                        "AND tgname IN ('audit_no_update_delete', 'audit_no_truncate')"
-                    )
-                )
-                if present != 2:
-                    for statement in _APPEND_ONLY_POSTGRESQL:
-                        connection.exec_driver_sql(statement)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -879,15 +859,17 @@ _CHAIN_HEAD = (
 """The last `(seq, hash)` of a tenant's chain (none for an empty chain)."""
 
 _APPEND = {
-    "sqlite": sqlite_insert(AUDIT_TABLE).on_conflict_do_nothing(
-        index_elements=[AUDIT_TABLE.c.event_key]
-    ),
-    "postgresql": postgresql_insert(AUDIT_TABLE).on_conflict_do_nothing(
-        index_elements=[AUDIT_TABLE.c.event_key]
-    ),
+    "sqlite": sqlite_insert(AUDIT_TABLE)
+    .on_conflict_do_nothing(index_elements=[AUDIT_TABLE.c.event_key])
+    .returning(AUDIT_TABLE.c.id),
+    "postgresql": postgresql_insert(AUDIT_TABLE)
+    .on_conflict_do_nothing(index_elements=[AUDIT_TABLE.c.event_key])
+    .returning(AUDIT_TABLE.c.id),
 }
-"""One entry, skipped if its event key is stored already. Only that conflict is skipped: a
-taken `seq` (a chain forked) fails the transaction."""
+"""One entry, skipped if its event key is stored already: it returns the new row's ID, or no
+row when skipped (the row count is no witness: with PostgreSQL's driver it is -1 for an insert
+that returns rows). Only that conflict is skipped: a taken `seq` (a chain forked) fails the
+transaction."""
 
 
 def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -926,7 +908,7 @@ def add_audit_rows(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> li
             if stored:
                 continue
             connection.execute(insert(AUDIT_TABLE), values)
-        elif connection.execute(statement, values).rowcount == 0:
+        elif connection.execute(statement, values).first() is None:
             continue
         heads[tenant] = (values["seq"], values["hash"])
         appended.append(key)

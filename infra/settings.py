@@ -223,6 +223,11 @@ class Settings(BaseSettings):
         "hold a password): shown only with the password hidden.",
     )
     agreements_dir: Path = Field(default=Path("agreements"), description="Deployed at start-up.")
+    retention_days: int = Field(
+        default=5 * 365,
+        ge=1,
+        description="`accord retention purge` blanks mail and report text older than this.",
+    )
     locale: Literal["vi", "en"] = "vi"
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

@@ -21,7 +21,8 @@ from postgres import Cluster, throwaway_cluster
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from infra.db import add_audit_rows, create_schema, make_engine, session_factory, verify_audit
+from infra import migrations
+from infra.db import add_audit_rows, make_engine, open_engine, session_factory, verify_audit
 
 ROOT = Path(__file__).resolve().parents[1]
 GRANTS = ROOT / "deploy" / "postgresql-grants.sql"
@@ -49,12 +50,11 @@ def cluster() -> Iterator[Cluster]:
 def engines(cluster: Cluster) -> Iterator[tuple[Engine, Engine]]:
     """(owner, application): the owner created the schema and ran the grants file."""
     owner = make_engine(cluster.url("accord_owner", "accord"))
-    create_schema(owner)
+    migrations.upgrade(owner)  # `accord db upgrade`, as the owner
     granted = cluster.psql("accord_owner", "accord", "-v", "app_role=accord_app", "-f", str(GRANTS))
     assert granted.returncode == 0, granted.stderr
-    app = make_engine(cluster.url("accord_app", "accord"))
-    # The application starts as the worker does (create_schema), without DDL rights.
-    create_schema(app)
+    # The application starts as the worker does (the schema checked), without DDL rights.
+    app = open_engine(cluster.url("accord_app", "accord"))
     yield owner, app
     owner.dispose()
     app.dispose()
@@ -181,3 +181,46 @@ def test_two_concurrent_writers_leave_one_valid_chain(
     assert result.returncode == 0, result.stdout + result.stderr
     total = sum(after.values())
     assert result.stdout.splitlines()[-1] == f"{total} entries, chain intact"
+
+
+def test_the_application_role_runs_the_stores_operations_without_ddl(
+    engines: tuple[Engine, Engine],
+) -> None:
+    """Under exactly the grants of deploy/postgresql-grants.sql (no DDL): the directory, an
+    agreement, a report, mail in the outbox, a purge by age, the audit; and no DDL at all."""
+    from datetime import timedelta
+
+    from harness import QUANG_BINH
+
+    from agreements.loader import load_directory
+    from infra import db
+    from infra.retention import purge
+
+    _owner, app = engines
+    sessions = session_factory(app)
+    migrations.require_current(app)
+    with sessions() as session:
+        db.upsert_directory(session, directory=load_directory(QUANG_BINH))
+        db.register_agreement(session, agreement_id="kh-grants", tenant="quang-binh")
+        session.add(
+            db.OutboxRow(
+                business_key="kh-grants/t/reminder/1",
+                recipient_email="a@quangbinh.example",
+                recipient_officer_id="a",
+                kind="reminder",
+                task_id="kh-grants/t",
+                agreement_id="kh-grants",
+                tenant="quang-binh",
+                subject="Nhắc hạn",
+                status="sent",
+                attempts=1,
+                created_at=datetime(2020, 1, 1, tzinfo=UTC),
+            )
+        )
+        session.commit()
+    now = datetime.now(UTC)
+    with sessions() as session:
+        counts = purge(session, before=now - timedelta(days=30), now=now, operator=None, apply=True)
+    assert counts.outbox["quang-binh"] == 1
+    with app.connect() as connection, pytest.raises(DBAPIError, match="permission denied"):
+        connection.execute(text("CREATE TABLE khong_duoc (id integer)"))

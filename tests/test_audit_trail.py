@@ -29,10 +29,10 @@ from temporalio.testing import ActivityEnvironment
 from accord.cli import main
 from activities.models import AuditBatch, AuditEntry
 from activities.store import StoreActivities
+from infra import migrations
 from infra.db import (
     AuditRow,
     add_audit_rows,
-    create_schema,
     make_engine,
     session_factory,
     verify_audit,
@@ -70,7 +70,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def sessions(data_dir: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{data_dir / 'accord.db'}")
-    create_schema(engine)
+    migrations.upgrade(engine)
     yield session_factory(engine)
     engine.dispose()
 

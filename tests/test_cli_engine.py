@@ -241,7 +241,7 @@ class EngineThread(threading.Thread):
             engine_worker = worker.build_worker(
                 client,
                 task_queue=self.task_queue,
-                session_factory=worker.open_database(settings),
+                session_factory=worker.open_database(settings, upgrade=True),
                 smtp=SmtpSettings(host="127.0.0.1", port=sink.port, embedded=False),
                 share_accord_modules=False,
                 claim_keys={"cli-test": CLAIM_KEY.encode()},

@@ -42,7 +42,8 @@ import worker
 from accord.embedded import DevServer
 from activities.models import NotificationKind, NotificationRequest, NotificationResult, TaskRef
 from agreements.models import Deliverable, RecipientRole
-from infra.db import create_schema, make_engine, session_factory
+from infra import migrations
+from infra.db import make_engine, session_factory
 from infra.settings import MetricsSettings, Settings, SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,7 +377,7 @@ async def test_readiness_follows_the_database_and_smtp_is_only_reported(tmp_path
     smtp = SmtpSettings(host="127.0.0.1", port=smtp_port, embedded=False)
     with throwaway_cluster() as cluster:
         engine = make_engine(cluster.url("postgres"))
-        create_schema(engine)
+        migrations.upgrade(engine)
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=find_binary("temporal"), ui=False
         ) as env:

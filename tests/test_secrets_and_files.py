@@ -20,7 +20,7 @@ from postgres import throwaway_cluster
 from pydantic import ValidationError
 
 from accord.embedded import DevServer, MailSink
-from infra import db
+from infra import db, migrations
 from infra.settings import Settings, SmtpSettings, settings_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,9 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()
     shown = f"postgresql+psycopg://accord:***@127.0.0.1:{port}/accord"
-    assert line.startswith(f"accord submit: cannot open the database {shown}: ")
+    assert line.startswith(
+        f"accord submit: cannot open the database {shown} (ACCORD_DATABASE_URL): "
+    )
 
 
 def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path: Path) -> None:
@@ -110,14 +112,15 @@ def test_a_wrong_database_password_is_one_line_without_either_password(tmp_path:
         right = url.replace(PASSWORD, "mat-khau-dung")
         with pytest.raises(db.DatabaseUnavailable):
             db.open_engine(url)
-        db.open_engine(right).dispose()  # the server itself is fine
+        db.open_engine(right, upgrade=True).dispose()  # the server itself is fine
 
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert done.stderr.splitlines() == [
         f"accord submit: cannot open the database postgresql+psycopg://accord:***@127.0.0.1:"
-        f'{port}/postgres: connection failed: connection to server at "127.0.0.1", port '
+        f"{port}/postgres (ACCORD_DATABASE_URL): connection failed: connection to server at "
+        f'"127.0.0.1", port '
         f'{port} failed: FATAL: password authentication failed for user "accord"'
     ]
 
@@ -194,6 +197,13 @@ def test_an_smtp_login_without_tls_is_refused_at_start(tmp_path: Path) -> None:
 # Where .env comes from
 
 
+def upgraded(path: Path) -> None:
+    """A new SQLite database at `path`, migrated."""
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    engine.dispose()
+
+
 def test_a_dot_env_in_the_working_folder_is_ignored(tmp_path: Path) -> None:
     # Planted in the folder the command runs in: it would send the officer lookup (and every
     # report) to someone else's database.
@@ -205,6 +215,7 @@ def test_a_dot_env_in_the_working_folder_is_ignored(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = clean_environment(ACCORD_DATA_DIR=str(data))
     assert not (ROOT / ".env").exists(), "a .env in the project root would be read"
+    upgraded(data / "accord.db")  # `accord db upgrade`: a command creates no tables
 
     done = accord(
         tmp_path, env, "submit", "x/y/SNV/2024", "--file", str(write_report(tmp_path)),
@@ -225,6 +236,9 @@ def test_accord_env_file_is_honoured(tmp_path: Path) -> None:
     workdir = tmp_path / "lam-viec"
     workdir.mkdir()
     env = clean_environment(ACCORD_ENV_FILE=str(chosen))
+    upgraded(
+        elsewhere / "du-lieu" / "accord.db"
+    )  # `accord db upgrade`: a command creates no tables
 
     done = accord(
         workdir, env, "submit", "x/y/SNV/2024", "--file", str(write_report(workdir)),
@@ -251,7 +265,7 @@ def test_accord_env_file_is_honoured(tmp_path: Path) -> None:
 
 def test_a_new_sqlite_database_and_its_folder_are_the_owners_only(tmp_path: Path) -> None:
     path = tmp_path / "data" / "accord.db"
-    engine = db.open_engine(f"sqlite:///{path}")
+    engine = db.open_engine(f"sqlite:///{path}", upgrade=True)
     with engine.begin() as connection:  # WAL mode: a write creates -wal and -shm files
         connection.exec_driver_sql("CREATE TABLE t (x)")
         connection.exec_driver_sql("INSERT INTO t VALUES (1)")

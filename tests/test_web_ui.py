@@ -130,7 +130,7 @@ async def running_service(data_dir: Path) -> AsyncIterator[Service]:
     async with server, MailSink(data_dir / "mail", port=0) as sink:
         settings = Settings(database_url=f"sqlite:///{data_dir / 'accord.db'}", data_dir=data_dir)
         client = await worker.connect(settings, server.address)
-        session_factory = worker.open_database(settings)
+        session_factory = worker.open_database(settings, upgrade=True)
         task_queue = "web-ui"
         engine_worker = worker.build_worker(
             client,

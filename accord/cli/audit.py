@@ -67,9 +67,17 @@ def _open(settings: Settings) -> sessionmaker[Session]:
                 f"no Accord database in {settings.data_dir}: nothing has been audited there "
                 "(check ACCORD_DATA_DIR or ACCORD_DATABASE_URL)"
             )
-    engine = db.make_engine(settings.resolved_database_url)
-    inspector = inspect(engine)
-    if not inspector.has_table(db.AuditRow.__tablename__):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    database_url = settings.resolved_database_url
+    try:
+        engine = db.make_engine(database_url)
+        inspector = inspect(engine)
+        has_audit = inspector.has_table(db.AuditRow.__tablename__)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        # A wrong URL, host or password: one line naming the setting, the password hidden.
+        raise CommandError(db.unavailable(database_url, error)) from None
+    if not has_audit:
         raise CommandError("the database has no audit table: is it Accord's?")
     columns = {column["name"] for column in inspector.get_columns(db.AuditRow.__tablename__)}
     if "hash" not in columns:

@@ -153,6 +153,22 @@ COMMANDS = (
         "calendar",
     ),
     Command(
+        "db",
+        "the database's schema: `upgrade` migrates it to this version's (the deploy step), "
+        "`current` prints its revision",
+        "database",
+        "add_db_arguments",
+        "db",
+    ),
+    Command(
+        "retention",
+        "`purge` blanks mail bodies and personal data in reports older than the retention age, "
+        "keeping counts, dates and the audit chain",
+        "retention",
+        "add_retention_arguments",
+        "retention",
+    ),
+    Command(
         "audit",
         "check the audit trail's hash chains (verify) or print its entries (list)",
         "audit",

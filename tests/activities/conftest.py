@@ -1,15 +1,15 @@
-"""Real components for activity tests: an aiosmtpd SMTP server and a SQLite database file."""
+"""Real components for activity tests: an aiosmtpd SMTP server and a database (SQLite and
+PostgreSQL, `database_url` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from activity_helpers import MailServer, demo_directory, free_port
 from sqlalchemy.orm import Session, sessionmaker
 
-from infra.db import create_schema, make_engine, session_factory, upsert_directory
+from infra.db import make_engine, session_factory, upsert_directory
 from infra.settings import SmtpSettings
 
 
@@ -37,14 +37,9 @@ def smtp_settings(mail_server: MailServer) -> SmtpSettings:
 
 
 @pytest.fixture
-def database_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "accord.db"
-
-
-@pytest.fixture
-def sessions(database_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{database_path}")
-    create_schema(engine)
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """The demo directory in a new database: SQLite and PostgreSQL (tests/conftest.py)."""
+    engine = make_engine(database_url)
     factory = session_factory(engine)
     with factory() as session:
         upsert_directory(session, directory=demo_directory())

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from agreements.loader import load_directory
 from agreements.models import OfficerRole
 from agreements.succession import apply_to_directory, load_succession_file
+from infra import migrations
 from infra.db import (
     OfficerRow,
     active_officers,
-    create_schema,
     make_engine,
     session_factory,
     stored_directory,
@@ -34,7 +34,7 @@ REORGANISATION = load_succession_file(SHIPPED / "quang-binh-2025-reorganisation.
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """The Quảng Bình directory deployed, then the reorganisation applied to the database."""
     engine = make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    create_schema(engine)
+    migrations.upgrade(engine)
     factory = session_factory(engine)
     with factory() as session:
         upsert_directory(session, directory=QUANG_BINH)

@@ -26,7 +26,7 @@ from accord.cli import main
 from activities.mail import MailActivities
 from agreements.loader import load_directory
 from agreements.models import OfficerRole, RecipientRole
-from infra import db
+from infra import db, migrations
 from infra.settings import SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def emails(path: Path, *, agency: str | None, role: str) -> set[str]:
 def both(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """Nghệ An's directory loaded first, Quảng Bình's last (the one that used to win)."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'data' / 'accord.db'}")
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     sessions = db.session_factory(engine)
     with sessions() as session:
         db.upsert_directory(session, directory=load_directory(NA_FILE))
@@ -242,7 +242,7 @@ def test_a_database_of_an_earlier_version_is_refused_with_one_clear_line(tmp_pat
     earlier_version_database(path)
     engine = db.make_engine(f"sqlite:///{path}")
     with pytest.raises(db.OutdatedDatabase) as refused:
-        db.create_schema(engine)
+        migrations.upgrade(engine)
     engine.dispose()
 
     message = str(refused.value)
@@ -260,8 +260,8 @@ def test_a_database_of_an_earlier_version_is_refused_with_one_clear_line(tmp_pat
 
 def test_a_new_or_current_database_passes_the_check(tmp_path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(engine)  # new
-    db.create_schema(engine)  # current: created by this version
+    migrations.upgrade(engine)  # new
+    migrations.upgrade(engine)  # current: created by this version
     engine.dispose()
 
 
@@ -285,9 +285,8 @@ def test_the_cli_stops_on_an_earlier_versions_data_folder(
     assert err.count("\n") == 1
     assert err.startswith(
         f"accord submit: the SQLite database {(data / 'accord.db').resolve()} was created by an "
-        "earlier version of Accord (its table 'agencies' has no tenant or position or "
-        "active_from column): "
-        "move its data folder aside"
+        "earlier version of Accord (its table 'agencies' has no tenant or position column), "
+        "older than the first migration: move its data folder aside"
     )
 
 
@@ -316,15 +315,16 @@ def test_a_database_of_the_version_before_the_trust_issue_is_refused(tmp_path: P
     was handled) are an earlier version's too: one line naming the table and the column."""
     path = tmp_path / "accord.db"
     engine = db.make_engine(f"sqlite:///{path}")
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     engine.dispose()
     with sqlite3.connect(path) as connection:
         connection.execute("ALTER TABLE submissions DROP COLUMN handled_at")
+        connection.execute("DROP TABLE alembic_version")  # made by create_all, before migrations
     connection.close()
 
     engine = db.make_engine(f"sqlite:///{path}")
     with pytest.raises(db.OutdatedDatabase) as refused:
-        db.create_schema(engine)
+        migrations.upgrade(engine)
     engine.dispose()
     message = str(refused.value)
     assert "\n" not in message

@@ -65,7 +65,7 @@ from accord.identity import Credential, signed
 from activities.models import Actor
 from agreements.loader import load_agreement
 from agreements.models import Directory, OfficerRole
-from infra import db
+from infra import db, migrations
 from infra.claim_keys import SigningKey
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
@@ -722,7 +722,7 @@ class FaultWorld:
         self.task_queue = f"faults-{self.key}-{os.getpid()}-{int(time.time())}"
         self.database_path = folder / "accord.db"
         self.engine = db.make_engine(f"sqlite:///{self.database_path}")
-        db.create_schema(self.engine)
+        migrations.upgrade(self.engine)
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
         self.workers: dict[str, WorkerProcess] = {}
         self.outages: list[Outage] = []

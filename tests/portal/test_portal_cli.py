@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from accord.cli import main
 from agreements.loader import load_directory
-from infra import db, links
+from infra import db, links, migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = b"k" * 32
@@ -21,7 +21,7 @@ def test_revoke_ends_links_and_sessions_and_is_audited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(engine)
+    migrations.upgrade(engine)
     sessions = db.session_factory(engine)
     now = datetime.now(UTC)
     with sessions() as session:

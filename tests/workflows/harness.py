@@ -37,7 +37,7 @@ from agreements.models import (
     OfficerRole,
     ReminderPolicy,
 )
-from infra import db
+from infra import db, migrations
 from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
 from worker import build_worker
@@ -167,14 +167,16 @@ async def harness(
     keep_connections: bool = True,
     directory_path: Path = QUANG_BINH,
     portal_links: PortalLinks | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Harness]:
     """The real parts, a worker on its own task queue. With `relay_down` the SMTP port is
     reserved but nothing listens on it until the test calls `Harness.relay_up()`; the
     database holds the Quảng Bình directory unless `directory_path` names another; the mail
-    carries portal links when `portal_links` says how to make them."""
+    carries portal links when `portal_links` says how to make them. The database is a new
+    SQLite file unless `database_url` names one (at the migrations' head: tests/conftest.py)."""
     directory = load_directory(directory_path)
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(engine)
+    engine = db.make_engine(database_url or f"sqlite:///{tmp_path / 'accord.db'}")
+    migrations.upgrade(engine)
     sessions = db.session_factory(engine)
     with sessions() as session:
         db.upsert_directory(session, directory=directory)

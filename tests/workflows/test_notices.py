@@ -41,12 +41,12 @@ FOCAL_SNV = "dau-moi.snv@quangbinh.example"
 
 
 async def test_report_received_before_the_deadline_but_handled_after_it_is_on_time(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     """The report's time is when Accord's entry point received it (the signed claim), not
     when a worker got round to it; a claim older than MAX_DELIVERY_DELAY (5 minutes) is
-    refused, and both times are recorded."""
-    async with harness(tmp_path) as h:
+    refused, and both times are recorded. End to end on SQLite and PostgreSQL."""
+    async with harness(tmp_path, database_url=database_url) as h:
         now = await local_now(h.env)
         due = midnight(now.date() + timedelta(days=10))
         on_time = await h.start_obligation(obligation_input(due_at=due, task_suffix="a"))

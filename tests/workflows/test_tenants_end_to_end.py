@@ -47,7 +47,7 @@ from accord.simulation import start_test_server
 from activities.models import Actor
 from agreements.loader import agreement_files, load_agreement, load_directory
 from agreements.models import Directory
-from infra import db
+from infra import db, migrations
 from infra.settings import SmtpSettings
 from worker import build_worker
 from workflows.obligation import ObligationWorkflow
@@ -222,7 +222,7 @@ class Engine:
 @asynccontextmanager
 async def engine(tmp_path: Path, *, dev_server: bool = False) -> AsyncIterator[Engine]:
     sql = db.make_engine(f"sqlite:///{tmp_path / 'accord.db'}")
-    db.create_schema(sql)
+    migrations.upgrade(sql)
     sessions = db.session_factory(sql)
     env = await (start_dev_server() if dev_server else start_test_server())
     sink = MailSink(tmp_path / "mail", port=0, fsync=False)
