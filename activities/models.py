@@ -379,6 +379,11 @@ class TaskFact(Payload):
     due_at: AwareDatetime | None
     escalation_level: int = 0
     closed: bool = False
+    original_agency: str | None = Field(
+        default=None,
+        description="Issue 17: the agency that first owed the task when a succession passed it "
+        "to `agency`; None: never transferred.",
+    )
 
 
 class ObligationFact(Payload):

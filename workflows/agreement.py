@@ -37,15 +37,23 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import CalendarRangeError, WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import JOINT_SEPARATOR, owing
+    from workflows.amendment import KnownTask, plan_diff, task_diff
     from workflows.digest import DigestWorkflow, digest_workflow_id
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
+        TASK_ORDER_SIGNAL,
         AgreementInput,
         AgreementOverview,
+        AgreementPlan,
         AgreementSummary,
+        AgreementVersion,
+        AmendmentRequest,
+        AmendmentResult,
         CalendarUpdate,
+        ChangeResult,
+        ChangeScope,
         Deadline,
         EventRecord,
         EventResult,
@@ -54,7 +62,12 @@ with workflow.unsafe.imports_passed_through():
         ObligationInput,
         PlannedTask,
         RecordedEvent,
+        ResumptionRequest,
+        SuccessionRequest,
+        Suspended,
+        SuspensionRequest,
         TaskChange,
+        TaskOrder,
         TaskState,
         before_day_text,
         clip_summary,
@@ -112,6 +125,12 @@ class AgreementWorkflow:
         self._digests_running: dict[str, asyncio.Task[None]] = {}
         """Digest children of this run not finished yet, by business key: the run closes
         (completes or continues as new) only once each has reported back to it."""
+        # Issue 17: a living agreement (amendments, suspensions, successions).
+        self._versions: list[AgreementVersion] = list(input.versions)
+        self._suspensions: dict[str, Suspended] = dict(input.suspensions)
+        self._suspension_scopes: dict[str, ChangeScope] = dict(input.suspension_scopes)
+        self._successions: list[SuccessionRequest] = list(input.successions)
+        self._applied: list[str] = list(input.applied_changes)
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
@@ -125,6 +144,7 @@ class AgreementWorkflow:
             self._digest_anchor = workflow.now().astimezone(zone).date()
         self._publish()
         while True:
+            await self._apply_due_successions()
             await self._start_open_tasks()
             await self._send_digests()
             now = workflow.now()
@@ -147,6 +167,11 @@ class AgreementWorkflow:
                         events=self._events,
                         digested_until=self._digested_until,
                         digest_anchor=self._digest_anchor,
+                        versions=self._versions,
+                        suspensions=self._suspensions,
+                        suspension_scopes=self._suspension_scopes,
+                        successions=self._successions,
+                        applied_changes=self._applied,
                     )
                 )
             wake_at = self._next_wake(now)
@@ -194,6 +219,9 @@ class AgreementWorkflow:
         digest = self._next_digest(now)
         if digest is not None:
             candidates.append(digest[0])
+        succession = self._next_succession()
+        if succession is not None:
+            candidates.append(self._effective_at(succession))
         local = now.astimezone(plan.starts_at.tzinfo)
         candidates.append(
             local.replace(
@@ -438,10 +466,19 @@ class AgreementWorkflow:
     async def _start_task(self, task: PlannedTask) -> None:
         plan = self._plan
         obligation = plan.obligations[task.obligation_id]
-        ref = task_ref(plan, task)
-        self._ledger[task.task_id] = LedgerEntry(state=TaskState.PENDING, due_at=task.due_at)
+        # Successions in force reach a task however it was planned (signed, amended, event).
+        task = self._succeeded(task)
+        ref = task_ref(plan, task).model_copy(update={"original_agency": task.original_agency})
+        suspensions = self._suspensions_over(task.obligation_id)
+        state = TaskState.SUSPENDED if suspensions else TaskState.PENDING
+        self._ledger[task.task_id] = LedgerEntry(
+            state=state,
+            due_at=task.due_at,
+            agency=task.agency if task.original_agency else None,
+            written_due_at=task.written_due_at or task.due_at,
+        )
         # The child's search attributes come with its start: no upsert event in its history.
-        attributes = task_search_attributes(ref, state=TaskState.PENDING, due_at=task.due_at)
+        attributes = task_search_attributes(ref, state=state, due_at=task.due_at)
         try:
             await workflow.start_child_workflow(
                 ObligationWorkflow.run,
@@ -458,6 +495,7 @@ class AgreementWorkflow:
                     calendar=self._task_calendar(task),
                     sending_time=plan.sending_time,
                     extension_approver=obligation.extension_approver,
+                    suspension=suspensions[0] if suspensions else None,
                 ),
                 id=task_workflow_id(task.task_id),
                 # Children outlive each run of this workflow (continue-as-new) and report back
@@ -484,6 +522,23 @@ class AgreementWorkflow:
         except WorkflowAlreadyStartedError:
             # Started by an earlier run whose record of it was lost; the child reports by signal.
             workflow.logger.info("task %s already started", task.task_id)
+            return
+        # Overlapping suspensions (agreement and item): the task waits for the last one.
+        if len(suspensions) > 1:
+            await self._send_orders(
+                [
+                    self._order(
+                        task.task_id,
+                        f"{s.suspension_id}/suspend",
+                        "suspend",
+                        actor="system",
+                        document=s.document,
+                        reason=s.reason,
+                        suspension_id=s.suspension_id,
+                    )
+                    for s in suspensions[1:]
+                ]
+            )
 
     def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
@@ -669,6 +724,624 @@ class AgreementWorkflow:
             message_en=en,
         )
 
+    # ----------------------------------------------------------------------------------------
+    # A living agreement (issue 17): amendments, suspensions, resumptions and successions,
+    # each accepted by an update whose validator checks the admin's signed claim, each ID
+    # applied once (`applied_changes`). Running tasks get orders (`task_order` signal); tasks
+    # not started yet are changed in `waiting`.
+
+    @workflow.query
+    def current_plan(self) -> AgreementPlan:
+        """The plan in force: the signed one, or the latest amendment's, with the recipients
+        that successions applied so far changed."""
+        return self._plan
+
+    def _version(self) -> AgreementVersion:
+        if self._versions:
+            return self._versions[-1]
+        return AgreementVersion(
+            number=1, document=self._plan.document_number, in_force_since=self._plan.starts_at
+        )
+
+    @workflow.update
+    async def amend(self, request: AmendmentRequest) -> AmendmentResult:
+        """A new version of the agreement (`accord amend`): new tasks are planned (started now
+        when their window is open), tasks it no longer plans are withdrawn (dropped when not
+        started), changed due dates move (`workflows.amendment.task_diff`). The same
+        amendment again changes nothing (applied=False)."""
+        plan = self._plan
+        if request.amendment_id in self._applied:
+            version = next(
+                (v for v in self._versions if v.amendment_id == request.amendment_id),
+                self._version(),
+            )
+            return AmendmentResult(
+                agreement_id=plan.agreement_id,
+                version=version.number,
+                applied=False,
+                message=f"Văn bản sửa đổi {version.document} đã được áp dụng (phiên bản "
+                f"{version.number}); không thay đổi gì thêm",
+                message_en=f"Amendment {version.document} was already applied (version "
+                f"{version.number}); nothing changed",
+            )
+        # Noted before the first await, so that the same amendment alongside changes nothing.
+        self._applied.append(request.amendment_id)
+        now = workflow.now()
+        new_plan = self._succeeded_plan(
+            request.plan.model_copy(update={"digest": plan.digest, "calendar": plan.calendar})
+            if request.plan.calendar is None
+            else request.plan.model_copy(update={"digest": plan.digest})
+        )
+        new_tasks = [self._succeeded(t) for t in request.tasks]
+        known = [
+            KnownTask(
+                task_id=task_id,
+                due_at=entry.due_at,
+                written_due_at=entry.written_due_at,
+                state=entry.state,
+                closed=entry.closed,
+            )
+            for task_id, entry in self._ledger.items()
+        ]
+        known += [
+            KnownTask(
+                task_id=t.task_id,
+                due_at=t.due_at,
+                written_due_at=t.written_due_at,
+                state=None,
+                planned=t,
+            )
+            for t in self._waiting
+        ]
+        diff = task_diff(known, new_tasks, now)
+        summary = list(request.summary) or plan_diff(plan, new_plan)
+        if not self._versions:
+            self._versions.append(self._version())
+        version = AgreementVersion(
+            number=self._versions[-1].number + 1,
+            document=request.document,
+            in_force_since=now,
+            amendment_id=request.amendment_id,
+            summary=summary[:200],
+        )
+        self._versions.append(version)
+        self._plan = new_plan
+        dropped = set(diff.withdrawn_waiting)
+        replaced = {t.task_id: t for t in diff.moved_waiting}
+        self._waiting = sorted(
+            [replaced.get(t.task_id, t) for t in self._waiting if t.task_id not in dropped]
+            + diff.added,
+            key=lambda t: (t.opens_at, t.task_id),
+        )
+        orders: list[tuple[str, TaskOrder]] = []
+        for task_id in diff.withdrawn_started:
+            orders.append(
+                self._order(
+                    task_id,
+                    f"{request.amendment_id}/withdraw",
+                    "withdraw",
+                    actor=request.actor.officer_id,
+                    document=request.document,
+                )
+            )
+        for task in diff.moved_started:
+            written = task.written_due_at or task.due_at
+            entry = self._ledger[task.task_id]
+            self._ledger[task.task_id] = entry.model_copy(update={"written_due_at": written})
+            orders.append(
+                self._order(
+                    task.task_id,
+                    f"{request.amendment_id}/move_due",
+                    "move_due",
+                    actor=request.actor.officer_id,
+                    document=request.document,
+                    written_due_at=written,
+                )
+            )
+        self._changed = True
+        await self._send_orders(orders)
+        added = [t.task_id for t in diff.added]
+        withdrawn = sorted([*diff.withdrawn_started, *diff.withdrawn_waiting])
+        moved = sorted([*(t.task_id for t in diff.moved_started), *replaced])
+        await self._audit(
+            key=f"amended/{request.amendment_id}",
+            action="agreement_amended",
+            request=request,
+            detail={
+                "document": request.document,
+                "version": str(version.number),
+                "added": ", ".join(added)[:2000],
+                "withdrawn": ", ".join(withdrawn)[:2000],
+                "moved": ", ".join(moved)[:2000],
+                "skipped": ", ".join(diff.skipped)[:2000],
+                "summary": "\n".join(summary)[:2000],
+            },
+            summary=f"sửa đổi theo {request.document}",
+        )
+        self._publish_details()
+        return AmendmentResult(
+            agreement_id=plan.agreement_id,
+            version=version.number,
+            applied=True,
+            added=added,
+            withdrawn=withdrawn,
+            moved=moved,
+            message=f"Đã áp dụng {request.document} (phiên bản {version.number}): thêm "
+            f"{len(added)}, rút {len(withdrawn)}, đổi hạn {len(moved)} nhiệm vụ",
+            message_en=f"Applied {request.document} (version {version.number}): "
+            f"{len(added)} added, {len(withdrawn)} withdrawn, {len(moved)} moved",
+        )
+
+    @amend.validator
+    def _check_amend(self, request: AmendmentRequest) -> None:
+        plan = self._plan
+        self._check_admin(request, "amend", vi="sửa đổi", en="amend")
+        if request.plan.agreement_id != plan.agreement_id or request.plan.tenant != plan.tenant:
+            raise refusal(
+                vi=f"văn bản sửa đổi dành cho {request.plan.agreement_id} ({request.plan.tenant}),"
+                f" không phải {plan.agreement_id} ({plan.tenant})",
+                en=f"the amendment is for {request.plan.agreement_id} ({request.plan.tenant}), "
+                f"not {plan.agreement_id} ({plan.tenant})",
+            )
+        for task in request.tasks:
+            parts = task.task_id.split("/")
+            if (
+                len(parts) < 4
+                or parts[0] != plan.agreement_id
+                or parts[1] != task.obligation_id
+                or task.obligation_id not in request.plan.obligations
+            ):
+                raise refusal(
+                    vi=f"nhiệm vụ {task.task_id[:200]!r} không thuộc văn bản sửa đổi",
+                    en=f"task {task.task_id[:200]!r} is not one of the amendment's",
+                )
+
+    @workflow.update
+    async def suspend(self, request: SuspensionRequest) -> ChangeResult:
+        """Suspend the agreement, an item or an obligation: its running open tasks get a
+        suspend order, tasks started while it lasts start suspended."""
+        plan = self._plan
+        if request.suspension_id in self._applied:
+            return self._not_again(f"tạm dừng {request.suspension_id}", request.suspension_id)
+        self._applied.append(request.suspension_id)
+        suspended = Suspended(
+            suspension_id=request.suspension_id,
+            since=workflow.now(),
+            document=request.document,
+            reason=request.reason,
+        )
+        self._suspensions[request.suspension_id] = suspended
+        self._suspension_scopes[request.suspension_id] = request.scope
+        reached = [
+            task_id
+            for task_id, entry in sorted(self._ledger.items())
+            if not entry.closed and self._covers(request.scope, task_id.split("/")[1])
+        ]
+        await self._send_orders(
+            [
+                self._order(
+                    task_id,
+                    f"{request.suspension_id}/suspend",
+                    "suspend",
+                    actor=request.actor.officer_id,
+                    document=request.document,
+                    reason=request.reason,
+                    suspension_id=request.suspension_id,
+                )
+                for task_id in reached
+            ]
+        )
+        await self._audit(
+            key=f"suspended/{request.suspension_id}",
+            action="agreement_suspended",
+            request=request,
+            detail={
+                "suspension": request.suspension_id,
+                "scope": request.scope.key,
+                "document": request.document,
+                "reason": request.reason[:2000],
+                "tasks": ", ".join(reached)[:2000],
+            },
+            summary=f"tạm dừng theo {request.document}",
+        )
+        self._publish_details()
+        scope = _scope_text(request.scope)
+        return ChangeResult(
+            agreement_id=plan.agreement_id,
+            applied=True,
+            tasks=reached,
+            message=f"Đã tạm dừng {scope} theo {request.document}: {len(reached)} nhiệm vụ "
+            "đang thực hiện",
+            message_en=f"Suspended {request.scope.key} by {request.document}: {len(reached)} "
+            "running tasks",
+        )
+
+    @suspend.validator
+    def _check_suspend(self, request: SuspensionRequest) -> None:
+        self._check_admin(request, "suspend", vi="tạm dừng", en="suspend")
+        scope = request.scope
+        obligations = self._plan.obligations
+        if scope.obligation_id is not None and scope.obligation_id not in obligations:
+            raise refusal(
+                vi=f"văn bản không có nghĩa vụ {scope.obligation_id!r}",
+                en=f"the agreement has no obligation {scope.obligation_id!r}",
+            )
+        if scope.item is not None and all(
+            o.item_number != scope.item for o in obligations.values()
+        ):
+            raise refusal(
+                vi=f"văn bản không có nội dung (mục) {scope.item!r}",
+                en=f"the agreement has no item {scope.item!r}",
+            )
+        if (
+            scope.item is not None
+            and scope.obligation_id is not None
+            and obligations[scope.obligation_id].item_number != scope.item
+        ):
+            raise refusal(
+                vi=f"nghĩa vụ {scope.obligation_id!r} không thuộc mục {scope.item!r}",
+                en=f"obligation {scope.obligation_id!r} is not in item {scope.item!r}",
+            )
+
+    @workflow.update
+    async def resume(self, request: ResumptionRequest) -> ChangeResult:
+        """Lift a suspension: its running tasks get a resume order (deadlines moved by the time
+        they were suspended when `shift_deadlines`). Tasks not started yet were never
+        suspended: their deadlines stay."""
+        plan = self._plan
+        change_id = f"resume:{request.suspension_id}"
+        if change_id in self._applied:
+            return self._not_again(f"tiếp tục {request.suspension_id}", change_id)
+        self._applied.append(change_id)
+        self._suspensions.pop(request.suspension_id)
+        scope = self._suspension_scopes.pop(request.suspension_id, ChangeScope())
+        reached = [
+            task_id
+            for task_id, entry in sorted(self._ledger.items())
+            if not entry.closed and self._covers(scope, task_id.split("/")[1])
+        ]
+        await self._send_orders(
+            [
+                self._order(
+                    task_id,
+                    f"{change_id}/resume",
+                    "resume",
+                    actor=request.actor.officer_id,
+                    document=request.document,
+                    reason=request.reason,
+                    suspension_id=request.suspension_id,
+                    shift_deadline=request.shift_deadlines,
+                )
+                for task_id in reached
+            ]
+        )
+        await self._audit(
+            key=f"resumed/{request.suspension_id}",
+            action="agreement_resumed",
+            request=request,
+            detail={
+                "suspension": request.suspension_id,
+                "scope": scope.key,
+                "document": request.document,
+                "reason": request.reason[:2000],
+                "shift_deadlines": str(request.shift_deadlines).lower(),
+                "tasks": ", ".join(reached)[:2000],
+            },
+            summary=f"tiếp tục theo {request.document}",
+        )
+        self._publish_details()
+        moved_vi = "lùi hạn" if request.shift_deadlines else "giữ nguyên hạn"
+        moved_en = "deadlines moved" if request.shift_deadlines else "deadlines kept"
+        return ChangeResult(
+            agreement_id=plan.agreement_id,
+            applied=True,
+            tasks=reached,
+            message=f"Đã tiếp tục {_scope_text(scope)} theo {request.document} ({moved_vi}): "
+            f"{len(reached)} nhiệm vụ",
+            message_en=f"Resumed {scope.key} by {request.document} ({moved_en}): "
+            f"{len(reached)} tasks",
+        )
+
+    @resume.validator
+    def _check_resume(self, request: ResumptionRequest) -> None:
+        self._check_admin(request, "resume", vi="tiếp tục thực hiện", en="resume")
+        if (
+            f"resume:{request.suspension_id}" not in self._applied
+            and request.suspension_id not in self._suspensions
+        ):
+            known = ", ".join(sorted(self._suspensions))
+            raise refusal(
+                vi=f"không có quyết định tạm dừng {request.suspension_id!r} đang có hiệu lực "
+                f"(đang tạm dừng: {known or 'không có'})",
+                en=f"no suspension {request.suspension_id!r} is in force "
+                f"(in force: {known or 'none'})",
+            )
+
+    @workflow.update
+    async def succeed(self, request: SuccessionRequest) -> ChangeResult:
+        """A succession (`accord succession apply`): applied at local midnight of its
+        effective day (now when already past) by the workflow's own timer, to the tasks then
+        open or waiting and to those planned later."""
+        plan = self._plan
+        if request.succession_id in self._applied:
+            return self._not_again(f"kế thừa {request.succession_id}", request.succession_id)
+        self._applied.append(request.succession_id)
+        self._successions.append(request.model_copy(update={"claim": None}))
+        self._changed = True
+        await self._audit(
+            key=f"succession/{request.succession_id}",
+            action="succession_applied",
+            request=request,
+            detail={
+                "succession": request.succession_id,
+                "document": request.document,
+                "effective": request.effective.isoformat(),
+                "transfers": ", ".join(
+                    f"{t.from_agency}->{t.to_agency}"
+                    + (f" ({'+'.join(t.obligations)})" if t.obligations else "")
+                    for t in request.transfers
+                )[:2000],
+            },
+            summary=f"kế thừa theo {request.document}",
+        )
+        # Already effective: applied now, and the tasks it reaches named in the answer.
+        reached = await self._apply_due_successions()
+        return ChangeResult(
+            agreement_id=plan.agreement_id,
+            applied=True,
+            tasks=reached,
+            message=f"Đã ghi nhận việc kế thừa theo {request.document}, hiệu lực từ "
+            f"{request.effective:%d/%m/%Y}: {len(reached)} nhiệm vụ chuyển giao ngay",
+            message_en=f"Succession by {request.document} recorded, effective "
+            f"{request.effective:%d/%m/%Y}: {len(reached)} tasks transferred now",
+        )
+
+    @succeed.validator
+    def _check_succeed(self, request: SuccessionRequest) -> None:
+        self._check_admin(request, "succeed", vi="áp dụng việc kế thừa", en="apply a succession")
+        for transfer in request.transfers:
+            if transfer.from_agency == transfer.to_agency:
+                raise refusal(
+                    vi=f"cơ quan {transfer.from_agency} không thể kế thừa chính mình",
+                    en=f"agency {transfer.from_agency} cannot succeed itself",
+                )
+
+    def _check_admin(self, payload: Any, update: str, *, vi: str, en: str) -> None:
+        """The rules every change shares: a signed claim for this update first, then an admin
+        of the agreement's tenant."""
+        plan = self._plan
+        require_claim(payload, update)
+        actor = payload.actor
+        if actor.tenant != plan.tenant:
+            raise refusal(
+                vi=f"cán bộ {actor.officer_id} thuộc {actor.tenant} không được {vi} văn bản "
+                f"thuộc {plan.tenant}",
+                en=f"officer {actor.officer_id} of {actor.tenant} may not {en} an agreement "
+                f"of {plan.tenant}",
+            )
+        if OfficerRole.ADMIN not in actor.roles:
+            raise refusal(vi=f"chỉ quản trị viên được {vi}", en=f"only an admin may {en}")
+
+    def _not_again(self, what: str, change_id: str) -> ChangeResult:
+        return ChangeResult(
+            agreement_id=self._plan.agreement_id,
+            applied=False,
+            message=f"Thay đổi {what} đã được áp dụng; không thay đổi gì thêm",
+            message_en=f"Change {change_id} was already applied; nothing changed",
+        )
+
+    async def _audit(
+        self, *, key: str, action: str, request: Any, detail: dict[str, str], summary: str
+    ) -> None:
+        plan = self._plan
+        claim = request.claim
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{plan.agreement_id}/{key}",
+                at=workflow.now(),
+                agreement_id=plan.agreement_id,
+                actor=request.actor.officer_id,
+                roles=[role.value for role in request.actor.roles],
+                channel=claim.channel if claim else "system",
+                request_id=claim.request_id if claim else None,
+                operator=claim.operator if claim else None,
+                action=action,
+                tenant=plan.tenant,
+                detail=detail,
+            ),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=summary,
+        )
+
+    def _order(
+        self, task_id: str, order_id: str, kind: Any, *, actor: str, document: str, **fields: Any
+    ) -> tuple[str, TaskOrder]:
+        """An order to one running task (`order_id` unique per task: `<change>/<kind>`)."""
+        return task_id, TaskOrder(
+            order_id=order_id,
+            agreement_workflow_id=workflow.info().workflow_id,
+            kind=kind,
+            at=workflow.now(),
+            document=document,
+            actor=actor,
+            **fields,
+        )
+
+    async def _send_orders(self, orders: list[tuple[str, TaskOrder]]) -> None:
+        """Signal each order to its task, all at once. A task that has just closed (its last
+        report on the way) cannot take it: logged, nothing else to do."""
+
+        async def send(task_id: str, order: TaskOrder) -> None:
+            try:
+                await workflow.get_external_workflow_handle(task_workflow_id(task_id)).signal(
+                    TASK_ORDER_SIGNAL, order
+                )
+            except Exception as error:  # the task is gone: nothing to order
+                workflow.logger.warning(
+                    "order %s to %s not delivered: %s", order.order_id, task_id, error
+                )
+
+        if orders:
+            await asyncio.gather(*(send(task_id, order) for task_id, order in orders))
+
+    def _covers(self, scope: ChangeScope, obligation_id: str) -> bool:
+        if scope.obligation_id is not None:
+            return scope.obligation_id == obligation_id
+        if scope.item is not None:
+            obligation = self._plan.obligations.get(obligation_id)
+            return obligation is not None and obligation.item_number == scope.item
+        return True
+
+    def _suspensions_over(self, obligation_id: str) -> list[Suspended]:
+        """The suspensions in force over an obligation's tasks, oldest first."""
+        return sorted(
+            (
+                s
+                for key, s in self._suspensions.items()
+                if self._covers(self._suspension_scopes.get(key, ChangeScope()), obligation_id)
+            ),
+            key=lambda s: (s.since, s.suspension_id),
+        )
+
+    # Successions --------------------------------------------------------------------------
+
+    def _effective_at(self, succession: SuccessionRequest) -> datetime:
+        """Local midnight of the effective day."""
+        return datetime.combine(succession.effective, datetime.min.time(), tzinfo=self._zone())
+
+    def _applied_successions(self) -> list[SuccessionRequest]:
+        return [s for s in self._successions if f"{s.succession_id}/applied" in self._applied]
+
+    def _next_succession(self) -> SuccessionRequest | None:
+        due = [s for s in self._successions if f"{s.succession_id}/applied" not in self._applied]
+        return min(due, key=lambda s: (s.effective, s.succession_id)) if due else None
+
+    def _succeeded_owners(
+        self,
+        owners: list[str],
+        obligation_id: str,
+        successions: list[SuccessionRequest] | None = None,
+    ) -> list[str]:
+        """The owners after the successions (applied ones by default), in order, each once."""
+        current = list(owners)
+        for succession in self._applied_successions() if successions is None else successions:
+            for transfer in succession.transfers:
+                if transfer.obligations is not None and obligation_id not in transfer.obligations:
+                    continue
+                current = [transfer.to_agency if a == transfer.from_agency else a for a in current]
+        return list(dict.fromkeys(current))
+
+    def _succeeded(self, task: PlannedTask) -> PlannedTask:
+        """A planned task with the successions applied so far: owed by the successors of its
+        original owners (the task ID keeps the original)."""
+        original = [task.original_agency or task.agency, *task.co_owners]
+        if task.original_agency is not None:
+            segment = task.task_id.split("/")[2] if task.task_id.count("/") >= 3 else ""
+            original = segment.split(JOINT_SEPARATOR) if segment else original
+        owners = self._succeeded_owners(original, task.obligation_id)
+        if owners == original:
+            return task
+        return task.model_copy(
+            update={
+                "agency": owners[0],
+                "co_owners": owners[1:],
+                "original_agency": original[0],
+            }
+        )
+
+    def _succeeded_plan(self, plan: AgreementPlan) -> AgreementPlan:
+        """The plan with each obligation's recipient passed to its successor."""
+        obligations = dict(plan.obligations)
+        for key, obligation in plan.obligations.items():
+            if obligation.recipient is None:
+                continue
+            recipient = self._succeeded_owners([obligation.recipient], key)[0]
+            if recipient != obligation.recipient:
+                obligations[key] = obligation.model_copy(update={"recipient": recipient})
+        return plan.model_copy(update={"obligations": obligations})
+
+    async def _apply_due_successions(self) -> list[str]:
+        """Apply each succession whose effective midnight has come, in order: the task IDs
+        it transferred or re-addressed now."""
+        reached: list[str] = []
+        while (succession := self._next_succession()) is not None:
+            if self._effective_at(succession) > workflow.now():
+                break
+            reached += await self._apply_succession(succession)
+        return reached
+
+    async def _apply_succession(self, succession: SuccessionRequest) -> list[str]:
+        """Waiting tasks of a `from_agency` pass to its successor; obligations received by one
+        get the successor as recipient; open started tasks get a transfer order (new owners,
+        new recipient). Closed tasks keep their history."""
+        before = self._plan
+        self._applied.append(f"{succession.succession_id}/applied")
+        self._waiting = [self._succeeded(t) for t in self._waiting]
+        self._plan = self._succeeded_plan(before)
+        orders: list[tuple[str, TaskOrder]] = []
+        for task_id, entry in sorted(self._ledger.items()):
+            if entry.closed:
+                continue
+            obligation_id = task_id.split("/")[1]
+            original = (task_id.split("/")[2] if task_id.count("/") >= 3 else "").split(
+                JOINT_SEPARATOR
+            )
+            earlier = [s for s in self._applied_successions() if s is not succession]
+            was = self._succeeded_owners(original, obligation_id, earlier)
+            now = self._succeeded_owners(original, obligation_id)
+            old_obligation = before.obligations.get(obligation_id)
+            new_obligation = self._plan.obligations.get(obligation_id)
+            recipient = (
+                new_obligation.recipient
+                if old_obligation is not None
+                and new_obligation is not None
+                and new_obligation.recipient != old_obligation.recipient
+                else None
+            )
+            if was == now and recipient is None:
+                continue
+            if now[0] != original[0]:
+                self._ledger[task_id] = entry.model_copy(update={"agency": now[0]})
+            orders.append(
+                self._order(
+                    task_id,
+                    f"{succession.succession_id}/transfer",
+                    "transfer",
+                    actor=succession.actor.officer_id,
+                    document=succession.document,
+                    agency=now[0],
+                    co_owners=now[1:],
+                    recipient=recipient,
+                    effective=succession.effective,
+                )
+            )
+        await self._send_orders(orders)
+        self._changed = True
+        await workflow.execute_activity(
+            "record_audit",
+            AuditEntry(
+                event_key=f"{before.agreement_id}/succession/{succession.succession_id}/applied",
+                at=workflow.now(),
+                agreement_id=before.agreement_id,
+                actor="system",
+                action="succession_applied",
+                tenant=before.tenant,
+                detail={
+                    "succession": succession.succession_id,
+                    "document": succession.document,
+                    "effective": succession.effective.isoformat(),
+                    "tasks": ", ".join(task_id for task_id, _ in orders)[:2000],
+                },
+            ),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=f"chuyển giao theo {succession.document}",
+        )
+        self._publish_details()
+        return [task_id for task_id, _ in orders]
+
     @workflow.signal(name=TASK_CHANGED_SIGNAL)
     def task_changed(self, change: TaskChange | Any = None, *extra: Any) -> None:
         """A task's new state (sent by the task itself). A malformed payload, or one about a
@@ -689,6 +1362,8 @@ class AgreementWorkflow:
             due_at=change.due_at,
             escalation_level=change.escalation_level,
             closed=change.closed,
+            agency=change.agency or previous.agency,
+            written_due_at=previous.written_due_at,
         )
         if change.closed:
             self._changed = True
@@ -720,6 +1395,8 @@ class AgreementWorkflow:
             runs=self._runs,
             finished=self._finished,
             ignored_signals=self._ignored_signals,
+            version=self._versions[-1] if self._versions else None,
+            suspensions=[self._suspensions[k] for k in sorted(self._suspensions)],
         )
 
     @workflow.query
@@ -728,10 +1405,7 @@ class AgreementWorkflow:
         task this agreement started, with its ledger entry, and every task still waiting (state
         None), the obligations and the calendar, at the current workflow time."""
         plan = self._plan
-        tasks = [
-            _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
-            for task_id, entry in self._ledger.items()
-        ]
+        tasks = [self._started_fact(task_id, entry) for task_id, entry in self._ledger.items()]
         tasks += [
             TaskFact(
                 task_id=task.task_id,
@@ -741,6 +1415,7 @@ class AgreementWorkflow:
                 period_label=task.period_label,
                 state=None,
                 due_at=task.due_at,
+                original_agency=task.original_agency,
             )
             for task in self._waiting
         ]
@@ -768,6 +1443,22 @@ class AgreementWorkflow:
             },
             tasks=sorted(tasks, key=lambda t: t.task_id),
             calendar=plan.calendar,
+        )
+
+    def _started_fact(self, task_id: str, entry: LedgerEntry) -> TaskFact:
+        """A started task's fact, owed by its current owners (the ledger's lead, the
+        successions applied to its co-owners); the original lead when it passed."""
+        fact = _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
+        if entry.agency is None or entry.agency == fact.agency:
+            return fact
+        current = self._succeeded_owners([fact.agency, *fact.co_owners], fact.obligation_id)
+        lead = entry.agency
+        return fact.model_copy(
+            update={
+                "agency": lead,
+                "co_owners": [a for a in current if a != lead],
+                "original_agency": fact.agency,
+            }
         )
 
     def _counts(self) -> dict[str, int]:
@@ -803,9 +1494,29 @@ class AgreementWorkflow:
             f"- {STATE_LABELS_VI[s]}: {counts[s.value]}" for s in TaskState if counts[s.value]
         )
         zone = self._plan.starts_at.tzinfo
+        if self._versions:
+            version = self._versions[-1]
+            lines.append(
+                f"- Phiên bản {version.number}, có hiệu lực từ "
+                f"{local_text(version.in_force_since.astimezone(zone))} theo "
+                f"{clip_summary(version.document, 120)}"
+            )
+        for key in sorted(self._suspensions):
+            suspended = self._suspensions[key]
+            scope = self._suspension_scopes.get(key, ChangeScope())
+            lines.append(
+                f"- Tạm dừng {_scope_text(scope)} từ "
+                f"{local_text(suspended.since.astimezone(zone))} theo "
+                f"{clip_summary(suspended.document, 120)}"
+            )
         lines.append(f"- Cập nhật: {local_text(workflow.now().astimezone(zone))}")
         overdue = sorted(
-            (_agency_of(task_id), entry.due_at or self._plan.ends_at, task_id, entry)
+            (
+                entry.agency or _agency_of(task_id),
+                entry.due_at or self._plan.ends_at,
+                task_id,
+                entry,
+            )
             for task_id, entry in self._ledger.items()
             if entry.state in LATE
         )
@@ -849,6 +1560,13 @@ def _task_fact(
     )
 
 
+def _scope_text(scope: ChangeScope) -> str:
+    """A suspension's scope, in Vietnamese."""
+    if scope.obligation_id:
+        return f"nghĩa vụ {scope.obligation_id}"
+    return f"mục {scope.item}" if scope.item else "toàn bộ văn bản"
+
+
 def _period_of(task_id: str) -> str:
     return task_id.split("/", 3)[3] if task_id.count("/") >= 3 else ""
 
@@ -857,7 +1575,7 @@ def _deadline(task_id: str, entry: LedgerEntry) -> Deadline:
     assert entry.due_at is not None
     return Deadline(
         task_id=task_id,
-        agency=_agency_of(task_id),
+        agency=entry.agency or _agency_of(task_id),
         due_at=entry.due_at,
         state=entry.state,
         escalation_level=entry.escalation_level,

@@ -437,6 +437,11 @@ class LedgerEntry(Payload):
         description="Issue 17: current lead owner when a succession changed it (the task ID "
         "names the original).",
     )
+    written_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="Issue 17: the due instant as the version in force writes it (before the "
+        "deadline rule and extensions): what an amendment compares.",
+    )
 
 
 class RecordedEvent(Payload):
