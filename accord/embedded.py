@@ -42,6 +42,7 @@ SEARCH_ATTRIBUTES: Final[dict[str, str]] = {
     "AccordTenant": "Keyword",
     "AccordItem": "Keyword",
     "AccordAgency": "Keyword",
+    "AccordOriginalAgency": "Keyword",
     "AccordObligation": "Keyword",
     "AccordPeriod": "Keyword",
     "AccordState": "Keyword",

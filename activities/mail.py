@@ -410,6 +410,15 @@ class MailActivities:
         task = request.task
         with self._session_factory() as session:
             codes = {*task.owners, *task.copy_to} | ({task.recipient} if task.recipient else set())
+            codes |= {
+                code
+                for code in (
+                    task.original_agency,
+                    request.previous_agency,
+                    request.previous_recipient,
+                )
+                if code
+            }
             agencies = agencies_by_code(session, tenant=task.tenant, codes=codes)
             owing = agencies.get(task.agency)
             plan = _Plan(

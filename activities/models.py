@@ -235,6 +235,24 @@ class NotificationRequest(Payload):
         description="The task's last notification (its receipt): the task's other outbox rows "
         "still pending are marked abandoned in the same transaction.",
     )
+    order_document: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Issue 17: the document of the agreement's order this notification reports "
+        "(amendment, suspension, resumption or succession decision), 'số, ngày'.",
+    )
+    suspended_days: int | None = Field(
+        default=None, ge=0, description="Issue 17, RESUMED: how many days the task was suspended."
+    )
+    previous_agency: str | None = Field(
+        default=None, description="Issue 17, TRANSFERRED: the lead owner the task passed from."
+    )
+    previous_recipient: str | None = Field(
+        default=None, description="Issue 17, TRANSFERRED: the receiving agency before the change."
+    )
+    effective: date | None = Field(
+        default=None, description="Issue 17, TRANSFERRED: the day the transfer takes effect."
+    )
 
 
 class NotificationResult(Payload):

@@ -279,7 +279,9 @@ VARIABLES = frozenset(
         "period",
         "document", "issuer", "receiving_agency", "due", "asked_due", "new_due", "now",
         "days_left", "days_overdue", "step", "late", "approved", "reason", "acted_by",
-        "portal", "portal_url", "attachments",
+        "portal", "portal_url", "attachments", "order_document", "previous_due",
+        "previous_agency", "previous_receiving_agency", "original_agency", "effective",
+        "suspended_days",
     }
 )  # fmt: skip
 """What `_variables` gives every template (README, "Rewording mail")."""
@@ -770,6 +772,21 @@ def _variables(
         "portal": portal_url is not None,
         "portal_url": portal_url,
         "attachments": _shown_attachments(attachments, locale),
+        "order_document": one_line(request.order_document) if request.order_document else None,
+        "previous_due": moment(request.previous_due_at),
+        "previous_agency": _agency_label(request.previous_agency, names)
+        if request.previous_agency
+        else None,
+        "previous_receiving_agency": _agency_label(request.previous_recipient, names)
+        if request.previous_recipient
+        else None,
+        "original_agency": _agency_label(task.original_agency, names)
+        if task.original_agency
+        else None,
+        "effective": _day(request.effective, locale) if request.effective else None,
+        "suspended_days": _number(request.suspended_days, locale)
+        if request.suspended_days is not None
+        else None,
     }
 
 
@@ -819,6 +836,9 @@ def _facts(
         facts.append(("kept_due", current))
         if asked:
             facts.append(("declined_due", asked))
+    elif request.kind in _ORDER_KINDS and request.previous_due_at is not None:
+        facts.append(("previous_due", due(request.previous_due_at)))
+        facts.append(("new_due", current))
     else:
         facts.append(("due", current))
         if asked:
@@ -829,10 +849,26 @@ def _facts(
     note = task.due_note_en if locale == "en" else task.due_note_vi
     if note:
         facts.append(("due_note", one_line(note)))
+    if task.original_agency:
+        facts.append(("original_agency", _agency_label(task.original_agency, names)))
+    if request.order_document:
+        facts.append(("order_document", one_line(request.order_document)))
     if request.reason:
         facts.append(("reason", one_line(request.reason)))
     facts.append(("task", one_line(task.task_id)))
     return facts
+
+
+_ORDER_KINDS = frozenset(
+    {
+        NotificationKind.WITHDRAWN,
+        NotificationKind.DUE_CHANGED,
+        NotificationKind.SUSPENDED,
+        NotificationKind.RESUMED,
+        NotificationKind.TRANSFERRED,
+    }
+)
+"""Issue 17: what the agreement's orders send; a moved deadline shows the old and the new."""
 
 
 def _locale(recipient: Recipient) -> Locale:

@@ -11,6 +11,7 @@ activity at send time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.models import (
         ExtensionApprover,
         IndicatorKind,
+        LeadershipOf,
         NotifyTarget,
         OfficerRole,
         RecipientRole,
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         STATE_LABELS_EN,
         STATE_LABELS_VI,
         TASK_CHANGED_SIGNAL,
+        TASK_ORDER_SIGNAL,
         CalendarUpdate,
         Decision,
         ExtensionDecision,
@@ -52,7 +55,9 @@ with workflow.unsafe.imports_passed_through():
         ObligationInput,
         SentNotice,
         SubmitReport,
+        Suspended,
         TaskChange,
+        TaskOrder,
         TaskOutcome,
         TaskState,
         TaskStatus,
@@ -87,6 +92,9 @@ MAIL_RETRY = RetryPolicy(
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+ORDER_ROLES = (RecipientRole.FOCAL_POINT, RecipientRole.HEAD_OF_AGENCY)
+"""Who an order of the agreement (withdrawal, new due date, suspension, resumption) is told
+to: the owing agencies' focal points and heads."""
 
 
 @workflow.defn(name="Obligation")
@@ -128,6 +136,29 @@ class ObligationWorkflow:
         self._pending_audit: list[AuditEntry] = []
         self._told: tuple[object, ...] | None = None
         self._parent_sender: asyncio.Task[None] | None = None
+        # Issue 17: orders of the agreement (amendments, suspensions, successions).
+        self._applied_orders: list[str] = []
+        self._ignored_orders = 0
+        self._suspensions: dict[str, Suspended] = {}
+        # Since when THIS task has been under each suspension (a task started during one is
+        # suspended from its start, not from the decision).
+        self._suspended_at: dict[str, datetime] = {}
+        # Suspended time up to this instant was already added to the deadline (a shifted
+        # resume): overlapping suspensions never move it twice for the same days.
+        self._shifted_until: datetime | None = None
+        if input.suspension is not None:
+            self._suspensions[input.suspension.suspension_id] = input.suspension
+            self._suspended_at[input.suspension.suspension_id] = workflow.now()
+            self._state = TaskState.SUSPENDED
+            self._decisions.append(
+                Decision(
+                    at=workflow.now(),
+                    kind="suspended",
+                    actor="system",
+                    detail=f"bắt đầu trong thời gian tạm dừng theo "
+                    f"{input.suspension.document}: {input.suspension.reason}",
+                )
+            )
 
     # ----------------------------------------------------------------------------------------
     # Main loop
@@ -144,7 +175,8 @@ class ObligationWorkflow:
             seen = self._wakes
             action = self._next_action()
             if action is None:
-                # A report or waiver is being recorded: its handler closes the task.
+                # A report or waiver is being recorded (its handler closes the task), or the
+                # task is suspended (a resume or withdraw order wakes it).
                 await workflow.wait_condition(self._woken_since(seen))
                 continue
             wait = action.at - workflow.now()
@@ -195,7 +227,8 @@ class ObligationWorkflow:
         return lambda: self._wakes != seen
 
     def _next_action(self) -> planner.Action | None:
-        if self._closed or not self._state.is_open:
+        # Suspended: no reminder, escalation or close until resumed (the loop waits).
+        if self._closed or not self._state.is_chased:
             return None
         return planner.next_action(self._terms, self._progress())
 
@@ -269,6 +302,11 @@ class ObligationWorkflow:
         reason: str | None = None,
         closing: bool = False,
         acted_by: Actor | None = None,
+        order: TaskOrder | None = None,
+        suspended_days: int | None = None,
+        previous_agency: str | None = None,
+        previous_recipient: str | None = None,
+        effective: date | None = None,
     ) -> None:
         """Send one notification: first as a local activity (one history event when the relay
         answers), then, if that fails, as an activity with durable retries and a heartbeat.
@@ -286,6 +324,11 @@ class ObligationWorkflow:
             reason=reason,
             closing=closing,
             acted_by=acted_by,
+            order=order,
+            suspended_days=suspended_days,
+            previous_agency=previous_agency,
+            previous_recipient=previous_recipient,
+            effective=effective,
         )
         summary = f"{kind.value} {offset or ''}".strip()
         try:
@@ -340,6 +383,11 @@ class ObligationWorkflow:
         reason: str | None = None,
         closing: bool = False,
         acted_by: Actor | None = None,
+        order: TaskOrder | None = None,
+        suspended_days: int | None = None,
+        previous_agency: str | None = None,
+        previous_recipient: str | None = None,
+        effective: date | None = None,
     ) -> NotificationRequest:
         task = self._task.model_copy(
             update={
@@ -366,6 +414,11 @@ class ObligationWorkflow:
             closing=closing,
             acted_by=acted_by.officer_id if acted_by else None,
             acted_by_agency=acted_by.agency if acted_by else None,
+            order_document=order.document if order else None,
+            suspended_days=suspended_days,
+            previous_agency=previous_agency,
+            previous_recipient=previous_recipient,
+            effective=effective,
         )
 
     def _add_audit(
@@ -432,7 +485,7 @@ class ObligationWorkflow:
     def _tell_parent(self) -> None:
         if not self._input.parent_workflow_id:
             return
-        view = (self._state, self._escalation_level, self._due_at, self._closed)
+        view = (self._state, self._escalation_level, self._due_at, self._closed, self._task.agency)
         if view == self._told:
             return
         self._told = view
@@ -454,6 +507,7 @@ class ObligationWorkflow:
                     escalation_level=self._escalation_level,
                     due_at=self._due_at,
                     closed=self._closed,
+                    agency=self._task.agency if self._task.original_agency else None,
                 )
                 try:
                     await workflow.get_external_workflow_handle(parent).signal(
@@ -604,9 +658,17 @@ class ObligationWorkflow:
             self._written_due = new_due_at
             self._due_at = self._apply_rule(new_due_at)
             self._escalation_level = 0
-            self._state = TaskState.PENDING if now < self._due_at else TaskState.OVERDUE
+            self._state = self._chased_state(now)
             self._schedule_from = now
         return request, new_due_at, verdict, previous_due_at
+
+    def _chased_state(self, now: datetime) -> TaskState:
+        """PENDING or OVERDUE by the due instant in force; SUSPENDED while a suspension is."""
+        if self._suspensions:
+            return TaskState.SUSPENDED
+        if self._due_at is not None and now >= self._due_at:
+            return TaskState.OVERDUE
+        return TaskState.PENDING
 
     async def _decide_extension(self, decision: ExtensionDecision) -> UpdateResult:
         request, new_due_at, verdict, previous_due_at = self._decide(decision)
@@ -649,6 +711,287 @@ class ObligationWorkflow:
         self._closed = True
         self._publish()
         return self._result("Đã miễn nhiệm vụ", "Task waived")
+
+    # ----------------------------------------------------------------------------------------
+    # Orders of the agreement (issue 17)
+
+    @workflow.signal(name=TASK_ORDER_SIGNAL)
+    def task_order(self, order: TaskOrder | Any = None, *extra: Any) -> None:
+        """An amendment, suspension, resumption or succession the agreement accepted (its
+        update checked the admin's signed claim), for this task. A malformed order, one from
+        another workflow than the parent, a repeated one and one reaching a closed task are
+        logged and ignored: a signal handler never fails the task."""
+        try:
+            order = parse_argument(TaskOrder, TASK_ORDER_SIGNAL, order, extra)
+        except ValueError as error:
+            self._ignore_order(str(error))
+            return
+        if order.agreement_workflow_id != self._input.parent_workflow_id:
+            self._ignore_order(
+                f"{TASK_ORDER_SIGNAL}: {order.order_id[:200]!r} from "
+                f"{order.agreement_workflow_id[:200]!r}, not this task's agreement"
+            )
+            return
+        if order.order_id in self._applied_orders:
+            return
+        if self._closed or not self._state.is_open:
+            self._ignore_order(
+                f"{TASK_ORDER_SIGNAL}: {order.order_id[:200]!r} reached a closed task "
+                f"({self._state.value})"
+            )
+            return
+        problem = self._order_problem(order)
+        if problem:
+            self._ignore_order(f"{TASK_ORDER_SIGNAL}: {order.order_id[:200]!r}: {problem}")
+            return
+        self._applied_orders.append(order.order_id)
+        match order.kind:
+            case "withdraw":
+                self._withdraw(order)
+            case "move_due":
+                self._move_due(order)
+            case "suspend":
+                self._suspend(order)
+            case "resume":
+                self._resume(order)
+            case "transfer":
+                self._transfer(order)
+        self._publish()
+
+    def _ignore_order(self, why: str) -> None:
+        self._ignored_orders += 1
+        workflow.logger.warning("signal ignored: %s", why)
+
+    def _order_problem(self, order: TaskOrder) -> str | None:
+        """What makes an order inapplicable to this task (None: nothing)."""
+        if order.kind == "move_due" and order.written_due_at is None:
+            return "move_due without written_due_at"
+        if order.kind in ("suspend", "resume") and not order.suspension_id:
+            return f"{order.kind} without suspension_id"
+        if order.kind == "resume" and order.suspension_id not in self._suspensions:
+            return f"suspension {order.suspension_id!r} is not in force on this task"
+        if order.kind == "suspend" and order.suspension_id in self._suspensions:
+            return f"suspension {order.suspension_id!r} is already in force"
+        if order.kind == "transfer" and order.agency is None and order.recipient is None:
+            return "transfer without agency or recipient"
+        return None
+
+    def _order_decision(self, order: TaskOrder, kind: str, detail: str) -> None:
+        self._decisions.append(
+            Decision(at=workflow.now(), kind=kind, actor=order.actor, detail=detail)
+        )
+
+    def _order_audit(self, order: TaskOrder, action: str, detail: dict[str, str]) -> None:
+        self._add_audit(
+            action,
+            {"order_id": order.order_id, "document": order.document, **detail},
+            actor=order.actor,
+        )
+
+    def _withdraw(self, order: TaskOrder) -> None:
+        self._state = TaskState.WITHDRAWN
+        self._suspensions.clear()
+        self._suspended_at.clear()
+        self._order_decision(
+            order,
+            "withdrawn",
+            f"rút nhiệm vụ theo {order.document}" + (f": {order.reason}" if order.reason else ""),
+        )
+        self._order_audit(order, "withdrawn", {"reason": order.reason or ""})
+        self._spawn(
+            self._send(
+                NotificationKind.WITHDRAWN,
+                list(ORDER_ROLES),
+                key="withdrawn",
+                reason=order.reason,
+                order=order,
+            )
+        )
+        self._closed = True
+
+    def _move_due(self, order: TaskOrder) -> None:
+        """Like an approved extension: the written due moves, the rule applies, reminders are
+        planned again from now (those already in the past skipped, none sent again)."""
+        assert order.written_due_at is not None
+        now = workflow.now()
+        previous = self._due_at
+        self._written_due = order.written_due_at
+        self._due_at = self._apply_rule(order.written_due_at)
+        self._escalation_level = 0
+        self._schedule_from = now
+        self._state = self._chased_state(now)
+        self._order_decision(
+            order,
+            "due_changed",
+            f"hạn mới {before_day_text(self._due_at)} theo {order.document} (hạn cũ "
+            f"{before_day_text(previous)})" + (f": {order.reason}" if order.reason else ""),
+        )
+        self._order_audit(
+            order,
+            "due_changed",
+            {
+                "previous_due_at": local_text(previous) if previous else "",
+                "due_at": local_text(self._due_at),
+            },
+        )
+        self._spawn(
+            self._send(
+                NotificationKind.DUE_CHANGED,
+                list(ORDER_ROLES),
+                key=f"due-changed/{order.order_id}",
+                previous_due_at=previous,
+                reason=order.reason,
+                order=order,
+            )
+        )
+
+    def _suspend(self, order: TaskOrder) -> None:
+        assert order.suspension_id is not None
+        now = workflow.now()
+        suspension = Suspended(
+            suspension_id=order.suspension_id,
+            since=order.at,
+            document=order.document,
+            reason=order.reason or "",
+        )
+        self._suspensions[order.suspension_id] = suspension
+        self._suspended_at[order.suspension_id] = min(order.at, now)
+        self._state = TaskState.SUSPENDED
+        self._order_decision(
+            order,
+            "suspended",
+            f"tạm dừng theo {order.document}" + (f": {order.reason}" if order.reason else ""),
+        )
+        self._order_audit(
+            order, "suspended", {"suspension_id": order.suspension_id, "reason": order.reason or ""}
+        )
+        self._spawn(
+            self._send(
+                NotificationKind.SUSPENDED,
+                list(ORDER_ROLES),
+                key=f"suspended/{order.order_id}",
+                reason=order.reason,
+                order=order,
+            )
+        )
+
+    def _resume(self, order: TaskOrder) -> None:
+        """Lift one suspension; the last one lifted, the task is chased again from now
+        (reminders that fell inside the suspension are skipped, not sent in a burst)."""
+        assert order.suspension_id is not None
+        now = workflow.now()
+        self._suspensions.pop(order.suspension_id)
+        since = self._suspended_at.pop(order.suspension_id)
+        start = max(since, self._shifted_until) if self._shifted_until else since
+        suspended = max(now - start, timedelta(0))
+        previous = self._due_at
+        if order.shift_deadline and self._written_due is not None and suspended > timedelta(0):
+            self._written_due = self._written_due + suspended
+            self._due_at = self._apply_rule(self._written_due)
+            self._escalation_level = 0
+            self._shifted_until = now
+        self._schedule_from = now
+        self._state = self._chased_state(now)
+        days = suspended.days
+        moved = previous != self._due_at
+        self._order_decision(
+            order,
+            "resumed",
+            f"tiếp tục theo {order.document} sau {days} ngày tạm dừng; "
+            + (
+                f"hạn lùi thành {before_day_text(self._due_at)}"
+                if moved
+                else f"hạn giữ nguyên {before_day_text(self._due_at)}"
+            )
+            + (" (vẫn còn tạm dừng theo quyết định khác)" if self._suspensions else ""),
+        )
+        self._order_audit(
+            order,
+            "resumed",
+            {
+                "suspension_id": order.suspension_id,
+                "shift_deadline": str(order.shift_deadline).lower(),
+                "suspended_days": str(days),
+                "due_at": local_text(self._due_at) if self._due_at else "",
+            },
+        )
+        self._spawn(
+            self._send(
+                NotificationKind.RESUMED,
+                list(ORDER_ROLES),
+                key=f"resumed/{order.order_id}",
+                previous_due_at=previous if moved else None,
+                reason=order.reason,
+                order=order,
+                suspended_days=days,
+            )
+        )
+
+    def _transfer(self, order: TaskOrder) -> None:
+        """A succession: the task passes to `agency` (+ `co_owners`), or only its receiving
+        agency changes (`recipient`). The task ID keeps the original owner."""
+        before = self._task
+        agency = order.agency or before.agency
+        keeps_owners = order.agency is None or (
+            order.agency == before.agency and not order.co_owners
+        )
+        co_owners = list(before.co_owners) if keeps_owners else list(order.co_owners)
+        owners_changed = (agency, co_owners) != (before.agency, list(before.co_owners))
+        update: dict[str, Any] = {"agency": agency, "co_owners": co_owners}
+        if order.recipient is not None:
+            update["recipient"] = order.recipient
+        if owners_changed and before.original_agency is None:
+            update["original_agency"] = before.agency
+        self._task = before.model_copy(update=update)
+        self._terms = dataclasses.replace(
+            self._terms, has_recipient=self._task.recipient is not None
+        )
+        effective = order.effective or order.at.astimezone(self._zone()).date()
+        parts: list[str] = []
+        if owners_changed:
+            parts.append(
+                f"chuyển từ {', '.join(before.owners)} sang {', '.join(self._task.owners)}"
+            )
+        if self._task.recipient != before.recipient:
+            parts.append(f"nơi nhận báo cáo: {before.recipient or '—'} → {self._task.recipient}")
+        self._order_decision(
+            order,
+            "transferred",
+            f"{'; '.join(parts) or 'không thay đổi'} từ ngày {effective:%d/%m/%Y} theo "
+            f"{order.document}",
+        )
+        self._order_audit(
+            order,
+            "transferred",
+            {
+                "from": "+".join(before.owners),
+                "to": "+".join(self._task.owners),
+                "recipient": self._task.recipient or "",
+                "effective": effective.isoformat(),
+            },
+        )
+        roles: list[NotifyTarget] = [RecipientRole.FOCAL_POINT]
+        if owners_changed:
+            roles.append(RecipientRole.HEAD_OF_AGENCY)
+            roles.extend(
+                LeadershipOf(leadership_of=code)
+                for code in before.owners
+                if code not in self._task.owners
+            )
+        self._spawn(
+            self._send(
+                NotificationKind.TRANSFERRED,
+                roles,
+                key=f"transferred/{order.order_id}",
+                reason=order.reason,
+                order=order,
+                previous_agency=before.agency if owners_changed else None,
+                previous_recipient=before.recipient
+                if self._task.recipient != before.recipient
+                else None,
+                effective=effective,
+            )
+        )
 
     # ----------------------------------------------------------------------------------------
     # Schedule arithmetic (both schedules)
@@ -888,6 +1231,8 @@ class ObligationWorkflow:
             next_action=f"{action.kind} {action.offset}".strip() if action else None,
             next_action_at=action.at if action else None,
             closed=self._closed,
+            suspensions=list(self._suspensions.values()),
+            ignored_orders=self._ignored_orders,
         )
 
     # ----------------------------------------------------------------------------------------
@@ -960,6 +1305,11 @@ class ObligationWorkflow:
             f"- Trạng thái: **{STATE_LABELS_VI[self._state]}**",
             f"- Cơ quan thực hiện: {', '.join(f'`{code}`' for code in self._task.owners)}"
             + (" (cùng thực hiện)" if task.co_owners else ""),
+            *(
+                [f"- Cơ quan thực hiện ban đầu: `{task.original_agency}` (đã chuyển giao)"]
+                if task.original_agency
+                else []
+            ),
             *([f"- Đồng gửi: {', '.join(f'`{c}`' for c in task.copy_to)}"] if task.copy_to else []),
             f"- Kỳ báo cáo: {task.period_label}",
             f"- Hạn: {before_day_text(self._due_at)}"
@@ -969,6 +1319,12 @@ class ObligationWorkflow:
             f"- Văn bản: {task.document_number}"
             + (f", nội dung {task.item_number}" if task.item_number else ""),
         ]
+        for suspension in self._suspensions.values():
+            since = self._suspended_at.get(suspension.suspension_id, suspension.since)
+            lines.append(
+                f"- Tạm dừng từ {local_text(since.astimezone(self._zone()))} theo "
+                f"{suspension.document}: {suspension.reason}"
+            )
         if self._pending_extension:
             lines.append(
                 f"- Đang chờ quyết định gia hạn đến trước ngày "

@@ -259,6 +259,12 @@ class TaskStatus(Payload):
     next_action: str | None
     next_action_at: AwareDatetime | None
     closed: bool
+    suspensions: list[Suspended] = Field(
+        default_factory=list, description="Issue 17: suspensions in force over the task."
+    )
+    ignored_orders: int = Field(
+        default=0, description="Issue 17: agreement orders this task ignored (logged)."
+    )
 
 
 class TaskOutcome(Payload):
@@ -771,3 +777,4 @@ def _loc_part(part: str | int) -> str:
 
 
 ObligationInput.model_rebuild()
+TaskStatus.model_rebuild()

@@ -20,6 +20,9 @@ SA_TENANT = SearchAttributeKey.for_keyword("AccordTenant")
 """The tenant (directory) slug of an agreement and of its tasks, e.g. `quang-binh`."""
 SA_ITEM = SearchAttributeKey.for_keyword("AccordItem")
 SA_AGENCY = SearchAttributeKey.for_keyword("AccordAgency")
+"""A task's current lead owner (after a succession, the successor)."""
+SA_ORIGINAL_AGENCY = SearchAttributeKey.for_keyword("AccordOriginalAgency")
+"""Issue 17: set only on a task a succession transferred: the agency that first owed it."""
 SA_OBLIGATION = SearchAttributeKey.for_keyword("AccordObligation")
 SA_PERIOD = SearchAttributeKey.for_keyword("AccordPeriod")
 SA_STATE = SearchAttributeKey.for_keyword("AccordState")
@@ -48,6 +51,8 @@ def task_search_attributes(
     ]
     if task.item_number:
         pairs.append(SearchAttributePair(SA_ITEM, task.item_number))
+    if task.original_agency:
+        pairs.append(SearchAttributePair(SA_ORIGINAL_AGENCY, task.original_agency))
     if due_at is not None:
         pairs.append(SearchAttributePair(SA_DUE_AT, due_at))
     return TypedSearchAttributes(pairs)

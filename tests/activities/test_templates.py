@@ -188,6 +188,11 @@ def test_every_kind_role_and_locale_renders_the_task(
         NotificationKind.REMINDER,
         NotificationKind.ESCALATION,
         NotificationKind.EXTENSION_DECIDED,
+        # Issue 17: a task still owed after the agreement's order (new deadline, resumed,
+        # passed to a successor).
+        NotificationKind.DUE_CHANGED,
+        NotificationKind.RESUMED,
+        NotificationKind.TRANSFERRED,
     )
     where = "How to submit:" if locale == "en" else "Cách nộp:"
     assert (where in rendered.text) == expects_where
