@@ -278,7 +278,53 @@ async def deploy_paths(
         lines.append(
             f"{verb} {result.workflow_id}: {len(loaded.occurrences)} tasks ({result.note})"
         )
+        if not result.created and result.note == "already running":
+            changed = await running_version_differs(client, build_input(loaded, digest=True))
+            if changed:
+                lines.append(
+                    f"  {file} differs from the version in force: nothing was changed; to "
+                    f"apply it, `accord amend {loaded.agreement.agreement_id} {file} "
+                    '--document "số …, ngày …" --as ADMIN`'
+                )
     return lines, ok
+
+
+async def running_version_differs(client: Client, input: AgreementInput) -> bool:
+    """Whether a running agreement's plan or tasks differ from `input` (a file deployed again
+    after it changed): what `accord amend` would show. Tasks of recorded events are not in a
+    file and are left out."""
+    from datetime import UTC
+
+    from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
+    from temporalio.service import RPCError
+
+    from workflows.agreement import AgreementWorkflow
+    from workflows.amendment import KnownTask, plan_diff, task_diff
+
+    handle = client.get_workflow_handle_for(
+        AgreementWorkflow.run, agreement_workflow_id(input.plan.agreement_id)
+    )
+    try:
+        current = await handle.query(AgreementWorkflow.current_plan)
+        facts = await handle.query(AgreementWorkflow.facts)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return False  # an agreement run by an older worker: nothing to compare with
+    plan = input.plan.model_copy(update={"digest": current.digest})
+    if plan_diff(current, plan):
+        return True
+    known = [
+        KnownTask(
+            task_id=fact.task_id,
+            due_at=fact.due_at,
+            written_due_at=fact.written_due_at,
+            state=fact.state,
+            closed=fact.closed,
+        )
+        for fact in facts.tasks
+        if (obligation := current.obligations.get(fact.obligation_id)) is None
+        or obligation.event is None
+    ]
+    return not task_diff(known, input.waiting, datetime.now(UTC)).empty
 
 
 async def deploy_folder(
