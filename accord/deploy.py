@@ -7,6 +7,8 @@ It holds no workflow logic and decides no deadline: the expansion and the workfl
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -137,6 +139,23 @@ def build_input(loaded: LoadedAgreement, *, digest: bool = False) -> AgreementIn
         digest=digest,
     )
     return AgreementInput(plan=plan, waiting=tasks)
+
+
+def amendment_id(document: str, plan: AgreementPlan, tasks: list[PlannedTask]) -> str:
+    """An amendment's ID (`accord amend`, `accord simulate --amend`): a hash of the document
+    and the canonical JSON of the new plan and tasks, so that the same file and document give
+    the same ID (the agreement workflow applies an ID once)."""
+    canonical = json.dumps(
+        {
+            "document": document,
+            "plan": plan.model_dump(mode="json"),
+            "tasks": [task.model_dump(mode="json") for task in tasks],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return "sd-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
 class TenantConflict(Exception):

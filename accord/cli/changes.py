@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from accord.cli.engine import (
     run_engine_command,
 )
 from accord.cli.tasks import add_officer_argument, checked, find_actor
+from accord.deploy import amendment_id
 from accord.identity import Credential, signed
 from workflows.payloads import (
     AgreementInput,
@@ -132,22 +132,6 @@ def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Stable IDs
-
-
-def amendment_id(document: str, plan: AgreementPlan, tasks: list[PlannedTask]) -> str:
-    """A hash of the document and the canonical JSON of the new plan and tasks: the same file
-    and document give the same ID (the workflow applies an ID once)."""
-    canonical = json.dumps(
-        {
-            "document": document,
-            "plan": plan.model_dump(mode="json"),
-            "tasks": [task.model_dump(mode="json") for task in tasks],
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return "sd-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
 def suspension_id(scope: ChangeScope, document: str) -> str:
