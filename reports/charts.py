@@ -20,7 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from reports.export_labels import SEVERITY, percent, status_label, text
-from reports.model import ComplianceStatus, ConsolidatedReport, TaskCompliance
+from reports.model import ComplianceStatus, ConsolidatedReport, TaskCompliance, shown_statuses
 
 WIDTH_IN = 9.0
 DPI = 100
@@ -36,6 +36,8 @@ STATUS_COLOURS: dict[ComplianceStatus, str] = {
     ComplianceStatus.WAIVED: "#90a4ae",
     ComplianceStatus.EXTENDED: "#1e88e5",
     ComplianceStatus.NOT_YET_DUE: "#e0e0e0",
+    ComplianceStatus.SUSPENDED: "#b39ddb",
+    ComplianceStatus.WITHDRAWN: "#d7ccc8",
 }
 NO_TASK_COLOUR = "#ffffff"
 BAR_COLOUR = "#1565c0"
@@ -236,7 +238,7 @@ def state_heatmap(report: ConsolidatedReport, locale: str = "vi") -> bytes:
                 edgecolor="#9e9e9e",
                 label=status_label(status, locale),
             )
-            for status in ComplianceStatus
+            for status in shown_statuses(report.tasks)
         ]
         handles.append(
             Patch(

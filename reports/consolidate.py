@@ -14,6 +14,12 @@ reported them: counts and categories summed, ratios as summed done over summed t
 average of the agencies' ratios), texts listed; an agency that owes the obligation in the
 report's scope and has not reported an indicator is listed in `missing`, never counted as
 zero. A waived task owes nothing.
+
+Issue 17: a suspended task without a report is SUSPENDED (neither due nor missing); a task an
+amendment withdrew is WITHDRAWN: listed, counted under its own status, but left out of the
+number of tasks (`ComplianceTotals.tasks`), of what was due and of every on-time rate, and
+owes no indicator. A task a succession passed is the current owner's (`agency`), naming the
+original (`original_agency`).
 """
 
 from __future__ import annotations
@@ -113,6 +119,10 @@ def consolidate(inputs: ReportInputs, *, period: str | None = None) -> Consolida
                 period_label=fact.period_label,
                 agency=fact.agency,
                 agency_name=names.get(fact.agency, fact.agency),
+                original_agency=fact.original_agency,
+                original_agency_name=names.get(fact.original_agency, fact.original_agency)
+                if fact.original_agency
+                else None,
                 co_owners=list(fact.co_owners),
                 status=status,
                 state=fact.state,
@@ -140,7 +150,7 @@ def consolidate(inputs: ReportInputs, *, period: str | None = None) -> Consolida
     on_time = counts[ComplianceStatus.ON_TIME]
     levels = Counter(t.escalation_level for t in tasks if t.escalation_level >= 1)
     totals = ComplianceTotals(
-        tasks=len(tasks),
+        tasks=len(tasks) - counts[ComplianceStatus.WITHDRAWN],
         counts=counts,
         due=due,
         on_time=on_time,
@@ -153,7 +163,8 @@ def consolidate(inputs: ReportInputs, *, period: str | None = None) -> Consolida
         owed = [
             t
             for t in tasks
-            if t.obligation_id == obligation_id and t.status is not ComplianceStatus.WAIVED
+            if t.obligation_id == obligation_id
+            and t.status not in (ComplianceStatus.WAIVED, ComplianceStatus.WITHDRAWN)
         ]
         for indicator in obligation.indicators:
             indicators.append(
@@ -247,6 +258,8 @@ def _status(
     if submission is not None:
         return ComplianceStatus.LATE if submission.late else ComplianceStatus.ON_TIME
     state = fact.state
+    if state is TaskState.WITHDRAWN:
+        return ComplianceStatus.WITHDRAWN
     if state is TaskState.DONE_ON_TIME:
         return ComplianceStatus.ON_TIME
     if state is TaskState.DONE_LATE:
@@ -257,6 +270,8 @@ def _status(
         return ComplianceStatus.NOT_DONE
     if state is TaskState.OVERDUE:
         return ComplianceStatus.OVERDUE
+    if state is TaskState.SUSPENDED:
+        return ComplianceStatus.SUSPENDED
     # Pending, or not opened yet.
     if fact.due_at is not None and fact.due_at <= as_of:
         return ComplianceStatus.OVERDUE

@@ -44,6 +44,7 @@ from reports.export_labels import (
     number,
     percent,
     status_label,
+    task_owner,
     text,
     value_text,
 )
@@ -481,7 +482,7 @@ def _exceptions(document: Document, report: ConsolidatedReport, locale: str) -> 
         rows.append(
             [
                 str(index),
-                task.agency_name,
+                task_owner(task, locale),
                 f"{task.obligation_title} ({task.period_label})",
                 due_day(report, task.due_at),
                 status_label(task.status, locale),

@@ -15,6 +15,8 @@ from reports.model import (
     STATUS_LABELS_VI,
     ComplianceStatus,
     ConsolidatedReport,
+    TaskCompliance,
+    owner_text,
 )
 
 SEVERITY: tuple[ComplianceStatus, ...] = (
@@ -23,8 +25,10 @@ SEVERITY: tuple[ComplianceStatus, ...] = (
     ComplianceStatus.LATE,
     ComplianceStatus.EXTENDED,
     ComplianceStatus.NOT_YET_DUE,
+    ComplianceStatus.SUSPENDED,
     ComplianceStatus.WAIVED,
     ComplianceStatus.ON_TIME,
+    ComplianceStatus.WITHDRAWN,
 )
 """Worst first: an agency's cell in the heat map shows its worst status of the period."""
 
@@ -39,6 +43,11 @@ def babel_locale(locale: str) -> str:
 
 def status_label(status: ComplianceStatus, locale: str) -> str:
     return (STATUS_LABELS_EN if is_english(locale) else STATUS_LABELS_VI)[status]
+
+
+def task_owner(task: TaskCompliance, locale: str) -> str:
+    """The task's current owner, with the original when a succession passed it."""
+    return owner_text(task.agency_name, task.original_agency_name, english=is_english(locale))
 
 
 def text(locale: str, vi: str, en: str) -> str:

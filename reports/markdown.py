@@ -19,6 +19,7 @@ from reports.model import (
     ConsolidatedIndicator,
     ConsolidatedReport,
     TaskCompliance,
+    shown_statuses,
 )
 
 _TEXT = {
@@ -60,6 +61,7 @@ _TEXT = {
         "waived_for": "{label}: {reason}",
         "extended_to": "{label} đến trước {day}",
         "joint": "cùng",
+        "formerly": "trước đây: {name}",
         "received": "nhận ngày",
     },
     "en": {
@@ -99,6 +101,7 @@ _TEXT = {
         "waived_for": "{label}: {reason}",
         "extended_to": "{label} to before {day}",
         "joint": "with",
+        "formerly": "formerly {name}",
         "received": "received",
     },
 }
@@ -126,7 +129,7 @@ def render_markdown(report: ConsolidatedReport, locale: str = "vi") -> str:
         "",
     ]
 
-    statuses = list(ComplianceStatus)
+    statuses = shown_statuses(report.tasks)
     header = [text["agency"], *(labels[s] for s in statuses), text["rate"], text["level"]]
     rows = [
         [
@@ -174,7 +177,7 @@ def render_markdown(report: ConsolidatedReport, locale: str = "vi") -> str:
         ],
         [
             [
-                _agency_cell(t, text["joint"]),
+                _agency_cell(t, text["joint"], text["formerly"]),
                 _inline(
                     f"{t.item_number} {t.obligation_title}" if t.item_number else t.obligation_title
                 ),
@@ -349,8 +352,11 @@ def _status_text(
     return label
 
 
-def _agency_cell(task: TaskCompliance, joint: str) -> str:
+def _agency_cell(task: TaskCompliance, joint: str, formerly: str) -> str:
     cell = f"{_inline(task.agency_name)} ({task.agency})"
+    if task.original_agency:
+        former = f"{_inline(task.original_agency_name or task.original_agency)}"
+        cell += f" ({formerly.format(name=f'{former}, {task.original_agency}')})"
     if task.co_owners:
         cell += f" {joint} {', '.join(task.co_owners)}"
     return cell

@@ -92,6 +92,10 @@ class ComplianceStatus(StrEnum):
     """No report yet, within a deadline moved by an approved extension (`extended_to`)."""
     NOT_YET_DUE = "not_yet_due"
     """No report yet, and the deadline has not passed (or the task has not opened)."""
+    SUSPENDED = "suspended"
+    """No report yet, and the task is suspended (issue 17): neither due nor missing."""
+    WITHDRAWN = "withdrawn"
+    """Withdrawn by an amendment (issue 17): owed nothing; left out of the totals and rates."""
 
 
 STATUS_LABELS_VI: dict[ComplianceStatus, str] = {
@@ -102,6 +106,8 @@ STATUS_LABELS_VI: dict[ComplianceStatus, str] = {
     ComplianceStatus.WAIVED: "Được miễn",
     ComplianceStatus.EXTENDED: "Được gia hạn",
     ComplianceStatus.NOT_YET_DUE: "Chưa đến hạn",
+    ComplianceStatus.SUSPENDED: "Tạm dừng",
+    ComplianceStatus.WITHDRAWN: "Đã rút theo văn bản sửa đổi",
 }
 STATUS_LABELS_EN: dict[ComplianceStatus, str] = {
     ComplianceStatus.ON_TIME: "On time",
@@ -111,7 +117,27 @@ STATUS_LABELS_EN: dict[ComplianceStatus, str] = {
     ComplianceStatus.WAIVED: "Waived",
     ComplianceStatus.EXTENDED: "Extended",
     ComplianceStatus.NOT_YET_DUE: "Not yet due",
+    ComplianceStatus.SUSPENDED: "Suspended",
+    ComplianceStatus.WITHDRAWN: "Withdrawn by an amendment",
 }
+
+
+def owner_text(name: str, former_name: str | None, *, english: bool) -> str:
+    """A task's owner as shown in a report: the current owner, and the original one when a
+    succession passed the task ("Sở Nội vụ (trước đây: Sở Lao động…)")."""
+    if not former_name:
+        return name
+    return f"{name} (formerly {former_name})" if english else f"{name} (trước đây: {former_name})"
+
+
+ISSUE_17_STATUSES = (ComplianceStatus.SUSPENDED, ComplianceStatus.WITHDRAWN)
+
+
+def shown_statuses(tasks: list[TaskCompliance]) -> list[ComplianceStatus]:
+    """The statuses a report's tables and legends show: every one, but suspended and withdrawn
+    only when a task has them (most reports have neither)."""
+    present = {task.status for task in tasks}
+    return [s for s in ComplianceStatus if s not in ISSUE_17_STATUSES or s in present]
 
 
 class TaskCompliance(Model):
@@ -122,8 +148,14 @@ class TaskCompliance(Model):
     item_number: str | None
     obligation_title: str
     period_label: str
-    agency: str = Field(description="The leading owing agency's code.")
+    agency: str = Field(description="The leading owing agency's code (the current owner).")
     agency_name: str
+    original_agency: str | None = Field(
+        default=None,
+        description="Issue 17: the agency that first owed the task, when a succession passed it "
+        "to `agency`; None: never transferred.",
+    )
+    original_agency_name: str | None = None
     co_owners: list[str] = Field(default_factory=list)
     status: ComplianceStatus
     state: TaskState | None = Field(description="The engine's state; None: not opened yet.")
@@ -153,7 +185,7 @@ class AgencyCompliance(Model):
 
 
 class ComplianceTotals(Model):
-    tasks: int
+    tasks: int = Field(description="Tasks in the report, withdrawn ones excluded.")
     counts: dict[ComplianceStatus, int] = Field(description="Every status, zeros included.")
     due: int = Field(description="on time + late + overdue + not done (waived excluded).")
     on_time: int

@@ -24,8 +24,12 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from activities.models import IndicatorValue, Ratio
 from agreements.models import IndicatorKind
-from reports.export_labels import agency_names, local, status_label, text
-from reports.model import ComplianceStatus, ConsolidatedIndicator, ConsolidatedReport
+from reports.export_labels import agency_names, local, status_label, task_owner, text
+from reports.model import (
+    ConsolidatedIndicator,
+    ConsolidatedReport,
+    shown_statuses,
+)
 
 DATE_FORMAT = "dd/mm/yyyy"
 DATE_TIME_FORMAT = "dd/mm/yyyy hh:mm"
@@ -156,7 +160,7 @@ def _summary(workbook: Workbook, report: ConsolidatedReport, locale: str) -> Non
     ]
     rows += [
         (status_label(status, locale), totals.counts.get(status, 0), INTEGER_FORMAT)
-        for status in ComplianceStatus
+        for status in shown_statuses(report.tasks)
     ]
     rows += [
         (text(locale, "Số báo cáo đã đến hạn", "Reports due"), totals.due, INTEGER_FORMAT),
@@ -209,7 +213,7 @@ def _compliance(workbook: Workbook, report: ConsolidatedReport, locale: str) -> 
     rows = [
         (
             number,
-            task.agency_name,
+            task_owner(task, locale),
             task.agency,
             task.item_number,
             task.obligation_title,
@@ -241,7 +245,7 @@ def _agencies(workbook: Workbook, report: ConsolidatedReport, locale: str) -> No
         Column("Mã cơ quan", "Agency code", 16),
         *(
             Column(status_label(s, "vi"), status_label(s, "en"), 12, INTEGER_FORMAT)
-            for s in ComplianceStatus
+            for s in shown_statuses(report.tasks)
         ),
         Column("Đã đến hạn", "Due", 10, INTEGER_FORMAT),
         Column("Tỷ lệ đúng hạn", "On-time rate", 12, PERCENT_FORMAT),
@@ -252,7 +256,7 @@ def _agencies(workbook: Workbook, report: ConsolidatedReport, locale: str) -> No
             number,
             agency.agency_name,
             agency.agency,
-            *(agency.counts.get(status, 0) for status in ComplianceStatus),
+            *(agency.counts.get(status, 0) for status in shown_statuses(report.tasks)),
             agency.due,
             agency.on_time_rate,
             agency.highest_escalation,

@@ -134,10 +134,10 @@ class AgreementWorkflow:
 
     @workflow.run
     async def run(self, input: AgreementInput) -> AgreementSummary:
-        plan = self._plan
-        zone = plan.starts_at.tzinfo
+        # `self._plan`, never a copy: an amendment replaces it (dates included).
+        zone = self._plan.starts_at.tzinfo
         run_year = workflow.now().astimezone(zone).year
-        if plan.digest and self._digested_until is None:
+        if self._plan.digest and self._digested_until is None:
             # No digest for due dates before the agreement's workflow existed; weekly ones
             # (while a task is overdue) count from its first day until a due date's digest.
             self._digested_until = workflow.now()
@@ -150,7 +150,7 @@ class AgreementWorkflow:
             now = workflow.now()
             if (
                 not self._waiting
-                and now >= plan.ends_at
+                and now >= self._plan.ends_at
                 and self._all_closed()
                 and not self._due_digest_pending()
                 and not self._digests_running
@@ -160,7 +160,7 @@ class AgreementWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     AgreementInput(
-                        plan=plan,
+                        plan=self._plan,
                         waiting=self._waiting,
                         ledger=self._ledger,
                         runs=self._runs + 1,
@@ -187,12 +187,12 @@ class AgreementWorkflow:
         await workflow.execute_activity(
             "record_audit",
             AuditEntry(
-                event_key=f"{plan.agreement_id}/completed",
+                event_key=f"{self._plan.agreement_id}/completed",
                 at=workflow.now(),
-                agreement_id=plan.agreement_id,
+                agreement_id=self._plan.agreement_id,
                 actor="system",
                 action="agreement_completed",
-                tenant=plan.tenant,
+                tenant=self._plan.tenant,
                 detail={state: str(n) for state, n in counts.items()},
             ),
             start_to_close_timeout=timedelta(minutes=2),
@@ -201,7 +201,7 @@ class AgreementWorkflow:
         )
         self._publish()
         return AgreementSummary(
-            agreement_id=plan.agreement_id,
+            agreement_id=self._plan.agreement_id,
             counts=counts,
             total=len(self._ledger),
             finished_at=workflow.now(),
@@ -583,7 +583,9 @@ class AgreementWorkflow:
         )
         self._events[key] = recorded
         started = set(self._ledger) | {t.task_id for t in self._waiting}
-        fresh = [t for t in tasks if t.task_id not in started]
+        # The successions in force apply to an event's tasks too (their IDs keep the owners
+        # the plan names).
+        fresh = [self._succeeded(t) for t in tasks if t.task_id not in started]
         self._waiting = sorted([*self._waiting, *fresh], key=lambda t: (t.opens_at, t.task_id))
         self._changed = True
         await workflow.execute_activity(

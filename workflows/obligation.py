@@ -882,17 +882,20 @@ class ObligationWorkflow:
         now = workflow.now()
         self._suspensions.pop(order.suspension_id)
         since = self._suspended_at.pop(order.suspension_id)
+        # Counted in whole local days (the day suspended to the day resumed), so a deadline
+        # "before day D" stays a day's deadline; days already added by another suspension's
+        # shifted resume are not added again.
+        zone = self._zone()
         start = max(since, self._shifted_until) if self._shifted_until else since
-        suspended = max(now - start, timedelta(0))
+        days = max((now.astimezone(zone).date() - start.astimezone(zone).date()).days, 0)
         previous = self._due_at
-        if order.shift_deadline and self._written_due is not None and suspended > timedelta(0):
-            self._written_due = self._written_due + suspended
+        if order.shift_deadline and self._written_due is not None and days > 0:
+            self._written_due = self._written_due + timedelta(days=days)
             self._due_at = self._apply_rule(self._written_due)
             self._escalation_level = 0
             self._shifted_until = now
         self._schedule_from = now
         self._state = self._chased_state(now)
-        days = suspended.days
         moved = previous != self._due_at
         self._order_decision(
             order,
@@ -915,6 +918,8 @@ class ObligationWorkflow:
                 "due_at": local_text(self._due_at) if self._due_at else "",
             },
         )
+        if self._suspensions:
+            return  # still suspended by another decision: told when the last one is lifted
         self._spawn(
             self._send(
                 NotificationKind.RESUMED,
@@ -1321,10 +1326,8 @@ class ObligationWorkflow:
         ]
         for suspension in self._suspensions.values():
             since = self._suspended_at.get(suspension.suspension_id, suspension.since)
-            lines.append(
-                f"- Tạm dừng từ {local_text(since.astimezone(self._zone()))} theo "
-                f"{suspension.document}: {suspension.reason}"
-            )
+            about = " ".join(f"{suspension.document}: {suspension.reason}".split())
+            lines.append(f"- Tạm dừng từ {local_text(since.astimezone(self._zone()))} theo {about}")
         if self._pending_extension:
             lines.append(
                 f"- Đang chờ quyết định gia hạn đến trước ngày "

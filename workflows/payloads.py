@@ -297,8 +297,8 @@ class Suspended(Payload):
 
     suspension_id: str = Field(description="The suspension's ID (SuspensionRequest).")
     since: AwareDatetime
-    document: str = Field(max_length=300, description="The deciding document, 'số, ngày'.")
-    reason: str = Field(max_length=2000)
+    document: OfficerText = Field(max_length=300, description="The deciding document, 'số, ngày'.")
+    reason: OfficerText = Field(max_length=2000)
 
 
 class TaskOrder(Payload):
@@ -327,8 +327,8 @@ class TaskOrder(Payload):
     agreement_workflow_id: str
     kind: Literal["withdraw", "move_due", "suspend", "resume", "transfer"]
     at: AwareDatetime = Field(description="When the agreement accepted the change.")
-    document: str = Field(max_length=300, description="The amending/deciding document.")
-    reason: str | None = Field(default=None, max_length=2000)
+    document: OfficerText = Field(max_length=300, description="The amending/deciding document.")
+    reason: OfficerText | None = Field(default=None, max_length=2000)
     actor: str = Field(description="Who ordered it (officer ID), for the task's decisions.")
     written_due_at: AwareDatetime | None = None
     suspension_id: str | None = None

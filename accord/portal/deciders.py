@@ -67,6 +67,8 @@ STATE_SYMBOLS: dict[str, str] = {
     TaskState.WAIVED.value: "–",
     TaskState.NOT_DONE.value: "✗",
     TaskState.NOT_DONE_OVERDUE.value: "✗!",
+    TaskState.SUSPENDED.value: "‖",
+    TaskState.WITHDRAWN.value: "⊘",
     NOT_STARTED: "·",
 }
 """A symbol per state, so that a cell never says its state by colour alone."""

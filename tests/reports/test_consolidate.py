@@ -21,8 +21,10 @@ from binh_thuan import (
 
 from activities.models import Ratio, TaskState
 from reports.consolidate import UnknownPeriod, consolidate, late_working_days
+from reports.export_labels import task_owner
+from reports.markdown import render_markdown
 from reports.model import ComplianceStatus as S
-from reports.model import ConsolidatedIndicator, ConsolidatedReport
+from reports.model import ConsolidatedIndicator, ConsolidatedReport, ReportInputs
 
 REPORTING = ["SNV", "STP", "SKHDT", "CA_TINH"]
 
@@ -125,6 +127,8 @@ def test_each_agency_has_its_standing() -> None:
         S.WAIVED: 1,
         S.EXTENDED: 1,
         S.NOT_YET_DUE: 0,
+        S.SUSPENDED: 0,
+        S.WITHDRAWN: 0,
     }
     assert (totals.due, totals.on_time, totals.on_time_rate) == (5, 3, 3 / 5)
     assert totals.escalations == {1: 1, 2: 1}
@@ -230,3 +234,57 @@ def test_closed_without_a_report_is_not_done_and_missing() -> None:
         ("UBND_LA_GI", "2022", S.OVERDUE),
     ]
     assert whole.missing[0].due_at == datetime(2023, 7, 15, tzinfo=ZONE)
+
+
+def _living(report_inputs: ReportInputs) -> ReportInputs:
+    """The seeds' 2022 report after issue 17's changes: UBND_BAC_BINH's overdue task withdrawn
+    by an amendment, UBND_LA_GI's suspended, and SNV's passed by a succession to UBND_TINH
+    (which owed nothing itself)."""
+    changed: dict[str, dict[str, object]] = {
+        task_id("UBND_BAC_BINH"): {"state": TaskState.WITHDRAWN, "closed": True},
+        task_id("UBND_LA_GI"): {"state": TaskState.SUSPENDED},
+        task_id("SNV"): {"agency": "UBND_TINH", "original_agency": "SNV"},
+    }
+    facts = report_inputs.facts
+    tasks = [t.model_copy(update=changed.get(t.task_id, {})) for t in facts.tasks]
+    return report_inputs.model_copy(
+        update={"facts": facts.model_copy(update={"tasks": tasks}), "extensions": []}
+    )
+
+
+def test_withdrawn_and_suspended_tasks_have_their_own_status_and_count_for_nothing_due() -> None:
+    report = consolidate(_living(inputs()), period="2022")
+    rows = {t.task_id: t for t in report.tasks}
+    assert rows[task_id("UBND_BAC_BINH")].status is S.WITHDRAWN
+    assert rows[task_id("UBND_LA_GI")].status is S.SUSPENDED
+    totals = report.totals
+    # 7 tasks, one withdrawn: 6 in the report; due: SNV, STP, SKHDT on time, CA_TINH late.
+    assert totals.tasks == 6
+    assert totals.counts[S.WITHDRAWN] == 1 and totals.counts[S.SUSPENDED] == 1
+    assert totals.counts[S.OVERDUE] == 0
+    assert (totals.due, totals.on_time, totals.on_time_rate) == (4, 3, 3 / 4)
+    # Neither is missing; the withdrawn one owes no indicator, the suspended one still does.
+    assert report.missing == []
+    dossiers = next(i for i in report.indicators if i.code == "ho-so-dung-han")
+    assert dossiers.missing == ["UBND_LA_GI"]
+    agencies = {a.agency: a for a in report.agencies}
+    assert (agencies["UBND_BAC_BINH"].due, agencies["UBND_BAC_BINH"].on_time_rate) == (0, None)
+
+
+def test_a_transferred_task_is_the_successors_naming_the_original() -> None:
+    report = consolidate(_living(inputs()), period="2022")
+    row = next(t for t in report.tasks if t.task_id == task_id("SNV"))
+    assert (row.agency, row.agency_name) == ("UBND_TINH", "Ủy ban nhân dân tỉnh")
+    assert (row.original_agency, row.original_agency_name) == ("SNV", "Sở Nội vụ")
+    # The successor comes first in the directory's order and is counted as the owner.
+    assert report.tasks[0].task_id == task_id("SNV")
+    assert report.agencies[0].agency == "UBND_TINH"
+    assert report.agencies[0].counts[S.ON_TIME] == 1
+    vi = render_markdown(report, "vi")
+    en = render_markdown(report, "en")
+    assert "| Ủy ban nhân dân tỉnh (UBND_TINH) (trước đây: Sở Nội vụ, SNV) |" in vi
+    assert "| Ủy ban nhân dân tỉnh (UBND_TINH) (formerly Sở Nội vụ, SNV) |" in en
+    assert "| Tạm dừng |" in vi and "| Đã rút theo văn bản sửa đổi |" in vi
+    assert "| Suspended |" in en and "| Withdrawn by an amendment |" in en
+    assert task_owner(row, "vi") == "Ủy ban nhân dân tỉnh (trước đây: Sở Nội vụ)"
+    assert task_owner(row, "en") == "Ủy ban nhân dân tỉnh (formerly Sở Nội vụ)"

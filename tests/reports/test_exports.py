@@ -123,9 +123,12 @@ def test_the_heat_map_shows_each_agencys_worst_status_per_period() -> None:
         [None, None, None],
     ]
     assert [len(cell) for cell in rows[5].cells] == [2, 1, 1]
-    # Every status of the sample is painted in its colour (the legend and the cells).
+    # Every status of the sample is painted in its colour (the legend and the cells);
+    # suspended and withdrawn, which no task of the sample has, are left out of the legend.
     drawn = _colours(state_heatmap(report))
-    assert {_rgb(colour) for colour in STATUS_COLOURS.values()} <= drawn
+    shown = [s for s in STATUS_COLOURS if s not in (S.SUSPENDED, S.WITHDRAWN)]
+    assert {_rgb(STATUS_COLOURS[s]) for s in shown} <= drawn
+    assert {_rgb(STATUS_COLOURS[S.SUSPENDED]), _rgb(STATUS_COLOURS[S.WITHDRAWN])} & drawn == set()
 
 
 def test_the_on_time_chart_draws_bars_only_where_something_was_due() -> None:

@@ -1,7 +1,7 @@
 """Record workflow histories from real runs, for the replay test.
 
     .venv/bin/python tests/workflows/make_histories.py [extension|programme|calendar|timed|
-        digest ...]
+        digest|orders|amend|suspend|succession ...]
 
 Run it when a workflow change is *meant* to be incompatible (and then version the workflow),
 or to add scenarios. Never regenerate histories to make a failing replay test pass: that
@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
@@ -214,12 +215,190 @@ async def record_digest() -> None:
             path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
+async def record_orders() -> None:
+    """Issue 17: tasks that receive their agreement's orders (`task_order` signal, sent here
+    as the agreement sends them): one suspended, resumed with its deadline shifted, given a
+    new due date, transferred to a successor that then submits; one withdrawn; one started
+    suspended and resumed with its deadline kept."""
+    from harness import Harness, harness, local_now, midnight
+    from test_task_orders import DOCUMENT, NO_ESCALATION, child, order, sleep_until
+
+    from workflows.payloads import Suspended
+
+    async def save(h: Harness, workflow_id: str, name: str) -> None:
+        history = await h.env.client.get_workflow_handle(workflow_id).fetch_history()
+        path = HISTORIES / name
+        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with harness(Path(tmp)) as h:
+            now = await local_now(h.env)
+            today = now.date()
+            due = midnight(today + timedelta(days=20))
+            lived = await h.start_obligation(child("l", due))
+            withdrawn = await h.start_obligation(child("w", due, escalation=NO_ESCALATION))
+            born = await h.start_obligation(
+                child("n", due).model_copy(
+                    update={
+                        "suspension": Suspended(
+                            suspension_id="tam-dung-0",
+                            since=now,
+                            document=DOCUMENT,
+                            reason="Đề án tạm dừng",
+                        )
+                    }
+                )
+            )
+            await sleep_until(h, midnight(today + timedelta(days=3)) + timedelta(hours=10))
+            await order(h, lived, "tam-dung-1/suspend", "suspend", suspension_id="tam-dung-1")
+            await order(h, withdrawn, "sua-doi-1/withdraw", "withdraw")
+            await sleep_until(h, midnight(today + timedelta(days=10)) + timedelta(hours=10))
+            await order(
+                h,
+                lived,
+                "resume:tam-dung-1/resume",
+                "resume",
+                suspension_id="tam-dung-1",
+                shift_deadline=True,
+            )
+            await order(h, born, "resume:tam-dung-0/resume", "resume", suspension_id="tam-dung-0")
+            await sleep_until(h, midnight(today + timedelta(days=12)) + timedelta(hours=10))
+            await order(
+                h,
+                lived,
+                "sua-doi-2/move_due",
+                "move_due",
+                written_due_at=midnight(today + timedelta(days=40)),
+            )
+            await sleep_until(h, midnight(today + timedelta(days=14)) + timedelta(hours=10))
+            await order(h, lived, "sap-nhap/transfer", "transfer", agency="SVHTTDL")
+            await sleep_until(h, midnight(today + timedelta(days=34)) + timedelta(hours=10))
+            for handle, agency in ((lived, "SVHTTDL"), (born, "STP")):
+                await h.update(
+                    handle,
+                    ObligationWorkflow.submit_report,
+                    SubmitReport(actor=h.actor(agency), summary="Nộp báo cáo."),
+                )
+            await lived.result()
+            await born.result()
+            await withdrawn.result()
+            await save(h, lived.id, "obligation-orders-suspend-transfer.json")
+            await save(h, withdrawn.id, "obligation-orders-withdrawn.json")
+            await save(h, born.id, "obligation-orders-started-suspended.json")
+
+
+async def _save_agreement(handle: Any, name: str) -> None:
+    """The agreement's history so far (it runs on; a partial history replays as well)."""
+    history = await handle.fetch_history()
+    path = HISTORIES / name
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def record_amend() -> None:
+    """Issue 17: an amendment applied to a running agreement (tests/workflows/test_amend.py):
+    a task added and started, one withdrawn, one moved; then the same amendment again."""
+    from harness import harness
+    from living import deploy, local, move_to, task, write_agreement
+    from test_amend import AMENDED, SIGNED, B, amendment, y
+
+    from workflows.agreement import AgreementWorkflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        signed = write_agreement(Path(tmp) / "v1", "song.yaml", SIGNED)
+        amended = write_agreement(Path(tmp) / "v2", "song.yaml", AMENDED)
+        async with harness(Path(tmp), directory_path=signed.parent / "directory.yaml") as h:
+            agreement = await deploy(h, signed)
+            await move_to(h, local(y("2027-06-10T12:00")))
+            request = amendment(amended, h.actor("SNV", OfficerRole.ADMIN))
+            await h.update(agreement, AgreementWorkflow.amend, request)
+            await task(h, B).result()
+            await move_to(h, local(y("2027-06-12T12:00")))
+            await h.update(agreement, AgreementWorkflow.amend, request)
+            await move_to(h, local(y("2027-06-13T12:00")))
+            await _save_agreement(agreement, "agreement-amend.json")
+
+
+async def record_suspend() -> None:
+    """Issue 17: a whole agreement suspended (one task running, one started suspended) and
+    resumed with its deadlines moved (tests/workflows/test_suspend.py)."""
+    from harness import harness
+    from living import deploy, local, move_to, write_agreement
+    from test_suspend import PROGRAMME, RESUMED_BY, SUSPENDED_BY, y
+
+    from workflows.agreement import AgreementWorkflow
+    from workflows.payloads import ResumptionRequest, SuspensionRequest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_agreement(Path(tmp) / "ctr", "tam-dung.yaml", PROGRAMME)
+        async with harness(Path(tmp), directory_path=path.parent / "directory.yaml") as h:
+            agreement = await deploy(h, path)
+            admin = h.actor("SNV", OfficerRole.ADMIN)
+            await move_to(h, local(y("2027-06-01T09:00")))
+            await h.update(
+                agreement,
+                AgreementWorkflow.suspend,
+                SuspensionRequest(
+                    actor=admin, suspension_id="tam-dung", document=SUSPENDED_BY, reason="x"
+                ),
+            )
+            await move_to(h, local(y("2027-09-01T09:00")))
+            await h.update(
+                agreement,
+                AgreementWorkflow.resume,
+                ResumptionRequest(
+                    actor=admin,
+                    suspension_id="tam-dung",
+                    document=RESUMED_BY,
+                    reason="y",
+                    shift_deadlines=True,
+                ),
+            )
+            await move_to(h, local(y("2027-09-02T09:00")))
+            await _save_agreement(agreement, "agreement-suspend-resume.json")
+
+
+async def record_succession() -> None:
+    """Issue 17: a succession accepted before its effective day and applied by the
+    agreement's timer at its local midnight: open and waiting tasks passed, one task
+    re-addressed (tests/workflows/test_succession_engine.py)."""
+    from harness import harness
+    from living import deploy, local, move_to, write_agreement
+    from test_succession_engine import DOCUMENT, PLAN, YEAR, y
+
+    from agreements.succession import Transfer
+    from workflows.agreement import AgreementWorkflow
+    from workflows.payloads import SuccessionRequest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_agreement(Path(tmp) / "kh", "ke-thua.yaml", PLAN)
+        async with harness(Path(tmp), directory_path=path.parent / "directory.yaml") as h:
+            agreement = await deploy(h, path)
+            await move_to(h, local(y("2027-06-20T10:00")))
+            await h.update(
+                agreement,
+                AgreementWorkflow.succeed,
+                SuccessionRequest(
+                    actor=h.actor("SNV", OfficerRole.ADMIN),
+                    succession_id="sap-nhap-stp",
+                    document=DOCUMENT,
+                    effective=date(YEAR, 7, 1),
+                    transfers=[Transfer(from_agency="STP", to_agency="XA_A")],
+                ),
+            )
+            await move_to(h, local(y("2027-08-10T12:00")))
+            await _save_agreement(agreement, "agreement-succession.json")
+
+
 SCENARIOS = {
     "extension": record_obligation_with_extension,
     "programme": record_programme,
     "calendar": record_calendar_change,
     "timed": record_timed_calendar_change,
     "digest": record_digest,
+    "orders": record_orders,
+    "amend": record_amend,
+    "suspend": record_suspend,
+    "succession": record_succession,
 }
 
 

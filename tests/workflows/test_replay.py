@@ -21,7 +21,7 @@ from activities.models import AuditEntry
 from workflows.agreement import AgreementWorkflow
 from workflows.digest import DigestWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ObligationInput, TaskOutcome
+from workflows.payloads import TASK_ORDER_SIGNAL, ObligationInput, TaskOrder, TaskOutcome
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -81,6 +81,59 @@ def test_histories_cover_a_published_calendar() -> None:
         if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
     assert updates == ["change_calendar"]
+
+
+def test_histories_cover_every_task_order() -> None:
+    """Issue 17: tasks that took each kind of their agreement's order (make_histories.py
+    `orders`), a task started suspended among them, replay."""
+    kinds: list[str] = []
+    for path in HISTORIES:
+        for event in _history(path).events:
+            if not event.HasField("workflow_execution_signaled_event_attributes"):
+                continue
+            signal = event.workflow_execution_signaled_event_attributes
+            if signal.signal_name != TASK_ORDER_SIGNAL:
+                continue
+            (order,) = pydantic_data_converter.payload_converter.from_payloads(
+                list(signal.input.payloads), [TaskOrder]
+            )
+            assert isinstance(order, TaskOrder)
+            kinds.append(order.kind)
+    assert set(kinds) == {"withdraw", "move_due", "suspend", "resume", "transfer"}
+    started = _history(HISTORIES[0].with_stem("obligation-orders-started-suspended")).events[0]
+    (input,) = pydantic_data_converter.payload_converter.from_payloads(
+        list(started.workflow_execution_started_event_attributes.input.payloads),
+        [ObligationInput],
+    )
+    assert isinstance(input, ObligationInput)
+    assert input.suspension is not None
+
+
+def test_histories_cover_every_agreement_change() -> None:
+    """Issue 17: agreements that took an amendment (and the same again), a suspension and its
+    resumption, and a succession applied by their own timer (make_histories.py `amend`,
+    `suspend`, `succession`), each ordering its running tasks by signal, replay."""
+    updates: set[str] = set()
+    orders = 0
+    for path in HISTORIES:
+        if not path.stem.startswith("agreement-"):
+            continue
+        for event in _history(path).events:
+            if event.HasField("workflow_execution_update_accepted_event_attributes"):
+                update = event.workflow_execution_update_accepted_event_attributes
+                updates.add(update.accepted_request.input.name)
+            if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
+                signal = event.signal_external_workflow_execution_initiated_event_attributes
+                orders += signal.signal_name == TASK_ORDER_SIGNAL
+    assert {"amend", "suspend", "resume", "succeed"} <= updates
+    assert orders >= 4
+    amended = _history(HISTORIES[0].with_stem("agreement-amend"))
+    accepted = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in amended.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert accepted == ["amend", "amend"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
