@@ -40,8 +40,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVarTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiosmtplib
 from sqlalchemy import Engine, Executable, bindparam, insert, select, update
@@ -106,6 +107,15 @@ def delivery_failure_key(business_key: str, address: str) -> str:
     """
     digest = hashlib.sha256(f"{business_key}\n{address.lower()}".encode()).hexdigest()
     return f"{business_key}/delivery-failed/{digest[:32]}"
+
+
+def _local_day(request: NotificationRequest) -> date:
+    """The notice's day where the agreement runs (its workflow time, not the clock's)."""
+    try:
+        zone = ZoneInfo(request.task.time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    return request.scheduled_at.astimezone(zone).date()
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,6 +479,8 @@ class MailActivities:
             # Only the task's tenant's officers, whatever the roles; within it, with several
             # provinces, only the owing agency's, all of them if that agency is unknown.
             everywhere=province_wide and province is None,
+            # Found by province: only agencies that exist on the notice's day (a succession).
+            on=_local_day(request),
         )
         holders = [
             (officer, Holder(officer.agency_code, officer_province, officer.roles, officer.email))

@@ -75,6 +75,7 @@ __all__ = [
     "load_agreement",
     "load_directory",
     "looks_like_directory",
+    "looks_like_succession",
     "parse_agreement",
     "warning_line",
 ]
@@ -879,23 +880,36 @@ def agreement_files(folder: Path) -> list[Path]:
         if path.is_file()
         and not {"directory", "calendars"} & set(path.relative_to(folder).parts[:-1])
         and not looks_like_directory(path)
+        and not looks_like_succession(path)
     ]
 
 
 def looks_like_directory(path: Path) -> bool:
-    """True for a file whose top-level mapping has `agencies:` but no `document_number:`.
+    """True for a file whose top-level mapping has `agencies:` but no `document_number:` (nor
+    `changes:`, which makes it a succession file).
 
     Anything unreadable or broken counts as an agreement, so that its problems get reported.
     """
+    keys = _top_level_keys(path)
+    return "agencies" in keys and not {"document_number", "changes"} & keys
+
+
+def looks_like_succession(path: Path) -> bool:
+    """True for a succession file (`agreements.succession`): `changes:` and no
+    `document_number:` at the top level."""
+    keys = _top_level_keys(path)
+    return "changes" in keys and "document_number" not in keys
+
+
+def _top_level_keys(path: Path) -> set[str]:
     text, _ = read_text(path)
     if text is None:
-        return False
+        return set()
     try:
         # Composing builds nodes only: no values are constructed and aliases are not expanded.
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError):
-        return False
+        return set()
     if not isinstance(root, yaml.MappingNode):
-        return False
-    keys = {key.value for key, _ in root.value if isinstance(key, yaml.ScalarNode)}
-    return "agencies" in keys and "document_number" not in keys
+        return set()
+    return {key.value for key, _ in root.value if isinstance(key, yaml.ScalarNode)}

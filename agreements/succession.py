@@ -247,7 +247,8 @@ def check_succession(file: SuccessionFile, directory: Directory, doc: YamlDoc) -
         problems.append(
             doc.problem(
                 ("tenant",),
-                f"the file is for tenant {file.tenant!r}, the directory is {directory.tenant!r}'s",
+                f"the file is for tenant {file.tenant!r}, the directory's tenant is "
+                f"{directory.tenant!r}",
             )
         )
         return problems
@@ -331,23 +332,23 @@ def check_succession(file: SuccessionFile, directory: Directory, doc: YamlDoc) -
             successor = agencies.get(code)
             if successor is None:
                 problems.append(doc.problem(loc, _unknown(code, agencies, " or the file")))
-            elif not _active_on(successor, change.effective):
-                since = successor.active_from or "its start"
-                until = successor.active_until or "today"
+            elif successor.active_from is not None and change.effective < successor.active_from:
                 problems.append(
                     doc.problem(
                         loc,
-                        f"successor {code!r} does not exist on {change.effective} "
-                        f"(active from {since} until {until})",
+                        f"successor {code!r} exists only from {successor.active_from}, "
+                        f"after {change.effective}",
+                    )
+                )
+            elif successor.active_until is not None and successor.active_until < change.effective:
+                problems.append(
+                    doc.problem(
+                        loc,
+                        f"successor {code!r} ceased on {successor.active_until}, "
+                        f"before {change.effective}",
                     )
                 )
     return problems
-
-
-def _active_on(agency: Agency, day: date) -> bool:
-    return (agency.active_from is None or agency.active_from <= day) and (
-        agency.active_until is None or day <= agency.active_until
-    )
 
 
 def _unknown(code: str, known: Iterable[str], where: str) -> str:

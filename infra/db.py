@@ -30,6 +30,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     DateTime,
     Dialect,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     bindparam,
     cast,
     create_engine,
@@ -59,7 +61,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from agreements.models import Directory, OfficerRole
+from agreements.models import Agency, AgencyKind, Directory, Officer, OfficerRole
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -108,6 +110,8 @@ class AgencyRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     groups: Mapped[list[str]] = mapped_column(default=list)
     parent: Mapped[str | None] = mapped_column(String(40))
+    active_from: Mapped[date | None]
+    """First day the agency exists (nullable; issue 17: a successor created on a day)."""
     active_until: Mapped[date | None]
     successor: Mapped[str | None] = mapped_column(String(40))
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -458,14 +462,15 @@ class OutdatedDatabase(RuntimeError):
 
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "agencies": ("tenant", "position"),
+    "agencies": ("tenant", "position", "active_from"),
     "officers": ("tenant",),
     "submissions": ("tenant", "handled_at"),
     "outbox": ("tenant",),
     "audit": ("tenant", "hash"),
 }
 """Columns an earlier version's tables lack: rows that belong to a tenant, the audit chain,
-when a report was handled (beside when it was received), the agencies' directory order."""
+when a report was handled (beside when it was received), the agencies' directory order and
+first day."""
 
 
 def check_schema(engine: Engine) -> None:
@@ -535,11 +540,22 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
     """Make the stored agencies and officers of `directory.tenant` match the file, and commit.
 
     Only that tenant's rows are read or changed: another tenant's agency or officer with the
-    same code or ID is a different row. Officers of the tenant who are no longer in the file
-    are deactivated, not deleted, so that outbox and audit rows keep pointing at someone.
-    Agencies are never deleted either: `active_until` and `successor` describe agencies that
-    ceased to exist.
+    same code or ID is a different row. Officers of the file's agencies who are no longer in
+    the file are deactivated, not deleted, so that outbox and audit rows keep pointing at
+    someone. Agencies are never deleted either: `active_until` and `successor` describe
+    agencies that ceased to exist.
+
+    What a succession (`accord succession apply`) stored stays when the file says nothing of
+    it: an agency's `active_until` and `successor` the file leaves unset, and the agencies the
+    succession added (not in the file) with their officers. Deploying the unchanged directory
+    file again therefore does not undo a succession.
     """
+    write_directory(session, directory=directory)
+    session.commit()
+
+
+def write_directory(session: Session, *, directory: Directory) -> None:
+    """`upsert_directory` without the commit, for a caller's transaction."""
     tenant = directory.tenant
     for position, agency in enumerate(directory.agencies):
         row = session.get(AgencyRow, (tenant, agency.code))
@@ -551,8 +567,10 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
         row.kind = agency.kind.value
         row.groups = list(agency.groups)
         row.parent = agency.parent
-        row.active_until = agency.active_until
-        row.successor = agency.successor
+        row.active_from = agency.active_from
+        if agency.active_until is not None or agency.successor is not None:
+            row.active_until = agency.active_until
+            row.successor = agency.successor
         row.position = position
     session.flush()
 
@@ -570,13 +588,54 @@ def upsert_directory(session: Session, *, directory: Directory) -> None:
         officer_row.active = True
     session.flush()
 
+    agencies = {agency.code for agency in directory.agencies}
     gone = session.scalars(
         select(OfficerRow).where(OfficerRow.tenant == tenant, OfficerRow.active.is_(True))
     ).all()
     for officer_row in gone:
-        if officer_row.id not in in_file:
+        if officer_row.id not in in_file and officer_row.agency_code in agencies:
             officer_row.active = False
-    session.commit()
+
+
+def stored_directory(session: Session, *, tenant: str) -> Directory | None:
+    """The tenant's directory as the database holds it (its agencies in their order, its
+    active officers); None when nothing of the tenant is stored."""
+    rows = directory_agencies(session, tenant=tenant)
+    if not rows:
+        return None
+    officers = session.scalars(
+        select(OfficerRow)
+        .where(OfficerRow.tenant == tenant, OfficerRow.active.is_(True))
+        .order_by(OfficerRow.id)
+    ).all()
+    return Directory(
+        tenant=tenant,
+        province=rows[0].province,
+        agencies=[
+            Agency(
+                code=row.code,
+                name=row.name,
+                kind=AgencyKind(row.kind),
+                groups=list(row.groups),
+                parent=row.parent,
+                active_from=row.active_from,
+                active_until=row.active_until,
+                successor=row.successor,
+            )
+            for row in rows
+        ],
+        officers=[
+            Officer(
+                id=row.id,
+                name=row.name,
+                email=row.email,
+                agency=row.agency_code,
+                roles=[OfficerRole(role) for role in row.roles],
+                locale="en" if row.locale == "en" else "vi",
+            )
+            for row in officers
+        ],
+    )
 
 
 class AgreementOfOtherTenant(Exception):
@@ -675,10 +734,16 @@ def active_officers(
     agencies: Collection[str] = (),
     provinces: Collection[str] = (),
     everywhere: bool = False,
+    on: date | None = None,
 ) -> list[tuple[OfficerRow, str]]:
     """Active officers of `tenant` holding any of `roles` in `agencies` or in any agency of
     `provinces` (of any of the tenant's agencies with `everywhere`), each with their agency's
     province, ordered by ID. Never an officer of another tenant.
+
+    With `on` (the day of the notice), an agency found by province or `everywhere` counts only
+    if it exists that day (`active_from`, `active_until`): after a succession (issue 17) the
+    former provincial leadership is not mailed after its last day, nor the successor's before
+    its first. An agency named in `agencies` always counts: the workflow chose it.
 
     One query whatever the mix, so that a notice to several roles of several agencies costs
     one round trip. The caller picks who holds which role where.
@@ -695,12 +760,14 @@ def active_officers(
         .order_by(OfficerRow.id)
     )
     if not everywhere:
-        scope = []
+        scope: list[ColumnElement[bool]] = []
         if agencies:
             scope.append(OfficerRow.agency_code.in_(agencies))
         if provinces:
-            scope.append(AgencyRow.province.in_(provinces))
+            scope.append(and_(AgencyRow.province.in_(provinces), *_existing_on(on)))
         query = query.where(or_(*scope))
+    elif on is not None:
+        query = query.where(*_existing_on(on))
     # Roles are a JSON list. Its text always holds a held role as `"role"`, on SQLite and
     # PostgreSQL alike, so a text match leaves most officers unread; has_role decides.
     roles_text = cast(OfficerRow.roles, Text)
@@ -711,6 +778,16 @@ def active_officers(
         (officer, province)
         for officer, province in session.execute(query)
         if any(officer.has_role(role) for role in roles)
+    ]
+
+
+def _existing_on(day: date | None) -> list[ColumnElement[bool]]:
+    """Conditions that an agency exists on `day` (none without a day)."""
+    if day is None:
+        return []
+    return [
+        or_(AgencyRow.active_from.is_(None), AgencyRow.active_from <= day),
+        or_(AgencyRow.active_until.is_(None), AgencyRow.active_until >= day),
     ]
 
 

@@ -19,9 +19,11 @@ from agreements.loader import (
     load_agreement,
     load_directory,
     looks_like_directory,
+    looks_like_succession,
     warning_line,
 )
 from agreements.models import Agreement, Directory
+from agreements.succession import SuccessionFile, load_succession_file
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -67,6 +69,8 @@ def validate(args: argparse.Namespace) -> int:
 
 def check_file(path: Path) -> bool:
     try:
+        if looks_like_succession(path):
+            return check_succession_file(path)
         if looks_like_directory(path):  # named explicitly: check it as what it is
             directory = load_directory(path)
             print(
@@ -97,6 +101,35 @@ def check_file(path: Path) -> bool:
     return True
 
 
+def check_succession_file(path: Path) -> bool:
+    """A succession file, checked against the directory of its tenant in the same folder when
+    there is one (the database's directory is checked by `accord succession apply`)."""
+    alone = load_succession_file(path)
+    directory = next(
+        (
+            found
+            for other in sorted(path.parent.glob("*.yaml"))
+            if other != path and looks_like_directory(other)
+            for found in [load_directory(other)]
+            if found.tenant == alone.tenant
+        ),
+        None,
+    )
+    file = alone if directory is None else load_succession_file(path, directory)
+    against = (
+        "no directory of its tenant next to it"
+        if directory is None
+        else f"checked against the directory of {directory.province}"
+    )
+    transfers = sum(len(change.transfers()) for change in file.changes)
+    print(
+        f"OK {path}: succession file of {file.tenant} — {len(file.changes)} changes, "
+        f"{transfers} transfers, {len(file.agencies)} new agencies, {len(file.officers)} "
+        f"officers ({against})"
+    )
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # accord schema
 
@@ -107,12 +140,21 @@ def add_schema_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the schema of an agency directory file instead of an agreement file",
     )
+    parser.add_argument(
+        "--succession",
+        action="store_true",
+        help="print the schema of a succession file (accord succession apply) instead",
+    )
 
 
 def schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema, e.g. for an editor's YAML language server."""
-    model: type[BaseModel] = Directory if args.directory else Agreement
-    title = "Accord agency directory" if args.directory else "Accord agreement"
+    model: type[BaseModel] = Agreement
+    title = "Accord agreement"
+    if args.directory:
+        model, title = Directory, "Accord agency directory"
+    elif args.succession:
+        model, title = SuccessionFile, "Accord succession file"
     document = {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return 0

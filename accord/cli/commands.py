@@ -160,6 +160,14 @@ COMMANDS = (
         "resume",
     ),
     Command(
+        "succession",
+        "show or apply a succession file (agency A succeeded by C from a day): the directory "
+        "in the database, then every running agreement of the tenant (admin)",
+        "succession",
+        "add_succession_arguments",
+        "succession",
+    ),
+    Command(
         "calendar",
         "print a year's working calendar (holidays, make-up working days); --publish sends it "
         "to running workflows",

@@ -285,7 +285,8 @@ def test_the_cli_stops_on_an_earlier_versions_data_folder(
     assert err.count("\n") == 1
     assert err.startswith(
         f"accord submit: the SQLite database {(data / 'accord.db').resolve()} was created by an "
-        "earlier version of Accord (its table 'agencies' has no tenant or position column): "
+        "earlier version of Accord (its table 'agencies' has no tenant or position or "
+        "active_from column): "
         "move its data folder aside"
     )
 
