@@ -1214,7 +1214,12 @@ class AgreementWorkflow:
         return datetime.combine(succession.effective, datetime.min.time(), tzinfo=self._zone())
 
     def _applied_successions(self) -> list[SuccessionRequest]:
-        return [s for s in self._successions if f"{s.succession_id}/applied" in self._applied]
+        """The successions applied so far, in the order they took effect (a chain A → C,
+        C → D gives D whatever order they were sent in)."""
+        return sorted(
+            (s for s in self._successions if f"{s.succession_id}/applied" in self._applied),
+            key=lambda s: (s.effective, s.succession_id),
+        )
 
     def _next_succession(self) -> SuccessionRequest | None:
         due = [s for s in self._successions if f"{s.succession_id}/applied" not in self._applied]

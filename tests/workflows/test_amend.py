@@ -10,13 +10,16 @@ calendar when 2027's June is behind the clock; see clock.py).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clock import scenario_year, shift_years
 from harness import harness, recipients, sent_at
 from living import body, deploy, expand, local, mails, move_to, task, to, wait_for, write_agreement
+from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -29,6 +32,7 @@ from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
     AmendmentRequest,
     ChangeScope,
+    ResumptionRequest,
     SuccessionRequest,
     SuspensionRequest,
     TaskState,
@@ -270,12 +274,72 @@ async def test_refused_amendments_change_nothing(tmp_path: Path) -> None:
         with pytest.raises(WorkflowUpdateFailedError):
             await agreement.execute_update(AgreementWorkflow.amend, signed_other)
 
+        # The other changes, refused alike: by a focal point, by an admin of another tenant,
+        # unsigned.
+        focal = h.actor("SNV", OfficerRole.FOCAL_POINT)
+        foreign = admin.model_copy(update={"tenant": "quang-binh"})
+        changes: list[tuple[Any, Callable[[Actor], BaseModel], str]] = [
+            (
+                AgreementWorkflow.suspend,
+                lambda actor: SuspensionRequest(
+                    actor=actor, suspension_id="t", document=DOCUMENT, reason="x"
+                ),
+                "suspend",
+            ),
+            (
+                AgreementWorkflow.resume,
+                lambda actor: ResumptionRequest(
+                    actor=actor,
+                    suspension_id="t",
+                    document=DOCUMENT,
+                    reason="x",
+                    shift_deadlines=False,
+                ),
+                "resume",
+            ),
+            (
+                AgreementWorkflow.succeed,
+                lambda actor: SuccessionRequest(
+                    actor=actor,
+                    succession_id="s",
+                    document=DOCUMENT,
+                    effective=date(YEAR, 7, 1),
+                    transfers=[Transfer(from_agency="STP", to_agency="XA_A")],
+                ),
+                "apply a succession",
+            ),
+        ]
+        for update, make, verb in changes:
+            with pytest.raises(WorkflowUpdateFailedError) as error:
+                await h.update(agreement, update, make(focal))
+            assert f"only an admin may {verb}" in str(error.value.cause)
+            with pytest.raises(WorkflowUpdateFailedError) as error:
+                await h.update(agreement, update, make(foreign))
+            assert "of quang-binh may not" in str(error.value.cause)
+            with pytest.raises(WorkflowUpdateFailedError) as error:
+                await agreement.execute_update(update, make(admin))
+            assert "claim: unsigned request" in str(error.value.cause)
+
         overview = await agreement.query(AgreementWorkflow.overview)
-        assert overview.version is None
+        assert overview.version is None and overview.suspensions == []
         plan = await agreement.query(AgreementWorkflow.current_plan)
         assert sorted(plan.obligations) == ["bao-cao-a", "bao-cao-b", "bao-cao-nam"]
+        # The succession never took: STP still owes B on its day.
+        await move_to(h, local(y("2027-07-02T09:00")))
+        facts = await agreement.query(AgreementWorkflow.facts)
+        assert {t.task_id: t.agency for t in facts.tasks}[B] == "STP"
+        # No change audited.
+        changes_audited = (
+            "agreement_amended",
+            "agreement_suspended",
+            "agreement_resumed",
+            "succession_applied",
+        )
         with h.sessions() as session:
-            assert session.scalars(select(db.AuditRow)).all() == []
+            rows = session.scalars(select(db.AuditRow)).all()
+        assert [r.action for r in rows if r.action in changes_audited] == []
+        # The tasks' own entries: their notices and their deadlines passing, nothing ordered.
+        assert {r.action for r in rows} <= {"notification_sent", "overdue"}
 
 
 async def test_changes_made_before_the_period_survive_continue_as_new(tmp_path: Path) -> None:

@@ -10,17 +10,22 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Harness, harness, local_now, midnight, obligation_input, recipients
+from temporalio import workflow
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from workflows.obligation import ObligationWorkflow
 from workflows.payloads import (
+    TASK_CHANGED_SIGNAL,
     TASK_ORDER_SIGNAL,
     ObligationInput,
     SubmitReport,
     Suspended,
+    TaskChange,
     TaskOrder,
     TaskOutcome,
     TaskState,
@@ -269,11 +274,43 @@ async def test_suspended_task_is_not_chased_and_resumes_with_or_without_shift(
     assert reminder["Date"].datetime.astimezone(due.tzinfo).date() == today + timedelta(days=43)
 
 
+@workflow.defn(name="Recorder", sandboxed=False)
+class Recorder:
+    """Stands for the tasks' agreement: keeps what they tell it (`task_changed`)."""
+
+    def __init__(self) -> None:
+        self._told: list[dict[str, Any]] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name=TASK_CHANGED_SIGNAL)
+    def task_changed(self, change: dict[str, Any]) -> None:
+        self._told.append(change)
+
+    @workflow.query
+    def told(self) -> list[dict[str, Any]]:
+        return self._told
+
+
 async def test_transfer_to_a_successor_and_a_new_receiving_agency(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+    async with (
+        harness(tmp_path) as h,
+        Worker(
+            h.env.client,
+            task_queue=h.task_queue + "-parent",
+            workflows=[Recorder],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+    ):
         now = await local_now(h.env)
         today = now.date()
         due = midnight(today + timedelta(days=20))
+        # The agreement, as far as the tasks see it: a workflow that records their signals.
+        parent = await h.env.client.start_workflow(
+            Recorder.run, id=PARENT, task_queue=h.task_queue + "-parent"
+        )
         passed = await h.start_obligation(child("t", due, escalation=NO_ESCALATION))
         readdressed = await h.start_obligation(child("r", due, escalation=NO_ESCALATION))
         effective = today + timedelta(days=1)
@@ -324,6 +361,16 @@ async def test_transfer_to_a_successor_and_a_new_receiving_agency(tmp_path: Path
         assert result.state is TaskState.DONE_ON_TIME
         await passed.result()
         mails = h.mails()
+        told = [TaskChange.model_validate(c) for c in await parent.query(Recorder.told)]
+
+    # The agreement's ledger learns the current owner once the task passed.
+    passed_told = [(c.state, c.agency, c.closed) for c in told if c.task_id.endswith("6tt")]
+    assert passed_told[0] == (TaskState.PENDING, None, False)
+    assert passed_told[-2:] == [
+        (TaskState.PENDING, "SVHTTDL", False),
+        (TaskState.DONE_ON_TIME, "SVHTTDL", True),
+    ]
+    assert all(c.agency is None for c in told if c.task_id.endswith("6tr"))
 
     transferred = of_kind(mails, "transferred", "6tt")
     assert sorted(recipients(m)[0] for m in transferred) == [
