@@ -600,7 +600,9 @@ class MailActivities:
         """No officer holds the roles: queue a no-recipient notice to each active admin of the
         owing agency's province, under one key, so that retries send each admin one."""
         key = no_recipient_key(request.business_key)
-        admins = self._admins(session, request.task.tenant, plan.province, "")
+        admins = self._admins(
+            session, request.task.tenant, plan.province, "", on=_local_day(request)
+        )
         existing = {row.recipient_email: row for row in select_outbox(session, [key])}
         to_send = [
             admin
@@ -880,7 +882,9 @@ class MailActivities:
         refused_address = item.recipient.email
         with self._session_factory() as session:
             session.execute(_MARK_FAILED, {"row_id": item.row_id, "error": error[:2000]})
-            admins = self._admins(session, request.task.tenant, plan.province, refused_address)
+            admins = self._admins(
+                session, request.task.tenant, plan.province, refused_address, on=_local_day(request)
+            )
             key = delivery_failure_key(request.business_key, refused_address)
             refused = RefusedDelivery(
                 officer_id=item.recipient.officer_id,
@@ -915,16 +919,22 @@ class MailActivities:
 
     @staticmethod
     def _admins(
-        session: Session, tenant: str, province: str | None, refused_address: str
+        session: Session,
+        tenant: str,
+        province: str | None,
+        refused_address: str,
+        *,
+        on: date | None = None,
     ) -> list[Recipient]:
-        """Active admins of `tenant` in `province` (in any of the tenant's if None), the
-        refused address aside."""
+        """Active admins of `tenant` in `province` (in any of the tenant's if None), of the
+        agencies existing `on` the notice's day, the refused address aside."""
         officers = active_officers(
             session,
             tenant=tenant,
             roles=[OfficerRole.ADMIN],
             provinces=[province] if province is not None else [],
             everywhere=province is None,
+            on=on,
         )
         seen = {refused_address.lower()}
         admins: list[Recipient] = []

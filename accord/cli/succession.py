@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from accord.cli.engine import (
     run_engine_command,
 )
 from accord.cli.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from accord.succession import send_succession, store_succession
 from agreements.models import Directory, OfficerRole
 from agreements.succession import (
     SuccessionFile,
@@ -59,10 +60,6 @@ if TYPE_CHECKING:
     from accord.identity import Credential
     from activities.models import Actor, AgreementFacts, TaskFact
     from infra.settings import Settings
-    from workflows.payloads import ChangeResult
-
-SUCCEED_UPDATE = "succeed"
-"""The agreement workflow's update (`AgreementWorkflow.succeed`), by name."""
 
 
 def add_succession_arguments(parser: argparse.ArgumentParser) -> None:
@@ -340,39 +337,10 @@ async def running_facts(client: Client, settings: Settings, tenant: str) -> list
 def _store_directory(settings: Settings, preview: Preview, actor: Actor, operator: str) -> None:
     """The directory after the file, and the audit entry, in one transaction; nothing when the
     database holds it already."""
-    from infra import db
-
     english = settings.locale == "en"
-    if not preview.directory_changes:
+    if not store_succession(open_database(settings), preview.file, actor=actor, operator=operator):
         print("Directory: unchanged (applied before)." if english else "Danh bạ: không thay đổi.")
         return
-    ids = ",".join(group.succession_id for group in preview.groups)
-    with open_database(settings)() as session:
-        db.write_directory(session, directory=preview.after)
-        db.add_audit_rows(
-            session,
-            rows=[
-                {
-                    "event_key": f"directory-succession/{preview.file.tenant}/{ids}",
-                    "at": datetime.now(UTC),
-                    "agreement_id": "",
-                    "tenant": preview.file.tenant,
-                    "actor": actor.officer_id,
-                    "roles": [role.value for role in actor.roles],
-                    "channel": "cli",
-                    "operator": operator,
-                    "action": "directory_succession_applied",
-                    "detail": {
-                        "successions": ids,
-                        "agencies_added": ",".join(a.code for a in preview.file.agencies),
-                        "agencies_ceasing": ",".join(
-                            code for change in preview.file.changes for code in change.from_
-                        ),
-                    },
-                }
-            ],
-        )
-        session.commit()
     print("Directory: updated." if english else "Danh bạ: đã cập nhật.")
 
 
@@ -388,27 +356,9 @@ async def _send(
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
-    from accord.identity import signed
-    from workflows.payloads import ChangeResult, SuccessionRequest, agreement_workflow_id
-
-    workflow_id = agreement_workflow_id(agreement_id)
-    request = signed(
-        credential,
-        SuccessionRequest(
-            actor=actor,
-            succession_id=group.succession_id,
-            document=group.document,
-            effective=group.effective,
-            transfers=group.transfers,
-        ),
-        update=SUCCEED_UPDATE,
-        workflow_id=workflow_id,
-    )
-    handle = client.get_workflow_handle(workflow_id)
     try:
-        result: ChangeResult = await asyncio.wait_for(
-            handle.execute_update(SUCCEED_UPDATE, request, result_type=ChangeResult),
-            ACCEPT_TIMEOUT * 2,
+        result = await asyncio.wait_for(
+            send_succession(client, credential, agreement_id, group, actor), ACCEPT_TIMEOUT * 2
         )
     except TimeoutError:
         print(

@@ -109,3 +109,24 @@ def test_deploying_the_directory_file_again_keeps_the_succession(
     qt_snv = after.agency("QT_SNV")
     assert qt_snv is not None and qt_snv.active_from == date(2025, 7, 1)
     assert {"dau-moi-qt-snv", "thu-truong-qt-snv", "dau-moi-snv"} <= {o.id for o in after.officers}
+
+
+@pytest.mark.parametrize("everywhere", [False, True])
+def test_admins_told_are_those_of_agencies_existing_that_day(
+    sessions: sessionmaker[Session], everywhere: bool
+) -> None:
+    def admins(day: date) -> list[str]:
+        return ids(
+            active_officers(
+                session,
+                tenant="quang-binh",
+                roles=[OfficerRole.ADMIN],
+                provinces=[] if everywhere else ["Quảng Bình"],
+                everywhere=everywhere,
+                on=day,
+            )
+        )
+
+    with sessions() as session:
+        assert admins(date(2025, 5, 15)) == ["quan-tri-snv"]
+        assert admins(date(2025, 11, 14)) == ["quan-tri-qt-snv"]
