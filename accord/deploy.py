@@ -158,6 +158,10 @@ def amendment_id(document: str, plan: AgreementPlan, tasks: list[PlannedTask]) -
     return "sd-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
+QUERY_TIMEOUT = timedelta(seconds=10)
+"""How long `running_version_differs` waits for the agreement's worker to answer."""
+
+
 class TenantConflict(Exception):
     """An agreement ID already deployed for another tenant: workflow IDs are the agreement's
     ID, so two tenants' agreements cannot share one; the second is refused, not merged."""
@@ -269,9 +273,12 @@ async def deploy_paths(
     *,
     session_factory: sessionmaker[Session],
     task_queue: str,
+    compare_running: bool = False,
 ) -> tuple[list[str], bool]:
     """Deploy every agreement file given (folders are expanded). Returns report lines and
-    whether all were valid. An invalid file is reported and skipped; the others still deploy."""
+    whether all were valid. An invalid file is reported and skipped; the others still deploy.
+    `compare_running` (`accord deploy`): a file whose agreement is already running is compared
+    with the version in force, and a changed one is pointed to `accord amend`."""
     lines: list[str] = []
     ok = True
     files: list[Path] = []
@@ -297,7 +304,7 @@ async def deploy_paths(
         lines.append(
             f"{verb} {result.workflow_id}: {len(loaded.occurrences)} tasks ({result.note})"
         )
-        if not result.created and result.note == "already running":
+        if compare_running and not result.created and result.note == "already running":
             changed = await running_version_differs(client, build_input(loaded, digest=True))
             if changed:
                 lines.append(
@@ -324,10 +331,10 @@ async def running_version_differs(client: Client, input: AgreementInput) -> bool
         AgreementWorkflow.run, agreement_workflow_id(input.plan.agreement_id)
     )
     try:
-        current = await handle.query(AgreementWorkflow.current_plan)
-        facts = await handle.query(AgreementWorkflow.facts)
+        current = await handle.query(AgreementWorkflow.current_plan, rpc_timeout=QUERY_TIMEOUT)
+        facts = await handle.query(AgreementWorkflow.facts, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-        return False  # an agreement run by an older worker: nothing to compare with
+        return False  # no worker answering, or an older one: nothing to compare with
     plan = input.plan.model_copy(update={"digest": current.digest})
     if plan_diff(current, plan):
         return True

@@ -26,7 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from accord.cli.engine import (
@@ -166,6 +171,11 @@ def amend(args: argparse.Namespace) -> int:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise _not_running(args.agreement) from error
             raise
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+            raise CommandError(
+                f"{args.agreement}: the running agreement did not say its plan ({error}); is "
+                "its worker up to date?"
+            ) from error
         if current.tenant != new_input.plan.tenant:
             raise CommandError(
                 f"{args.new_file}: the file's tenant {new_input.plan.tenant!r} is not the "

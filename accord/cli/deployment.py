@@ -89,6 +89,7 @@ async def _deploy(paths: list[Path]) -> int:
         paths,
         session_factory=open_database(settings),
         task_queue=settings.temporal.task_queue,
+        compare_running=True,
     )
     for line in lines:
         print(line)
