@@ -297,6 +297,18 @@ def test_amend_previews_applies_once_and_refuses_another_agreement(
     assert not_admin.code == 1
     assert "bị từ chối: chỉ quản trị viên được sửa đổi" in not_admin.err
 
+    # In English when the settings say so.
+    monkeypatch.setenv("ACCORD_LOCALE", "en")
+    english = accord(
+        capsys, "amend", aid, str(new_file), "--document", document, "--yes", "--as", ADMIN
+    )
+    assert english.lines == ["Nothing changes: the file is the version in force."]
+    refused_en = accord(
+        capsys, "amend", aid, str(original), "--document", "x", "--yes", "--as", "snv-dau-moi"
+    )
+    assert "refused: only an admin may amend" in refused_en.err
+    assert refused_en.out.startswith(f"Amendment of {aid} by x:")
+
 
 def _one(found: list[EmailMessage]) -> EmailMessage:
     assert len(found) == 1, found
