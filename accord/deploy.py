@@ -7,6 +7,8 @@ It holds no workflow logic and decides no deadline: the expansion and the workfl
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,6 +141,27 @@ def build_input(loaded: LoadedAgreement, *, digest: bool = False) -> AgreementIn
     return AgreementInput(plan=plan, waiting=tasks)
 
 
+def amendment_id(document: str, plan: AgreementPlan, tasks: list[PlannedTask]) -> str:
+    """An amendment's ID (`accord amend`, `accord simulate --amend`): a hash of the document
+    and the canonical JSON of the new plan and tasks, so that the same file and document give
+    the same ID (the agreement workflow applies an ID once)."""
+    canonical = json.dumps(
+        {
+            "document": document,
+            "plan": plan.model_dump(mode="json"),
+            "tasks": [task.model_dump(mode="json") for task in tasks],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return "sd-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+"""How long `running_version_differs` waits for the agreement's worker to answer."""
+
+
 class TenantConflict(Exception):
     """An agreement ID already deployed for another tenant: workflow IDs are the agreement's
     ID, so two tenants' agreements cannot share one; the second is refused, not merged."""
@@ -250,9 +273,12 @@ async def deploy_paths(
     *,
     session_factory: sessionmaker[Session],
     task_queue: str,
+    compare_running: bool = False,
 ) -> tuple[list[str], bool]:
     """Deploy every agreement file given (folders are expanded). Returns report lines and
-    whether all were valid. An invalid file is reported and skipped; the others still deploy."""
+    whether all were valid. An invalid file is reported and skipped; the others still deploy.
+    `compare_running` (`accord deploy`): a file whose agreement is already running is compared
+    with the version in force, and a changed one is pointed to `accord amend`."""
     lines: list[str] = []
     ok = True
     files: list[Path] = []
@@ -278,7 +304,53 @@ async def deploy_paths(
         lines.append(
             f"{verb} {result.workflow_id}: {len(loaded.occurrences)} tasks ({result.note})"
         )
+        if compare_running and not result.created and result.note == "already running":
+            changed = await running_version_differs(client, build_input(loaded, digest=True))
+            if changed:
+                lines.append(
+                    f"  {file} differs from the version in force: nothing was changed; to "
+                    f"apply it, `accord amend {loaded.agreement.agreement_id} {file} "
+                    '--document "số …, ngày …" --as ADMIN`'
+                )
     return lines, ok
+
+
+async def running_version_differs(client: Client, input: AgreementInput) -> bool:
+    """Whether a running agreement's plan or tasks differ from `input` (a file deployed again
+    after it changed): what `accord amend` would show. Tasks of recorded events are not in a
+    file and are left out."""
+    from datetime import UTC
+
+    from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
+    from temporalio.service import RPCError
+
+    from workflows.agreement import AgreementWorkflow
+    from workflows.amendment import KnownTask, plan_diff, task_diff
+
+    handle = client.get_workflow_handle_for(
+        AgreementWorkflow.run, agreement_workflow_id(input.plan.agreement_id)
+    )
+    try:
+        current = await handle.query(AgreementWorkflow.current_plan, rpc_timeout=QUERY_TIMEOUT)
+        facts = await handle.query(AgreementWorkflow.facts, rpc_timeout=QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return False  # no worker answering, or an older one: nothing to compare with
+    plan = input.plan.model_copy(update={"digest": current.digest})
+    if plan_diff(current, plan):
+        return True
+    known = [
+        KnownTask(
+            task_id=fact.task_id,
+            due_at=fact.due_at,
+            written_due_at=fact.written_due_at,
+            state=fact.state,
+            closed=fact.closed,
+        )
+        for fact in facts.tasks
+        if (obligation := current.obligations.get(fact.obligation_id)) is None
+        or obligation.event is None
+    ]
+    return not task_diff(known, input.waiting, datetime.now(UTC)).empty
 
 
 async def deploy_folder(

@@ -126,9 +126,12 @@ class PlannedMail:
     agency: str
     to: list[str]
     subject: str
+    from_agency: str | None = None
+    """After a succession (`accord simulate --succession`): the agency the task came from;
+    `agency` is the one owing it when the mail was sent."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "at": self.at.isoformat(),
             "kind": self.kind,
             "task": self.task,
@@ -136,6 +139,9 @@ class PlannedMail:
             "to": self.to,
             "subject": self.subject,
         }
+        if self.from_agency is not None:
+            found["from"] = self.from_agency
+        return found
 
 
 @dataclass

@@ -48,7 +48,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from accord.deploy import build_input, start_agreement
+from accord.deploy import amendment_id, build_input, start_agreement
 from accord.embedded import MailSink, find_binary, register_search_attributes
 from accord.identity import Credential, signed
 from accord.plan import SUBMIT_AT as SUBMIT_AT
@@ -60,6 +60,8 @@ from agreements.calendar import CalendarDay, WorkingCalendar
 from agreements.expansion import calendar_years
 from agreements.loader import LoadedAgreement, warning_line
 from agreements.models import Indicator, IndicatorKind, OfficerRole
+from agreements.recipients import JOINT_SEPARATOR
+from agreements.succession import SuccessionFile, apply_to_directory, succession_groups
 from infra import db, migrations
 from infra.claim_keys import SigningKey
 from infra.settings import SmtpSettings
@@ -71,7 +73,9 @@ from workflows.payloads import (
     AgreementInput,
     AgreementOverview,
     AgreementSummary,
+    AmendmentRequest,
     SubmitReport,
+    SuccessionRequest,
     TaskStatus,
     task_workflow_id,
 )
@@ -96,6 +100,35 @@ Progress = Callable[[datetime], None]
 class SimulationStalled(Exception):
     """The test server's clock stopped skipping and the simulation could not finish; the
     message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class ScriptedAmendment:
+    """`--amend DATE:NEW_FILE`: at local midnight of `on`, the agreement is amended to
+    `loaded` (the new version of its file), as `accord amend` would."""
+
+    on: date
+    loaded: LoadedAgreement
+    path: Path
+
+    @property
+    def document(self) -> str:
+        return f"Văn bản sửa đổi (mô phỏng) {self.path.name}, ngày {self.on:%d/%m/%Y}"
+
+
+@dataclass(frozen=True)
+class ScriptedSuccession:
+    """`--succession DATE:CHANGE_FILE`: at local midnight of `on`, the succession file's
+    directory changes are made and its successions sent, as `accord succession apply`
+    would."""
+
+    on: date
+    file: SuccessionFile
+    path: Path
+
+
+SIMULATED_ADMIN = "accord-simulate"
+"""The officer ID the simulation's amendments and successions are signed for."""
 
 
 @dataclass(frozen=True)
@@ -358,11 +391,15 @@ async def simulate(
     progress: Progress | None = None,
     stall_after: float = STALL_SECONDS,
     report: bool = False,
+    amendments: Sequence[ScriptedAmendment] = (),
+    successions: Sequence[ScriptedSuccession] = (),
 ) -> SimulationReport:
     """Run the agreement from start to end; return every delivered mail and every task's end
     state, and with `report` the consolidated report's inputs at the end (in the agreement's
     own dates). A fresh test server is started unless `env` is given. Raises
-    `SimulationStalled` when the test server's clock stops skipping for `stall_after` seconds."""
+    `SimulationStalled` when the test server's clock stops skipping for `stall_after` seconds.
+    `amendments` and `successions` are sent at local midnight of their days (moved like every
+    other date), in day order, before that day's scripted reports."""
     owned_env = env is None
     if env is None:
         env = await start_test_server()
@@ -371,7 +408,17 @@ async def simulate(
         tmp = tempfile.TemporaryDirectory(prefix="accord-simulate-")
         workdir = Path(tmp.name)
     try:
-        return await _simulate(loaded, submissions, workdir, env, progress, stall_after, report)
+        return await _simulate(
+            loaded,
+            submissions,
+            workdir,
+            env,
+            progress,
+            stall_after,
+            report,
+            list(amendments),
+            list(successions),
+        )
     finally:
         if owned_env:
             await env.shutdown()
@@ -387,6 +434,8 @@ async def _simulate(
     progress: Progress | None,
     stall_after: float,
     report: bool,
+    amendments: list[ScriptedAmendment],
+    successions: list[ScriptedSuccession],
 ) -> SimulationReport:
     client = env.client
     now = await env.get_current_time()
@@ -435,16 +484,45 @@ async def _simulate(
                 progress=progress,
                 stall_after=stall_after,
             )
-            for scripted in sorted(submissions, key=lambda s: s.on):
-                target = datetime.combine(
-                    _shift_date(scripted.on, years), SUBMIT_AT, tzinfo=loaded.agreement.zone
-                )
-                await watch.advance_to(target, f"moving to --submit {scripted.on}")
-                submitted, problems = await _submit(
-                    env, credential, loaded, input, scripted, years, session_factory
-                )
-                warnings.extend(problems)
-                await leaked.settle(submitted, seconds=SETTLE_SECONDS)
+            zone = loaded.agreement.zone
+            midnight = datetime.min.time()
+            steps: list[tuple[datetime, int, Any]] = [
+                (datetime.combine(_shift_date(a.on, years), midnight, tzinfo=zone), 0, a)
+                for a in amendments
+            ]
+            steps += [
+                (datetime.combine(_shift_date(c.on, years), midnight, tzinfo=zone), 1, c)
+                for c in successions
+            ]
+            steps += [
+                (datetime.combine(_shift_date(s.on, years), SUBMIT_AT, tzinfo=zone), 2, s)
+                for s in submissions
+            ]
+            current = input
+            directory = loaded.directory
+            admin = Actor(
+                officer_id=SIMULATED_ADMIN,
+                tenant=input.plan.tenant,
+                agency=directory.agencies[0].code,
+                roles=[OfficerRole.ADMIN],
+            )
+            for target, _, scripted in sorted(steps, key=lambda step: (step[0], step[1])):
+                if isinstance(scripted, ScriptedAmendment):
+                    await watch.advance_to(target, f"moving to --amend {scripted.on}")
+                    current = await _amend(env, credential, handle, admin, current, scripted, years)
+                elif isinstance(scripted, ScriptedSuccession):
+                    await watch.advance_to(target, f"moving to --succession {scripted.on}")
+                    directory = apply_to_directory(scripted.file, directory)
+                    with session_factory() as session:
+                        db.upsert_directory(session, directory=directory)
+                    await _succeed(env, credential, handle, admin, scripted, years)
+                else:
+                    await watch.advance_to(target, f"moving to --submit {scripted.on}")
+                    submitted, problems = await _submit(
+                        env, credential, loaded, current, scripted, years, session_factory
+                    )
+                    warnings.extend(problems)
+                    await leaked.settle(submitted, seconds=SETTLE_SECONDS)
             summary = await watch.wait(handle.result(), "running to the agreement's end")
             overview = await handle.query(AgreementWorkflow.overview)
             inputs = None
@@ -458,9 +536,16 @@ async def _simulate(
                         base.plan.calendar,
                     )
             statuses: dict[str, TaskStatus] = {}
-            for task in input.waiting:
-                statuses[task.task_id] = await client.get_workflow_handle(
-                    task_workflow_id(task.task_id)
+            # The tasks that ran: the signed version's, or after amendments those the
+            # agreement started (a task withdrawn before it started never ran).
+            if amendments:
+                facts = await handle.query(AgreementWorkflow.facts)
+                ran = [t.task_id for t in facts.tasks if t.state is not None]
+            else:
+                ran = [task.task_id for task in input.waiting]
+            for task_id in ran:
+                statuses[task_id] = await client.get_workflow_handle(
+                    task_workflow_id(task_id)
                 ).query(ObligationWorkflow.status)
     engine.dispose()
     # A notice that reached nobody is recorded on its task (the admins got mail about it).
@@ -558,6 +643,65 @@ async def _submit(
         else:
             submitted.append(task.task_id)
     return submitted, warnings
+
+
+async def _amend(
+    env: WorkflowEnvironment,
+    credential: Credential,
+    handle: Any,
+    admin: Actor,
+    current: AgreementInput,
+    scripted: ScriptedAmendment,
+    years: int,
+) -> AgreementInput:
+    """Send the amendment now, as `accord amend --yes` would; the new version's input (its
+    tasks, for the scripted reports that follow)."""
+    new = shift_input(build_input(scripted.loaded), years)
+    plan = new.plan.model_copy(update={"digest": current.plan.digest})
+    request = AmendmentRequest(
+        actor=admin,
+        amendment_id=amendment_id(scripted.document, plan, new.waiting),
+        document=scripted.document,
+        plan=plan,
+        tasks=new.waiting,
+    )
+    request = signed(
+        credential,
+        request,
+        update=AgreementWorkflow.amend,
+        workflow_id=handle.id,
+        received_at=await env.get_current_time(),
+    )
+    await handle.execute_update(AgreementWorkflow.amend, request)
+    return new.model_copy(update={"plan": plan})
+
+
+async def _succeed(
+    env: WorkflowEnvironment,
+    credential: Credential,
+    handle: Any,
+    admin: Actor,
+    scripted: ScriptedSuccession,
+    years: int,
+) -> None:
+    """Send the file's successions now, as `accord succession apply` would (their effective
+    days moved like every other date)."""
+    for group in succession_groups(scripted.file):
+        request = SuccessionRequest(
+            actor=admin,
+            succession_id=group.succession_id,
+            document=group.document,
+            effective=_shift_date(group.effective, years),
+            transfers=group.transfers,
+        )
+        request = signed(
+            credential,
+            request,
+            update=AgreementWorkflow.succeed,
+            workflow_id=handle.id,
+            received_at=await env.get_current_time(),
+        )
+        await handle.execute_update(AgreementWorkflow.succeed, request)
 
 
 _CHILD_CLOSED = (
@@ -740,12 +884,25 @@ def _read_mail(path: Path, years: int, zone: Any) -> DeliveredMail:
     at = _shift(sent, -years).astimezone(zone)
     to_header = message["To"]
     addresses = [a.addr_spec for a in getattr(to_header, "addresses", ())]
+    task = str(message["X-Accord-Task"])
+    agency = str(message["X-Accord-Agency"])
     return DeliveredMail(
         at=at,
         kind=str(message["X-Accord-Kind"]),
-        task=str(message["X-Accord-Task"]),
-        agency=str(message["X-Accord-Agency"]),
+        task=task,
+        agency=agency,
+        from_agency=_original_agency(task, agency),
         to=addresses,
         subject=unshift_text(str(message["Subject"]), years),
         raw=raw,
     )
+
+
+def _original_agency(task_id: str, agency: str) -> str | None:
+    """The agency a task came from, when a succession passed it to `agency`: a task ID keeps
+    its first owner (`agreement/obligation/agency/period`, a joint task's `A+B` led by A)."""
+    parts = task_id.split("/", 3)
+    if len(parts) < 4:
+        return None
+    first = parts[2].split(JOINT_SEPARATOR)[0]
+    return first if first != agency else None

@@ -402,6 +402,11 @@ class TaskFact(Payload):
         description="Issue 17: the agency that first owed the task when a succession passed it "
         "to `agency`; None: never transferred.",
     )
+    written_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="Issue 17: the written due instant (before the deadline rule), which "
+        "`accord amend` compares to preview what an amendment moves; None: unknown.",
+    )
 
 
 class ObligationFact(Payload):

@@ -1423,6 +1423,7 @@ class AgreementWorkflow:
                 state=None,
                 due_at=task.due_at,
                 original_agency=task.original_agency,
+                written_due_at=task.written_due_at,
             )
             for task in self._waiting
         ]
@@ -1456,6 +1457,7 @@ class AgreementWorkflow:
         """A started task's fact, owed by its current owners (the ledger's lead, the
         successions applied to its co-owners); the original lead when it passed."""
         fact = _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
+        fact = fact.model_copy(update={"written_due_at": entry.written_due_at})
         if entry.agency is None or entry.agency == fact.agency:
             return fact
         current = self._succeeded_owners([fact.agency, *fact.co_owners], fact.obligation_id)

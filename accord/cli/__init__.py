@@ -9,6 +9,8 @@
     accord extend | decide TASK    request an extension of a deadline; decide on it
     accord waive TASK ...          release an agency from a task (admins)
     accord event record AGR EVENT  an event happened: start the tasks due after it (admins)
+    accord amend AGR FILE          preview, then apply, a new version of an agreement (admins)
+    accord suspend | resume AGR    suspend an agreement, item or obligation; resume it (admins)
     accord calendar YEAR           print a year's working calendar; --publish sends it
     accord audit verify | list     check the audit trail's hash chains; print its entries
     accord simulate PATH           preview every mail an agreement will cause
@@ -16,10 +18,10 @@
 
 Where each lives: `agreements.py` (validate, schema: files only, no engine), `run.py`,
 `deployment.py` (deploy, status), `tasks.py` (submit, extend, decide, waive), `events.py`
-(event record), `calendar.py`, `audit.py` (audit verify, list: the database only),
-`simulate.py`, `plan.py` (no engine); all talk to the engine through `engine.py`, and
-`commands.py` registers them and holds `main`. Commands are entry points: nothing below
-(workflows, activities, infra, agreements) imports this package.
+(event record), `changes.py` (amend, suspend, resume), `calendar.py`, `audit.py` (audit
+verify, list: the database only), `simulate.py`, `plan.py` (no engine); all talk to the
+engine through `engine.py`, and `commands.py` registers them and holds `main`. Commands are
+entry points: nothing below (workflows, activities, infra, agreements) imports this package.
 """
 
 from accord.cli.commands import console_main, main

@@ -137,6 +137,29 @@ COMMANDS = (
         "event",
     ),
     Command(
+        "amend",
+        "preview an amendment of a running agreement (a new version of its file), then apply "
+        "it once confirmed (admin); applying it again changes nothing",
+        "changes",
+        "add_amend_arguments",
+        "amend",
+    ),
+    Command(
+        "suspend",
+        "suspend a running agreement, one item or one obligation: no reminders or escalations "
+        "until resumed (admin)",
+        "changes",
+        "add_suspend_arguments",
+        "suspend",
+    ),
+    Command(
+        "resume",
+        "lift a suspension; deadlines move by the suspended time or stay (admin)",
+        "changes",
+        "add_resume_arguments",
+        "resume",
+    ),
+    Command(
         "succession",
         "show or apply a succession file (agency A succeeded by C from a day): the directory "
         "in the database, then every running agreement of the tenant (admin)",

@@ -49,6 +49,7 @@ from workflows.search_attributes import (
     SA_ESCALATION_LEVEL,
     SA_KIND,
     SA_OBLIGATION,
+    SA_ORIGINAL_AGENCY,
     SA_PERIOD,
     SA_STATE,
     SA_TENANT,
@@ -88,6 +89,7 @@ async def _deploy(paths: list[Path]) -> int:
         paths,
         session_factory=open_database(settings),
         task_queue=settings.temporal.task_queue,
+        compare_running=True,
     )
     for line in lines:
         print(line)
@@ -151,6 +153,8 @@ class TaskListing:
     due_at: datetime | None
     escalation_level: int
     closed: bool
+    original_agency: str | None = None
+    """Set when a succession passed the task from this agency to `agency`."""
 
     @classmethod
     def from_execution(cls, execution: WorkflowExecution) -> TaskListing:
@@ -166,6 +170,7 @@ class TaskListing:
             due_at=attributes.get(SA_DUE_AT),
             escalation_level=attributes.get(SA_ESCALATION_LEVEL) or 0,
             closed=execution.status is not WorkflowExecutionStatus.RUNNING,
+            original_agency=attributes.get(SA_ORIGINAL_AGENCY),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -181,13 +186,17 @@ class TaskListing:
             "due_at": self.due_at.astimezone(LOCAL_ZONE).isoformat() if self.due_at else None,
             "escalation_level": self.escalation_level,
             "closed": self.closed,
+            **({"original_agency": self.original_agency} if self.original_agency else {}),
         }
 
     def as_row(self) -> list[str]:
         label = state_label(self.state) + (" (đã đóng)" if self.closed else "")
+        agency = self.agency
+        if self.original_agency and self.original_agency != self.agency:
+            agency += f" (trước đây: {self.original_agency})"
         return [
             self.task_id,
-            self.agency,
+            agency,
             self.period,
             label,
             local_due_text(self.due_at),
@@ -266,6 +275,19 @@ async def _print_overview(client: Client, agreement_id: str) -> None:
         f"Nhiệm vụ đã mở: {overview.started} ({overview.closed} đã đóng), "
         f"chưa đến kỳ: {overview.waiting}"
     )
+    if overview.version is not None:
+        version = overview.version
+        since = version.in_force_since.astimezone(LOCAL_ZONE)
+        print(
+            f"Phiên bản {version.number}, có hiệu lực từ {since:%H:%M %d/%m/%Y} theo "
+            f"{version.document}"
+        )
+    for suspended in overview.suspensions:
+        since = suspended.since.astimezone(LOCAL_ZONE)
+        print(
+            f"Tạm dừng {suspended.suspension_id} từ {since:%H:%M %d/%m/%Y} theo "
+            f"{suspended.document}: {suspended.reason}"
+        )
     for state in TaskState:
         if overview.counts.get(state.value):
             print(f"  {STATE_LABELS_VI[state]}: {overview.counts[state.value]}")

@@ -19,7 +19,7 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +33,7 @@ from agreements.models import Agreement
 
 if TYPE_CHECKING:
     from accord.plan import ScriptedSubmission
+    from accord.simulation import ScriptedAmendment, ScriptedSuccession
     from reports.model import ReportInputs
 
 
@@ -67,6 +68,35 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --report: the report of one reporting period (e.g. 2025-6t), not the whole "
         "agreement",
     )
+    parser.add_argument(
+        "--amend",
+        type=_dated_file,
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD:NEW_FILE",
+        help="at midnight that day, amend the agreement to NEW_FILE (a new version of its file, "
+        "as `accord amend` would); repeatable",
+    )
+    parser.add_argument(
+        "--succession",
+        type=_dated_file,
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD:CHANGE_FILE",
+        help="at midnight that day, apply the succession file CHANGE_FILE (its directory "
+        "changes and its successions, as `accord succession apply` would); repeatable",
+    )
+
+
+def _dated_file(text: str) -> tuple[date, Path]:
+    """`YYYY-MM-DD:FILE` (--amend, --succession)."""
+    day, sep, path = text.partition(":")
+    try:
+        if not sep or not path:
+            raise ValueError
+        return date.fromisoformat(day), Path(path)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD:FILE, got {text!r}") from None
 
 
 def report_format(out: Path) -> str:
@@ -186,13 +216,19 @@ def simulate(args: argparse.Namespace) -> int:
                 f"(its periods: {', '.join(periods)})",
                 EXIT_BAD_INPUT,
             )
+    amendments, successions = scripted_changes(loaded, args.amend, args.succession)
     use_cli_runtime()
     logging.getLogger("temporalio.core").addFilter(_WithoutTestServerWarning())
     progress = _SimulationProgress(loaded.agreement)
     try:
         report = asyncio.run(
             run_simulation(
-                loaded, submissions=args.submit, progress=progress, report=out is not None
+                loaded,
+                submissions=args.submit,
+                progress=progress,
+                report=out is not None,
+                amendments=amendments,
+                successions=successions,
             )
         )
     except (EmbeddedError, SimulationStalled) as error:
@@ -213,6 +249,53 @@ def simulate(args: argparse.Namespace) -> int:
         # With --json, stdout is JSON lines: where the report went is said on stderr.
         print(f"report: {out}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def scripted_changes(
+    loaded: LoadedAgreement,
+    amend: Sequence[tuple[date, Path]],
+    succession: Sequence[tuple[date, Path]],
+) -> tuple[list[ScriptedAmendment], list[ScriptedSuccession]]:
+    """The --amend and --succession files, loaded and checked before the simulation starts
+    (another agreement's file, another tenant's succession, or a problem: one error)."""
+    from accord.simulation import ScriptedAmendment, ScriptedSuccession
+    from agreements.succession import apply_to_directory, load_succession_file
+
+    agreement_id = loaded.agreement.agreement_id
+    amendments = []
+    for day, path in amend:
+        try:
+            new = load_agreement(path)
+        except LoadError as error:
+            raise _invalid(f"--amend {day}:{path}", error) from None
+        if new.agreement.agreement_id != agreement_id:
+            raise CommandError(
+                f"--amend {day}:{path}: this file is agreement {new.agreement.agreement_id!r}, "
+                f"not {agreement_id!r}",
+                EXIT_BAD_INPUT,
+            )
+        if new.directory.tenant != loaded.directory.tenant:
+            raise CommandError(
+                f"--amend {day}:{path}: tenant {new.directory.tenant!r}, not "
+                f"{loaded.directory.tenant!r}",
+                EXIT_BAD_INPUT,
+            )
+        amendments.append(ScriptedAmendment(day, new, path))
+    successions = []
+    directory = loaded.directory
+    for day, path in sorted(succession, key=lambda dated: dated[0]):
+        try:
+            file = load_succession_file(path, directory)
+        except LoadError as error:
+            raise _invalid(f"--succession {day}:{path}", error) from None
+        directory = apply_to_directory(file, directory)
+        successions.append(ScriptedSuccession(day, file, path))
+    return amendments, successions
+
+
+def _invalid(option: str, error: LoadError) -> CommandError:
+    problems = "\n".join(f"  {problem}" for problem in error.problems)
+    return CommandError(f"{option}: invalid:\n{problems}", EXIT_BAD_INPUT)
 
 
 def write_report(inputs: ReportInputs, out: Path, suffix: str, *, period: str | None) -> None:
