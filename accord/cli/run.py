@@ -39,6 +39,7 @@ def run_service(args: argparse.Namespace) -> int:
     from activities.templates import MailTemplateError
     from infra.claim_keys import ClaimKeyError
     from infra.db import DatabaseUnavailable
+    from worker import TemporalUnreachable
 
     settings = load_settings()
     try:
@@ -49,6 +50,6 @@ def run_service(args: argparse.Namespace) -> int:
         raise CommandError(str(error), EXIT_BAD_INPUT) from error
     except MailTemplateError as error:
         raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
-    except DatabaseUnavailable as error:
+    except (DatabaseUnavailable, TemporalUnreachable) as error:
         raise CommandError(str(error)) from None
     return 0
