@@ -24,6 +24,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="also start a demo agreement whose deadlines are a few minutes away",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the task queue (the servers and the portal run once)",
+    )
+    parser.add_argument(
         "--no-deploy",
         dest="deploy",
         action="store_false",
@@ -42,8 +49,10 @@ def run_service(args: argparse.Namespace) -> int:
     from worker import TemporalUnreachable
 
     settings = load_settings()
+    if not 1 <= args.workers <= 32:
+        raise CommandError("--workers: give a number from 1 to 32", EXIT_BAD_INPUT)
     try:
-        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy))
+        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy, workers=args.workers))
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
     except ClaimKeyError as error:
