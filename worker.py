@@ -209,6 +209,10 @@ def connect_failure(error: BaseException, settings: Settings) -> str:
             or "unexpectedeof" in flat
             or "brokenpipe" in flat
             or "connectionreset" in flat
+            # What the SDK's client says when the server drops the connection right after
+            # the handshake (TLS 1.3 checks the client certificate only then): seen here as
+            # often as the others.
+            or "operationwascanceled" in flat
         )
     ):
         return (
