@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -309,5 +309,14 @@ def main() -> int:
     return 0
 
 
+def _exit(code: int) -> NoReturn:
+    """Flush and leave at once: a process that used a Temporal client can abort in interpreter
+    teardown when the SDK's Rust threads call into a finalizing Python (sdk-python#300, exit
+    134), which turned a worker's one-line refusal into a crash (as `accord`'s console_main)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    _exit(main())
