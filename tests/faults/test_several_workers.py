@@ -75,8 +75,10 @@ async def test_two_worker_processes_share_the_queue_and_send_each_message_once(
         stub_missing_templates(world.folder / "data")
         for name in ("a", "b"):
             await world.start_worker(name)
-        await world.deploy()
-        await world.settle(timedelta(minutes=4))
+        # Two more minutes before the first reminder: the 200 tasks must all have started then,
+        # and this test runs beside the others in CI.
+        await world.deploy(first_due=timedelta(minutes=2))
+        await world.settle(timedelta(minutes=5))
         figures = await world.figures()
         tasks, activities = await work_by_worker(world)
         pids = {name: worker.pid for name, worker in world.workers.items()}
