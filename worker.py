@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +46,7 @@ from infra import db, observe
 from infra.claim_keys import signing_key, verifying_keys
 from infra.links import derive_link_key
 from infra.logs import configure_logging
-from infra.settings import Settings, SmtpSettings, settings_problems
+from infra.settings import Settings, SmtpSettings, TemporalSettings, settings_problems
 from workflows import claims
 from workflows.agreement import AgreementWorkflow
 from workflows.digest import DigestWorkflow
@@ -122,27 +123,122 @@ def build_worker(
     )
 
 
+class TemporalUnreachable(RuntimeError):
+    """The client could not connect: one line naming the address and, where the cause is a
+    setting (a TLS file, the CA, the client certificate, the API key), the setting to fix."""
+
+    def __init__(self, message: str, *, reason: str = "", names_setting: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.names_setting = names_setting
+
+
 async def connect(settings: Settings, address: str | None = None) -> Client:
-    """Client with the pydantic converter; TLS or API key from settings for a real cluster."""
+    """Client with the pydantic converter; TLS or API key from settings for a real cluster.
+    `TemporalUnreachable` (one line) when it cannot connect."""
     temporal = settings.temporal
+    target = address or temporal.address or f"127.0.0.1:{temporal.dev_port}"
     tls: TLSConfig | bool = False
-    if temporal.tls or temporal.api_key is not None:
+    if temporal.tls or temporal.api_key is not None or _tls_files_set(temporal):
         tls = TLSConfig(
-            server_root_ca_cert=_read(temporal.tls_server_ca),
-            client_cert=_read(temporal.tls_client_cert),
-            client_private_key=_read(temporal.tls_client_key),
+            server_root_ca_cert=_read(temporal.tls_server_ca, "TLS_SERVER_CA"),
+            client_cert=_read(temporal.tls_client_cert, "TLS_CLIENT_CERT"),
+            client_private_key=_read(temporal.tls_client_key, "TLS_CLIENT_KEY"),
+            domain=temporal.tls_server_name,
         )
-    return await Client.connect(
-        address or temporal.address or f"127.0.0.1:{temporal.dev_port}",
-        namespace=temporal.namespace,
-        data_converter=pydantic_data_converter,
-        tls=tls,
-        api_key=temporal.api_key.get_secret_value() if temporal.api_key else None,
+    try:
+        return await Client.connect(
+            target,
+            namespace=temporal.namespace,
+            data_converter=pydantic_data_converter,
+            tls=tls,
+            api_key=temporal.api_key.get_secret_value() if temporal.api_key else None,
+        )
+    except (RuntimeError, ValueError) as error:
+        reason = connect_failure(error, settings)
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {target} (namespace {temporal.namespace}): {reason}",
+            reason=reason,
+            names_setting="ACCORD_" in reason,
+        ) from error
+
+
+def _tls_files_set(temporal: TemporalSettings) -> bool:
+    return any(
+        value is not None
+        for value in (
+            temporal.tls_server_ca,
+            temporal.tls_client_cert,
+            temporal.tls_client_key,
+            temporal.tls_server_name,
+        )
     )
 
 
-def _read(path: Path | None) -> bytes | None:
-    return path.read_bytes() if path else None
+def _read(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise TemporalUnreachable(
+            f"cannot read {path} ({error.strerror}): check ACCORD_TEMPORAL__{setting}"
+        ) from None
+
+
+def connect_failure(error: BaseException, settings: Settings) -> str:
+    """The cause of a failed connection in one line, naming the setting to fix when the
+    cause is one. The core's text is `…: Status { code: …, message: "…", … }` or a TLS
+    error in Rust's debug form; only its human part is kept."""
+    text = str(error)
+    found = re.search(r'message: "([^"]+)"', text)
+    reason = (found.group(1) if found else (text.splitlines() or [repr(error)])[0]).lower()
+    temporal = settings.temporal
+    flat = text.lower().replace(" ", "").replace("_", "")
+    if "notvalidforname" in flat:
+        return (
+            "the server's certificate does not carry the name dialled: set "
+            "ACCORD_TEMPORAL__TLS_SERVER_NAME to a name it carries"
+        )
+    if "unknownissuer" in flat or "invalidcertificate" in flat:
+        return (
+            "the server's certificate is not signed by a trusted CA: set "
+            "ACCORD_TEMPORAL__TLS_SERVER_CA to the CA that signed it"
+        )
+    if "privatekeyparse" in flat or "privatekey" in flat:
+        return (
+            "ACCORD_TEMPORAL__TLS_CLIENT_KEY is not the client certificate's private key in "
+            "PEM: set it to the key file"
+        )
+    if "certificateparse" in flat or "invalidcert" in flat:
+        return "ACCORD_TEMPORAL__TLS_CLIENT_CERT is not a certificate in PEM: set it to the file"
+    if "code:unauthenticated" in flat or "code:permissiondenied" in flat:
+        if temporal.api_key is None:
+            return f"the server refused the request ({reason}): set ACCORD_TEMPORAL__API_KEY"
+        return f"the server refused the API key ({reason}): check ACCORD_TEMPORAL__API_KEY"
+    secure = temporal.tls or temporal.api_key is not None or _tls_files_set(temporal)
+    if (
+        secure
+        and temporal.tls_client_cert is None
+        and (
+            "closenotify" in flat
+            or "certificaterequired" in flat
+            or "unexpectedeof" in flat
+            or "brokenpipe" in flat
+            or "connectionreset" in flat
+            # What the SDK's client says when the server drops the connection right after
+            # the handshake (TLS 1.3 checks the client certificate only then): seen here as
+            # often as the others.
+            or "operationwascanceled" in flat
+        )
+    ):
+        return (
+            "the server closed the TLS connection, as one does that requires a client "
+            "certificate: set ACCORD_TEMPORAL__TLS_CLIENT_CERT and ACCORD_TEMPORAL__TLS_CLIENT_KEY"
+        )
+    if not secure and ("frame" in flat or "http2" in flat or "brokenpipe" in flat):
+        return f"{reason} (if the server expects TLS, set ACCORD_TEMPORAL__TLS=true)"
+    return reason
 
 
 def open_database(settings: Settings, *, upgrade: bool = False) -> sessionmaker[Session]:
@@ -339,11 +435,25 @@ def main() -> int:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
-    except (db.DatabaseUnavailable, db.OutdatedDatabase, observe.MonitorError) as error:
+    except (
+        db.DatabaseUnavailable,
+        db.OutdatedDatabase,
+        observe.MonitorError,
+        TemporalUnreachable,
+    ) as error:
         print(f"worker: {error}", file=sys.stderr)
         return 1
     return 0
 
 
+def _exit(code: int) -> NoReturn:
+    """Flush and leave at once: a process that used a Temporal client can abort in interpreter
+    teardown when the SDK's Rust threads call into a finalizing Python (sdk-python#300, exit
+    134), which turned a worker's one-line refusal into a crash (as `accord`'s console_main)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    _exit(main())

@@ -10,6 +10,8 @@ business rule, and `python worker.py` (production) never runs it.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from contextlib import AsyncExitStack
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,10 +38,16 @@ from worker import (
 
 
 async def serve(
-    settings: Settings, *, demo: bool = False, deploy: bool = True, sdk_address: str | None = None
+    settings: Settings,
+    *,
+    demo: bool = False,
+    deploy: bool = True,
+    sdk_address: str | None = None,
+    workers: int = 1,
 ) -> None:
     """Run the whole service on embedded defaults (or on the parts the settings name).
-    `sdk_address`: where the Temporal SDK exports its metrics (`worker.setup_process`)."""
+    `sdk_address`: where the Temporal SDK exports its metrics (`worker.setup_process`);
+    `workers` > 1 adds `python worker.py` processes on the same task queue."""
     keep_files_private()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # First: a broken mail template override stops start-up before anything is started.
@@ -81,10 +89,18 @@ async def serve(
         monitor = monitor_server(settings, client, session_factory, smtp, sdk_address)
         if monitor is not None:
             await stack.enter_async_context(monitor)
+        extra = [
+            await _start_worker_process(settings, address, smtp, number)
+            for number in range(1, workers)
+        ]
+        stack.push_async_callback(_stop_worker_processes, extra)
         async with worker:
             print(f"Temporal: {address} (namespace {settings.temporal.namespace})", flush=True)
             if monitor is not None:
                 print(f"Metrics:  {monitor.url}/metrics (health: /healthz, /readyz)", flush=True)
+            if extra:
+                pids = ", ".join(str(process.pid) for process in extra)
+                print(f"Workers:  {workers} (this process and pids {pids})", flush=True)
             if ui_url:
                 print(f"Web UI:   {ui_url}", flush=True)
             where = settings.mail_dir.resolve() if smtp.embedded else f"{smtp.host}:{smtp.port}"
@@ -129,6 +145,48 @@ async def serve(
             print("Stopping: waiting for running activities to finish…", flush=True)
             if demo_task is not None:
                 demo_task.cancel()
+
+
+async def _start_worker_process(
+    settings: Settings, address: str, smtp: SmtpSettings, number: int
+) -> asyncio.subprocess.Process:
+    """One more `python worker.py` on the same server, queue, database, relay and claim key.
+    Its output goes to this process's; the key travels in its environment, not its arguments.
+    With a metrics address host:P, extra worker `number` serves its own on host:P+number (and
+    its SDK metrics on a free port)."""
+    key = signing_key(settings)
+    env = dict(os.environ)
+    env.update(
+        {
+            "ACCORD_TEMPORAL__ADDRESS": address,
+            "ACCORD_TEMPORAL__NAMESPACE": settings.temporal.namespace,
+            "ACCORD_TEMPORAL__TASK_QUEUE": settings.temporal.task_queue,
+            "ACCORD_DATABASE_URL": settings.resolved_database_url,
+            "ACCORD_DATA_DIR": str(settings.data_dir.resolve()),
+            "ACCORD_SMTP__EMBEDDED": "false",
+            "ACCORD_SMTP__HOST": smtp.host,
+            "ACCORD_SMTP__PORT": str(smtp.port),
+            "ACCORD_CLAIMS__KEY": key.secret.decode("utf-8"),
+            "ACCORD_CLAIMS__KEY_ID": key.key_id,
+        }
+    )
+    env.pop("ACCORD_METRICS__SDK_ADDRESS", None)
+    if settings.metrics.address:
+        host, _, port = settings.metrics.address.rpartition(":")
+        env["ACCORD_METRICS__ADDRESS"] = f"{host}:{int(port) + number}"
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "worker", env=env)
+
+
+async def _stop_worker_processes(processes: list[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 40)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def _run_portal(

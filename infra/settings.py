@@ -72,16 +72,45 @@ class TemporalSettings(BaseModel):
     )
     namespace: str = "default"
     task_queue: str = "accord"
-    api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key.")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key sent as `authorization: Bearer …` (implies TLS)."
+    )
     tls: bool = False
-    tls_client_cert: Path | None = None
-    tls_client_key: Path | None = None
-    tls_server_ca: Path | None = None
+    tls_client_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mTLS; needs tls_client_key."
+    )
+    tls_client_key: Path | None = Field(
+        default=None, description="The client certificate's private key (PEM)."
+    )
+    tls_server_ca: Path | None = Field(
+        default=None, description="CA that signed the server's certificate; unset = system CAs."
+    )
+    tls_server_name: str | None = Field(
+        default=None,
+        description="Name the server's certificate is checked against (and sent as SNI), when "
+        "it is not the host of `address`.",
+    )
     dev_port: int = Field(default=7233, description="Port of the embedded dev server.")
     ui_port: int = Field(default=8233, description="Web UI port of the embedded dev server.")
     retention_days: int = Field(
         default=3650, ge=1, description="Closed-workflow retention set on the embedded server."
     )
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> TemporalSettings:
+        # The SDK would take a certificate without its key and fail deep in the connection with
+        # a bare ValueError; say which setting is missing instead.
+        if self.tls_client_cert is not None and self.tls_client_key is None:
+            raise ValueError(
+                "ACCORD_TEMPORAL__TLS_CLIENT_CERT is set without ACCORD_TEMPORAL__TLS_CLIENT_KEY: "
+                "set the client certificate's key too"
+            )
+        if self.tls_client_key is not None and self.tls_client_cert is None:
+            raise ValueError(
+                "ACCORD_TEMPORAL__TLS_CLIENT_KEY is set without ACCORD_TEMPORAL__TLS_CLIENT_CERT: "
+                "set the client certificate too"
+            )
+        return self
 
 
 class ClaimSettings(BaseModel):

@@ -69,6 +69,14 @@ COMMANDS = (
         "run_service",
     ),
     Command(
+        "replay",
+        "replay exported workflow histories against this code (before upgrading workers); "
+        "exit 1 if any would replay differently",
+        "replay",
+        "add_replay_arguments",
+        "replay",
+    ),
+    Command(
         "portal",
         "serve the officer portal alone (production, behind a reverse proxy); `accord portal "
         "revoke OFFICER --tenant T` revokes an officer's links and sessions",

@@ -122,6 +122,15 @@ async def connect(settings: Settings) -> Client:
     address = temporal_address(settings)
     try:
         return await asyncio.wait_for(worker.connect(settings), CONNECT_TIMEOUT)
+    except worker.TemporalUnreachable as error:
+        if error.names_setting:  # a TLS file, the CA, the certificate or the API key
+            raise CommandError(str(error), EXIT_BAD_INPUT) from error
+        reason = error.reason
+        raise CommandError(
+            f"cannot reach Temporal at {address} (namespace {settings.temporal.namespace}): "
+            f"{reason}. Is `accord run` running? Otherwise point ACCORD_TEMPORAL__ADDRESS at "
+            "your Temporal server."
+        ) from error
     except (RuntimeError, TimeoutError, OSError) as error:
         reason = _connect_failure(error)
         raise CommandError(

@@ -24,6 +24,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="also start a demo agreement whose deadlines are a few minutes away",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the task queue (the servers and the portal run once)",
+    )
+    parser.add_argument(
         "--no-deploy",
         dest="deploy",
         action="store_false",
@@ -40,18 +47,28 @@ def run_service(args: argparse.Namespace) -> int:
     from infra.claim_keys import ClaimKeyError
     from infra.db import DatabaseUnavailable
     from infra.observe import MonitorError
-    from worker import setup_process
+    from worker import TemporalUnreachable, setup_process
 
     settings = load_settings()
+    if not 1 <= args.workers <= 32:
+        raise CommandError("--workers: give a number from 1 to 32", EXIT_BAD_INPUT)
     sdk_address = setup_process(settings)
     try:
-        asyncio.run(serve(settings, demo=args.demo, deploy=args.deploy, sdk_address=sdk_address))
+        asyncio.run(
+            serve(
+                settings,
+                demo=args.demo,
+                deploy=args.deploy,
+                sdk_address=sdk_address,
+                workers=args.workers,
+            )
+        )
     except EmbeddedError as error:
         raise CommandError(str(error)) from error
     except ClaimKeyError as error:
         raise CommandError(str(error), EXIT_BAD_INPUT) from error
     except MailTemplateError as error:
         raise CommandError(f"mail template: {error}", EXIT_BAD_INPUT) from error
-    except (DatabaseUnavailable, MonitorError) as error:
+    except (DatabaseUnavailable, MonitorError, TemporalUnreachable) as error:
         raise CommandError(str(error)) from None
     return 0

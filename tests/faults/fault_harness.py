@@ -363,7 +363,9 @@ def write_agreement(folder: Path, agreement_id: str, now: datetime) -> Path:
     return path
 
 
-def make_plan(folder: Path, agreement_id: str, deployed_at: datetime) -> FaultPlan:
+def make_plan(
+    folder: Path, agreement_id: str, deployed_at: datetime, first_due: timedelta = FIRST_DUE
+) -> FaultPlan:
     """Load the written agreement like `accord deploy` does, then move its due instants to
     seconds from now, as `accord.demo.demo_input` does for the demo."""
     write_directory(folder)
@@ -371,11 +373,11 @@ def make_plan(folder: Path, agreement_id: str, deployed_at: datetime) -> FaultPl
     base = build_input(loaded)
     ordered = sorted(base.waiting, key=lambda t: (t.agency, t.obligation_id))
     count = len(ordered)
-    first_due = (deployed_at + FIRST_DUE).astimezone(ZONE).replace(microsecond=0)
+    first_due_at = (deployed_at + first_due).astimezone(ZONE).replace(microsecond=0)
     waiting = []
     tasks = []
     for index, planned in enumerate(ordered):
-        due_at = first_due + timedelta(seconds=int(DUE_SPREAD.total_seconds() * index / count))
+        due_at = first_due_at + timedelta(seconds=int(DUE_SPREAD.total_seconds() * index / count))
         moved: dict[str, Any] = {"due_at": due_at, "opens_at": deployed_at}
         # Newer plans also carry the due instant as written (business keys use it) and a note
         # when a deadline rule moved it: the instant set here is the written one, unmoved.
@@ -832,10 +834,12 @@ class FaultWorld:
 
     # -- the run --------------------------------------------------------------------------
 
-    async def deploy(self) -> FaultPlan:
+    async def deploy(self, first_due: timedelta = FIRST_DUE) -> FaultPlan:
+        """Start the plan's agreement; `first_due` later than the default leaves a loaded
+        machine more time to start the 200 tasks before the first reminder."""
         agreement_id = f"faults-{self.key}-{int(time.time())}"
         deployed_at = self.now() + timedelta(seconds=1)
-        plan = make_plan(self.folder, agreement_id, deployed_at)
+        plan = make_plan(self.folder, agreement_id, deployed_at, first_due)
         self._plan = plan
         with self.sessions() as session:
             db.upsert_directory(session, directory=plan.directory)
