@@ -181,6 +181,8 @@ async def test_worker_process_health_metrics_and_logs(
     grpc, ui, metrics = free_ports(3)
     data = tmp_path / "data"
     data.mkdir()
+    # The deploy step: a worker never creates its schema.
+    migrations.upgrade(make_engine(Settings(data_dir=data).resolved_database_url))
     url = f"http://127.0.0.1:{metrics}"
     async with DevServer(tmp_path / "temporal", port=grpc, ui_port=ui) as server:
         address = f"127.0.0.1:{metrics}"
