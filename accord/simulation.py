@@ -607,11 +607,13 @@ async def _submit(
             warnings.append(f"{task.task_id}: closed already on {scripted.on}, not submitted")
             continue
         obligation = input.plan.obligations[task.obligation_id]
+        # The agency that owes the task now: a succession may have passed it on.
+        owner = (await handle.query(ObligationWorkflow.status)).task.agency
         with session_factory() as session:
             officers = db.officers_for(
                 session,
                 tenant=input.plan.tenant,
-                agency=task.agency,
+                agency=owner,
                 role=OfficerRole.FOCAL_POINT,
             )
         if not officers:
@@ -622,7 +624,7 @@ async def _submit(
             actor=Actor(
                 officer_id=officer.id,
                 tenant=input.plan.tenant,
-                agency=task.agency,
+                agency=owner,
                 roles=[OfficerRole(r) for r in officer.roles],
             ),
             summary="Báo cáo mô phỏng (accord simulate).",

@@ -18,7 +18,7 @@ File format (YAML; errors name the file, line and field like the agreement loade
 
 Applying a file sets `active_until` (the day before `effective`) and `successor` on each
 `from` agency, adds the new agencies and officers, and sends one `SuccessionRequest` per
-(effective, document) to every running agreement of the tenant.
+effective day (each transfer naming its document) to every running agreement of the tenant.
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ class Transfer(BaseModel):
     from_agency: AgencyCode
     to_agency: AgencyCode
     obligations: list[str] | None = None
+    document: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The document deciding this transfer, when the request gathers several "
+        "(None: the request's).",
+    )
 
 
 class SplitPart(BaseModel):
@@ -98,9 +104,17 @@ class SuccessionChange(BaseModel):
     def transfers(self) -> list[Transfer]:
         """The engine's view: one Transfer per (from agency, successor[, obligations])."""
         if self.to is not None:
-            return [Transfer(from_agency=code, to_agency=self.to) for code in self.from_]
+            return [
+                Transfer(from_agency=code, to_agency=self.to, document=self.document)
+                for code in self.from_
+            ]
         return [
-            Transfer(from_agency=code, to_agency=part.to, obligations=list(part.obligations))
+            Transfer(
+                from_agency=code,
+                to_agency=part.to,
+                obligations=list(part.obligations),
+                document=self.document,
+            )
             for code in self.from_
             for part in self.split or []
         ]
@@ -118,7 +132,8 @@ class SuccessionFile(BaseModel):
 
 @dataclass(frozen=True)
 class SuccessionGroup:
-    """The changes of one (effective, document): what one `SuccessionRequest` carries."""
+    """The changes taking effect on one day: what one `SuccessionRequest` carries (each
+    transfer names its own document; `document` lists them all)."""
 
     effective: date
     document: str
@@ -127,25 +142,30 @@ class SuccessionGroup:
 
 
 def succession_groups(file: SuccessionFile) -> list[SuccessionGroup]:
-    """One group per (effective, document), in the file's order, each with a stable ID: a hash
-    of the tenant, the day, the document and the transfers, so that applying the same file
-    again sends the same IDs (and the agreements change nothing)."""
-    grouped: dict[tuple[date, str], list[Transfer]] = {}
+    """One group per effective day, in the file's order, each with a stable ID: a hash of the
+    tenant, the day and the transfers (their documents included), so that applying the same
+    file again sends the same IDs (and the agreements change nothing). One request per day, so
+    that an agreement applies a day's changes together: a task whose owner and recipient pass
+    on the same day (a district abolished, the aggregator merged) gets one notice."""
+    grouped: dict[date, list[Transfer]] = {}
     for change in file.changes:
-        grouped.setdefault((change.effective, change.document), []).extend(change.transfers())
+        grouped.setdefault(change.effective, []).extend(change.transfers())
     groups = []
-    for (effective, document), transfers in grouped.items():
+    for effective, transfers in grouped.items():
+        documents = list(dict.fromkeys(t.document or "" for t in transfers))
         content = json.dumps(
             {
                 "tenant": file.tenant,
                 "effective": effective.isoformat(),
-                "document": document,
                 "transfers": [t.model_dump(mode="json") for t in transfers],
             },
             ensure_ascii=False,
             sort_keys=True,
         )
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:20]
+        document = "; ".join(documents)
+        if len(document) > 300:
+            document = document[:299] + "…"
         groups.append(
             SuccessionGroup(effective, document, transfers, f"succession-{effective}-{digest}")
         )

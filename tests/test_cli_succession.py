@@ -176,10 +176,9 @@ def eventually(check: Callable[[], T | None], timeout: float = 30.0) -> T:
 
 
 SUCCESSION_IDS = (
-    # Written out from the shipped file's two (effective, document) groups (see
-    # test_succession_file.py): a change of the file changes them.
-    "succession-2025-07-01-a02a0f88f24b5ef5997d",
-    "succession-2025-07-01-19a581c4b73bf8661d79",
+    # Written out from the shipped file's one group (both acts take effect on 01/07/2025; see
+    # test_succession_file.py): a change of the file changes it.
+    "succession-2025-07-01-b4a1c906c5df7eb5b497",
 )
 STP_TASK = f"{AGREEMENT_ID}/bao-cao-chuyen-de/STP/dot-1"
 LE_THUY_TASK = f"{AGREEMENT_ID}/bao-cao-chuyen-de/UBND_LE_THUY/dot-1"
@@ -304,7 +303,8 @@ def test_apply_updates_the_directory_then_the_agreements_and_again_changes_nothi
     assert officers["dau-moi-snv"].active  # the former officers stay (their history)
     assert audit_actions(cli).count("directory_succession_applied") == 1
     assert run.code == 0, run.err
-    assert len([line for line in run.lines if line.startswith(f"{AGREEMENT_ID}: ")]) == 2
+    # One request for the day's changes (both acts take effect on 01/07/2025).
+    assert len([line for line in run.lines if line.startswith(f"{AGREEMENT_ID}: ")]) == 1
     # The agreement passes the tasks at the effective day's midnight, past: at once.
     owners = eventually(lambda: passed(cli))
     assert owners[STP_TASK] == ("QT_STP", "STP")

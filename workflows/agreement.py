@@ -1270,24 +1270,35 @@ class AgreementWorkflow:
         return plan.model_copy(update={"obligations": obligations})
 
     async def _apply_due_successions(self) -> list[str]:
-        """Apply each succession whose effective midnight has come, in order: the task IDs
-        it transferred or re-addressed now."""
-        reached: list[str] = []
+        """Apply every succession whose effective midnight has come, together: the task IDs
+        transferred or re-addressed now. Successions taking effect on the same day (Quảng
+        Bình's bodies and its districts on 01/07/2025) give each task one order, so that a
+        task whose owner and recipient both change is not first re-addressed to its former
+        owner."""
+        batch: list[SuccessionRequest] = []
         while (succession := self._next_succession()) is not None:
             if self._effective_at(succession) > workflow.now():
                 break
-            reached += await self._apply_succession(succession)
-        return reached
+            self._applied.append(f"{succession.succession_id}/applied")
+            batch.append(succession)
+        return await self._apply_successions(batch) if batch else []
 
-    async def _apply_succession(self, succession: SuccessionRequest) -> list[str]:
+    async def _apply_successions(self, batch: list[SuccessionRequest]) -> list[str]:
         """Waiting tasks of a `from_agency` pass to its successor; obligations received by one
-        get the successor as recipient; open started tasks get a transfer order (new owners,
-        new recipient). Closed tasks keep their history."""
+        get the successor as recipient; open started tasks get one transfer order (new owners,
+        new recipient) naming the documents that changed them. Closed tasks keep their
+        history."""
         before = self._plan
-        self._applied.append(f"{succession.succession_id}/applied")
+        earlier = [s for s in self._applied_successions() if s not in batch]
         self._waiting = [self._succeeded(t) for t in self._waiting]
         self._plan = self._succeeded_plan(before)
         orders: list[tuple[str, TaskOrder]] = []
+        touched: dict[str, list[str]] = {s.succession_id: [] for s in batch}
+        order_id = (
+            batch[0].succession_id
+            if len(batch) == 1
+            else f"{batch[0].succession_id}+{len(batch) - 1}"
+        )
         for task_id, entry in sorted(self._ledger.items()):
             if entry.closed:
                 continue
@@ -1295,7 +1306,6 @@ class AgreementWorkflow:
             original = (task_id.split("/")[2] if task_id.count("/") >= 3 else "").split(
                 JOINT_SEPARATOR
             )
-            earlier = [s for s in self._applied_successions() if s is not succession]
             was = self._succeeded_owners(original, obligation_id, earlier)
             now = self._succeeded_owners(original, obligation_id)
             old_obligation = before.obligations.get(obligation_id)
@@ -1309,43 +1319,61 @@ class AgreementWorkflow:
             )
             if was == now and recipient is None:
                 continue
+            concerned = {*was}
+            if old_obligation is not None and old_obligation.recipient is not None:
+                concerned.add(old_obligation.recipient)
+            relevant = [
+                (s, t)
+                for s in batch
+                for t in s.transfers
+                if t.from_agency in concerned
+                and (t.obligations is None or obligation_id in t.obligations)
+            ]
+            deciding = list(dict.fromkeys(s.succession_id for s, _ in relevant))
+            documents = list(dict.fromkeys(t.document or s.document for s, t in relevant))
+            for succession_id in deciding or touched:
+                touched[succession_id].append(task_id)
+            last = next(s for s in reversed(batch) if not deciding or s.succession_id in deciding)
             if now[0] != original[0]:
                 self._ledger[task_id] = entry.model_copy(update={"agency": now[0]})
             orders.append(
                 self._order(
                     task_id,
-                    f"{succession.succession_id}/transfer",
+                    f"{order_id}/transfer",
                     "transfer",
-                    actor=succession.actor.officer_id,
-                    document=succession.document,
+                    actor=last.actor.officer_id,
+                    document=clip_summary("; ".join(documents) or last.document, 300),
                     agency=now[0],
                     co_owners=now[1:],
                     recipient=recipient,
-                    effective=succession.effective,
+                    effective=last.effective,
                 )
             )
         await self._send_orders(orders)
         self._changed = True
-        await workflow.execute_activity(
-            "record_audit",
-            AuditEntry(
-                event_key=f"{before.agreement_id}/succession/{succession.succession_id}/applied",
-                at=workflow.now(),
-                agreement_id=before.agreement_id,
-                actor="system",
-                action="succession_applied",
-                tenant=before.tenant,
-                detail={
-                    "succession": succession.succession_id,
-                    "document": succession.document,
-                    "effective": succession.effective.isoformat(),
-                    "tasks": ", ".join(task_id for task_id, _ in orders)[:2000],
-                },
-            ),
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
-            summary=f"chuyển giao theo {succession.document}",
-        )
+        for succession in batch:
+            await workflow.execute_activity(
+                "record_audit",
+                AuditEntry(
+                    event_key=(
+                        f"{before.agreement_id}/succession/{succession.succession_id}/applied"
+                    ),
+                    at=workflow.now(),
+                    agreement_id=before.agreement_id,
+                    actor="system",
+                    action="succession_applied",
+                    tenant=before.tenant,
+                    detail={
+                        "succession": succession.succession_id,
+                        "document": succession.document,
+                        "effective": succession.effective.isoformat(),
+                        "tasks": ", ".join(touched[succession.succession_id])[:2000],
+                    },
+                ),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+                summary=f"chuyển giao theo {succession.document}",
+            )
         self._publish_details()
         return [task_id for task_id, _ in orders]
 

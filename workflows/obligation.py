@@ -277,6 +277,9 @@ class ObligationWorkflow:
                 key=action.key,
                 step=action.step,
                 offset=action.offset,
+                # The planned instant, not the moment the workflow task ran (a busy worker or
+                # server starts it a little later).
+                scheduled_at=action.at,
             )
         )
         self._publish()
@@ -307,10 +310,13 @@ class ObligationWorkflow:
         previous_agency: str | None = None,
         previous_recipient: str | None = None,
         effective: date | None = None,
+        scheduled_at: datetime | None = None,
     ) -> None:
         """Send one notification: first as a local activity (one history event when the relay
         answers), then, if that fails, as an activity with durable retries and a heartbeat.
-        The audit entries made since the last write ride along, in the same transaction."""
+        The audit entries made since the last write ride along, in the same transaction.
+        `scheduled_at`: the notice's planned instant (a reminder's, an escalation's), which
+        dates the mail; None: now."""
         request = self._notification(
             kind,
             roles,
@@ -329,6 +335,7 @@ class ObligationWorkflow:
             previous_agency=previous_agency,
             previous_recipient=previous_recipient,
             effective=effective,
+            scheduled_at=scheduled_at,
         )
         summary = f"{kind.value} {offset or ''}".strip()
         try:
@@ -388,6 +395,7 @@ class ObligationWorkflow:
         previous_agency: str | None = None,
         previous_recipient: str | None = None,
         effective: date | None = None,
+        scheduled_at: datetime | None = None,
     ) -> NotificationRequest:
         task = self._task.model_copy(
             update={
@@ -404,7 +412,7 @@ class ObligationWorkflow:
             roles=list(roles),
             step=step,
             offset=offset,
-            scheduled_at=workflow.now().astimezone(self._zone()),
+            scheduled_at=(scheduled_at or workflow.now()).astimezone(self._zone()),
             late=late,
             approved=approved,
             new_due_at=new_due_at,

@@ -9,9 +9,10 @@ confirmed (`--yes`, or an answer at the prompt):
    one transaction with its audit entry. The directory's YAML file is left as it is: the
    database is what running services read, and deploying the file again keeps what the
    succession stored (`infra.db.write_directory`);
-2. sends one signed `SuccessionRequest` per (effective, document) to every running agreement of
+2. sends one signed `SuccessionRequest` per effective day (each transfer naming its document,
+   so that a day's changes are applied together) to every running agreement of
    the tenant (the agreement workflow's `succeed` update, whose validator checks the admin and
-   the tenant). Its `succession_id` is a hash of the tenant, day, document and transfers, so
+   the tenant). Its `succession_id` is a hash of the tenant, day and transfers, so
    applying the same file again changes nothing, and says so.
 
 The preview lists, per running agreement, the open and waiting tasks that pass (from the

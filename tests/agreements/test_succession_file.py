@@ -82,17 +82,18 @@ def test_rules_of_the_file_alone_hold_without_a_directory() -> None:
 
 
 def change(**fields: object) -> SuccessionChange:
-    return SuccessionChange.model_validate(
-        {"effective": "2025-07-01", "document": "Luật số 72/2025/QH15", **fields}
-    )
+    return SuccessionChange.model_validate({"effective": "2025-07-01", "document": LAW, **fields})
+
+
+LAW = "Luật số 72/2025/QH15"
 
 
 def test_a_merger_passes_every_agency_to_its_successor() -> None:
     merger = change(kind="merger", **{"from": ["DAI_PTTH", "BAO_QB"]}, to="QT_BAO_PTTH")
 
     assert merger.transfers() == [
-        Transfer(from_agency="DAI_PTTH", to_agency="QT_BAO_PTTH"),
-        Transfer(from_agency="BAO_QB", to_agency="QT_BAO_PTTH"),
+        Transfer(from_agency="DAI_PTTH", to_agency="QT_BAO_PTTH", document=LAW),
+        Transfer(from_agency="BAO_QB", to_agency="QT_BAO_PTTH", document=LAW),
     ]
 
 
@@ -111,11 +112,13 @@ def test_a_split_passes_named_obligations_to_each_part() -> None:
             from_agency="UBND_LE_THUY",
             to_agency="UBND_XA_LE_THUY",
             obligations=["ke-hoach", "bao-cao-nam"],
+            document=LAW,
         ),
         Transfer(
             from_agency="UBND_LE_THUY",
             to_agency="UBND_XA_KIEN_GIANG",
             obligations=["bao-cao-6-thang"],
+            document=LAW,
         ),
     ]
 
@@ -192,19 +195,18 @@ def test_applying_to_the_directory_ends_the_old_agencies_the_day_before() -> Non
     assert apply_to_directory(file, after) == after
 
 
-def test_groups_have_stable_ids_one_per_effective_and_document() -> None:
+def test_groups_have_stable_ids_one_per_effective_day() -> None:
     file = load_succession_file(REORGANISATION)
 
     groups = succession_groups(file)
     again = succession_groups(load_succession_file(REORGANISATION))
 
-    assert [g.document for g in groups] == [
-        "Nghị quyết số 202/2025/QH15 ngày 12/6/2025 của Quốc hội",
-        "Luật Tổ chức chính quyền địa phương số 72/2025/QH15",
-    ]
-    assert [len(g.transfers) for g in groups] == [14, 8]
+    # Both acts take effect on 01/07/2025: one request, each transfer naming its act.
+    resolution = "Nghị quyết số 202/2025/QH15 ngày 12/6/2025 của Quốc hội"
+    law = "Luật Tổ chức chính quyền địa phương số 72/2025/QH15"
+    assert [g.document for g in groups] == [f"{resolution}; {law}"]
+    assert [t.document for t in groups[0].transfers] == [resolution] * 14 + [law] * 8
     assert [g.succession_id for g in groups] == [g.succession_id for g in again]
-    assert len({g.succession_id for g in groups}) == 2
     assert all(len(g.succession_id) <= 100 for g in groups)
     changed = file.model_copy(update={"tenant": "quang-tri"})
     assert {g.succession_id for g in succession_groups(changed)}.isdisjoint(
