@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from agreements.calendar import CalendarRangeError, WorkingCalendar, last_day_of
     from agreements.models import OfficerRole
     from agreements.recipients import JOINT_SEPARATOR, owing
-    from workflows.amendment import KnownTask, plan_diff, task_diff
+    from workflows.amendment import KnownTask, event_obligations, plan_diff, task_diff
     from workflows.digest import DigestWorkflow, digest_workflow_id
     from workflows.obligation import ObligationWorkflow, require_claim, require_publisher
     from workflows.payloads import (
@@ -795,7 +795,7 @@ class AgreementWorkflow:
             )
             for t in self._waiting
         ]
-        diff = task_diff(known, new_tasks, now)
+        diff = task_diff(known, new_tasks, now, event_obligations(new_plan))
         summary = list(request.summary) or plan_diff(plan, new_plan)
         if not self._versions:
             self._versions.append(self._version())

@@ -167,8 +167,15 @@ def _written(due_at: datetime | None, written_due_at: datetime | None) -> dateti
     return written_due_at if written_due_at is not None else due_at
 
 
-def task_diff(known: list[KnownTask], new: list[PlannedTask], now: datetime) -> TaskDiff:
+def task_diff(
+    known: list[KnownTask],
+    new: list[PlannedTask],
+    now: datetime,
+    event_obligations: frozenset[str] = frozenset(),
+) -> TaskDiff:
     """Closed tasks are never touched; see TaskDiff's fields. Every list is in task ID order.
+    `event_obligations`: the new version's obligations whose tasks recorded events start (no
+    file plans them): their known tasks are kept, neither withdrawn nor moved.
 
     A known task the new version does not plan is withdrawn (dropped when waiting); a new task
     not known is added unless it is due before `now` (skipped: a deadline already past is not
@@ -184,6 +191,8 @@ def task_diff(known: list[KnownTask], new: list[PlannedTask], now: datetime) -> 
         if was.closed:
             continue
         task = by_id.get(task_id)
+        if task is None and task_id.split("/")[1:2] and task_id.split("/")[1] in event_obligations:
+            continue
         if task is None:
             if was.state is None:
                 diff.withdrawn_waiting.append(task_id)
@@ -206,3 +215,8 @@ def task_diff(known: list[KnownTask], new: list[PlannedTask], now: datetime) -> 
         else:
             diff.added.append(task)
     return diff
+
+
+def event_obligations(plan: AgreementPlan) -> frozenset[str]:
+    """The plan's obligations whose tasks recorded events start (`ObligationPlan.event`)."""
+    return frozenset(key for key, obligation in plan.obligations.items() if obligation.event)

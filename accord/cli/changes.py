@@ -249,7 +249,7 @@ def preview(
 ) -> tuple[list[str], TaskDiff]:
     """What the amendment changes: `plan_diff` lines and the `task_diff` of the tasks the
     running agreement knows (its `facts`) against the new version's."""
-    from workflows.amendment import KnownTask, plan_diff, task_diff
+    from workflows.amendment import KnownTask, event_obligations, plan_diff, task_diff
 
     known = [
         KnownTask(
@@ -261,7 +261,7 @@ def preview(
         )
         for fact in facts.tasks
     ]
-    return plan_diff(current, plan), task_diff(known, tasks, now)
+    return plan_diff(current, plan), task_diff(known, tasks, now, event_obligations(plan))
 
 
 def print_preview(

@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from agreements.models import DeadlineRule, Deliverable, EscalationStep, ReminderPolicy
-from workflows.amendment import KnownTask, TaskDiff, plan_diff, task_diff
+from workflows.amendment import KnownTask, TaskDiff, event_obligations, plan_diff, task_diff
 from workflows.payloads import AgencySpan, AgreementPlan, ObligationPlan, PlannedTask, TaskState
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -192,3 +192,17 @@ def test_the_same_tasks_again_change_nothing() -> None:
 def test_a_new_task_due_exactly_now_is_added() -> None:
     diff = task_diff([], [task("kh-1/a/SNV/x", "2026-06-10T09:00")], NOW)
     assert [t.task_id for t in diff.added] == ["kh-1/a/SNV/x"] and diff.skipped == []
+
+
+def test_tasks_a_recorded_event_started_are_kept() -> None:
+    """No file plans an event's tasks (`accord event record` starts them): an amendment keeps
+    them while the new version keeps their obligation, and withdraws them once it is gone."""
+    conference = obligation("hoi-nghi", event="hoi-nghi-so-ket", within="15d")
+    started = KnownTask(
+        "kh-1/hoi-nghi/SNV/2026-06-01", at("2026-06-16T00:00"), None, TaskState.PENDING
+    )
+    assert event_obligations(plan(obligation("a"), conference)) == {"hoi-nghi"}
+    kept = task_diff([started], [], NOW, event_obligations(plan(obligation("a"), conference)))
+    assert kept.empty
+    gone = task_diff([started], [], NOW, event_obligations(plan(obligation("a"))))
+    assert gone.withdrawn_started == ["kh-1/hoi-nghi/SNV/2026-06-01"]
