@@ -160,8 +160,11 @@ class Run:
                 assert workflow_id == task_workflow_id(task_id)
                 assert task_id in waiting, f"run {self.number} started {task_id}, not waiting"
                 assert task_id not in ledger, f"run {self.number} started {task_id} again"
+                planned = waiting[task_id]
                 ledger[task_id] = LedgerEntry(
-                    state=TaskState.PENDING, due_at=waiting[task_id].due_at
+                    state=TaskState.PENDING,
+                    due_at=planned.due_at,
+                    written_due_at=planned.written_due_at or planned.due_at,
                 )
                 started.append(task_id)
             elif event.HasField("workflow_execution_signaled_event_attributes"):
@@ -180,6 +183,8 @@ class Run:
                         due_at=change.due_at,
                         escalation_level=change.escalation_level,
                         closed=change.closed,
+                        agency=change.agency or previous.agency,
+                        written_due_at=previous.written_due_at,
                     )
         return ledger, started
 
@@ -338,6 +343,8 @@ async def _simulate_and_check(
         TaskState.NOT_DONE: 0,
         # Closed at the end of their ladders: not done, and overdue when they closed.
         TaskState.NOT_DONE_OVERDUE: tasks - programme.on_time - programme.late,
+        TaskState.SUSPENDED: 0,
+        TaskState.WITHDRAWN: 0,
     }
     return report, runs
 
