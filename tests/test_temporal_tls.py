@@ -27,6 +27,8 @@ from ports import free_ports
 from tls_proxy import SERVER_NAME, Pki, TlsProxy, make_pki
 
 from accord.embedded import DevServer
+from infra import migrations
+from infra.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCORD = str(Path(sys.executable).parent / "accord")
@@ -99,6 +101,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if thread.cluster is None:
         thread.stop()
         raise RuntimeError(f"the TLS cluster did not start: {thread.error!r}")
+    # The deploy step: the database migrated once (a worker never creates its schema).
+    migrations.upgrade(make_engine(f"sqlite:///{thread.cluster.folder / 'accord.db'}"))
     yield thread.cluster
     thread.stop()
 
