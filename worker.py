@@ -435,10 +435,13 @@ def main() -> int:
         # The file and line are the whole story; a traceback would bury them.
         print(f"worker: mail template: {error}", file=sys.stderr)
         return 2
+    except observe.MonitorError as error:
+        # A taken metrics port is configuration: exit 2 so systemd does not restart forever.
+        print(f"worker: {error}", file=sys.stderr)
+        return 2
     except (
         db.DatabaseUnavailable,
         db.OutdatedDatabase,
-        observe.MonitorError,
         TemporalUnreachable,
     ) as error:
         print(f"worker: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -95,6 +95,14 @@ class TemporalSettings(BaseModel):
     retention_days: int = Field(
         default=3650, ge=1, description="Closed-workflow retention set on the embedded server."
     )
+
+    @field_validator("tls_client_cert", "tls_client_key", "tls_server_ca", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any) -> Any:
+        # An empty `ACCORD_TEMPORAL__TLS_…=` would otherwise become Path("") = the current dir.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @model_validator(mode="after")
     def _client_pair(self) -> TemporalSettings:

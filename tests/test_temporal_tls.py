@@ -271,3 +271,12 @@ def test_a_certificate_without_its_key_is_refused_at_start(cluster: Cluster) -> 
         "ACCORD_TEMPORAL__TLS_CLIENT_CERT is set without ACCORD_TEMPORAL__TLS_CLIENT_KEY: set "
         "the client certificate's key too\n"
     )
+
+
+def test_an_empty_tls_path_setting_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import TemporalSettings
+
+    for name in ("TLS_CLIENT_CERT", "TLS_CLIENT_KEY", "TLS_SERVER_CA"):
+        monkeypatch.setenv(f"ACCORD_TEMPORAL__{name}", "")
+    t = TemporalSettings(tls_client_cert="", tls_client_key="", tls_server_ca="")  # type: ignore[arg-type]
+    assert (t.tls_client_cert, t.tls_client_key, t.tls_server_ca) == (None, None, None)
