@@ -278,5 +278,5 @@ def test_an_empty_tls_path_setting_is_unset(monkeypatch: pytest.MonkeyPatch) -> 
 
     for name in ("TLS_CLIENT_CERT", "TLS_CLIENT_KEY", "TLS_SERVER_CA"):
         monkeypatch.setenv(f"ACCORD_TEMPORAL__{name}", "")
-    t = TemporalSettings(tls_client_cert="", tls_client_key="", tls_server_ca="")  # type: ignore[arg-type]
+    t = TemporalSettings(tls_client_cert="", tls_client_key="", tls_server_ca="")
     assert (t.tls_client_cert, t.tls_client_key, t.tls_server_ca) == (None, None, None)
