@@ -31,7 +31,10 @@ from typing import Final, Self
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 
 logger = logging.getLogger(__name__)
@@ -547,3 +550,50 @@ async def register_search_attributes(client: Client, namespace: str = "default")
             search_attributes={name: types[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
         )
     )
+
+
+async def ensure_search_attributes(
+    client: Client, namespace: str = "default"
+) -> tuple[list[str], list[str]]:
+    """Register those of Accord's search attributes a cluster's namespace lacks, as
+    `accord search-attributes register` does; the ones present are left alone, since a cluster
+    may refuse to add an existing name. Returns the names missing (added unless a conflict
+    stands) and the type conflicts found ("AccordState is Int, Accord needs Keyword"), which
+    nothing can mend: a search attribute's type cannot change, so nothing is added then."""
+    return await _search_attribute_gaps(client, namespace, add=True)
+
+
+async def check_search_attributes(
+    client: Client, namespace: str = "default"
+) -> tuple[list[str], list[str]]:
+    """The names of Accord's search attributes the namespace lacks, and the type conflicts."""
+    return await _search_attribute_gaps(client, namespace, add=False)
+
+
+async def _search_attribute_gaps(
+    client: Client, namespace: str, *, add: bool
+) -> tuple[list[str], list[str]]:
+    listing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    type_names = {wire: name for name, wire in _INDEXED_VALUE_TYPES.items()}
+    existing = {
+        name: IndexedValueType.Name(kind) for name, kind in listing.custom_attributes.items()
+    }
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in existing]
+    conflicts = [
+        f"{name} is {type_names.get(existing[name], existing[name])}, Accord needs {kind}"
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name in existing and existing[name] != _INDEXED_VALUE_TYPES[kind]
+    ]
+    if add and missing and not conflicts:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={
+                    name: IndexedValueType.Value(_INDEXED_VALUE_TYPES[SEARCH_ATTRIBUTES[name]])
+                    for name in missing
+                },
+            )
+        )
+    return missing, conflicts

@@ -192,6 +192,14 @@ COMMANDS = (
         "db",
     ),
     Command(
+        "search-attributes",
+        "Accord's search attributes on a cluster's namespace: `check` lists the missing ones, "
+        "`register` adds them (once per namespace, before the first deploy)",
+        "search_attributes",
+        "add_search_attributes_arguments",
+        "search_attributes",
+    ),
+    Command(
         "retention",
         "`purge` blanks mail bodies and personal data in reports older than the retention age, "
         "keeping counts, dates and the audit chain",
