@@ -891,10 +891,13 @@ class ObligationWorkflow:
         self._suspensions.pop(order.suspension_id)
         since = self._suspended_at.pop(order.suspension_id)
         # Counted in whole local days (the day suspended to the day resumed), so a deadline
-        # "before day D" stays a day's deadline; days already added by another suspension's
-        # shifted resume are not added again.
+        # "before day D" stays a day's deadline, from the start of the suspended time this
+        # suspension is part of (an older one still in force began it); days already added by
+        # another suspension's shifted resume are not added again.
         zone = self._zone()
-        start = max(since, self._shifted_until) if self._shifted_until else since
+        start = min([since, *self._suspended_at.values()])
+        if self._shifted_until is not None:
+            start = max(start, self._shifted_until)
         days = max((now.astimezone(zone).date() - start.astimezone(zone).date()).days, 0)
         previous = self._due_at
         if order.shift_deadline and self._written_due is not None and days > 0:
@@ -945,10 +948,9 @@ class ObligationWorkflow:
         agency changes (`recipient`). The task ID keeps the original owner."""
         before = self._task
         agency = order.agency or before.agency
-        keeps_owners = order.agency is None or (
-            order.agency == before.agency and not order.co_owners
-        )
-        co_owners = list(before.co_owners) if keeps_owners else list(order.co_owners)
+        # An order naming the owners names all of them: a co-owner merged into the lead
+        # leaves `co_owners` empty.
+        co_owners = list(before.co_owners) if order.agency is None else list(order.co_owners)
         owners_changed = (agency, co_owners) != (before.agency, list(before.co_owners))
         update: dict[str, Any] = {"agency": agency, "co_owners": co_owners}
         if order.recipient is not None:

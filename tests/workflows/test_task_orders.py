@@ -439,3 +439,62 @@ async def test_an_orders_text_stays_in_the_body_on_one_line(tmp_path: Path) -> N
     assert not {c for d in status.decisions for c in d.detail if 0x200B <= ord(c) <= 0x202E}
     assert "Bcc: ke-xau@evil.example: Chờ hướng dẫn Subject: giả mạo" in details
     assert "\nBcc" not in details and "\nSubject" not in details
+
+
+async def test_overlapping_suspensions_shift_by_the_whole_suspended_time(tmp_path: Path) -> None:
+    """S1 from day 1, S2 from day 5; S2 lifted with a shift on day 10 while S1 holds, then S1
+    with a shift on day 12: the deadline moves by days 1 to 12, 11 days (it moved 7 before
+    the shift counted from the oldest suspension in force)."""
+    async with harness(tmp_path) as h:
+        now = await local_now(h.env)
+        today = now.date()
+        due = midnight(today + timedelta(days=40))
+        handle = await h.start_obligation(child("o", due, escalation=NO_ESCALATION))
+
+        async def on_day(day: int, kind: str, suspension: str) -> None:
+            await sleep_until(h, midnight(today + timedelta(days=day)) + timedelta(hours=12))
+            await order(
+                h,
+                handle,
+                f"{suspension}/{kind}",
+                kind,
+                suspension_id=suspension,
+                shift_deadline=kind == "resume",
+            )
+
+        await on_day(1, "suspend", "s1")
+        await on_day(5, "suspend", "s2")
+        await on_day(10, "resume", "s2")
+        status = await handle.query(ObligationWorkflow.status)
+        assert status.state is TaskState.SUSPENDED
+        assert status.due_at == due + timedelta(days=9)  # days 1 to 10
+        await on_day(12, "resume", "s1")
+        status = await handle.query(ObligationWorkflow.status)
+        assert status.state is TaskState.PENDING
+        assert status.due_at == due + timedelta(days=11)
+
+
+async def test_a_co_owner_merged_into_the_lead_leaves_the_task(tmp_path: Path) -> None:
+    """A joint task STP+SVHTTDL; SVHTTDL merges into STP: the agreement's order names STP
+    alone, and the task is STP's alone (it kept SVHTTDL, and said "không thay đổi")."""
+    async with harness(tmp_path) as h:
+        now = await local_now(h.env)
+        due = midnight(now.date() + timedelta(days=20))
+        base = child("j", due, escalation=NO_ESCALATION)
+        joint = base.model_copy(
+            update={
+                "task": base.task.model_copy(
+                    update={
+                        "task_id": base.task.task_id.replace("/STP/", "/STP+SVHTTDL/"),
+                        "co_owners": ["SVHTTDL"],
+                    }
+                )
+            }
+        )
+        handle = await h.start_obligation(joint)
+        await order(h, handle, "sap-nhap/transfer", "transfer", agency="STP", co_owners=[])
+        status = await handle.query(ObligationWorkflow.status)
+        assert (status.task.agency, status.task.co_owners) == ("STP", [])
+        assert [d.detail for d in status.decisions] == [
+            f"chuyển từ STP, SVHTTDL sang STP từ ngày {now:%d/%m/%Y} theo {DOCUMENT}"
+        ]
