@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 from collections import Counter
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -129,6 +130,10 @@ class AgreementWorkflow:
         self._versions: list[AgreementVersion] = list(input.versions)
         self._suspensions: dict[str, Suspended] = dict(input.suspensions)
         self._suspension_scopes: dict[str, ChangeScope] = dict(input.suspension_scopes)
+        self._suspended_obligations: dict[str, list[str]] = dict(input.suspended_obligations)
+        self._starting: dict[str, list[TaskOrder]] = {}
+        """Orders for tasks whose start is in flight, sent once the child exists: a signal
+        to a workflow not started yet is lost."""
         self._successions: list[SuccessionRequest] = list(input.successions)
         self._applied: list[str] = list(input.applied_changes)
 
@@ -170,6 +175,7 @@ class AgreementWorkflow:
                         versions=self._versions,
                         suspensions=self._suspensions,
                         suspension_scopes=self._suspension_scopes,
+                        suspended_obligations=self._suspended_obligations,
                         successions=self._successions,
                         applied_changes=self._applied,
                     )
@@ -469,7 +475,7 @@ class AgreementWorkflow:
         # Successions in force reach a task however it was planned (signed, amended, event).
         task = self._succeeded(task)
         ref = task_ref(plan, task).model_copy(update={"original_agency": task.original_agency})
-        suspensions = self._suspensions_over(task.obligation_id)
+        suspensions = self._suspensions_over(task.task_id)
         state = TaskState.SUSPENDED if suspensions else TaskState.PENDING
         self._ledger[task.task_id] = LedgerEntry(
             state=state,
@@ -479,6 +485,7 @@ class AgreementWorkflow:
         )
         # The child's search attributes come with its start: no upsert event in its history.
         attributes = task_search_attributes(ref, state=state, due_at=task.due_at)
+        self._starting[task.task_id] = []
         try:
             await workflow.start_child_workflow(
                 ObligationWorkflow.run,
@@ -522,23 +529,30 @@ class AgreementWorkflow:
         except WorkflowAlreadyStartedError:
             # Started by an earlier run whose record of it was lost; the child reports by signal.
             workflow.logger.info("task %s already started", task.task_id)
+            await self._send_orders([(task.task_id, o) for o in self._starting.pop(task.task_id)])
             return
-        # Overlapping suspensions (agreement and item): the task waits for the last one.
-        if len(suspensions) > 1:
-            await self._send_orders(
-                [
-                    self._order(
-                        task.task_id,
-                        f"{s.suspension_id}/suspend",
-                        "suspend",
-                        actor="system",
-                        document=s.document,
-                        reason=s.reason,
-                        suspension_id=s.suspension_id,
-                    )
-                    for s in suspensions[1:]
-                ]
-            )
+        held = self._starting.pop(task.task_id)
+        # Overlapping suspensions (agreement and item): the task waits for the last one. Only
+        # those still in force: one lifted while the task was starting sent its resume to
+        # `held`, which the task ignores as not in force on it.
+        await self._send_orders(
+            [
+                self._order(
+                    task.task_id,
+                    f"{s.suspension_id}/suspend",
+                    "suspend",
+                    actor="system",
+                    document=s.document,
+                    reason=s.reason,
+                    suspension_id=s.suspension_id,
+                )
+                for s in suspensions[1:]
+                if s.suspension_id in self._suspensions
+            ]
+        )
+        # Orders of changes accepted while it was starting, in the order they were accepted.
+        for order in held:
+            await self._send_orders([(task.task_id, order)])
 
     def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
@@ -914,10 +928,13 @@ class AgreementWorkflow:
         )
         self._suspensions[request.suspension_id] = suspended
         self._suspension_scopes[request.suspension_id] = request.scope
+        self._suspended_obligations[request.suspension_id] = [
+            key for key in sorted(plan.obligations) if self._covers(request.scope, key)
+        ]
         reached = [
             task_id
             for task_id, entry in sorted(self._ledger.items())
-            if not entry.closed and self._covers(request.scope, task_id.split("/")[1])
+            if not entry.closed and self._suspension_covers(request.suspension_id, task_id)
         ]
         await self._send_orders(
             [
@@ -996,12 +1013,13 @@ class AgreementWorkflow:
             return self._not_again(f"tiếp tục {request.suspension_id}", change_id)
         self._applied.append(change_id)
         self._suspensions.pop(request.suspension_id)
-        scope = self._suspension_scopes.pop(request.suspension_id, ChangeScope())
         reached = [
             task_id
             for task_id, entry in sorted(self._ledger.items())
-            if not entry.closed and self._covers(scope, task_id.split("/")[1])
+            if not entry.closed and self._suspension_covers(request.suspension_id, task_id)
         ]
+        scope = self._suspension_scopes.pop(request.suspension_id, ChangeScope())
+        self._suspended_obligations.pop(request.suspension_id, None)
         await self._send_orders(
             [
                 self._order(
@@ -1172,10 +1190,14 @@ class AgreementWorkflow:
         )
 
     async def _send_orders(self, orders: list[tuple[str, TaskOrder]]) -> None:
-        """Signal each order to its task, all at once. A task that has just closed (its last
-        report on the way) cannot take it: logged, nothing else to do."""
+        """Signal each order to its task, all at once; one for a task being started waits for
+        its start (`_starting`). A task that has just closed (its last report on the way)
+        cannot take it: logged, nothing else to do."""
 
         async def send(task_id: str, order: TaskOrder) -> None:
+            if task_id in self._starting:
+                self._starting[task_id].append(order)
+                return
             try:
                 await workflow.get_external_workflow_handle(task_workflow_id(task_id)).signal(
                     TASK_ORDER_SIGNAL, order
@@ -1196,14 +1218,19 @@ class AgreementWorkflow:
             return obligation is not None and obligation.item_number == scope.item
         return True
 
-    def _suspensions_over(self, obligation_id: str) -> list[Suspended]:
-        """The suspensions in force over an obligation's tasks, oldest first."""
+    def _suspension_covers(self, suspension_id: str, task_id: str) -> bool:
+        """Whether a suspension in force covers a task: its scope in the plan now (an item's
+        obligations added by an amendment are covered) or the obligations it covered when it
+        was made (an amendment renumbering the item does not free them)."""
+        obligation_id = task_id.split("/")[1]
+        return obligation_id in self._suspended_obligations.get(suspension_id, ()) or self._covers(
+            self._suspension_scopes.get(suspension_id, ChangeScope()), obligation_id
+        )
+
+    def _suspensions_over(self, task_id: str) -> list[Suspended]:
+        """The suspensions in force over a task, oldest first."""
         return sorted(
-            (
-                s
-                for key, s in self._suspensions.items()
-                if self._covers(self._suspension_scopes.get(key, ChangeScope()), obligation_id)
-            ),
+            (s for key, s in self._suspensions.items() if self._suspension_covers(key, task_id)),
             key=lambda s: (s.since, s.suspension_id),
         )
 
@@ -1231,13 +1258,25 @@ class AgreementWorkflow:
         obligation_id: str,
         successions: list[SuccessionRequest] | None = None,
     ) -> list[str]:
-        """The owners after the successions (applied ones by default), in order, each once."""
+        """The owners after the successions (applied ones by default), in order, each once.
+        Successions of one day are one change: a chain A → C, C → D that day gives D whatever
+        their IDs (passes until nothing changes, at most one per transfer: a cycle stops)."""
         current = list(owners)
-        for succession in self._applied_successions() if successions is None else successions:
-            for transfer in succession.transfers:
-                if transfer.obligations is not None and obligation_id not in transfer.obligations:
-                    continue
-                current = [transfer.to_agency if a == transfer.from_agency else a for a in current]
+        applied = self._applied_successions() if successions is None else successions
+        for _, same_day in itertools.groupby(applied, key=lambda s: s.effective):
+            transfers = [
+                t
+                for succession in same_day
+                for t in succession.transfers
+                if t.obligations is None or obligation_id in t.obligations
+            ]
+            for _ in range(len(transfers)):
+                passed = [
+                    next((t.to_agency for t in transfers if t.from_agency == a), a) for a in current
+                ]
+                if passed == current:
+                    break
+                current = passed
         return list(dict.fromkeys(current))
 
     def _succeeded(self, task: PlannedTask) -> PlannedTask:

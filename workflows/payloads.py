@@ -315,7 +315,9 @@ class TaskOrder(Payload):
       the last one is lifted.
     - resume: lift suspension `suspension_id`; when `shift_deadline`, the written due instant
       moves by the time the task was suspended (mail: RESUMED, with the deadline).
-    - transfer: the task passes to `agency` (+ `co_owners`) from `effective`; `recipient`
+    - transfer: the task passes to `agency` and `co_owners` (all of them: empty when a
+      co-owner merged into the lead) from `effective`, or keeps its owners when `agency` is
+      None; `recipient`
       (when not None) replaces the receiving agency (a successor aggregator). The task ID and
       the history keep the original owner (`TaskRef.original_agency`); mail TRANSFERRED to
       the new owner's focal points and heads and to the former owner's head.
@@ -585,6 +587,11 @@ class AgreementInput(Payload):
     )
     suspension_scopes: dict[str, ChangeScope] = Field(
         default_factory=dict, description="Issue 17: the scope of each suspension in force."
+    )
+    suspended_obligations: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Issue 17: the obligations each suspension in force covered when it was "
+        "made (an amendment renumbering an item keeps them suspended, and resumed).",
     )
     successions: list[SuccessionRequest] = Field(
         default_factory=list,

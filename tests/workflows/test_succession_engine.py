@@ -189,3 +189,44 @@ async def test_a_succession_passes_open_and_waiting_tasks_at_its_effective_day(
             f"{AGREEMENT}/succession/sap-nhap-stp",
             f"{AGREEMENT}/succession/sap-nhap-stp/applied",
         ]
+
+
+async def test_a_chain_of_successions_on_one_day_ends_with_the_last_successor(
+    tmp_path: Path,
+) -> None:
+    """STP → XA_A and XA_A → PHUONG_B, both from 01/07, sent as two successions whose IDs
+    sort the second first: STP's open task passes to PHUONG_B, by one order, whatever the
+    IDs' order (applied by ID, it stopped at XA_A)."""
+    path = write_agreement(tmp_path / "kh", "ke-thua.yaml", PLAN)
+    async with harness(tmp_path, directory_path=path.parent / "directory.yaml") as h:
+        agreement = await deploy(h, path)
+        await move_to(h, local(y("2027-06-20T10:00")))
+        admin = h.actor("SNV", OfficerRole.ADMIN)
+        for succession_id, transfer in (
+            ("1-xa-a", Transfer(from_agency="XA_A", to_agency="PHUONG_B")),
+            ("2-stp", Transfer(from_agency="STP", to_agency="XA_A")),
+        ):
+            accepted = await h.update(
+                agreement,
+                AgreementWorkflow.succeed,
+                SuccessionRequest(
+                    actor=admin,
+                    succession_id=succession_id,
+                    document=DOCUMENT,
+                    effective=date(YEAR, 7, 1),
+                    transfers=[transfer],
+                ),
+            )
+            assert accepted.applied
+
+        await move_to(h, local(y("2027-07-02T09:00")))
+        facts = await agreement.query(AgreementWorkflow.facts)
+        owners = {t.task_id: (t.agency, t.original_agency) for t in facts.tasks}
+        assert owners[OPEN] == ("PHUONG_B", "STP")
+        assert owners[WAITING] == ("PHUONG_B", "STP")
+        status = await task(h, OPEN).query(ObligationWorkflow.status)
+        assert (status.task.agency, status.task.original_agency) == ("PHUONG_B", "STP")
+        assert [d.kind for d in status.decisions] == ["transferred"]
+        transferred = to(mails(h, "transferred", OPEN))
+        assert "dau-moi.phuong-b@mau.example" in transferred
+        assert FOCAL_XA_A not in transferred

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clock import scenario_year, shift_years
 from harness import harness, sent_at
-from living import deploy, local, mails, move_to, task, wait_for, write_agreement
+from living import deploy, expand, local, mails, move_to, task, wait_for, write_agreement
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -23,7 +23,13 @@ from agreements.models import OfficerRole
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import ChangeScope, ResumptionRequest, SuspensionRequest, TaskState
+from workflows.payloads import (
+    AmendmentRequest,
+    ChangeScope,
+    ResumptionRequest,
+    SuspensionRequest,
+    TaskState,
+)
 
 YEAR = scenario_year(2027, date(2027, 5, 1))
 
@@ -206,3 +212,68 @@ async def test_a_programme_suspended_for_three_months_and_resumed(
                 ).all()
             ]
         assert actions == ["agreement_suspended", "agreement_resumed"]
+
+
+async def test_an_item_suspended_then_renumbered_by_an_amendment_stays_covered(
+    tmp_path: Path,
+) -> None:
+    """Item 1 suspended, then an amendment renumbers it 2: the suspension still covers its
+    obligations (R, opening meanwhile, starts suspended) and the resume reaches them."""
+    signed = write_agreement(tmp_path / "v1", "tam-dung.yaml", PROGRAMME)
+    renumbered = write_agreement(
+        tmp_path / "v2", "tam-dung.yaml", PROGRAMME.replace('  - number: "1"', '  - number: "2"')
+    )
+    async with harness(tmp_path, directory_path=signed.parent / "directory.yaml") as h:
+        agreement = await deploy(h, signed)
+        admin = h.actor("SNV", OfficerRole.ADMIN)
+        await move_to(h, local(y("2027-06-01T09:00")))
+        suspended = await h.update(
+            agreement,
+            AgreementWorkflow.suspend,
+            SuspensionRequest(
+                actor=admin,
+                suspension_id="tam-dung-muc-1",
+                document=SUSPENDED_BY,
+                reason="Tạm dừng nội dung 1",
+                scope=ChangeScope(item="1"),
+            ),
+        )
+        assert suspended.tasks == [P]
+        expanded = expand(renumbered)
+        amended = await h.update(
+            agreement,
+            AgreementWorkflow.amend,
+            AmendmentRequest(
+                actor=admin,
+                amendment_id="danh-so-lai",
+                document=y("Kế hoạch số 40/KH-UBND ngày 02/06/2027"),
+                plan=expanded.plan,
+                tasks=expanded.waiting,
+            ),
+        )
+        assert amended.applied and amended.withdrawn == [] and amended.added == []
+
+        # R opened on Sat 12/06 under item 2: started suspended all the same.
+        await move_to(h, local(y("2027-09-01T09:00")))
+        statuses = [await task(h, t).query(ObligationWorkflow.status) for t in (P, R)]
+        assert [s.state for s in statuses] == [TaskState.SUSPENDED, TaskState.SUSPENDED]
+        assert mails(h, "reminder") == [] and mails(h, "escalation") == []
+
+        resumed = await h.update(
+            agreement,
+            AgreementWorkflow.resume,
+            ResumptionRequest(
+                actor=admin,
+                suspension_id="tam-dung-muc-1",
+                document=RESUMED_BY,
+                reason="Tiếp tục",
+                shift_deadlines=False,
+            ),
+        )
+        assert resumed.tasks == [P, R]
+
+        async def both_overdue() -> bool:
+            states = [(await task(h, t).query(ObligationWorkflow.status)).state for t in (P, R)]
+            return states == [TaskState.OVERDUE, TaskState.OVERDUE]
+
+        await wait_for(both_overdue)
