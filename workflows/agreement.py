@@ -480,7 +480,13 @@ class AgreementWorkflow:
         self._ledger[task.task_id] = LedgerEntry(
             state=state,
             due_at=task.due_at,
-            agency=task.agency if task.original_agency else None,
+            # Owners a succession changed before the start (the ID names the original).
+            agency=task.agency if task.agency != _id_owners(task.task_id)[0] else None,
+            co_owners=(
+                list(task.co_owners)
+                if list(task.co_owners) != _id_owners(task.task_id)[1:]
+                else None
+            ),
             written_due_at=task.written_due_at or task.due_at,
         )
         # The child's search attributes come with its start: no upsert event in its history.
@@ -1282,20 +1288,24 @@ class AgreementWorkflow:
     def _succeeded(self, task: PlannedTask) -> PlannedTask:
         """A planned task with the successions applied so far: owed by the successors of its
         original owners (the task ID keeps the original)."""
-        original = [task.original_agency or task.agency, *task.co_owners]
-        if task.original_agency is not None:
-            segment = task.task_id.split("/")[2] if task.task_id.count("/") >= 3 else ""
-            original = segment.split(JOINT_SEPARATOR) if segment else original
-        owners = self._succeeded_owners(original, task.obligation_id)
-        if owners == original:
-            return task
-        return task.model_copy(
-            update={
-                "agency": owners[0],
-                "co_owners": owners[1:],
-                "original_agency": original[0],
-            }
+        original = (
+            _id_owners(task.task_id)
+            if _agency_of(task.task_id)
+            else [task.original_agency or task.agency, *task.co_owners]
         )
+        owners = self._succeeded_owners(original, task.obligation_id)
+        update = {
+            "agency": owners[0],
+            "co_owners": owners[1:],
+            "original_agency": original[0] if owners[0] != original[0] else None,
+        }
+        if update == {
+            "agency": task.agency,
+            "co_owners": list(task.co_owners),
+            "original_agency": task.original_agency,
+        }:
+            return task
+        return task.model_copy(update=update)
 
     def _succeeded_plan(self, plan: AgreementPlan) -> AgreementPlan:
         """The plan with each obligation's recipient passed to its successor."""
@@ -1342,9 +1352,7 @@ class AgreementWorkflow:
             if entry.closed:
                 continue
             obligation_id = task_id.split("/")[1]
-            original = (task_id.split("/")[2] if task_id.count("/") >= 3 else "").split(
-                JOINT_SEPARATOR
-            )
+            original = _id_owners(task_id)
             was = self._succeeded_owners(original, obligation_id, earlier)
             now = self._succeeded_owners(original, obligation_id)
             old_obligation = before.obligations.get(obligation_id)
@@ -1373,8 +1381,13 @@ class AgreementWorkflow:
             for succession_id in deciding or touched:
                 touched[succession_id].append(task_id)
             last = next(s for s in reversed(batch) if not deciding or s.succession_id in deciding)
-            if now[0] != original[0]:
-                self._ledger[task_id] = entry.model_copy(update={"agency": now[0]})
+            if now != was:
+                self._ledger[task_id] = entry.model_copy(
+                    update={
+                        "agency": now[0] if now[0] != original[0] else None,
+                        "co_owners": now[1:] if now[1:] != original[1:] else None,
+                    }
+                )
             orders.append(
                 self._order(
                     task_id,
@@ -1437,6 +1450,7 @@ class AgreementWorkflow:
             escalation_level=change.escalation_level,
             closed=change.closed,
             agency=change.agency or previous.agency,
+            co_owners=previous.co_owners,
             written_due_at=previous.written_due_at,
         )
         if change.closed:
@@ -1521,19 +1535,21 @@ class AgreementWorkflow:
         )
 
     def _started_fact(self, task_id: str, entry: LedgerEntry) -> TaskFact:
-        """A started task's fact, owed by its current owners (the ledger's lead, the
-        successions applied to its co-owners); the original lead when it passed."""
+        """A started task's fact, owed by its current owners (the ledger's, recorded when a
+        succession changed them while it was open); the original lead when it passed. A task
+        closed before keeps the owners its ID names."""
         fact = _task_fact(task_id, entry.state, entry.due_at, entry.escalation_level, entry.closed)
         fact = fact.model_copy(update={"written_due_at": entry.written_due_at})
-        if entry.agency is None or entry.agency == fact.agency:
+        if entry.agency is None and entry.co_owners is None:
             return fact
-        current = self._succeeded_owners([fact.agency, *fact.co_owners], fact.obligation_id)
-        lead = entry.agency
+        lead = entry.agency or fact.agency
         return fact.model_copy(
             update={
                 "agency": lead,
-                "co_owners": [a for a in current if a != lead],
-                "original_agency": fact.agency,
+                "co_owners": (
+                    entry.co_owners if entry.co_owners is not None else list(fact.co_owners)
+                ),
+                "original_agency": fact.agency if lead != fact.agency else None,
             }
         )
 
@@ -1614,6 +1630,11 @@ class AgreementWorkflow:
 def _agency_of(task_id: str) -> str:
     """The agency part of a task ID (`agreement/obligation/agency/period`)."""
     return task_id.split("/")[2] if task_id.count("/") >= 3 else ""
+
+
+def _id_owners(task_id: str) -> list[str]:
+    """The owners a task ID names, lead first (`A+B`): the original ones."""
+    return _agency_of(task_id).split(JOINT_SEPARATOR)
 
 
 def _task_fact(

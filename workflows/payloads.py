@@ -445,6 +445,11 @@ class LedgerEntry(Payload):
         description="Issue 17: current lead owner when a succession changed it (the task ID "
         "names the original).",
     )
+    co_owners: list[str] | None = Field(
+        default=None,
+        description="Issue 17: current co-owners when a succession changed them (None: as the "
+        "task ID names them).",
+    )
     written_due_at: AwareDatetime | None = Field(
         default=None,
         description="Issue 17: the due instant as the version in force writes it (before the "

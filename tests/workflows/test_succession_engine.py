@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
 from clock import scenario_year, shift_years
 from harness import harness, recipients, sent_at
 from living import deploy, local, mails, move_to, task, to, write_agreement
@@ -230,3 +231,47 @@ async def test_a_chain_of_successions_on_one_day_ends_with_the_last_successor(
         transferred = to(mails(h, "transferred", OPEN))
         assert "dau-moi.phuong-b@mau.example" in transferred
         assert FOCAL_XA_A not in transferred
+
+
+JOINT_PLAN = PLAN.replace(
+    "          agencies: [STP]\n        recipient: SNV\n        due:\n          kind: fixed\n"
+    "          before: " + y("2027-07-20"),
+    "          agencies: [STP, SNV]\n          jointly: true\n        recipient: SNV\n"
+    "        due:\n          kind: fixed\n          before: " + y("2027-07-20"),
+)
+JOINT_OPEN = f"{AGREEMENT}/bao-cao-giua/SNV+STP/{YEAR}"  # led by SNV, first in the directory
+
+
+@pytest.mark.parametrize(
+    ("successor", "owners"),
+    [("XA_A", ("SNV", ["XA_A"])), ("SNV", ("SNV", []))],
+    ids=["co-owner-replaced", "co-owner-merged-into-lead"],
+)
+async def test_a_joint_tasks_co_owner_passes_and_the_facts_say_so(
+    tmp_path: Path, successor: str, owners: tuple[str, list[str]]
+) -> None:
+    """SNV and STP owe one report jointly, led by SNV; STP passes to `successor` from 01/07:
+    the task and the agreement's facts (what reports read) show the lead unchanged and the new
+    co-owners (the facts kept STP; merged into the lead, the task kept it too)."""
+    assert JOINT_PLAN != PLAN
+    path = write_agreement(tmp_path / "kh", "ke-thua.yaml", JOINT_PLAN)
+    async with harness(tmp_path, directory_path=path.parent / "directory.yaml") as h:
+        agreement = await deploy(h, path)
+        await move_to(h, local(y("2027-06-20T10:00")))
+        await h.update(
+            agreement,
+            AgreementWorkflow.succeed,
+            SuccessionRequest(
+                actor=h.actor("SNV", OfficerRole.ADMIN),
+                succession_id="stp",
+                document=DOCUMENT,
+                effective=date(YEAR, 7, 1),
+                transfers=[Transfer(from_agency="STP", to_agency=successor)],
+            ),
+        )
+        await move_to(h, local(y("2027-07-02T09:00")))
+        status = await task(h, JOINT_OPEN).query(ObligationWorkflow.status)
+        assert (status.task.agency, status.task.co_owners) == owners
+        facts = await agreement.query(AgreementWorkflow.facts)
+        fact = next(t for t in facts.tasks if t.task_id == JOINT_OPEN)
+        assert (fact.agency, fact.co_owners, fact.original_agency) == (*owners, None)
