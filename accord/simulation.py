@@ -208,6 +208,7 @@ def shift_input(input: AgreementInput, years: int) -> AgreementInput:
         t.model_copy(
             update={
                 "due_at": _shift(t.due_at, years) if t.due_at else None,
+                "written_due_at": (_shift(t.written_due_at, years) if t.written_due_at else None),
                 "opens_at": _shift(t.opens_at, years),
             }
         )
@@ -246,9 +247,10 @@ _DUE_IN_KEY = re.compile(r"/(\d{4})(\d{8})\b")
 
 
 def unshift_key(text: str, years: int, agreement_years: range) -> str:
-    """A notice key as the agreement dates it. A key holds the due instant as written when
-    the deadline rule moved it (never shifted) and the shifted due instant otherwise; a year
-    `years` (a multiple of 28) after the agreement's years is a shifted one."""
+    """A notice key as the agreement dates it. A key holds a due instant (the written one
+    when the deadline rule moved it), shifted like every instant of the simulation; a year
+    `years` (a multiple of 28) after the agreement's years is a shifted one, and one already
+    in the agreement's years stays."""
     if years == 0:
         return text
 
@@ -262,8 +264,7 @@ def unshift_key(text: str, years: int, agreement_years: range) -> str:
 
 
 def _back(at: datetime, years: int, agreement_years: range) -> datetime:
-    """A simulated instant in the agreement's own years; one already there stays (the deadline
-    rule's moved due instants are written unshifted, as in `unshift_key`)."""
+    """A simulated instant in the agreement's own years; one already there stays."""
     if at.year not in agreement_years and at.year - years in agreement_years:
         return _shift(at, -years)
     return at

@@ -237,3 +237,38 @@ def test_simulate_refuses_another_agreements_amendment_and_a_bad_succession(
     assert "UBND_X" in unknown.stderr and str(bad) in unknown.stderr
     assert undated.returncode == 2
     assert "expected YYYY-MM-DD:FILE" in undated.stderr
+
+
+def test_simulate_an_amendment_moving_a_running_tasks_date(tmp_path: Path) -> None:
+    """bao-cao-c (running since 12/06) moved from before 14/08 to before 21/08 (Thursday) on
+    01/07: its owner is told then, and it is chased towards the new date, reminder Monday
+    18/08 and escalation Friday 22/08. (The simulation once kept the written due instant 28
+    years early: the moved task was never reminded.)"""
+    signed, _, _ = files(tmp_path)
+    moved = tmp_path / "ke-hoach-doi-han.yaml"
+    moved.write_text(
+        HEAD
+        + "".join(
+            [
+                KEPT[0],
+                obligation("bao-cao-c", "UBND_A", "2025-08-21"),
+                KEPT[2],
+                obligation("bao-cao-bo", "SNV", "2025-06-19"),
+            ]
+        ),
+        encoding="utf-8",
+    )
+
+    result = run_accord_process(
+        "simulate", str(signed), "--json", "--amend", f"2025-07-01:{moved}", timeout=180
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    *mails, _ = [json.loads(line) for line in result.stdout.splitlines()]
+    c = task("bao-cao-c", "UBND_A")
+    assert [(m["at"][:16], m["kind"], m["to"]) for m in mails if m["task"] == c] == [
+        ("2025-07-01T00:00", "due_changed", [A_FOCAL]),
+        ("2025-07-01T00:00", "due_changed", [A_HEAD]),
+        ("2025-08-18T07:30", "reminder", [A_FOCAL]),
+        ("2025-08-22T07:30", "escalation", [A_FOCAL]),
+    ]
