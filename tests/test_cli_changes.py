@@ -360,7 +360,11 @@ def test_suspend_and_resume_an_obligation(
 
     eventually(in_force)
     overview = accord(capsys, "status", "--agreement", aid)
-    held = [line for line in overview.lines if line.startswith(f"Tạm dừng {suspension} từ ")]
+    held = [
+        line
+        for line in overview.lines
+        if line.startswith(f"Tạm dừng {suspension} (nghĩa vụ bao-cao-dot-1) từ ")
+    ]
     assert len(held) == 1
     assert held[0].endswith(f" theo {document}: Chờ hướng dẫn của Bộ Nội vụ")
     row = next(line for line in overview.lines if line.startswith(dot_1))

@@ -970,7 +970,7 @@ class AgreementWorkflow:
             summary=f"tạm dừng theo {request.document}",
         )
         self._publish_details()
-        scope = _scope_text(request.scope)
+        scope = request.scope.text_vi
         return ChangeResult(
             agreement_id=plan.agreement_id,
             applied=True,
@@ -1062,7 +1062,7 @@ class AgreementWorkflow:
             agreement_id=plan.agreement_id,
             applied=True,
             tasks=reached,
-            message=f"Đã tiếp tục {_scope_text(scope)} theo {request.document} ({moved_vi}): "
+            message=f"Đã tiếp tục {scope.text_vi} theo {request.document} ({moved_vi}): "
             f"{len(reached)} nhiệm vụ",
             message_en=f"Resumed {scope.key} by {request.document} ({moved_en}): "
             f"{len(reached)} tasks",
@@ -1485,6 +1485,9 @@ class AgreementWorkflow:
             ignored_signals=self._ignored_signals,
             version=self._versions[-1] if self._versions else None,
             suspensions=[self._suspensions[k] for k in sorted(self._suspensions)],
+            suspension_scopes={
+                k: self._suspension_scopes.get(k, ChangeScope()) for k in sorted(self._suspensions)
+            },
         )
 
     @workflow.query
@@ -1597,7 +1600,7 @@ class AgreementWorkflow:
             suspended = self._suspensions[key]
             scope = self._suspension_scopes.get(key, ChangeScope())
             lines.append(
-                f"- Tạm dừng {_scope_text(scope)} từ "
+                f"- Tạm dừng {scope.text_vi} từ "
                 f"{local_text(suspended.since.astimezone(zone))} theo "
                 f"{clip_summary(suspended.document, 120)}"
             )
@@ -1655,13 +1658,6 @@ def _task_fact(
         escalation_level=level,
         closed=closed,
     )
-
-
-def _scope_text(scope: ChangeScope) -> str:
-    """A suspension's scope, in Vietnamese."""
-    if scope.obligation_id:
-        return f"nghĩa vụ {scope.obligation_id}"
-    return f"mục {scope.item}" if scope.item else "toàn bộ văn bản"
 
 
 def _period_of(task_id: str) -> str:

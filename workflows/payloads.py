@@ -481,6 +481,13 @@ class ChangeScope(Payload):
             return f"obligation:{self.obligation_id}"
         return f"item:{self.item}" if self.item else "agreement"
 
+    @property
+    def text_vi(self) -> str:
+        """In Vietnamese, for mail, details and `accord status`."""
+        if self.obligation_id:
+            return f"nghĩa vụ {self.obligation_id}"
+        return f"mục {self.item}" if self.item else "toàn bộ văn bản"
+
 
 class AgreementVersion(Payload):
     """One version of the agreement (the signed one is version 1; each amendment adds one)."""
@@ -668,6 +675,9 @@ class AgreementOverview(Payload):
     )
     suspensions: list[Suspended] = Field(
         default_factory=list, description="Issue 17: suspensions in force."
+    )
+    suspension_scopes: dict[str, ChangeScope] = Field(
+        default_factory=dict, description="Issue 17: what each suspension in force covers."
     )
 
 

@@ -41,7 +41,7 @@ from accord.cli.engine import (
 from agreements.loader import (
     agreement_files,
 )
-from workflows.payloads import STATE_LABELS_VI, TaskState, agreement_workflow_id
+from workflows.payloads import STATE_LABELS_VI, ChangeScope, TaskState, agreement_workflow_id
 from workflows.search_attributes import (
     SA_AGENCY,
     SA_AGREEMENT,
@@ -284,9 +284,10 @@ async def _print_overview(client: Client, agreement_id: str) -> None:
         )
     for suspended in overview.suspensions:
         since = suspended.since.astimezone(LOCAL_ZONE)
+        scope = overview.suspension_scopes.get(suspended.suspension_id, ChangeScope())
         print(
-            f"Tạm dừng {suspended.suspension_id} từ {since:%H:%M %d/%m/%Y} theo "
-            f"{suspended.document}: {suspended.reason}"
+            f"Tạm dừng {suspended.suspension_id} ({scope.text_vi}) từ "
+            f"{since:%H:%M %d/%m/%Y} theo {suspended.document}: {suspended.reason}"
         )
     for state in TaskState:
         if overview.counts.get(state.value):
