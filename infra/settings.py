@@ -253,7 +253,11 @@ class Settings(BaseSettings):
         # The `.env` is chosen when the settings are built, never from the working folder.
         super().__init__(_env_file=env_file(), **values)
 
-    data_dir: Path = Field(default=Path("data"), description="Embedded server, mail and database.")
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Mail templates and uploads; on embedded defaults also the dev server, the "
+        "mail sink, the SQLite database and the generated claims key.",
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL; unset = SQLite file in the data folder. A secret (it may "
