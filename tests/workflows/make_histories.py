@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -363,27 +363,17 @@ async def record_succession() -> None:
     re-addressed (tests/workflows/test_succession_engine.py)."""
     from harness import harness
     from living import deploy, local, move_to, write_agreement
-    from test_succession_engine import DOCUMENT, PLAN, YEAR, y
+    from test_succession_engine import PLAN, succeed_on_1_july, y
 
     from agreements.succession import Transfer
-    from workflows.agreement import AgreementWorkflow
-    from workflows.payloads import SuccessionRequest
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_agreement(Path(tmp) / "kh", "ke-thua.yaml", PLAN)
         async with harness(Path(tmp), directory_path=path.parent / "directory.yaml") as h:
             agreement = await deploy(h, path)
             await move_to(h, local(y("2027-06-20T10:00")))
-            await h.update(
-                agreement,
-                AgreementWorkflow.succeed,
-                SuccessionRequest(
-                    actor=h.actor("SNV", OfficerRole.ADMIN),
-                    succession_id="sap-nhap-stp",
-                    document=DOCUMENT,
-                    effective=date(YEAR, 7, 1),
-                    transfers=[Transfer(from_agency="STP", to_agency="XA_A")],
-                ),
+            await succeed_on_1_july(
+                h, agreement, "sap-nhap-stp", Transfer(from_agency="STP", to_agency="XA_A")
             )
             await move_to(h, local(y("2027-08-10T12:00")))
             await _save_agreement(agreement, "agreement-succession.json")

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clock import scenario_year, shift_years
-from harness import harness, recipients, sent_at
+from harness import Harness, harness, recipients, sent_at
 from living import deploy, local, mails, move_to, task, to, write_agreement
 from sqlalchemy import select
+from temporalio.client import WorkflowHandle
 
 from agreements.models import OfficerRole
 from agreements.succession import Transfer
 from infra import db
 from workflows.agreement import AgreementWorkflow
 from workflows.obligation import ObligationWorkflow
-from workflows.payloads import SubmitReport, SuccessionRequest, TaskState
+from workflows.payloads import ChangeResult, SubmitReport, SuccessionRequest, TaskState
 
 YEAR = scenario_year(2027, date(2027, 4, 1))
 
@@ -87,6 +89,27 @@ STP_OFFICERS = {"dau-moi.stp@mau.example", "giam-doc.stp@mau.example"}
 FOCAL_XA_A = "dau-moi.xa-a@mau.example"
 HEAD_STP = "giam-doc.stp@mau.example"
 DOCUMENT = y("Nghị quyết số 5/NQ-HĐND ngày 20/06/2027")
+
+
+async def succeed_on_1_july(
+    h: Harness,
+    agreement: WorkflowHandle[AgreementWorkflow, Any],
+    succession_id: str,
+    transfer: Transfer,
+) -> ChangeResult:
+    """An admin's succession of one agency, effective Thu 01/07 (make_histories.py too)."""
+    result: ChangeResult = await h.update(
+        agreement,
+        AgreementWorkflow.succeed,
+        SuccessionRequest(
+            actor=h.actor("SNV", OfficerRole.ADMIN),
+            succession_id=succession_id,
+            document=DOCUMENT,
+            effective=date(YEAR, 7, 1),
+            transfers=[transfer],
+        ),
+    )
+    return result
 
 
 async def test_a_succession_passes_open_and_waiting_tasks_at_its_effective_day(
@@ -202,22 +225,11 @@ async def test_a_chain_of_successions_on_one_day_ends_with_the_last_successor(
     async with harness(tmp_path, directory_path=path.parent / "directory.yaml") as h:
         agreement = await deploy(h, path)
         await move_to(h, local(y("2027-06-20T10:00")))
-        admin = h.actor("SNV", OfficerRole.ADMIN)
         for succession_id, transfer in (
             ("1-xa-a", Transfer(from_agency="XA_A", to_agency="PHUONG_B")),
             ("2-stp", Transfer(from_agency="STP", to_agency="XA_A")),
         ):
-            accepted = await h.update(
-                agreement,
-                AgreementWorkflow.succeed,
-                SuccessionRequest(
-                    actor=admin,
-                    succession_id=succession_id,
-                    document=DOCUMENT,
-                    effective=date(YEAR, 7, 1),
-                    transfers=[transfer],
-                ),
-            )
+            accepted = await succeed_on_1_july(h, agreement, succession_id, transfer)
             assert accepted.applied
 
         await move_to(h, local(y("2027-07-02T09:00")))
@@ -258,16 +270,8 @@ async def test_a_joint_tasks_co_owner_passes_and_the_facts_say_so(
     async with harness(tmp_path, directory_path=path.parent / "directory.yaml") as h:
         agreement = await deploy(h, path)
         await move_to(h, local(y("2027-06-20T10:00")))
-        await h.update(
-            agreement,
-            AgreementWorkflow.succeed,
-            SuccessionRequest(
-                actor=h.actor("SNV", OfficerRole.ADMIN),
-                succession_id="stp",
-                document=DOCUMENT,
-                effective=date(YEAR, 7, 1),
-                transfers=[Transfer(from_agency="STP", to_agency=successor)],
-            ),
+        await succeed_on_1_july(
+            h, agreement, "stp", Transfer(from_agency="STP", to_agency=successor)
         )
         await move_to(h, local(y("2027-07-02T09:00")))
         status = await task(h, JOINT_OPEN).query(ObligationWorkflow.status)
