@@ -577,9 +577,7 @@ async def _search_attribute_gaps(
         ListSearchAttributesRequest(namespace=namespace)
     )
     type_names = {wire: name for name, wire in _INDEXED_VALUE_TYPES.items()}
-    existing = {
-        name: IndexedValueType.Name(kind) for name, kind in listing.custom_attributes.items()
-    }
+    existing = {name: _indexed_type_name(kind) for name, kind in listing.custom_attributes.items()}
     missing = [name for name in SEARCH_ATTRIBUTES if name not in existing]
     conflicts = [
         f"{name} is {type_names.get(existing[name], existing[name])}, Accord needs {kind}"
@@ -597,3 +595,11 @@ async def _search_attribute_gaps(
             )
         )
     return missing, conflicts
+
+
+def _indexed_type_name(kind: int) -> str:
+    """'INDEXED_VALUE_TYPE_KEYWORD', or the number of a type newer than this client."""
+    try:
+        return IndexedValueType.Name(kind)  # type: ignore[arg-type]
+    except ValueError:
+        return f"type {kind}"

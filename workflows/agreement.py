@@ -535,30 +535,34 @@ class AgreementWorkflow:
         except WorkflowAlreadyStartedError:
             # Started by an earlier run whose record of it was lost; the child reports by signal.
             workflow.logger.info("task %s already started", task.task_id)
-            await self._send_orders([(task.task_id, o) for o in self._starting.pop(task.task_id)])
+            await self._drain_held(task.task_id)
             return
-        held = self._starting.pop(task.task_id)
         # Overlapping suspensions (agreement and item): the task waits for the last one. Only
-        # those still in force: one lifted while the task was starting sent its resume to
-        # `held`, which the task ignores as not in force on it.
-        await self._send_orders(
-            [
-                self._order(
-                    task.task_id,
-                    f"{s.suspension_id}/suspend",
-                    "suspend",
-                    actor="system",
-                    document=s.document,
-                    reason=s.reason,
-                    suspension_id=s.suspension_id,
-                )
-                for s in suspensions[1:]
-                if s.suspension_id in self._suspensions
-            ]
-        )
-        # Orders of changes accepted while it was starting, in the order they were accepted.
-        for order in held:
-            await self._send_orders([(task.task_id, order)])
+        # those still in force: one lifted while the task was starting sent its resume to the
+        # held orders, which the task ignores as not in force on it. They go first.
+        self._starting[task.task_id][:0] = [
+            self._order(
+                task.task_id,
+                f"{s.suspension_id}/suspend",
+                "suspend",
+                actor="system",
+                document=s.document,
+                reason=s.reason,
+                suspension_id=s.suspension_id,
+            )[1]
+            for s in suspensions[1:]
+            if s.suspension_id in self._suspensions
+        ]
+        await self._drain_held(task.task_id)
+
+    async def _drain_held(self, task_id: str) -> None:
+        """Send a started task's held orders one by one, in the order they were accepted. The
+        task stays in `_starting` until none is left, so that an order accepted meanwhile
+        queues behind them instead of overtaking them."""
+        held = self._starting[task_id]
+        while held:
+            await self._signal_order(task_id, held.pop(0))
+        del self._starting[task_id]
 
     def _task_calendar(self, task: PlannedTask) -> WorkingCalendar | None:
         """The plan's calendar cut to the years around the task, to keep child inputs small."""
@@ -1204,17 +1208,20 @@ class AgreementWorkflow:
             if task_id in self._starting:
                 self._starting[task_id].append(order)
                 return
-            try:
-                await workflow.get_external_workflow_handle(task_workflow_id(task_id)).signal(
-                    TASK_ORDER_SIGNAL, order
-                )
-            except Exception as error:  # the task is gone: nothing to order
-                workflow.logger.warning(
-                    "order %s to %s not delivered: %s", order.order_id, task_id, error
-                )
+            await self._signal_order(task_id, order)
 
         if orders:
             await asyncio.gather(*(send(task_id, order) for task_id, order in orders))
+
+    async def _signal_order(self, task_id: str, order: TaskOrder) -> None:
+        try:
+            await workflow.get_external_workflow_handle(task_workflow_id(task_id)).signal(
+                TASK_ORDER_SIGNAL, order
+            )
+        except Exception as error:  # the task is gone: nothing to order
+            workflow.logger.warning(
+                "order %s to %s not delivered: %s", order.order_id, task_id, error
+            )
 
     def _covers(self, scope: ChangeScope, obligation_id: str) -> bool:
         if scope.obligation_id is not None:
@@ -1550,7 +1557,9 @@ class AgreementWorkflow:
             update={
                 "agency": lead,
                 "co_owners": (
-                    entry.co_owners if entry.co_owners is not None else list(fact.co_owners)
+                    entry.co_owners
+                    if entry.co_owners is not None
+                    else [a for a in fact.co_owners if a != lead]
                 ),
                 "original_agency": fact.agency if lead != fact.agency else None,
             }

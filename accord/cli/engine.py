@@ -177,7 +177,10 @@ def run_engine_command(command: Coroutine[Any, Any, int]) -> int:
     except RPCError as error:
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise CommandError(f"Temporal did not answer: {error.message}") from error
-        if error.status is RPCStatusCode.INVALID_ARGUMENT and "search attribute" in error.message:
+        if error.status is RPCStatusCode.INVALID_ARGUMENT and any(
+            missing in error.message
+            for missing in ("no mapping defined for search attribute", "invalid search attribute")
+        ):
             # A cluster's namespace without Accord's search attributes: deploy starts workflows
             # with them, status queries them.
             raise CommandError(
