@@ -59,32 +59,19 @@ async def _search_attributes(register: bool) -> int:
             f"namespace {namespace}: {'; '.join(conflicts)}. A search attribute's type cannot "
             "be changed: use another namespace (ACCORD_TEMPORAL__NAMESPACE)."
         )
-    if register:
-        if missing:
-            print(
-                f"namespace {namespace}: registered {', '.join(missing)}"
-                if en
-                else f"namespace {namespace}: đã đăng ký {', '.join(missing)}"
-            )
-        else:
-            print(
-                f"namespace {namespace}: all {len(SEARCH_ATTRIBUTES)} search attributes present"
-                if en
-                else f"namespace {namespace}: đã có đủ {len(SEARCH_ATTRIBUTES)} thuộc tính tìm kiếm"
-            )
-        return 0
-    if missing:
-        print(
-            f"namespace {namespace}: missing {', '.join(missing)}; run "
-            "`accord search-attributes register`"
-            if en
-            else f"namespace {namespace}: thiếu {', '.join(missing)}; hãy chạy "
-            "`accord search-attributes register`"
+
+    def say(en_text: str, vi_text: str) -> None:
+        print(f"namespace {namespace}: {en_text if en else vi_text}")
+
+    if missing and not register:
+        say(
+            f"missing {', '.join(missing)}; run `accord search-attributes register`",
+            f"thiếu {', '.join(missing)}; hãy chạy `accord search-attributes register`",
         )
         return EXIT_FAILED
-    print(
-        f"namespace {namespace}: all {len(SEARCH_ATTRIBUTES)} search attributes present"
-        if en
-        else f"namespace {namespace}: đã có đủ {len(SEARCH_ATTRIBUTES)} thuộc tính tìm kiếm"
-    )
+    if missing:
+        say(f"registered {', '.join(missing)}", f"đã đăng ký {', '.join(missing)}")
+    else:
+        count = len(SEARCH_ATTRIBUTES)
+        say(f"all {count} search attributes present", f"đã có đủ {count} thuộc tính tìm kiếm")
     return 0
