@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,13 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import accord.simulation
 import worker
 import workflows.agreement
-from accord.simulation import ScriptedSubmission, SimulationReport, simulate, start_test_server
+from accord.simulation import (
+    ScriptedSubmission,
+    SimulationReport,
+    SimulationStalled,
+    simulate,
+    start_test_server,
+)
 from agreements.loader import LoadedAgreement, load_agreement
 from infra.settings import SmtpSettings
 from workflows import claims
@@ -312,17 +319,16 @@ def _synthetic(folder: Path) -> Programme:
     return Programme(load_agreement(path), submissions, on_time=5, late=3)
 
 
-async def _simulate_and_check(
-    programme: Programme, tmp_path: Path
-) -> tuple[SimulationReport, list[Run]]:
+async def _simulate_once(programme: Programme, workdir: Path) -> tuple[SimulationReport, list[Run]]:
     # One test server per simulation: once an agreement completes on its last task's signal,
     # the server keeps time skipping locked (bench/README.md).
+    await asyncio.to_thread(workdir.mkdir, parents=True)
     env = await start_test_server()
     try:
         began = time.monotonic()
         async with asyncio.timeout(SIMULATION_TIMEOUT):
             report = await simulate(
-                programme.loaded, submissions=programme.submissions, env=env, workdir=tmp_path
+                programme.loaded, submissions=programme.submissions, env=env, workdir=workdir
             )
         runs = await _check_chain(env.client, report)
         print(
@@ -331,6 +337,24 @@ async def _simulate_and_check(
         )
     finally:
         await env.shutdown()
+    return report, runs
+
+
+async def _simulate_and_check(
+    programme: Programme, tmp_path: Path
+) -> tuple[SimulationReport, list[Run]]:
+    for attempt in (1, 2):
+        try:
+            report, runs = await _simulate_once(programme, tmp_path / f"attempt-{attempt}")
+            break
+        except SimulationStalled as stalled:
+            # The time-skipping test server sometimes answers a long `sleep` with "Timeout
+            # expired" on a loaded 2-core machine (seen once in CI in December 2026; the
+            # agreement is not at fault, the message says so). One more try on a fresh server;
+            # a second stall fails the test.
+            if attempt == 2 or "Timeout expired" not in str(stalled):
+                raise
+            warnings.warn(f"simulation retried after: {stalled}", stacklevel=1)
     assert report.warnings == []
     counts = report.summary.counts
     tasks = len(programme.loaded.occurrences)
